@@ -1,0 +1,124 @@
+// The backend contract: primitive kernels over flat, contiguous, row-major typed arrays.
+// Backends know nothing of tensors or autograd; src/tensor/ calls them and owns the graph.
+
+export type DType = 'float32' | 'float64' | 'int32';
+export type FloatArray = Float32Array | Float64Array;
+export type AnyArray = Float32Array | Float64Array | Int32Array;
+
+/** Element-wise functions of one argument. `gelu` is the exact (erf) form, `gelu_tanh` the tanh approximation. */
+export type UnaryOp =
+  | 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'abs' | 'sign' | 'square' | 'reciprocal'
+  | 'tanh' | 'sigmoid' | 'relu' | 'gelu' | 'gelu_tanh' | 'silu' | 'sin' | 'cos';
+
+/** Element-wise functions of two arguments with NumPy broadcasting. Comparisons write 1 or 0. */
+export type BinaryOp =
+  | 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'max' | 'min'
+  | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
+
+export type ReduceOp = 'sum' | 'max' | 'min';
+
+/**
+ * Every backend implements this. Conventions (llm.c style): outputs first where it reads naturally,
+ * then inputs, then dimensions; `d` prefixes gradient buffers; buffers never alias unless a method says so.
+ * A backend may serve only some dtypes natively and delegate the rest to the reference backend.
+ */
+export interface Backend {
+  readonly name: string;
+
+  /** out[i] = value */
+  fill(out: AnyArray, value: number): void;
+  /** dst[i] = src[i], converting between dtypes (float to int truncates toward zero). Same length. */
+  copy(src: AnyArray, dst: AnyArray): void;
+
+  /** out = f(x); out may alias x. */
+  unary(op: UnaryOp, x: FloatArray, out: FloatArray): void;
+  /** dx = dy * f'(x); y = f(x) is given for ops whose derivative is cheaper from the output. */
+  unaryBackward(op: UnaryOp, x: FloatArray, y: FloatArray, dy: FloatArray, dx: FloatArray): void;
+  /** out = min(max(x, lo), hi) */
+  clamp(x: FloatArray, lo: number, hi: number, out: FloatArray): void;
+
+  /** out = a op b with broadcasting; shapes are already aligned to outShape's rank by the caller. */
+  binary(op: BinaryOp, a: AnyArray, aShape: readonly number[], b: AnyArray, bShape: readonly number[],
+    out: AnyArray, outShape: readonly number[]): void;
+  /** out = cond != 0 ? a : b, all broadcast to outShape (same rank). */
+  where(cond: AnyArray, condShape: readonly number[], a: AnyArray, aShape: readonly number[],
+    b: AnyArray, bShape: readonly number[], out: AnyArray, outShape: readonly number[]): void;
+  /** out = x broadcast to outShape (same rank, x's dims are 1 or equal). */
+  expand(x: AnyArray, xShape: readonly number[], out: AnyArray, outShape: readonly number[]): void;
+
+  /** x viewed as (outer, dim, inner); out (outer, inner) = reduction over dim. */
+  reduce(op: ReduceOp, x: AnyArray, outer: number, dim: number, inner: number, out: AnyArray): void;
+  /** x viewed as (outer, dim, inner); out (outer, inner) = index of the max (first on ties). */
+  argmax(x: AnyArray, outer: number, dim: number, inner: number, out: Int32Array): void;
+
+  /**
+   * Batched GEMM: for b in [0, batch): C_b = alpha * op(A_b) @ op(B_b) + beta * C_b,
+   * op(A_b) is (M, K), op(B_b) is (K, N), C_b is (M, N). A_b starts at b * strideA (0 broadcasts),
+   * likewise B and C. transA means A_b is stored (K, M); transB means B_b is stored (N, K).
+   * With beta = 0, C is written without being read (NaN in C does not leak).
+   */
+  gemm(transA: boolean, transB: boolean, batch: number, M: number, N: number, K: number, alpha: number,
+    A: FloatArray, strideA: number, B: FloatArray, strideB: number, beta: number, C: FloatArray, strideC: number): void;
+
+  /** Row-wise softmax (or log-softmax) over the last axis: x, out (rows, cols). out may alias x. */
+  softmax(x: FloatArray, rows: number, cols: number, log: boolean, out: FloatArray): void;
+  /** Backward of softmax/log-softmax given its output y: dx (rows, cols). */
+  softmaxBackward(y: FloatArray, dy: FloatArray, rows: number, cols: number, log: boolean, dx: FloatArray): void;
+
+  /**
+   * Layer norm over the last axis. x, out (rows, C); weight, bias (C) or null; mean, rstd (rows) are written
+   * for the backward pass.
+   */
+  layerNorm(x: FloatArray, weight: FloatArray | null, bias: FloatArray | null, rows: number, C: number, eps: number,
+    out: FloatArray, mean: FloatArray, rstd: FloatArray): void;
+  /** dx (rows, C) is written; dweight, dbias (C) are accumulated into (+=) when not null. */
+  layerNormBackward(dy: FloatArray, x: FloatArray, weight: FloatArray | null, mean: FloatArray, rstd: FloatArray,
+    rows: number, C: number, dx: FloatArray, dweight: FloatArray | null, dbias: FloatArray | null): void;
+
+  /**
+   * Fused softmax cross-entropy from logits (N, V) and int targets (N). Writes losses (N) (0 where the target is
+   * ignoreIndex) and lse (N), the log-sum-exp of each row, kept for the backward pass. With label smoothing s the
+   * target distribution is (1 - s) one-hot + s / V.
+   */
+  crossEntropy(logits: FloatArray, targets: Int32Array, N: number, V: number, ignoreIndex: number,
+    labelSmoothing: number, losses: FloatArray, lse: FloatArray): void;
+  /** dlogits (N, V) = (softmax - target distribution) * dlosses[n]; rows with ignored targets get 0. */
+  crossEntropyBackward(logits: FloatArray, targets: Int32Array, lse: FloatArray, dlosses: FloatArray, N: number,
+    V: number, ignoreIndex: number, labelSmoothing: number, dlogits: FloatArray): void;
+
+  /** x viewed as (outer, dim, inner); out (outer, idx.length, inner) = x[:, idx, :]. Embedding is outer = 1. */
+  indexSelect(x: AnyArray, outer: number, dim: number, inner: number, idx: Int32Array, out: AnyArray): void;
+  /** Reverse of indexSelect: dx[:, idx[j], :] += dout[:, j, :] (accumulates; repeated indices add up). */
+  indexAdd(dout: FloatArray, outer: number, dim: number, inner: number, idx: Int32Array, dx: FloatArray): void;
+  /** torch.gather along the middle axis: x (outer, dim, inner), idx and out (outer, k, inner). */
+  gather(x: AnyArray, outer: number, dim: number, inner: number, idx: Int32Array, k: number, out: AnyArray): void;
+  /** Reverse of gather: dx[o, idx[o,j,i], i] += dout[o, j, i]. */
+  scatterAdd(dout: FloatArray, outer: number, dim: number, inner: number, idx: Int32Array, k: number, dx: FloatArray): void;
+
+  /** out = x with its axes permuted: out.shape[i] = shape[perm[i]]. */
+  permute(x: AnyArray, shape: readonly number[], perm: readonly number[], out: AnyArray): void;
+  /** src (outer, srcDim, inner) -> dst (outer, len, inner) = src[:, start:start+len, :] */
+  sliceCopy(src: AnyArray, outer: number, srcDim: number, inner: number, start: number, len: number, dst: AnyArray): void;
+  /** dst (outer, dstDim, inner)[:, start:start+len, :] = src (outer, len, inner); the rest of dst is untouched. */
+  sliceAssign(src: AnyArray, outer: number, dstDim: number, inner: number, start: number, len: number, dst: AnyArray): void;
+
+  /**
+   * Scaled dot-product attention, heads interleaved in the channel axis as a Linear layer writes them:
+   * q (B, Tq, NH, HS), k and v (B, Tk, NH, HS), out (B, Tq, NH, HS), lse (B, NH, Tq) kept for backward.
+   * With causal, query i (0-based among Tq) sees keys 0 .. i + (Tk - Tq), so a KV cache works with Tq < Tk.
+   */
+  attention(q: FloatArray, k: FloatArray, v: FloatArray, B: number, Tq: number, Tk: number, NH: number, HS: number,
+    causal: boolean, scale: number, out: FloatArray, lse: FloatArray): void;
+  /** Gradients of attention; dq, dk, dv are written (not accumulated). */
+  attentionBackward(dout: FloatArray, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray,
+    B: number, Tq: number, Tk: number, NH: number, HS: number, causal: boolean, scale: number,
+    dq: FloatArray, dk: FloatArray, dv: FloatArray): void;
+
+  /**
+   * AdamW in place on n elements (PyTorch semantics): p -= lr * wd * p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+   * p -= lr * (m / bc1) / (sqrt(v / bc2) + eps), where bc1 = 1 - b1^t, bc2 = 1 - b2^t are passed in.
+   * Adam (L2 decay) is the caller adding wd * p to g first and passing weightDecay 0.
+   */
+  adamw(param: FloatArray, grad: FloatArray, m: FloatArray, v: FloatArray, lr: number, beta1: number, beta2: number,
+    eps: number, weightDecay: number, bc1: number, bc2: number): void;
+}

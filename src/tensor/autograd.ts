@@ -1,0 +1,124 @@
+// Reverse-mode autograd, define-by-run. An op attaches a Node (its inputs and a backward closure) to its
+// output when grad is enabled and an input requires it; backward() walks the graph in reverse topological
+// order (an explicit stack, so deep graphs cannot overflow) and frees it afterwards.
+
+import type { Tensor } from './tensor.js';
+
+/** Returns one gradient per input (null where the input needs none). Runs with grad disabled. */
+export type BackwardFn = (grad: Tensor) => (Tensor | null)[];
+
+export interface Node {
+  readonly op: string;
+  readonly inputs: readonly Tensor[];
+  readonly backward: BackwardFn;
+}
+
+let gradEnabled = true;
+const registered = new Set<string>();
+
+/** Whether ops currently record the graph. */
+export function isGradEnabled(): boolean { return gradEnabled; }
+
+/**
+ * Runs fn without recording the graph (inference, evaluation, optimizer updates), then restores the mode.
+ * `kiln.noGrad(() => net.forward(x))`
+ */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** Runs fn with graph recording on (e.g. inside a noGrad block). */
+export function enableGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = true;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** Declares a differentiable op by name, so tests can check that every op has a gradient check. */
+export function defineOp<F extends (...args: never[]) => Tensor>(name: string, fn: F): F {
+  registered.add(name);
+  return fn;
+}
+
+/** Names of every op declared with defineOp. */
+export function registeredOps(): string[] { return [...registered].sort(); }
+
+/** Attaches the backward closure to out when any input requires grad and grad mode is on. Returns out. */
+export function record(op: string, out: Tensor, inputs: readonly Tensor[], backward: BackwardFn): Tensor {
+  if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
+    out.requiresGrad = true;
+    out.node = { op, inputs, backward };
+  }
+  return out;
+}
+
+/** Reverse topological order of the graph below root (root first). */
+function topoOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>([root]);
+  const stack: [Tensor, number][] = [[root, 0]];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    const inputs = top[0].node?.inputs ?? [];
+    if (top[1] < inputs.length) {
+      const child = inputs[top[1]++];
+      if (child.requiresGrad && !seen.has(child)) {
+        seen.add(child);
+        stack.push([child, 0]);
+      }
+    } else {
+      stack.pop();
+      order.push(top[0]);
+    }
+  }
+  return order.reverse();
+}
+
+export interface BackwardOptions { retainGraph?: boolean }
+
+/** Backpropagates from root, accumulating into the .grad of every leaf that requires grad. */
+export function runBackward(root: Tensor, gradient: Tensor, options: BackwardOptions = {}): void {
+  const order = topoOrder(root);
+  const grads = new Map<Tensor, Tensor>([[root, gradient]]);
+  noGrad(() => {
+    for (const t of order) {
+      const g = grads.get(t);
+      grads.delete(t);
+      if (!g) continue;
+      const node = t.node;
+      if (!node) {
+        accumulateLeaf(t, g);
+        continue;
+      }
+      const inGrads = node.backward(g);
+      node.inputs.forEach((input, i) => {
+        const gi = inGrads[i];
+        if (!gi || !input.requiresGrad) return;
+        const prev = grads.get(input);
+        grads.set(input, prev ? prev.add(gi) : gi);
+      });
+      if (!options.retainGraph) t.node = null;
+    }
+  });
+}
+
+function accumulateLeaf(t: Tensor, g: Tensor): void {
+  if (t.grad) {
+    const dst = t.grad.storage;
+    const src = g.storage;
+    for (let i = 0; i < dst.length; i++) dst[i] += src[i];
+  } else {
+    // A fresh copy: g may be shared with another branch of the graph.
+    t.grad = g.clone().detach();
+  }
+}

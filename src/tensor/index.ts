@@ -1,0 +1,24 @@
+// The tensor layer's public surface: the Tensor class, creation, ops as functions, autograd controls, RNG.
+
+export { Tensor, isTensor, type NestedArray, type TensorLike } from './tensor.js';
+export { noGrad, enableGrad, isGradEnabled, registeredOps, defineOp, record, type BackwardFn } from './autograd.js';
+export { Generator, manualSeed, defaultGenerator, type GeneratorState } from './random.js';
+export {
+  tensor, zeros, ones, full, zerosLike, onesLike, fullLike, arange, linspace, eye, rand, randn, randint,
+  type CreateOptions, type RandomOptions,
+} from './creation.js';
+export {
+  add, sub, mul, div, pow, maximum, minimum, neg, exp, log, sqrt, rsqrt, abs, sign, square, reciprocal, sin, cos,
+  tanh, sigmoid, relu, gelu, silu, clamp, eq, ne, lt, le, gt, ge, where, clone, cast, sumTo,
+} from './ops/elementwise.js';
+export { sum, mean, max, min, variance, std, logsumexp, argmax, argmin, type VarOptions } from './ops/reduce.js';
+export { matmul, mmT, linear } from './ops/matmul.js';
+export {
+  reshape, flatten, permute, transpose, squeeze, unsqueeze, expand, narrow, slice, cat, stack, split, chunk,
+  indexSelect, gather,
+} from './ops/shape-ops.js';
+export {
+  softmax, logSoftmax, layerNorm, embedding, dropout, crossEntropy, attention,
+  type CrossEntropyOptions, type AttentionOptions,
+} from './ops/nn-ops.js';
+export { sizeOf, broadcastShapes, type Shape } from './shape.js';

@@ -1,0 +1,10 @@
+// nn: modules, layers, initialisers and functional losses/activations. Exported as kiln.nn.
+
+export { Module, ModuleList, ModuleDict, Parameter, type StateDict, type LoadOptions, type LoadResult } from './module.js';
+export { Linear, type LinearOptions } from './layers/linear.js';
+export { Embedding } from './layers/embedding.js';
+export { LayerNorm, RMSNorm, type LayerNormOptions } from './layers/norm.js';
+export { ReLU, Tanh, Sigmoid, SiLU, GELU, Identity, Dropout } from './layers/activation.js';
+export { Sequential, MLP, type MLPOptions, type Forward } from './layers/sequential.js';
+export * as init from './init.js';
+export * as functional from './functional.js';

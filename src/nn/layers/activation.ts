@@ -1,0 +1,25 @@
+// Parameter-free layers: activations and dropout, so they can sit in a Sequential.
+
+import { dropout } from '../../tensor/ops/nn-ops.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { Module } from '../module.js';
+
+export class ReLU extends Module { forward(x: Tensor): Tensor { return x.relu(); } }
+export class Tanh extends Module { forward(x: Tensor): Tensor { return x.tanh(); } }
+export class Sigmoid extends Module { forward(x: Tensor): Tensor { return x.sigmoid(); } }
+export class SiLU extends Module { forward(x: Tensor): Tensor { return x.silu(); } }
+export class Identity extends Module { forward(x: Tensor): Tensor { return x; } }
+
+export class GELU extends Module {
+  constructor(readonly approximate: 'none' | 'tanh' = 'none') { super(); }
+  forward(x: Tensor): Tensor { return x.gelu(this.approximate); }
+}
+
+/** Zeroes elements with probability p while training; the identity in eval mode. */
+export class Dropout extends Module {
+  constructor(readonly p = 0.5) {
+    super();
+    if (!(p >= 0 && p <= 1)) throw new Error(`Dropout: p must be in [0, 1], got ${p}`);
+  }
+  forward(x: Tensor): Tensor { return dropout(x, this.p, this.training); }
+}

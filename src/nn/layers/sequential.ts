@@ -1,0 +1,64 @@
+// Sequential chains modules; MLP builds the common Linear-activation stack from a list of widths.
+
+import type { DType } from '../../backend/index.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { Module } from '../module.js';
+import { Dropout, GELU, ReLU, SiLU, Tanh } from './activation.js';
+import { Linear } from './linear.js';
+
+/** A module with a single-tensor forward, as Sequential needs. */
+export interface Forward { forward(x: Tensor): Tensor }
+
+/** Runs its modules in order; they are named '0', '1', ... as in PyTorch. */
+export class Sequential extends Module {
+  private layers: (Module & Forward)[];
+
+  constructor(...layers: (Module & Forward)[]) {
+    super();
+    for (const [i, l] of layers.entries()) {
+      if (!(l instanceof Module) || typeof (l as Forward).forward !== 'function') {
+        throw new Error(`Sequential: item ${i} is not a Module with a forward method`);
+      }
+    }
+    this.layers = layers;
+  }
+
+  override namedChildren(): [string, Module][] { return this.layers.map((m, i) => [String(i), m]); }
+  get length(): number { return this.layers.length; }
+  at(i: number): Module & Forward { return this.layers[i < 0 ? this.layers.length + i : i]; }
+
+  forward(x: Tensor): Tensor {
+    let h = x;
+    for (const l of this.layers) h = l.forward(h);
+    return h;
+  }
+}
+
+export interface MLPOptions {
+  activation?: 'relu' | 'gelu' | 'tanh' | 'silu';
+  dropout?: number;
+  bias?: boolean;
+  dtype?: DType;
+}
+
+/**
+ * `new nn.MLP([784, 256, 256, 10])`: Linear layers with an activation (and optional dropout) between them,
+ * none after the last.
+ */
+export class MLP extends Sequential {
+  constructor(sizes: readonly number[], options: MLPOptions = {}) {
+    if (sizes.length < 2) throw new Error(`MLP: need at least an input and an output size, got [${sizes.join(', ')}]`);
+    const layers: (Module & Forward)[] = [];
+    const act = options.activation ?? 'relu';
+    const make = { relu: () => new ReLU(), gelu: () => new GELU(), tanh: () => new Tanh(), silu: () => new SiLU() }[act];
+    if (!make) throw new Error(`MLP: unknown activation '${act}'; expected relu, gelu, tanh or silu`);
+    for (let i = 0; i + 1 < sizes.length; i++) {
+      layers.push(new Linear(sizes[i], sizes[i + 1], { bias: options.bias, dtype: options.dtype }));
+      if (i + 2 < sizes.length) {
+        layers.push(make());
+        if (options.dropout) layers.push(new Dropout(options.dropout));
+      }
+    }
+    super(...layers);
+  }
+}

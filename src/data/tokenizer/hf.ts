@@ -1,0 +1,87 @@
+// Any Hugging Face tokenizer.json (Llama, Mistral, BERT, ...), loaded and run by the @huggingface/tokenizers
+// library behind Kiln's Tokenizer interface. Kiln's own tokenizers are checked against this library.
+
+import { Tokenizer as HfLibTokenizer } from '@huggingface/tokenizers';
+import { writeFileAtomic } from '../text/atomic.js';
+import { checkIds, checkSpecialTokens, specialAddedToken, type EncodeOptions, type HfTokenizerJson, type Tokenizer } from './tokenizer.js';
+
+/**
+ * A tokenizer.json run by the @huggingface/tokenizers library (pure JavaScript, offline). Special tokens in
+ * the text are always recognised (the library has no switch for it), so `allowSpecial: false` is refused.
+ *
+ * @example
+ * ```ts
+ * const tok = new HfTokenizer(JSON.parse(readFileSync('tokenizer.json', 'utf8')));
+ * tok.decode(tok.encode('Hello')); // 'Hello'
+ * ```
+ */
+export class HfTokenizer implements Tokenizer {
+  readonly kind = 'hf';
+  private json: HfTokenizerJson;
+  private config: Record<string, unknown>;
+  private lib: HfLibTokenizer;
+  private size = 0;
+
+  /**
+   * @param json a parsed tokenizer.json
+   * @param config the model's tokenizer_config.json, when there is one (it holds decode-time settings)
+   */
+  constructor(json: HfTokenizerJson, config: Record<string, unknown> = {}) {
+    this.json = structuredClone(json);
+    this.config = { ...config };
+    this.lib = this.build();
+  }
+
+  private build(): HfLibTokenizer {
+    const lib = new HfLibTokenizer(this.json, { clean_up_tokenization_spaces: false, ...this.config });
+    let max = -1;
+    for (const id of lib.get_vocab(true).values()) max = Math.max(max, id);
+    this.size = max + 1;
+    return lib;
+  }
+
+  get vocabSize(): number {
+    return this.size;
+  }
+
+  encode(text: string, options: EncodeOptions = {}): number[] {
+    if (options.allowSpecial === false) {
+      throw new Error('HfTokenizer.encode: allowSpecial false is not supported by @huggingface/tokenizers; expected true or unset, found false.');
+    }
+    return this.lib.encode(text, { add_special_tokens: false }).ids;
+  }
+
+  decode(ids: ArrayLike<number>): string {
+    checkIds(ids, this.size, 'decode');
+    return this.lib.decode(Array.from(ids), { skip_special_tokens: false, clean_up_tokenization_spaces: false });
+  }
+
+  specialTokens(): Map<string, number> {
+    return new Map(this.json.added_tokens.filter((t) => t.special).map((t) => [t.content, t.id]));
+  }
+
+  addSpecialTokens(tokens: readonly string[]): number[] {
+    checkSpecialTokens(tokens, 'addSpecialTokens');
+    const ids = tokens.map((t) => {
+      const have = this.tokenToId(t);
+      if (have !== undefined) return have;
+      const id = this.size++;
+      this.json.added_tokens.push(specialAddedToken(id, t));
+      return id;
+    });
+    this.lib = this.build();
+    return ids;
+  }
+
+  tokenToId(token: string): number | undefined {
+    return this.lib.token_to_id(token);
+  }
+
+  toJSON(): HfTokenizerJson {
+    return structuredClone(this.json);
+  }
+
+  save(path: string): void {
+    writeFileAtomic(path, JSON.stringify(this.json));
+  }
+}

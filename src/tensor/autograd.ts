@@ -15,6 +15,8 @@ export interface Node {
 
 let gradEnabled = true;
 const registered = new Set<string>();
+/** Non-leaf tensors whose graph an earlier backward() freed. */
+const released = new WeakSet<Tensor>();
 
 /** Whether ops currently record the graph. */
 export function isGradEnabled(): boolean { return gradEnabled; }
@@ -89,6 +91,10 @@ export interface BackwardOptions { retainGraph?: boolean }
 /** Backpropagates from root, accumulating into the .grad of every leaf that requires grad. */
 export function runBackward(root: Tensor, gradient: Tensor, options: BackwardOptions = {}): void {
   const order = topoOrder(root);
+  if (order.some((t) => released.has(t))) {
+    throw new Error('backward: part of this graph was already freed by an earlier backward(); pass ' +
+      '{ retainGraph: true } to the first call to backpropagate through it twice');
+  }
   const grads = new Map<Tensor, Tensor>([[root, gradient]]);
   noGrad(() => {
     for (const t of order) {
@@ -107,7 +113,10 @@ export function runBackward(root: Tensor, gradient: Tensor, options: BackwardOpt
         const prev = grads.get(input);
         grads.set(input, prev ? prev.add(gi) : gi);
       });
-      if (!options.retainGraph) t.node = null;
+      if (!options.retainGraph) {
+        t.node = null;
+        released.add(t);
+      }
     }
   });
 }

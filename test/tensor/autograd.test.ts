@@ -1,0 +1,72 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as kiln from '../../src/index.js';
+
+test('gradients accumulate when a tensor is used twice and across backward calls', () => {
+  const x = kiln.tensor([1, 2, 3], { dtype: 'float64', requiresGrad: true });
+  x.mul(x).sum().backward(); // d/dx x^2 = 2x
+  assert.deepEqual(x.grad!.toArray(), [2, 4, 6]);
+  x.mul(3).sum().backward(); // accumulates + 3
+  assert.deepEqual(x.grad!.toArray(), [5, 7, 9]);
+});
+
+test('noGrad records nothing, detach cuts the graph, requiresGrad_ rejects int tensors', () => {
+  const x = kiln.ones([2], { requiresGrad: true });
+  const y = kiln.noGrad(() => x.mul(2));
+  assert.equal(y.requiresGrad, false);
+  assert.equal(x.mul(2).detach().requiresGrad, false);
+  assert.throws(() => kiln.zeros([2], { dtype: 'int32' }).requiresGrad_(), /floating-point/);
+  assert.equal(kiln.isGradEnabled(), true);
+});
+
+test('backward on a non-scalar without a gradient says so; with one it works', () => {
+  const x = kiln.ones([2, 2], { requiresGrad: true });
+  const y = x.mul(3);
+  assert.throws(() => y.backward(), /shape \[2, 2\].*single-element/);
+  y.backward(kiln.ones([2, 2]));
+  assert.deepEqual(x.grad!.toArray(), [[3, 3], [3, 3]]);
+  assert.throws(() => kiln.ones([2]).sum().backward(), /does not require grad/);
+  assert.throws(() => x.mul(2).backward(kiln.ones([3])), /gradient shape \[3\] does not match/);
+});
+
+test('the graph is released after backward', () => {
+  const x = kiln.ones([2], { requiresGrad: true });
+  const h = x.mul(2);
+  const loss = h.sum();
+  loss.backward();
+  assert.equal(loss.node, null);
+  assert.equal(h.node, null);
+  assert.throws(() => loss.backward(), /already freed/);
+  const z = x.mul(2);
+  const s2 = z.sum();
+  s2.backward(undefined, { retainGraph: true });
+  s2.backward();
+  assert.deepEqual(x.grad!.toArray(), [6, 6]);
+});
+
+test('deep graphs do not overflow the stack', () => {
+  const x = kiln.ones([1], { requiresGrad: true, dtype: 'float64' });
+  let y = x;
+  for (let i = 0; i < 20000; i++) y = y.mul(1);
+  y.sum().backward();
+  assert.equal(x.grad!.item(), 1);
+});
+
+test('no memory growth over thousands of training steps', () => {
+  // Retained graph objects would grow the heap step after step; a released graph keeps it flat.
+  const w = kiln.randn([64, 64], { requiresGrad: true });
+  const x = kiln.randn([32, 64]);
+  const step = (): void => {
+    const loss = x.matmul(w).tanh().matmul(w).square().mean();
+    loss.backward();
+    w.grad = null;
+  };
+  for (let i = 0; i < 300; i++) step();
+  global.gc?.();
+  const before = process.memoryUsage().heapUsed;
+  for (let i = 0; i < 3000; i++) step();
+  global.gc?.();
+  const grown = process.memoryUsage().heapUsed - before;
+  // 3000 retained graphs of a few tensors each would be far beyond 20 MB.
+  assert.ok(grown < 20 * 1024 * 1024, `heap grew by ${(grown / 1e6).toFixed(1)} MB over 3000 steps`);
+});

@@ -1,0 +1,118 @@
+// Every registered differentiable op is checked against central finite differences in float64, and a test
+// fails when an op has no case here, so coverage cannot slip as ops are added.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as kiln from '../../src/index.js';
+import type { Tensor } from '../../src/index.js';
+import { gradcheck, leaf, type GradcheckOptions } from '../helpers/gradcheck.js';
+
+type Case = { fn: (...xs: Tensor[]) => Tensor; inputs: () => Tensor[]; options?: GradcheckOptions };
+const i32 = (v: number[], shape?: number[]): Tensor => kiln.tensor(v, { dtype: 'int32', shape });
+
+const unary = (f: (x: Tensor) => Tensor, opts: Parameters<typeof leaf>[2] = {}): Case[] => [
+  { fn: f, inputs: () => [leaf([3, 4], 1, opts)] },
+];
+
+export const cases: Record<string, Case[]> = {
+  neg: unary((x) => x.neg()),
+  exp: unary((x) => x.exp()),
+  log: unary((x) => x.log(), { positive: true }),
+  sqrt: unary((x) => x.sqrt(), { positive: true }),
+  rsqrt: unary((x) => x.rsqrt(), { positive: true }),
+  abs: unary((x) => x.abs(), { awayFromZero: true }),
+  sign: unary((x) => x.sign(), { awayFromZero: true }),
+  square: unary((x) => x.square()),
+  reciprocal: unary((x) => x.reciprocal(), { awayFromZero: true }),
+  sin: unary((x) => x.sin()),
+  cos: unary((x) => x.cos()),
+  tanh: unary((x) => x.tanh()),
+  sigmoid: unary((x) => x.sigmoid()),
+  relu: unary((x) => x.relu(), { awayFromZero: true }),
+  silu: unary((x) => x.silu()),
+  gelu: [
+    { fn: (x) => x.gelu(), inputs: () => [leaf([3, 5], 2)] },
+    { fn: (x) => x.gelu('tanh'), inputs: () => [leaf([3, 5], 3)] },
+  ],
+  add: [
+    { fn: (a, b) => a.add(b), inputs: () => [leaf([3, 4], 1), leaf([4], 2)] },
+    { fn: (a, b) => a.add(b), inputs: () => [leaf([2, 1, 4], 1), leaf([3, 1], 2)] },
+    { fn: (a) => a.add(2.5), inputs: () => [leaf([3], 1)] },
+  ],
+  sub: [{ fn: (a, b) => a.sub(b), inputs: () => [leaf([3, 1], 1), leaf([1, 4], 2)] }],
+  mul: [{ fn: (a, b) => a.mul(b), inputs: () => [leaf([2, 1, 4], 3), leaf([3, 1], 4)] }],
+  div: [{ fn: (a, b) => a.div(b), inputs: () => [leaf([3, 4], 5), leaf([4], 6, { awayFromZero: true })] }],
+  pow: [
+    { fn: (a) => a.pow(3), inputs: () => [leaf([3, 4], 7)] },
+    { fn: (a, b) => a.pow(b), inputs: () => [leaf([3, 4], 8, { positive: true }), leaf([3, 4], 9)] },
+  ],
+  maximum: [{ fn: (a, b) => a.maximum(b), inputs: () => [leaf([3, 4], 10), leaf([4], 11)] }],
+  minimum: [{ fn: (a, b) => a.minimum(b), inputs: () => [leaf([3, 4], 12), leaf([3, 1], 13)] }],
+  where: [{
+    fn: (a, b) => kiln.where(kiln.tensor([[1, 0, 1, 0]], { dtype: 'float64' }), a, b),
+    inputs: () => [leaf([3, 4], 14), leaf([3, 1], 15)],
+  }],
+  clamp: [{ fn: (x) => x.clamp(-0.5, 0.7), inputs: () => [leaf([4, 5], 16)] }],
+  clone: unary((x) => x.clone()),
+  cast: [{ fn: (x) => x.to('float32').mul(2).to('float64'), inputs: () => [leaf([5], 17)], options: { eps: 1e-2, rtol: 1e-4, atol: 1e-5 } }],
+  sum: [
+    { fn: (x) => x.sum(), inputs: () => [leaf([2, 3, 4], 18)] },
+    { fn: (x) => x.sum([0, 2], true), inputs: () => [leaf([2, 3, 4], 19)] },
+    { fn: (x) => x.sum(1), inputs: () => [leaf([2, 3, 4], 20)] },
+  ],
+  max: [{ fn: (x) => x.max(1), inputs: () => [leaf([3, 5], 21)] }, { fn: (x) => x.max(), inputs: () => [leaf([4], 22)] }],
+  min: [{ fn: (x) => x.min([0, 2], true), inputs: () => [leaf([2, 3, 4], 23)] }],
+  mmT: [
+    { fn: (a, b) => a.matmul(b), inputs: () => [leaf([3, 4], 24), leaf([4, 2], 25)] },
+    { fn: (a, b) => a.matmul(b), inputs: () => [leaf([2, 1, 3, 4], 26), leaf([5, 4, 2], 27)] },
+    { fn: (a, b) => a.matmul(b), inputs: () => [leaf([4], 28), leaf([4], 29)] },
+    { fn: (a, b) => kiln.mmT(a, b, true, true), inputs: () => [leaf([4, 3], 30), leaf([2, 4], 31)] },
+    { fn: (a, b) => kiln.mmT(a, b, true, false), inputs: () => [leaf([2, 4, 3], 32), leaf([2, 4, 5], 33)] },
+  ],
+  linear: [
+    { fn: (x, w, b) => kiln.linear(x, w, b), inputs: () => [leaf([2, 3, 4], 34), leaf([5, 4], 35), leaf([5], 36)] },
+    { fn: (x, w) => kiln.linear(x, w), inputs: () => [leaf([3, 4], 37), leaf([2, 4], 38)] },
+  ],
+  reshape: unary((x) => x.reshape([4, -1])),
+  permute: [{ fn: (x) => x.permute([2, 0, 1]), inputs: () => [leaf([2, 3, 4], 39)] }],
+  expand: [{ fn: (x) => x.expand([2, 3, 4]), inputs: () => [leaf([3, 1], 40)] }],
+  narrow: [{ fn: (x) => x.narrow(1, 1, 2), inputs: () => [leaf([2, 4, 3], 41)] }],
+  cat: [{ fn: (a, b) => kiln.cat([a, b], 1), inputs: () => [leaf([2, 3], 42), leaf([2, 2], 43)] }],
+  indexSelect: [{ fn: (x) => x.indexSelect(0, i32([2, 0, 2])), inputs: () => [leaf([3, 4], 44)] }],
+  gather: [{ fn: (x) => x.gather(1, i32([0, 2, 1, 1, 0, 0], [2, 3])), inputs: () => [leaf([2, 4], 45)] }],
+  softmax: [{ fn: (x) => x.softmax(-1), inputs: () => [leaf([3, 5], 46)] }, { fn: (x) => x.softmax(0), inputs: () => [leaf([3, 5], 47)] }],
+  logSoftmax: [{ fn: (x) => x.logSoftmax(-1), inputs: () => [leaf([3, 5], 48)] }],
+  layerNorm: [
+    { fn: (x, w, b) => kiln.layerNorm(x, 6, w, b), inputs: () => [leaf([2, 3, 6], 49), leaf([6], 50), leaf([6], 51)] },
+    { fn: (x) => kiln.layerNorm(x, [2, 3]), inputs: () => [leaf([4, 2, 3], 52)] },
+  ],
+  embedding: [{ fn: (w) => kiln.embedding(i32([1, 3, 1, 0], [2, 2]), w), inputs: () => [leaf([4, 3], 53)] }],
+  dropout: [{ fn: (x) => kiln.dropout(x, 0.4, true, new kiln.Generator(3)), inputs: () => [leaf([4, 5], 54)] }],
+  crossEntropy: [
+    { fn: (x) => kiln.crossEntropy(x, i32([0, 3, 1, 2])), inputs: () => [leaf([4, 5], 55)] },
+    { fn: (x) => kiln.crossEntropy(x, i32([0, -100, 1, 4]), { labelSmoothing: 0.1, reduction: 'sum' }), inputs: () => [leaf([4, 5], 56)] },
+    { fn: (x) => kiln.crossEntropy(x, i32([0, 2, 1, 1, 0, 2], [2, 3]), { reduction: 'none' }), inputs: () => [leaf([2, 3, 3], 57)] },
+  ],
+  attention: [
+    { fn: (q, k, v) => kiln.attention(q, k, v, { heads: 2 }), inputs: () => [leaf([2, 3, 4], 58), leaf([2, 3, 4], 59), leaf([2, 3, 4], 60)] },
+    { fn: (q, k, v) => kiln.attention(q, k, v, { heads: 1, causal: false }), inputs: () => [leaf([1, 2, 3], 61), leaf([1, 4, 3], 62), leaf([1, 4, 3], 63)] },
+    { fn: (q, k, v) => kiln.attention(q, k, v, { heads: 2 }), inputs: () => [leaf([1, 2, 4], 64), leaf([1, 5, 4], 65), leaf([1, 5, 4], 66)] },
+  ],
+};
+
+test('every registered op has a gradient check', () => {
+  const missing = kiln.registeredOps().filter((op) => !(op in cases));
+  assert.deepEqual(missing, [], `ops without a gradient check: ${missing.join(', ')}`);
+});
+
+for (const [op, list] of Object.entries(cases)) {
+  test(`gradcheck ${op}`, () => {
+    list.forEach((c, i) => gradcheck(`${op}#${i}`, c.fn, c.inputs(), c.options));
+  });
+}
+
+test('gradcheck catches a wrong backward', () => {
+  // An op whose backward is deliberately off by a factor of two must be caught.
+  const wrong = (x: Tensor): Tensor => kiln.record('wrong', kiln.noGrad(() => x.mul(3)), [x], (g) => [g.mul(6)]);
+  assert.throws(() => gradcheck('wrong', wrong, [leaf([3], 1)]), /analytic 6|analytic -?\d/);
+});

@@ -1,0 +1,193 @@
+/* Causal multi-head attention, forward and backward, flash-style: per (batch, head) and block of query rows,
+ * scores exist only for that block (never the whole T x T matrix of every head), and the forward keeps the
+ * log-sum-exp of each row for the backward pass. q, k, v are (B, T, NH, HS) with heads interleaved in
+ * channels; each head is copied to contiguous (T, HS) buffers and multiplied with the packed GEMM. Work is
+ * split by (batch, head[, query block]) in fixed order, so results do not depend on the thread count. */
+#include "kiln.h"
+#include "vmath.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define QB 64
+
+typedef struct {
+  const float *q, *k, *v, *out_in, *dout, *lse_in;
+  float *out, *lse, *dq, *dk, *dv;
+  int B, Tq, Tk, NH, HS, causal, nqb;
+  float scale;
+  size_t tasks;
+  int failed;
+} att_job;
+
+static void head_gather(float *dst, const float *src, int T, int C, int HS, int h) {
+  for (int t = 0; t < T; t++) memcpy(dst + (size_t)t * HS, src + (size_t)t * C + (size_t)h * HS, HS * sizeof(float));
+}
+static void head_scatter(float *dst, const float *src, int T, int C, int HS, int h) {
+  for (int t = 0; t < T; t++) memcpy(dst + (size_t)t * C + (size_t)h * HS, src + (size_t)t * HS, HS * sizeof(float));
+}
+
+/* keys visible to query row i */
+static inline int visible(const att_job *j, int i) {
+  if (!j->causal) return j->Tk;
+  int n = i + (j->Tk - j->Tq) + 1;
+  return n < 0 ? 0 : n > j->Tk ? j->Tk : n;
+}
+
+static void forward_task(att_job *j, size_t task, int tid, float *scratch) {
+  const int HS = j->HS, C = j->NH * HS, Tq = j->Tq, Tk = j->Tk;
+  int qb = (int)(task % (size_t)j->nqb);
+  size_t bh = task / (size_t)j->nqb;
+  int h = (int)(bh % (size_t)j->NH), b = (int)(bh / (size_t)j->NH);
+  int i0 = qb * QB, i1 = i0 + QB < Tq ? i0 + QB : Tq, bq = i1 - i0;
+  int kmax = visible(j, i1 - 1);
+  float *Qh = scratch, *Kh = Qh + (size_t)QB * HS, *Vh = Kh + (size_t)Tk * HS, *S = Vh + (size_t)Tk * HS;
+  float *Oh = S + (size_t)QB * Tk;
+  float *lse = j->lse + ((size_t)b * j->NH + h) * Tq;
+  if (kmax == 0) {
+    for (int i = i0; i < i1; i++) {
+      memset(j->out + ((size_t)b * Tq + i) * C + (size_t)h * HS, 0, HS * sizeof(float));
+      lse[i] = -INFINITY;
+    }
+    return;
+  }
+  head_gather(Qh, j->q + ((size_t)b * Tq + i0) * C, bq, C, HS, h);
+  head_gather(Kh, j->k + (size_t)b * Tk * C, kmax, C, HS, h);
+  head_gather(Vh, j->v + (size_t)b * Tk * C, kmax, C, HS, h);
+  kiln_gemm_serial(tid, 0, 1, bq, kmax, HS, j->scale, Qh, Kh, 0.0f, S);
+  for (int r = 0; r < bq; r++) {
+    float *s = S + (size_t)r * kmax;
+    int n = visible(j, i0 + r);
+    if (n == 0) { memset(s, 0, kmax * sizeof(float)); lse[i0 + r] = -INFINITY; continue; }
+    float max = kiln_row_max(s, (size_t)n);
+    float sum = kiln_exp_sum(s, max, s, (size_t)n);
+    float inv = 1.0f / sum;
+    for (int c = 0; c < n; c++) s[c] *= inv;
+    if (n < kmax) memset(s + n, 0, (size_t)(kmax - n) * sizeof(float));
+    lse[i0 + r] = max + logf(sum);
+  }
+  kiln_gemm_serial(tid, 0, 0, bq, HS, kmax, 1.0f, S, Vh, 0.0f, Oh);
+  head_scatter(j->out + ((size_t)b * Tq + i0) * C, Oh, bq, C, HS, h);
+}
+
+static void backward_task(att_job *j, size_t bh, int tid, float *scratch) {
+  const int HS = j->HS, C = j->NH * HS, Tq = j->Tq, Tk = j->Tk;
+  int h = (int)(bh % (size_t)j->NH), b = (int)(bh / (size_t)j->NH);
+  float *Qh = scratch, *dOh = Qh + (size_t)Tq * HS, *Oh = dOh + (size_t)Tq * HS, *dQh = Oh + (size_t)Tq * HS;
+  float *Kh = dQh + (size_t)Tq * HS, *Vh = Kh + (size_t)Tk * HS, *dKh = Vh + (size_t)Tk * HS;
+  float *dVh = dKh + (size_t)Tk * HS, *P = dVh + (size_t)Tk * HS, *dP = P + (size_t)QB * Tk;
+  const float *lse = j->lse_in + ((size_t)b * j->NH + h) * Tq;
+  head_gather(Qh, j->q + (size_t)b * Tq * C, Tq, C, HS, h);
+  head_gather(dOh, j->dout + (size_t)b * Tq * C, Tq, C, HS, h);
+  head_gather(Oh, j->out_in + (size_t)b * Tq * C, Tq, C, HS, h);
+  head_gather(Kh, j->k + (size_t)b * Tk * C, Tk, C, HS, h);
+  head_gather(Vh, j->v + (size_t)b * Tk * C, Tk, C, HS, h);
+  memset(dQh, 0, (size_t)Tq * HS * sizeof(float));
+  memset(dKh, 0, (size_t)Tk * HS * sizeof(float));
+  memset(dVh, 0, (size_t)Tk * HS * sizeof(float));
+  for (int i0 = 0; i0 < Tq; i0 += QB) {
+    int i1 = i0 + QB < Tq ? i0 + QB : Tq, bq = i1 - i0;
+    int kmax = visible(j, i1 - 1);
+    if (kmax == 0) continue;
+    const float *Qb = Qh + (size_t)i0 * HS, *dOb = dOh + (size_t)i0 * HS;
+    kiln_gemm_serial(tid, 0, 1, bq, kmax, HS, j->scale, Qb, Kh, 0.0f, P);
+    kiln_gemm_serial(tid, 0, 1, bq, kmax, HS, 1.0f, dOb, Vh, 0.0f, dP);
+    for (int r = 0; r < bq; r++) {
+      float *p = P + (size_t)r * kmax, *dp = dP + (size_t)r * kmax;
+      int n = visible(j, i0 + r);
+      if (n > 0) {
+        kiln_exp_sum(p, lse[i0 + r], p, (size_t)n);
+        const float *o = Oh + (size_t)(i0 + r) * HS, *dO = dOb + (size_t)r * HS;
+        float D = 0.0f;
+        for (int d = 0; d < HS; d++) D += dO[d] * o[d];
+        for (int c = 0; c < n; c++) dp[c] = p[c] * (dp[c] - D) * j->scale;
+      }
+      if (n < kmax) {
+        memset(p + n, 0, (size_t)(kmax - n) * sizeof(float));
+        memset(dp + n, 0, (size_t)(kmax - n) * sizeof(float));
+      }
+    }
+    kiln_gemm_serial(tid, 1, 0, kmax, HS, bq, 1.0f, P, dOb, 1.0f, dVh);
+    kiln_gemm_serial(tid, 0, 0, bq, HS, kmax, 1.0f, dP, Kh, 0.0f, dQh + (size_t)i0 * HS);
+    kiln_gemm_serial(tid, 1, 0, kmax, HS, bq, 1.0f, dP, Qb, 1.0f, dKh);
+  }
+  head_scatter(j->dq + (size_t)b * Tq * C, dQh, Tq, C, HS, h);
+  head_scatter(j->dk + (size_t)b * Tk * C, dKh, Tk, C, HS, h);
+  head_scatter(j->dv + (size_t)b * Tk * C, dVh, Tk, C, HS, h);
+}
+
+static size_t forward_scratch(const att_job *j) {
+  return (size_t)QB * j->HS * 2 + (size_t)j->Tk * j->HS * 2 + (size_t)QB * j->Tk;
+}
+static size_t backward_scratch(const att_job *j) {
+  return (size_t)j->Tq * j->HS * 4 + (size_t)j->Tk * j->HS * 4 + (size_t)QB * j->Tk * 2;
+}
+
+static void forward_thread(void *p, int tid, int n) {
+  att_job *j = p;
+  float *scratch = malloc(forward_scratch(j) * sizeof(float));
+  if (!scratch) { j->failed = 1; return; }
+  for (size_t t = (size_t)tid; t < j->tasks; t += (size_t)n) forward_task(j, t, tid, scratch);
+  free(scratch);
+}
+
+static void backward_thread(void *p, int tid, int n) {
+  att_job *j = p;
+  float *scratch = malloc(backward_scratch(j) * sizeof(float));
+  if (!scratch) { j->failed = 1; return; }
+  for (size_t t = (size_t)tid; t < j->tasks; t += (size_t)n) backward_task(j, t, tid, scratch);
+  free(scratch);
+}
+
+static int threads_for(size_t tasks, double flops) {
+  int n = kiln_threads();
+  if (flops < 2e5) n = 1;
+  if ((size_t)n > tasks) n = (int)tasks;
+  return n < 1 ? 1 : n;
+}
+
+void kiln_attention(const float *q, const float *k, const float *v, int B, int Tq, int Tk, int NH, int HS,
+                    int causal, float scale, float *out, float *lse) {
+  if (B <= 0 || Tq <= 0 || NH <= 0) return;
+  att_job j = { .q = q, .k = k, .v = v, .out = out, .lse = lse, .B = B, .Tq = Tq, .Tk = Tk, .NH = NH, .HS = HS,
+                .causal = causal, .scale = scale };
+  if (Tk <= 0 || HS <= 0) {
+    /* no keys: every row is empty (lse -inf); no head size: out is empty but lse is still the log-sum-exp */
+    if (HS > 0) memset(out, 0, (size_t)B * Tq * NH * HS * sizeof(float));
+    for (size_t i = 0; i < (size_t)B * NH * Tq; i++) lse[i] = -INFINITY;
+    if (Tk <= 0 || HS > 0) return;
+  }
+  j.nqb = (Tq + QB - 1) / QB;
+  j.tasks = (size_t)B * NH * j.nqb;
+  if (HS <= 0) {
+    /* scores are all 0: lse = log(visible keys) */
+    for (int b = 0; b < B; b++)
+      for (int h = 0; h < NH; h++)
+        for (int i = 0; i < Tq; i++) {
+          int n = visible(&j, i);
+          lse[((size_t)b * NH + h) * Tq + i] = n > 0 ? logf((float)n) : -INFINITY;
+        }
+    return;
+  }
+  int n = threads_for(j.tasks, 4.0 * B * NH * Tq * (double)Tk * HS);
+  kiln_parallel(forward_thread, &j, n);
+  if (j.failed) { j.failed = 0; forward_thread(&j, 0, 1); }
+}
+
+void kiln_attention_backward(const float *dout, const float *q, const float *k, const float *v, const float *out,
+                             const float *lse, int B, int Tq, int Tk, int NH, int HS, int causal, float scale,
+                             float *dq, float *dk, float *dv) {
+  size_t C = (size_t)NH * (HS > 0 ? HS : 0);
+  if (B <= 0 || NH <= 0 || HS <= 0) return;
+  if (Tq <= 0 || Tk <= 0) {
+    if (Tq > 0) memset(dq, 0, (size_t)B * Tq * C * sizeof(float));
+    if (Tk > 0) { memset(dk, 0, (size_t)B * Tk * C * sizeof(float)); memset(dv, 0, (size_t)B * Tk * C * sizeof(float)); }
+    return;
+  }
+  att_job j = { .dout = dout, .q = q, .k = k, .v = v, .out_in = out, .lse_in = lse, .dq = dq, .dk = dk, .dv = dv,
+                .B = B, .Tq = Tq, .Tk = Tk, .NH = NH, .HS = HS, .causal = causal, .scale = scale };
+  j.tasks = (size_t)B * NH;
+  int n = threads_for(j.tasks, 8.0 * B * NH * Tq * (double)Tk * HS);
+  kiln_parallel(backward_thread, &j, n);
+  if (j.failed) { j.failed = 0; backward_thread(&j, 0, 1); }
+}

@@ -1,0 +1,405 @@
+/* N-API glue (plain C, node_api.h): unpacks JavaScript typed arrays in place (no copies), checks that every
+ * buffer is large enough for the dimensions given, and calls the flat C API in kiln.h. Errors become
+ * JavaScript exceptions with one clear sentence; nothing here ever writes outside a buffer. */
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include "kiln.h"
+
+#define MAX_ARGS 16
+#define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, "kiln native: internal N-API error"); return NULL; } } while (0)
+#define FAIL(...) do { char msg_[256]; snprintf(msg_, sizeof msg_, __VA_ARGS__); napi_throw_range_error(env, NULL, msg_); return NULL; } while (0)
+#define ARGS(n) \
+  size_t argc = (n); napi_value argv[MAX_ARGS]; \
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL)); \
+  if (argc < (size_t)(n)) FAIL("kiln native: %s expects %d arguments, got %zu", __func__, (int)(n), argc)
+
+typedef struct { void *data; size_t len; napi_typedarray_type type; int present; } arr;
+
+/* typed array of the given type; optional: null/undefined gives present = 0 */
+static int get_arr(napi_env env, napi_value v, napi_typedarray_type want, int optional, arr *a) {
+  napi_valuetype vt;
+  a->data = NULL; a->len = 0; a->present = 0;
+  if (napi_typeof(env, v, &vt) != napi_ok) return -1;
+  if (optional && (vt == napi_null || vt == napi_undefined)) return 0;
+  bool is_ta = false;
+  if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta) return -1;
+  napi_value ab;
+  size_t off;
+  if (napi_get_typedarray_info(env, v, &a->type, &a->len, &a->data, &ab, &off) != napi_ok) return -1;
+  if (a->type != want) return -1;
+  if (a->data == NULL && a->len > 0) return -1;
+  a->present = 1;
+  return 0;
+}
+
+#define F32(i, name) arr name; if (get_arr(env, argv[i], napi_float32_array, 0, &name)) FAIL("kiln native: %s: argument %s must be a Float32Array", __func__, #name)
+#define F32OPT(i, name) arr name; if (get_arr(env, argv[i], napi_float32_array, 1, &name)) FAIL("kiln native: %s: argument %s must be a Float32Array or null", __func__, #name)
+#define I32(i, name) arr name; if (get_arr(env, argv[i], napi_int32_array, 0, &name)) FAIL("kiln native: %s: argument %s must be an Int32Array", __func__, #name)
+#define NUM(i, name) double name; CHECK(napi_get_value_double(env, argv[i], &name))
+#define INT(i, name) double name##_d; CHECK(napi_get_value_double(env, argv[i], &name##_d)); \
+  if (!(name##_d >= 0 && name##_d <= 9007199254740991.0) || name##_d != floor(name##_d)) FAIL("kiln native: %s: %s must be a non-negative integer, got %g", __func__, #name, name##_d); \
+  size_t name = (size_t)name##_d
+#define BOOL(i, name) bool name; CHECK(napi_get_value_bool(env, argv[i], &name))
+#define NEED(a, n) if ((a).len < (size_t)(n)) FAIL("kiln native: %s: %s has %zu elements, needs %zu", __func__, #a, (a).len, (size_t)(n))
+#define F(a) ((float *)(a).data)
+#define I(a) ((int32_t *)(a).data)
+
+static napi_value undef(napi_env env) { napi_value u; napi_get_undefined(env, &u); return u; }
+
+static napi_value fill(napi_env env, napi_callback_info info) {
+  ARGS(2); F32(0, out); NUM(1, value);
+  kiln_fill(F(out), out.len, (float)value);
+  return undef(env);
+}
+
+static napi_value copy(napi_env env, napi_callback_info info) {
+  ARGS(2); F32(0, src); F32(1, dst); NEED(dst, src.len);
+  kiln_copy(F(src), F(dst), src.len);
+  return undef(env);
+}
+
+static napi_value unary(napi_env env, napi_callback_info info) {
+  ARGS(3); INT(0, op); F32(1, x); F32(2, out); NEED(out, x.len);
+  if (op >= U_COUNT) FAIL("kiln native: unary: unknown op %zu", op);
+  kiln_unary((int)op, F(x), F(out), x.len);
+  return undef(env);
+}
+
+static napi_value unary_backward(napi_env env, napi_callback_info info) {
+  ARGS(5); INT(0, op); F32(1, x); F32(2, y); F32(3, dy); F32(4, dx);
+  NEED(y, x.len); NEED(dy, x.len); NEED(dx, x.len);
+  if (op >= U_COUNT) FAIL("kiln native: unaryBackward: unknown op %zu", op);
+  kiln_unary_backward((int)op, F(x), F(y), F(dy), F(dx), x.len);
+  return undef(env);
+}
+
+static napi_value clamp(napi_env env, napi_callback_info info) {
+  ARGS(4); F32(0, x); NUM(1, lo); NUM(2, hi); F32(3, out); NEED(out, x.len);
+  kiln_clamp(F(x), (float)lo, (float)hi, F(out), x.len);
+  return undef(env);
+}
+
+/* shapes: Int32Array [rank, s0..., s1..., ..., out...] for nshapes operand shapes plus the output */
+static int read_shapes(const arr *s, int nshapes, int *rank, const int *shp[4], size_t counts[4]) {
+  const int32_t *p = I(*s);
+  if (s->len < 1) return -1;
+  int r = p[0];
+  if (r < 0 || r > KILN_MAX_RANK || s->len < (size_t)(1 + r * (nshapes + 1))) return -1;
+  *rank = r;
+  for (int k = 0; k <= nshapes; k++) {
+    shp[k] = p + 1 + k * r;
+    size_t c = 1;
+    for (int d = 0; d < r; d++) {
+      if (shp[k][d] < 0) return -1;
+      c *= (size_t)shp[k][d];
+    }
+    counts[k] = c;
+  }
+  /* operands broadcast to the output: each dim equal or 1 */
+  for (int k = 0; k < nshapes; k++)
+    for (int d = 0; d < r; d++)
+      if (shp[k][d] != shp[nshapes][d] && shp[k][d] != 1) return -1;
+  return 0;
+}
+
+static napi_value binary(napi_env env, napi_callback_info info) {
+  ARGS(5); INT(0, op); F32(1, a); F32(2, b); F32(3, out); I32(4, shapes);
+  int rank; const int *shp[4]; size_t cnt[4];
+  if (op >= B_COUNT) FAIL("kiln native: binary: unknown op %zu", op);
+  if (read_shapes(&shapes, 2, &rank, shp, cnt)) FAIL("kiln native: binary: shapes do not broadcast to the output shape");
+  NEED(a, cnt[0]); NEED(b, cnt[1]); NEED(out, cnt[2]);
+  kiln_binary((int)op, F(a), shp[0], F(b), shp[1], F(out), shp[2], rank);
+  return undef(env);
+}
+
+static napi_value where(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  arr cond;
+  int ci32 = 0;
+  if (get_arr(env, argv[0], napi_float32_array, 0, &cond)) {
+    if (get_arr(env, argv[0], napi_int32_array, 0, &cond)) FAIL("kiln native: where: cond must be a Float32Array or Int32Array");
+    ci32 = 1;
+  }
+  F32(1, a); F32(2, b); F32(3, out); I32(4, shapes);
+  int rank; const int *shp[4]; size_t cnt[4];
+  if (read_shapes(&shapes, 3, &rank, shp, cnt)) FAIL("kiln native: where: shapes do not broadcast to the output shape");
+  NEED(cond, cnt[0]); NEED(a, cnt[1]); NEED(b, cnt[2]); NEED(out, cnt[3]);
+  kiln_where(cond.data, ci32, shp[0], F(a), shp[1], F(b), shp[2], F(out), shp[3], rank);
+  return undef(env);
+}
+
+static napi_value expand(napi_env env, napi_callback_info info) {
+  ARGS(3); F32(0, x); F32(1, out); I32(2, shapes);
+  int rank; const int *shp[4]; size_t cnt[4];
+  if (read_shapes(&shapes, 1, &rank, shp, cnt)) FAIL("kiln native: expand: shape does not broadcast to the output shape");
+  NEED(x, cnt[0]); NEED(out, cnt[1]);
+  kiln_expand(F(x), shp[0], F(out), shp[1], rank);
+  return undef(env);
+}
+
+static napi_value reduce(napi_env env, napi_callback_info info) {
+  ARGS(6); INT(0, op); F32(1, x); INT(2, outer); INT(3, dim); INT(4, inner); F32(5, out);
+  if (op > R_MIN) FAIL("kiln native: reduce: unknown op %zu", op);
+  NEED(x, outer * dim * inner); NEED(out, outer * inner);
+  kiln_reduce((int)op, F(x), outer, dim, inner, F(out));
+  return undef(env);
+}
+
+static napi_value argmax(napi_env env, napi_callback_info info) {
+  ARGS(5); F32(0, x); INT(1, outer); INT(2, dim); INT(3, inner); I32(4, out);
+  NEED(x, outer * dim * inner); NEED(out, outer * inner);
+  kiln_argmax(F(x), outer, dim, inner, I(out));
+  return undef(env);
+}
+
+static int long_arg(napi_env env, napi_value v, long *out) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok) return -1;
+  if (!(d >= 0 && d < 9.0e15) || d != floor(d)) return -1;
+  *out = (long)d;
+  return 0;
+}
+
+static napi_value gemm(napi_env env, napi_callback_info info) {
+  ARGS(14);
+  BOOL(0, transA); BOOL(1, transB); INT(2, batch); INT(3, M); INT(4, N); INT(5, K); NUM(6, alpha);
+  F32(7, A); F32(9, B); NUM(11, beta); F32(12, C);
+  long sA, sB, sC;
+  if (long_arg(env, argv[8], &sA) || long_arg(env, argv[10], &sB) || long_arg(env, argv[13], &sC))
+    FAIL("kiln native: gemm: strides must be non-negative integers");
+  if (M > 0x7fffffff || N > 0x7fffffff || K > 0x7fffffff || batch > 0x7fffffff) FAIL("kiln native: gemm: dimension too large");
+  if (batch > 0 && M > 0 && N > 0) {
+    size_t b1 = batch - 1;
+    NEED(C, b1 * (size_t)sC + M * N);
+    if (K > 0) { NEED(A, b1 * (size_t)sA + M * K); NEED(B, b1 * (size_t)sB + K * N); }
+  }
+  kiln_gemm(transA, transB, (int)batch, (int)M, (int)N, (int)K, (float)alpha, F(A), sA, F(B), sB, (float)beta, F(C), sC);
+  return undef(env);
+}
+
+static napi_value softmax(napi_env env, napi_callback_info info) {
+  ARGS(5); F32(0, x); INT(1, rows); INT(2, cols); BOOL(3, log); F32(4, out);
+  NEED(x, rows * cols); NEED(out, rows * cols);
+  kiln_softmax(F(x), rows, cols, log, F(out));
+  return undef(env);
+}
+
+static napi_value softmax_backward(napi_env env, napi_callback_info info) {
+  ARGS(6); F32(0, y); F32(1, dy); INT(2, rows); INT(3, cols); BOOL(4, log); F32(5, dx);
+  NEED(y, rows * cols); NEED(dy, rows * cols); NEED(dx, rows * cols);
+  kiln_softmax_backward(F(y), F(dy), rows, cols, log, F(dx));
+  return undef(env);
+}
+
+static napi_value layernorm(napi_env env, napi_callback_info info) {
+  ARGS(9); F32(0, x); F32OPT(1, weight); F32OPT(2, bias); INT(3, rows); INT(4, C); NUM(5, eps);
+  F32(6, out); F32(7, mean); F32(8, rstd);
+  NEED(x, rows * C); NEED(out, rows * C); NEED(mean, rows); NEED(rstd, rows);
+  if (weight.present) NEED(weight, C);
+  if (bias.present) NEED(bias, C);
+  kiln_layernorm(F(x), weight.present ? F(weight) : NULL, bias.present ? F(bias) : NULL, rows, C, (float)eps,
+                 F(out), F(mean), F(rstd));
+  return undef(env);
+}
+
+static napi_value layernorm_backward(napi_env env, napi_callback_info info) {
+  ARGS(10); F32(0, dy); F32(1, x); F32OPT(2, weight); F32(3, mean); F32(4, rstd); INT(5, rows); INT(6, C);
+  F32(7, dx); F32OPT(8, dweight); F32OPT(9, dbias);
+  NEED(dy, rows * C); NEED(x, rows * C); NEED(dx, rows * C); NEED(mean, rows); NEED(rstd, rows);
+  if (weight.present) NEED(weight, C);
+  if (dweight.present) NEED(dweight, C);
+  if (dbias.present) NEED(dbias, C);
+  kiln_layernorm_backward(F(dy), F(x), weight.present ? F(weight) : NULL, F(mean), F(rstd), rows, C, F(dx),
+                          dweight.present ? F(dweight) : NULL, dbias.present ? F(dbias) : NULL);
+  return undef(env);
+}
+
+static napi_value cross_entropy(napi_env env, napi_callback_info info) {
+  ARGS(8); F32(0, logits); I32(1, targets); INT(2, N); INT(3, V); NUM(4, ignore); NUM(5, smooth);
+  F32(6, losses); F32(7, lse);
+  NEED(logits, N * V); NEED(targets, N); NEED(losses, N); NEED(lse, N);
+  long bad = kiln_cross_entropy(F(logits), I(targets), N, V, (int)ignore, (float)smooth, F(losses), F(lse));
+  if (bad >= 0) FAIL("crossEntropy: target %d at row %ld is outside [0, %zu)", I(targets)[bad], bad, V);
+  return undef(env);
+}
+
+static napi_value cross_entropy_backward(napi_env env, napi_callback_info info) {
+  ARGS(9); F32(0, logits); I32(1, targets); F32(2, lse); F32(3, dlosses); INT(4, N); INT(5, V); NUM(6, ignore);
+  NUM(7, smooth); F32(8, dlogits);
+  NEED(logits, N * V); NEED(targets, N); NEED(lse, N); NEED(dlosses, N); NEED(dlogits, N * V);
+  kiln_cross_entropy_backward(F(logits), I(targets), F(lse), F(dlosses), N, V, (int)ignore, (float)smooth, F(dlogits));
+  return undef(env);
+}
+
+static int check_idx(const int32_t *idx, size_t n, size_t dim, size_t *bad) {
+  for (size_t i = 0; i < n; i++)
+    if (idx[i] < 0 || (size_t)idx[i] >= dim) { *bad = i; return -1; }
+  return 0;
+}
+
+static napi_value index_select(napi_env env, napi_callback_info info) {
+  ARGS(6); F32(0, x); INT(1, outer); INT(2, dim); INT(3, inner); I32(4, idx); F32(5, out);
+  size_t bad;
+  NEED(x, outer * dim * inner); NEED(out, outer * idx.len * inner);
+  if (outer * inner > 0 && check_idx(I(idx), idx.len, dim, &bad)) FAIL("indexSelect: index %d at position %zu is outside [0, %zu)", I(idx)[bad], bad, dim);
+  kiln_index_select(F(x), outer, dim, inner, I(idx), idx.len, F(out));
+  return undef(env);
+}
+
+static napi_value index_add(napi_env env, napi_callback_info info) {
+  ARGS(6); F32(0, dout); INT(1, outer); INT(2, dim); INT(3, inner); I32(4, idx); F32(5, dx);
+  size_t bad;
+  NEED(dout, outer * idx.len * inner); NEED(dx, outer * dim * inner);
+  if (outer * inner > 0 && check_idx(I(idx), idx.len, dim, &bad)) FAIL("indexAdd: index %d at position %zu is outside [0, %zu)", I(idx)[bad], bad, dim);
+  kiln_index_add(F(dout), outer, dim, inner, I(idx), idx.len, F(dx));
+  return undef(env);
+}
+
+static napi_value gather(napi_env env, napi_callback_info info) {
+  ARGS(7); F32(0, x); INT(1, outer); INT(2, dim); INT(3, inner); I32(4, idx); INT(5, k); F32(6, out);
+  size_t bad;
+  NEED(x, outer * dim * inner); NEED(idx, outer * k * inner); NEED(out, outer * k * inner);
+  if (check_idx(I(idx), outer * k * inner, dim, &bad)) FAIL("gather: index %d at position %zu is outside [0, %zu)", I(idx)[bad], bad, dim);
+  kiln_gather(F(x), outer, dim, inner, I(idx), k, F(out));
+  return undef(env);
+}
+
+static napi_value scatter_add(napi_env env, napi_callback_info info) {
+  ARGS(7); F32(0, dout); INT(1, outer); INT(2, dim); INT(3, inner); I32(4, idx); INT(5, k); F32(6, dx);
+  size_t bad;
+  NEED(dout, outer * k * inner); NEED(idx, outer * k * inner); NEED(dx, outer * dim * inner);
+  if (check_idx(I(idx), outer * k * inner, dim, &bad)) FAIL("scatterAdd: index %d at position %zu is outside [0, %zu)", I(idx)[bad], bad, dim);
+  kiln_scatter_add(F(dout), outer, dim, inner, I(idx), k, F(dx));
+  return undef(env);
+}
+
+/* shapes: Int32Array [rank, shape..., perm...] */
+static napi_value permute(napi_env env, napi_callback_info info) {
+  ARGS(3); F32(0, x); I32(1, sp); F32(2, out);
+  const int32_t *p = I(sp);
+  if (sp.len < 1 || p[0] < 0 || p[0] > KILN_MAX_RANK || sp.len < (size_t)(1 + 2 * p[0])) FAIL("kiln native: permute: bad shape");
+  int rank = p[0];
+  const int *shape = p + 1, *perm = p + 1 + rank;
+  int seen[KILN_MAX_RANK] = { 0 };
+  size_t total = 1;
+  for (int d = 0; d < rank; d++) {
+    if (shape[d] < 0 || perm[d] < 0 || perm[d] >= rank || seen[perm[d]]++) FAIL("kiln native: permute: perm is not a permutation of the axes");
+    total *= (size_t)shape[d];
+  }
+  NEED(x, total); NEED(out, total);
+  kiln_permute(F(x), shape, perm, rank, F(out));
+  return undef(env);
+}
+
+static napi_value slice_copy(napi_env env, napi_callback_info info) {
+  ARGS(7); F32(0, src); INT(1, outer); INT(2, srcDim); INT(3, inner); INT(4, start); INT(5, len); F32(6, dst);
+  if (start + len > srcDim) FAIL("sliceCopy: slice %zu..%zu is outside a dim of %zu", start, start + len, srcDim);
+  NEED(src, outer * srcDim * inner); NEED(dst, outer * len * inner);
+  kiln_slice_copy(F(src), outer, srcDim, inner, start, len, F(dst));
+  return undef(env);
+}
+
+static napi_value slice_assign(napi_env env, napi_callback_info info) {
+  ARGS(7); F32(0, src); INT(1, outer); INT(2, dstDim); INT(3, inner); INT(4, start); INT(5, len); F32(6, dst);
+  if (start + len > dstDim) FAIL("sliceAssign: slice %zu..%zu is outside a dim of %zu", start, start + len, dstDim);
+  NEED(src, outer * len * inner); NEED(dst, outer * dstDim * inner);
+  kiln_slice_assign(F(src), outer, dstDim, inner, start, len, F(dst));
+  return undef(env);
+}
+
+static napi_value attention(napi_env env, napi_callback_info info) {
+  ARGS(12); F32(0, q); F32(1, k); F32(2, v); INT(3, B); INT(4, Tq); INT(5, Tk); INT(6, NH); INT(7, HS);
+  BOOL(8, causal); NUM(9, scale); F32(10, out); F32(11, lse);
+  if (B > 0x7fffffff || Tq > 0x7fffffff || Tk > 0x7fffffff || NH > 0x7fffffff || HS > 0x7fffffff) FAIL("kiln native: attention: dimension too large");
+  NEED(q, B * Tq * NH * HS); NEED(k, B * Tk * NH * HS); NEED(v, B * Tk * NH * HS); NEED(out, B * Tq * NH * HS);
+  NEED(lse, B * NH * Tq);
+  kiln_attention(F(q), F(k), F(v), (int)B, (int)Tq, (int)Tk, (int)NH, (int)HS, causal, (float)scale, F(out), F(lse));
+  return undef(env);
+}
+
+static napi_value attention_backward(napi_env env, napi_callback_info info) {
+  ARGS(16); F32(0, dout); F32(1, q); F32(2, k); F32(3, v); F32(4, out); F32(5, lse); INT(6, B); INT(7, Tq);
+  INT(8, Tk); INT(9, NH); INT(10, HS); BOOL(11, causal); NUM(12, scale); F32(13, dq); F32(14, dk); F32(15, dv);
+  if (B > 0x7fffffff || Tq > 0x7fffffff || Tk > 0x7fffffff || NH > 0x7fffffff || HS > 0x7fffffff) FAIL("kiln native: attentionBackward: dimension too large");
+  size_t nq = B * Tq * NH * HS, nk = B * Tk * NH * HS;
+  NEED(dout, nq); NEED(q, nq); NEED(out, nq); NEED(dq, nq); NEED(k, nk); NEED(v, nk); NEED(dk, nk); NEED(dv, nk);
+  NEED(lse, B * NH * Tq);
+  kiln_attention_backward(F(dout), F(q), F(k), F(v), F(out), F(lse), (int)B, (int)Tq, (int)Tk, (int)NH, (int)HS,
+                          causal, (float)scale, F(dq), F(dk), F(dv));
+  return undef(env);
+}
+
+static napi_value adamw(napi_env env, napi_callback_info info) {
+  ARGS(11); F32(0, param); F32(1, grad); F32(2, m); F32(3, v); NUM(4, lr); NUM(5, beta1); NUM(6, beta2);
+  NUM(7, eps); NUM(8, wd); NUM(9, bc1); NUM(10, bc2);
+  NEED(grad, param.len); NEED(m, param.len); NEED(v, param.len);
+  kiln_adamw(F(param), F(grad), F(m), F(v), param.len, (float)lr, (float)beta1, (float)beta2, (float)eps, (float)wd,
+             (float)bc1, (float)bc2);
+  return undef(env);
+}
+
+/* info() -> { isa, threads, poolSize } */
+static napi_value get_info(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value o, isa, th, ps;
+  CHECK(napi_create_object(env, &o));
+  CHECK(napi_create_string_utf8(env, kiln_isa_name(kiln_isa()), NAPI_AUTO_LENGTH, &isa));
+  CHECK(napi_create_int32(env, kiln_threads(), &th));
+  CHECK(napi_create_int32(env, kiln_pool_size(), &ps));
+  CHECK(napi_set_named_property(env, o, "isa", isa));
+  CHECK(napi_set_named_property(env, o, "threads", th));
+  CHECK(napi_set_named_property(env, o, "poolSize", ps));
+  return o;
+}
+
+/* setIsa(name) -> boolean: for tests and benchmarks; false when the CPU lacks it */
+static napi_value set_isa(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  char name[32];
+  size_t n;
+  CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n));
+  int ok = 0;
+  for (int i = 0; i <= KILN_ISA_AVX512; i++)
+    if (strcmp(name, kiln_isa_name(i)) == 0) { ok = kiln_set_isa(i) == 0; break; }
+  napi_value r;
+  CHECK(napi_get_boolean(env, ok, &r));
+  return r;
+}
+
+/* setThreads(n): threads used by parallel kernels, 1 .. pool size */
+static napi_value set_threads(napi_env env, napi_callback_info info) {
+  ARGS(1); INT(0, n);
+  kiln_set_threads((int)(n > 4096 ? 4096 : n));
+  return undef(env);
+}
+
+static napi_value gemm_tune(napi_env env, napi_callback_info info) {
+  ARGS(3); INT(0, mc); INT(1, kc); INT(2, nc);
+  kiln_gemm_tune((int)mc, (int)kc, (int)nc);
+  return undef(env);
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  static const struct { const char *name; napi_callback cb; } fns[] = {
+    { "fill", fill }, { "copy", copy }, { "unary", unary }, { "unaryBackward", unary_backward }, { "clamp", clamp },
+    { "binary", binary }, { "where", where }, { "expand", expand }, { "reduce", reduce }, { "argmax", argmax },
+    { "gemm", gemm }, { "softmax", softmax }, { "softmaxBackward", softmax_backward }, { "layerNorm", layernorm },
+    { "layerNormBackward", layernorm_backward }, { "crossEntropy", cross_entropy },
+    { "crossEntropyBackward", cross_entropy_backward }, { "indexSelect", index_select }, { "indexAdd", index_add },
+    { "gather", gather }, { "scatterAdd", scatter_add }, { "permute", permute }, { "sliceCopy", slice_copy },
+    { "sliceAssign", slice_assign }, { "attention", attention }, { "attentionBackward", attention_backward },
+    { "adamw", adamw }, { "info", get_info }, { "setIsa", set_isa }, { "setThreads", set_threads },
+    { "gemmTune", gemm_tune },
+  };
+  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+    napi_value f;
+    if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].cb, NULL, &f) != napi_ok) return NULL;
+    if (napi_set_named_property(env, exports, fns[i].name, f) != napi_ok) return NULL;
+  }
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,385 @@
+/* Batched float32 GEMM, C = alpha * op(A) @ op(B) + beta * C, in the BLIS style: A and B are packed into
+ * contiguous micro-panels (transposes are resolved while packing), blocked for L1/L2 (KC, MC) and L3 (NC),
+ * and multiplied by a register-tiled micro-kernel per ISA (AVX-512 14x32, AVX2 6x16, portable 4x8).
+ * Threads split C by fixed row (or column-panel) ranges and never split K, so results are bitwise the same
+ * for any thread count. With beta = 0, C is never read. */
+#include "kiln.h"
+#include <stdlib.h>
+#include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define KILN_X86 1
+#endif
+
+typedef void (*ukernel_fn)(int kc, const float *A, const float *B, float *C, long ldc, float alpha, float beta);
+
+#define MAX_MR 16
+#define MAX_NR 32
+
+/* ---------------- micro-kernels ---------------- */
+
+#ifdef KILN_X86
+#define MR512 14
+#define NR512 32
+__attribute__((target("avx512f,avx2,fma")))
+static void ukr_avx512(int kc, const float *restrict A, const float *restrict B, float *restrict C, long ldc,
+                       float alpha, float beta) {
+  __m512 c[MR512][2];
+#pragma GCC unroll 14
+  for (int i = 0; i < MR512; i++) { c[i][0] = _mm512_setzero_ps(); c[i][1] = _mm512_setzero_ps(); }
+  for (int k = 0; k < kc; k++) {
+    __m512 b0 = _mm512_load_ps(B), b1 = _mm512_load_ps(B + 16);
+#pragma GCC unroll 14
+    for (int i = 0; i < MR512; i++) {
+      __m512 a = _mm512_set1_ps(A[i]);
+      c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
+      c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
+    }
+    A += MR512;
+    B += NR512;
+  }
+  __m512 va = _mm512_set1_ps(alpha);
+  if (beta == 0.0f) {
+#pragma GCC unroll 14
+    for (int i = 0; i < MR512; i++) {
+      _mm512_storeu_ps(C + i * ldc, _mm512_mul_ps(c[i][0], va));
+      _mm512_storeu_ps(C + i * ldc + 16, _mm512_mul_ps(c[i][1], va));
+    }
+  } else if (beta == 1.0f) {
+#pragma GCC unroll 14
+    for (int i = 0; i < MR512; i++) {
+      _mm512_storeu_ps(C + i * ldc, _mm512_fmadd_ps(c[i][0], va, _mm512_loadu_ps(C + i * ldc)));
+      _mm512_storeu_ps(C + i * ldc + 16, _mm512_fmadd_ps(c[i][1], va, _mm512_loadu_ps(C + i * ldc + 16)));
+    }
+  } else {
+    __m512 vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 14
+    for (int i = 0; i < MR512; i++) {
+      _mm512_storeu_ps(C + i * ldc, _mm512_fmadd_ps(c[i][0], va, _mm512_mul_ps(_mm512_loadu_ps(C + i * ldc), vb)));
+      _mm512_storeu_ps(C + i * ldc + 16,
+                       _mm512_fmadd_ps(c[i][1], va, _mm512_mul_ps(_mm512_loadu_ps(C + i * ldc + 16), vb)));
+    }
+  }
+}
+
+#define MR256 6
+#define NR256 16
+__attribute__((target("avx2,fma")))
+static void ukr_avx2(int kc, const float *restrict A, const float *restrict B, float *restrict C, long ldc,
+                     float alpha, float beta) {
+  __m256 c[MR256][2];
+#pragma GCC unroll 6
+  for (int i = 0; i < MR256; i++) { c[i][0] = _mm256_setzero_ps(); c[i][1] = _mm256_setzero_ps(); }
+  for (int k = 0; k < kc; k++) {
+    __m256 b0 = _mm256_load_ps(B), b1 = _mm256_load_ps(B + 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR256; i++) {
+      __m256 a = _mm256_broadcast_ss(A + i);
+      c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);
+      c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);
+    }
+    A += MR256;
+    B += NR256;
+  }
+  __m256 va = _mm256_set1_ps(alpha);
+  if (beta == 0.0f) {
+#pragma GCC unroll 6
+    for (int i = 0; i < MR256; i++) {
+      _mm256_storeu_ps(C + i * ldc, _mm256_mul_ps(c[i][0], va));
+      _mm256_storeu_ps(C + i * ldc + 8, _mm256_mul_ps(c[i][1], va));
+    }
+  } else {
+    __m256 vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR256; i++) {
+      _mm256_storeu_ps(C + i * ldc, _mm256_fmadd_ps(c[i][0], va, _mm256_mul_ps(_mm256_loadu_ps(C + i * ldc), vb)));
+      _mm256_storeu_ps(C + i * ldc + 8,
+                       _mm256_fmadd_ps(c[i][1], va, _mm256_mul_ps(_mm256_loadu_ps(C + i * ldc + 8), vb)));
+    }
+  }
+}
+#endif
+
+#define MRS 4
+#define NRS 8
+static void ukr_scalar(int kc, const float *restrict A, const float *restrict B, float *restrict C, long ldc,
+                       float alpha, float beta) {
+  float c[MRS][NRS];
+  memset(c, 0, sizeof c);
+  for (int k = 0; k < kc; k++) {
+    for (int i = 0; i < MRS; i++) {
+      float a = A[i];
+      for (int j = 0; j < NRS; j++) c[i][j] += a * B[j];
+    }
+    A += MRS;
+    B += NRS;
+  }
+  for (int i = 0; i < MRS; i++)
+    for (int j = 0; j < NRS; j++) {
+      float r = alpha * c[i][j];
+      C[i * ldc + j] = beta == 0.0f ? r : r + beta * C[i * ldc + j];
+    }
+}
+
+/* ---------------- blocking parameters ---------------- */
+
+typedef struct { ukernel_fn ukr; int MR, NR, MC, KC, NC; } gemm_cfg;
+
+static int tune_mc = 0, tune_kc = 0, tune_nc = 0;
+void kiln_gemm_tune(int mc, int kc, int nc) { tune_mc = mc; tune_kc = kc; tune_nc = nc; }
+
+static gemm_cfg config(void) {
+  gemm_cfg g;
+  switch (kiln_isa()) {
+#ifdef KILN_X86
+    case KILN_ISA_AVX512: g = (gemm_cfg){ ukr_avx512, MR512, NR512, 14 * 36, 256, 4096 }; break;
+    case KILN_ISA_AVX2: g = (gemm_cfg){ ukr_avx2, MR256, NR256, 6 * 24, 256, 4096 }; break;
+#endif
+    default: g = (gemm_cfg){ ukr_scalar, MRS, NRS, 4 * 32, 256, 2048 }; break;
+  }
+  if (tune_mc > 0) g.MC = (tune_mc + g.MR - 1) / g.MR * g.MR;
+  if (tune_kc > 0) g.KC = tune_kc;
+  if (tune_nc > 0) g.NC = (tune_nc + g.NR - 1) / g.NR * g.NR;
+  return g;
+}
+
+/* ---------------- packing ---------------- */
+
+/* Ap: ceil(mc/MR) panels of (kc, MR); op(A)(i, k) = transA ? A[k*M + i] : A[i*K + k]. */
+static void pack_a(int transA, const float *A, int M, int K, int i0, int mc, int p0, int kc, int MR, float *Ap) {
+  for (int ir = 0; ir < mc; ir += MR) {
+    int mr = mc - ir < MR ? mc - ir : MR;
+    float *dst = Ap + (size_t)ir * kc;
+    if (!transA) {
+      const float *rows[MAX_MR];
+      for (int r = 0; r < mr; r++) rows[r] = A + (size_t)(i0 + ir + r) * K + p0;
+      for (int k = 0; k < kc; k++) {
+        int r = 0;
+        for (; r < mr; r++) dst[r] = rows[r][k];
+        for (; r < MR; r++) dst[r] = 0.0f;
+        dst += MR;
+      }
+    } else {
+      const float *src = A + (size_t)p0 * M + i0 + ir;
+      for (int k = 0; k < kc; k++) {
+        int r = 0;
+        for (; r < mr; r++) dst[r] = src[r];
+        for (; r < MR; r++) dst[r] = 0.0f;
+        dst += MR;
+        src += M;
+      }
+    }
+  }
+}
+
+/* One B panel: (kc, NR) from columns j0 .. j0+nr; op(B)(k, j) = transB ? B[j*K + k] : B[k*N + j]. */
+static void pack_b_panel(int transB, const float *B, int N, int K, int j0, int nr, int p0, int kc, int NR, float *dst) {
+  if (!transB) {
+    const float *src = B + (size_t)p0 * N + j0;
+    if (nr == NR) {
+      for (int k = 0; k < kc; k++) { memcpy(dst, src, sizeof(float) * NR); dst += NR; src += N; }
+    } else {
+      for (int k = 0; k < kc; k++) {
+        int c = 0;
+        for (; c < nr; c++) dst[c] = src[c];
+        for (; c < NR; c++) dst[c] = 0.0f;
+        dst += NR;
+        src += N;
+      }
+    }
+  } else {
+    for (int c = 0; c < nr; c++) {
+      const float *src = B + (size_t)(j0 + c) * K + p0;
+      for (int k = 0; k < kc; k++) dst[(size_t)k * NR + c] = src[k];
+    }
+    for (int c = nr; c < NR; c++)
+      for (int k = 0; k < kc; k++) dst[(size_t)k * NR + c] = 0.0f;
+  }
+}
+
+/* ---------------- per-thread buffers ---------------- */
+
+#define MAX_POOL 256
+static float *abuf[MAX_POOL], *bbuf[MAX_POOL];
+static size_t abuf_n[MAX_POOL], bbuf_n[MAX_POOL];
+
+static int ensure(float **buf, size_t *have, size_t need) {
+  if (*have >= need) return 0;
+  free(*buf);
+  size_t bytes = (need * sizeof(float) + 63) / 64 * 64;
+  *buf = aligned_alloc(64, bytes);
+  *have = *buf ? need : 0;
+  return *buf ? 0 : -1;
+}
+
+/* ---------------- driver ---------------- */
+
+typedef struct {
+  gemm_cfg cfg;
+  int transA, transB, M, N, K;
+  float alpha, beta;
+  const float *A, *B;
+  float *C;
+  long strideA, strideB, strideC;
+  int batch;
+  int splitN; /* 1: threads own column panels (small M); 0: threads own row ranges */
+} gemm_job;
+
+static void merge_edge(float *c, long ldc, const float *tmp, int NR, int mr, int nr, float beta) {
+  for (int i = 0; i < mr; i++)
+    for (int j = 0; j < nr; j++) {
+      float r = tmp[i * NR + j];
+      c[i * ldc + j] = beta == 0.0f ? r : r + beta * c[i * ldc + j];
+    }
+}
+
+/* One GEMM (M, N, K) on thread tid of T; T == 1 runs it alone with this thread's buffers. */
+static void gemm_one(const gemm_job *g, const float *A, const float *B, float *C, int tid, int T, float *Ap,
+                     float *Bp) {
+  const gemm_cfg *cf = &g->cfg;
+  const int M = g->M, N = g->N, K = g->K, MR = cf->MR, NR = cf->NR;
+  _Alignas(64) float tmp[MAX_MR * MAX_NR];
+  for (int jc = 0; jc < N; jc += cf->NC) {
+    int nc = N - jc < cf->NC ? N - jc : cf->NC;
+    int npanels = (nc + NR - 1) / NR;
+    for (int pc = 0; pc < K; pc += cf->KC) {
+      int kc = K - pc < cf->KC ? K - pc : cf->KC;
+      float beta = pc == 0 ? g->beta : 1.0f;
+      int m0, m1, q0, q1;
+      if (g->splitN && T > 1) {
+        m0 = 0; m1 = M;
+        q0 = (int)((long)npanels * tid / T); q1 = (int)((long)npanels * (tid + 1) / T);
+        for (int q = q0; q < q1; q++) {
+          int jr = q * NR, nr = nc - jr < NR ? nc - jr : NR;
+          pack_b_panel(g->transB, B, N, K, jc + jr, nr, pc, kc, NR, Bp + (size_t)jr * kc);
+        }
+      } else {
+        int units = (M + MR - 1) / MR;
+        m0 = (int)((long)units * tid / T) * MR;
+        m1 = (int)((long)units * (tid + 1) / T) * MR;
+        if (m1 > M) m1 = M;
+        q0 = 0; q1 = npanels;
+        for (int q = tid; q < npanels; q += T) {
+          int jr = q * NR, nr = nc - jr < NR ? nc - jr : NR;
+          pack_b_panel(g->transB, B, N, K, jc + jr, nr, pc, kc, NR, Bp + (size_t)jr * kc);
+        }
+        kiln_barrier(T);
+      }
+      for (int ic = m0; ic < m1; ic += cf->MC) {
+        int mc = m1 - ic < cf->MC ? m1 - ic : cf->MC;
+        pack_a(g->transA, A, M, K, ic, mc, pc, kc, MR, Ap);
+        for (int q = q0; q < q1; q++) {
+          int jr = q * NR, nr = nc - jr < NR ? nc - jr : NR;
+          const float *bp = Bp + (size_t)jr * kc;
+          for (int ir = 0; ir < mc; ir += MR) {
+            int mr = mc - ir < MR ? mc - ir : MR;
+            float *c = C + (size_t)(ic + ir) * N + jc + jr;
+            if (mr == MR && nr == NR) {
+              cf->ukr(kc, Ap + (size_t)ir * kc, bp, c, N, g->alpha, beta);
+            } else {
+              cf->ukr(kc, Ap + (size_t)ir * kc, bp, tmp, NR, g->alpha, 0.0f);
+              merge_edge(c, N, tmp, NR, mr, nr, beta);
+            }
+          }
+        }
+      }
+      if (!(g->splitN && T > 1)) kiln_barrier(T);
+    }
+  }
+}
+
+static void scale_c(float *C, size_t n, float beta) {
+  if (beta == 1.0f) return;
+  if (beta == 0.0f) { memset(C, 0, n * sizeof(float)); return; }
+  for (size_t i = 0; i < n; i++) C[i] *= beta;
+}
+
+static void naive(const gemm_job *g, const float *A, const float *B, float *C) {
+  const int M = g->M, N = g->N, K = g->K;
+  for (int i = 0; i < M; i++)
+    for (int j = 0; j < N; j++) {
+      float s = 0.0f;
+      for (int k = 0; k < K; k++) {
+        float a = g->transA ? A[(size_t)k * M + i] : A[(size_t)i * K + k];
+        float b = g->transB ? B[(size_t)j * K + k] : B[(size_t)k * N + j];
+        s += a * b;
+      }
+      float r = g->alpha * s;
+      C[(size_t)i * N + j] = g->beta == 0.0f ? r : r + g->beta * C[(size_t)i * N + j];
+    }
+}
+
+static int is_tiny(const gemm_job *g) { return (long)g->M * g->N * g->K <= 512; }
+
+static void item(const gemm_job *g, int b, int tid, int T) {
+  const float *A = g->A + (size_t)b * g->strideA, *B = g->B + (size_t)b * g->strideB;
+  float *C = g->C + (size_t)b * g->strideC;
+  if (is_tiny(g)) { if (tid == 0) naive(g, A, B, C); return; }
+  gemm_one(g, A, B, C, tid, T, abuf[tid], T > 1 && !g->splitN ? bbuf[0] : bbuf[tid]);
+}
+
+/* threads share each GEMM of the batch */
+static void task_shared(void *p, int tid, int T) {
+  const gemm_job *g = p;
+  for (int b = 0; b < g->batch; b++) item(g, b, tid, T);
+}
+
+/* threads own fixed ranges of batch items */
+static void task_batch(void *p, int tid, int T) {
+  const gemm_job *g = p;
+  int b0 = (int)((long)g->batch * tid / T), b1 = (int)((long)g->batch * (tid + 1) / T);
+  for (int b = b0; b < b1; b++) item(g, b, tid, 1);
+}
+
+void kiln_gemm(int transA, int transB, int batch, int M, int N, int K, float alpha,
+               const float *A, long strideA, const float *B, long strideB, float beta, float *C, long strideC) {
+  if (batch <= 0 || M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == 0.0f) {
+    for (int b = 0; b < batch; b++) scale_c(C + (size_t)b * strideC, (size_t)M * N, beta);
+    return;
+  }
+  gemm_job g = { config(), transA, transB, M, N, K, alpha, beta, A, B, C, strideA, strideB, strideC, batch, 0 };
+  int T = kiln_threads();
+  double flops = 2.0 * M * N * K;
+  if (flops * batch < 4e5) T = 1;
+  int units = (M + g.cfg.MR - 1) / g.cfg.MR;
+  int by_batch = T > 1 && batch >= T && (batch >= 4 * T || flops < 4e6 || batch % T == 0);
+  if (T > 1 && !by_batch) {
+    if (flops < 4e5) T = 1;
+    else if (units < 4 * T) g.splitN = 1;
+  }
+  /* buffers sized for this call */
+  int kc = K < g.cfg.KC ? K : g.cfg.KC;
+  int nc = N < g.cfg.NC ? N : g.cfg.NC;
+  int mc = M < g.cfg.MC ? M : g.cfg.MC;
+  size_t an = (size_t)((mc + g.cfg.MR - 1) / g.cfg.MR * g.cfg.MR) * kc;
+  size_t bn = (size_t)((nc + g.cfg.NR - 1) / g.cfg.NR * g.cfg.NR) * kc;
+  int nb = T > MAX_POOL ? MAX_POOL : T;
+  for (int t = 0; t < nb; t++) {
+    if (ensure(&abuf[t], &abuf_n[t], an) || ensure(&bbuf[t], &bbuf_n[t], bn)) {
+      /* out of memory: fall back to the unpacked loop on this thread */
+      for (int b = 0; b < batch; b++)
+        naive(&g, A + (size_t)b * strideA, B + (size_t)b * strideB, C + (size_t)b * strideC);
+      return;
+    }
+  }
+  if (T <= 1) task_shared(&g, 0, 1);
+  else if (by_batch) kiln_parallel(task_batch, &g, T);
+  else kiln_parallel(task_shared, &g, T);
+}
+
+/* One GEMM on the calling thread, for kernels that are already running on pool thread `tid` (attention). */
+void kiln_gemm_serial(int tid, int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                      const float *B, float beta, float *C) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == 0.0f) { scale_c(C, (size_t)M * N, beta); return; }
+  gemm_job g = { config(), transA, transB, M, N, K, alpha, beta, A, B, C, 0, 0, 0, 1, 0 };
+  if (is_tiny(&g) || tid < 0 || tid >= MAX_POOL) { naive(&g, A, B, C); return; }
+  int kc = K < g.cfg.KC ? K : g.cfg.KC;
+  int nc = N < g.cfg.NC ? N : g.cfg.NC;
+  int mc = M < g.cfg.MC ? M : g.cfg.MC;
+  size_t an = (size_t)((mc + g.cfg.MR - 1) / g.cfg.MR * g.cfg.MR) * kc;
+  size_t bn = (size_t)((nc + g.cfg.NR - 1) / g.cfg.NR * g.cfg.NR) * kc;
+  if (ensure(&abuf[tid], &abuf_n[tid], an) || ensure(&bbuf[tid], &bbuf_n[tid], bn)) { naive(&g, A, B, C); return; }
+  gemm_one(&g, A, B, C, 0, 1, abuf[tid], bbuf[tid]);
+}

@@ -1,0 +1,88 @@
+/* Kiln native kernels: one flat C API over float32 buffers, shared by the N-API glue (binding.c).
+ * Every kernel takes outputs and inputs as raw pointers plus dimensions; none allocates per element. */
+#ifndef KILN_H
+#define KILN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- CPU dispatch (cpu.c) ---- */
+enum { KILN_ISA_SCALAR = 0, KILN_ISA_NEON = 1, KILN_ISA_AVX2 = 2, KILN_ISA_AVX512 = 3 };
+int kiln_isa(void);                 /* the ISA in use */
+int kiln_isa_best(void);            /* the best ISA this CPU supports */
+int kiln_set_isa(int isa);          /* returns 0, or -1 when the CPU lacks it */
+const char *kiln_isa_name(int isa);
+
+/* ---- thread pool (pool.c) ---- */
+typedef void (*kiln_task_fn)(void *arg, int tid, int nthreads);
+int kiln_threads(void);             /* threads used by parallel kernels (pool size, caller included) */
+int kiln_pool_size(void);
+void kiln_set_threads(int n);       /* 1 .. pool size */
+/* Runs fn(arg, tid, n) on n threads (the caller is tid 0) and returns when all are done. */
+void kiln_parallel(kiln_task_fn fn, void *arg, int n);
+/* Barrier among the n threads of the current kiln_parallel call. */
+void kiln_barrier(int n);
+/* Runs body over [0, count) split in fixed chunks of `chunk` items; chunk c goes to thread c % n. */
+typedef void (*kiln_range_fn)(void *arg, size_t begin, size_t end);
+void kiln_parallel_for(size_t count, size_t chunk, size_t min_parallel, kiln_range_fn fn, void *arg);
+
+/* ---- gemm (gemm.c) ---- */
+void kiln_gemm(int transA, int transB, int batch, int M, int N, int K, float alpha,
+               const float *A, long strideA, const float *B, long strideB, float beta, float *C, long strideC);
+void kiln_gemm_tune(int mc, int kc, int nc);
+/* One GEMM (batch 1, contiguous) on the calling thread, which is pool thread `tid`; never starts threads. */
+void kiln_gemm_serial(int tid, int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                      const float *B, float beta, float *C);
+
+/* ---- element-wise, reductions, layout (elementwise.c, layout.c) ---- */
+enum {
+  U_NEG, U_EXP, U_LOG, U_SQRT, U_RSQRT, U_ABS, U_SIGN, U_SQUARE, U_RECIPROCAL, U_TANH, U_SIGMOID, U_RELU,
+  U_GELU, U_GELU_TANH, U_SILU, U_SIN, U_COS, U_COUNT
+};
+enum { B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MAX, B_MIN, B_EQ, B_NE, B_LT, B_LE, B_GT, B_GE, B_COUNT };
+enum { R_SUM, R_MAX, R_MIN };
+#define KILN_MAX_RANK 16
+
+void kiln_fill(float *out, size_t n, float value);
+void kiln_copy(const float *src, float *dst, size_t n);
+void kiln_unary(int op, const float *x, float *out, size_t n);
+void kiln_unary_backward(int op, const float *x, const float *y, const float *dy, float *dx, size_t n);
+void kiln_clamp(const float *x, float lo, float hi, float *out, size_t n);
+void kiln_binary(int op, const float *a, const int *aShape, const float *b, const int *bShape,
+                 float *out, const int *outShape, int rank);
+/* cond is float32 (cond_i32 = 0) or int32 (cond_i32 = 1) */
+void kiln_where(const void *cond, int cond_i32, const int *condShape, const float *a, const int *aShape,
+                const float *b, const int *bShape, float *out, const int *outShape, int rank);
+void kiln_expand(const float *x, const int *xShape, float *out, const int *outShape, int rank);
+void kiln_reduce(int op, const float *x, size_t outer, size_t dim, size_t inner, float *out);
+void kiln_argmax(const float *x, size_t outer, size_t dim, size_t inner, int32_t *out);
+
+void kiln_permute(const float *x, const int *shape, const int *perm, int rank, float *out);
+void kiln_slice_copy(const float *src, size_t outer, size_t srcDim, size_t inner, size_t start, size_t len, float *dst);
+void kiln_slice_assign(const float *src, size_t outer, size_t dstDim, size_t inner, size_t start, size_t len, float *dst);
+void kiln_index_select(const float *x, size_t outer, size_t dim, size_t inner, const int32_t *idx, size_t k, float *out);
+void kiln_index_add(const float *dout, size_t outer, size_t dim, size_t inner, const int32_t *idx, size_t k, float *dx);
+void kiln_gather(const float *x, size_t outer, size_t dim, size_t inner, const int32_t *idx, size_t k, float *out);
+void kiln_scatter_add(const float *dout, size_t outer, size_t dim, size_t inner, const int32_t *idx, size_t k, float *dx);
+
+/* ---- fused nn kernels (nn.c, attention.c) ---- */
+void kiln_softmax(const float *x, size_t rows, size_t cols, int log, float *out);
+void kiln_softmax_backward(const float *y, const float *dy, size_t rows, size_t cols, int log, float *dx);
+void kiln_layernorm(const float *x, const float *weight, const float *bias, size_t rows, size_t C, float eps,
+                    float *out, float *mean, float *rstd);
+void kiln_layernorm_backward(const float *dy, const float *x, const float *weight, const float *mean,
+                             const float *rstd, size_t rows, size_t C, float *dx, float *dweight, float *dbias);
+/* returns -1 on success, else the row whose target is out of range */
+long kiln_cross_entropy(const float *logits, const int32_t *targets, size_t N, size_t V, int ignoreIndex,
+                        float labelSmoothing, float *losses, float *lse);
+void kiln_cross_entropy_backward(const float *logits, const int32_t *targets, const float *lse, const float *dlosses,
+                                 size_t N, size_t V, int ignoreIndex, float labelSmoothing, float *dlogits);
+void kiln_attention(const float *q, const float *k, const float *v, int B, int Tq, int Tk, int NH, int HS,
+                    int causal, float scale, float *out, float *lse);
+void kiln_attention_backward(const float *dout, const float *q, const float *k, const float *v, const float *out,
+                             const float *lse, int B, int Tq, int Tk, int NH, int HS, int causal, float scale,
+                             float *dq, float *dk, float *dv);
+void kiln_adamw(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1, float beta2,
+                float eps, float weightDecay, float bc1, float bc2);
+
+#endif

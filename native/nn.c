@@ -1,0 +1,239 @@
+/* Fused kernels: softmax / log-softmax, layer norm, cross-entropy with ignore-index and label smoothing,
+ * AdamW. Row-parallel in fixed chunks; reductions across rows (layer norm's dweight, dbias) are threaded
+ * over columns so every sum runs in row order, as in the reference. */
+#include "kiln.h"
+#include "vmath.h"
+#include <math.h>
+#include <string.h>
+
+#define CHUNK_ELEMS 16384
+#define MIN_PAR 32768
+
+static size_t row_chunk(size_t cols) { size_t c = CHUNK_ELEMS / (cols ? cols : 1); return c ? c : 1; }
+static size_t row_min(size_t cols) { return MIN_PAR / (cols ? cols : 1) + 1; }
+
+/* ---------------- softmax ---------------- */
+
+typedef struct {
+  const float *x, *y, *dy, *w, *b, *mean, *rstd, *lse, *dl;
+  const int32_t *t;
+  float *out, *dx, *dw, *db, *m, *s;
+  size_t rows, cols;
+  int log, ignore;
+  float eps, smooth;
+  long bad;
+} nn_job;
+
+static void softmax_rows(void *p, size_t r0, size_t r1) {
+  nn_job *j = p;
+  const size_t cols = j->cols;
+  for (size_t r = r0; r < r1; r++) {
+    const float *x = j->x + r * cols;
+    float *out = j->out + r * cols;
+    float max = kiln_row_max(x, cols);
+    if (max == -INFINITY) max = 0.0f;
+    if (j->log) {
+      float sum = kiln_exp_sum(x, max, NULL, cols);
+      float l = max + logf(sum);
+      for (size_t c = 0; c < cols; c++) out[c] = x[c] - l;
+    } else {
+      float sum = kiln_exp_sum(x, max, out, cols);
+      float inv = 1.0f / sum;
+      for (size_t c = 0; c < cols; c++) out[c] *= inv;
+    }
+  }
+}
+
+void kiln_softmax(const float *x, size_t rows, size_t cols, int log, float *out) {
+  if (rows == 0 || cols == 0) return;
+  nn_job j = { .x = x, .out = out, .rows = rows, .cols = cols, .log = log };
+  kiln_parallel_for(rows, row_chunk(cols), row_min(cols), softmax_rows, &j);
+}
+
+static void softmax_backward_rows(void *p, size_t r0, size_t r1) {
+  nn_job *j = p;
+  const size_t cols = j->cols;
+  for (size_t r = r0; r < r1; r++) {
+    const float *y = j->y + r * cols, *dy = j->dy + r * cols;
+    float *dx = j->dx + r * cols;
+    float s = 0.0f;
+    if (j->log) {
+      for (size_t c = 0; c < cols; c++) s += dy[c];
+      for (size_t c = 0; c < cols; c++) dx[c] = dy[c] - expf(y[c]) * s;
+    } else {
+      for (size_t c = 0; c < cols; c++) s += dy[c] * y[c];
+      for (size_t c = 0; c < cols; c++) dx[c] = y[c] * (dy[c] - s);
+    }
+  }
+}
+
+void kiln_softmax_backward(const float *y, const float *dy, size_t rows, size_t cols, int log, float *dx) {
+  if (rows == 0 || cols == 0) return;
+  nn_job j = { .y = y, .dy = dy, .dx = dx, .rows = rows, .cols = cols, .log = log };
+  kiln_parallel_for(rows, row_chunk(cols), row_min(cols), softmax_backward_rows, &j);
+}
+
+/* ---------------- layer norm ---------------- */
+
+static void layernorm_rows(void *p, size_t r0, size_t r1) {
+  nn_job *j = p;
+  const size_t C = j->cols;
+  for (size_t r = r0; r < r1; r++) {
+    const float *x = j->x + r * C;
+    float *out = j->out + r * C;
+    float m = 0.0f;
+    for (size_t c = 0; c < C; c++) m += x[c];
+    m /= (float)C;
+    float v = 0.0f;
+    for (size_t c = 0; c < C; c++) { float d = x[c] - m; v += d * d; }
+    v /= (float)C;
+    float s = 1.0f / sqrtf(v + j->eps);
+    const float *w = j->w, *b = j->b;
+    if (w && b) for (size_t c = 0; c < C; c++) out[c] = (x[c] - m) * s * w[c] + b[c];
+    else if (w) for (size_t c = 0; c < C; c++) out[c] = (x[c] - m) * s * w[c];
+    else if (b) for (size_t c = 0; c < C; c++) out[c] = (x[c] - m) * s + b[c];
+    else for (size_t c = 0; c < C; c++) out[c] = (x[c] - m) * s;
+    j->m[r] = m;
+    j->s[r] = s;
+  }
+}
+
+void kiln_layernorm(const float *x, const float *weight, const float *bias, size_t rows, size_t C, float eps,
+                    float *out, float *mean, float *rstd) {
+  if (rows == 0) return;
+  nn_job j = { .x = x, .w = weight, .b = bias, .out = out, .m = mean, .s = rstd, .rows = rows, .cols = C, .eps = eps };
+  kiln_parallel_for(rows, row_chunk(C), row_min(C), layernorm_rows, &j);
+}
+
+static void layernorm_backward_rows(void *p, size_t r0, size_t r1) {
+  nn_job *j = p;
+  const size_t C = j->cols;
+  const float *w = j->w;
+  for (size_t r = r0; r < r1; r++) {
+    const float *x = j->x + r * C, *dy = j->dy + r * C;
+    float *dx = j->dx + r * C;
+    const float m = j->mean[r], s = j->rstd[r];
+    float sumD = 0.0f, sumDN = 0.0f;
+    for (size_t c = 0; c < C; c++) {
+      float n = (x[c] - m) * s;
+      float d = dy[c] * (w ? w[c] : 1.0f);
+      sumD += d;
+      sumDN += d * n;
+    }
+    sumD /= (float)C;
+    sumDN /= (float)C;
+    for (size_t c = 0; c < C; c++) {
+      float n = (x[c] - m) * s;
+      float d = dy[c] * (w ? w[c] : 1.0f);
+      dx[c] = s * (d - sumD - n * sumDN);
+    }
+  }
+}
+
+/* columns [c0, c1): dweight, dbias accumulated over all rows in row order */
+static void layernorm_param_cols(void *p, size_t c0, size_t c1) {
+  nn_job *j = p;
+  const size_t C = j->cols;
+  for (size_t r = 0; r < j->rows; r++) {
+    const float *x = j->x + r * C, *dy = j->dy + r * C;
+    const float m = j->mean[r], s = j->rstd[r];
+    if (j->dw) for (size_t c = c0; c < c1; c++) j->dw[c] += dy[c] * ((x[c] - m) * s);
+    if (j->db) for (size_t c = c0; c < c1; c++) j->db[c] += dy[c];
+  }
+}
+
+void kiln_layernorm_backward(const float *dy, const float *x, const float *weight, const float *mean,
+                             const float *rstd, size_t rows, size_t C, float *dx, float *dweight, float *dbias) {
+  if (rows == 0 || C == 0) return;
+  nn_job j = { .dy = dy, .x = x, .w = weight, .mean = mean, .rstd = rstd, .rows = rows, .cols = C, .dx = dx,
+               .dw = dweight, .db = dbias };
+  kiln_parallel_for(rows, row_chunk(C), row_min(C), layernorm_backward_rows, &j);
+  if (dweight || dbias) kiln_parallel_for(C, 64, rows * C >= MIN_PAR ? 128 : C + 1, layernorm_param_cols, &j);
+}
+
+/* ---------------- cross-entropy ---------------- */
+
+static void ce_rows(void *p, size_t r0, size_t r1) {
+  nn_job *j = p;
+  const size_t V = j->cols;
+  for (size_t n = r0; n < r1; n++) {
+    const float *x = j->x + n * V;
+    float max = kiln_row_max(x, V);
+    float sum = kiln_exp_sum(x, max, NULL, V);
+    float l = max + logf(sum);
+    j->s[n] = l;
+    int32_t t = j->t[n];
+    if (t == j->ignore) { j->out[n] = 0.0f; continue; }
+    if (t < 0 || (size_t)t >= V) { j->out[n] = NAN; continue; } /* reported by the caller's check */
+    float loss = (1.0f - j->smooth) * (l - x[t]);
+    if (j->smooth > 0.0f) {
+      float sl = 0.0f;
+      for (size_t c = 0; c < V; c++) sl += x[c];
+      loss += j->smooth * (l - sl / (float)V);
+    }
+    j->out[n] = loss;
+  }
+}
+
+long kiln_cross_entropy(const float *logits, const int32_t *targets, size_t N, size_t V, int ignoreIndex,
+                        float labelSmoothing, float *losses, float *lse) {
+  for (size_t n = 0; n < N; n++) {
+    int32_t t = targets[n];
+    if (t != ignoreIndex && (t < 0 || (size_t)t >= V)) return (long)n;
+  }
+  if (N == 0) return -1;
+  nn_job j = { .x = logits, .t = targets, .rows = N, .cols = V, .ignore = ignoreIndex, .smooth = labelSmoothing,
+               .out = losses, .s = lse };
+  kiln_parallel_for(N, row_chunk(V), row_min(V), ce_rows, &j);
+  return -1;
+}
+
+static void ce_backward_rows(void *p, size_t r0, size_t r1) {
+  nn_job *j = p;
+  const size_t V = j->cols;
+  const float smooth = j->smooth / (float)V;
+  for (size_t n = r0; n < r1; n++) {
+    const float *x = j->x + n * V;
+    float *dl = j->dx + n * V;
+    int32_t t = j->t[n];
+    if (t == j->ignore || t < 0 || (size_t)t >= V) { memset(dl, 0, V * sizeof(float)); continue; }
+    float g = j->dl[n];
+    kiln_exp_sum(x, j->lse[n], dl, V);
+    for (size_t c = 0; c < V; c++) dl[c] = (dl[c] - smooth) * g;
+    dl[t] -= (1.0f - j->smooth) * g;
+  }
+}
+
+void kiln_cross_entropy_backward(const float *logits, const int32_t *targets, const float *lse, const float *dlosses,
+                                 size_t N, size_t V, int ignoreIndex, float labelSmoothing, float *dlogits) {
+  if (N == 0 || V == 0) return;
+  nn_job j = { .x = logits, .t = targets, .lse = lse, .dl = dlosses, .rows = N, .cols = V, .ignore = ignoreIndex,
+               .smooth = labelSmoothing, .dx = dlogits };
+  kiln_parallel_for(N, row_chunk(V), row_min(V), ce_backward_rows, &j);
+}
+
+/* ---------------- AdamW ---------------- */
+
+typedef struct { float *p, *m, *v; const float *g; float lr, b1, b2, eps, decay, step, bc2s; } adam_job;
+
+static void adamw_range(void *q, size_t b, size_t e) {
+  adam_job *j = q;
+  float *restrict p = j->p, *restrict m = j->m, *restrict v = j->v;
+  const float *restrict g = j->g;
+  const float b1 = j->b1, b2 = j->b2, c1 = 1.0f - j->b1, c2 = 1.0f - j->b2;
+  const float decay = j->decay, step = j->step, bc2s = j->bc2s, eps = j->eps;
+  for (size_t i = b; i < e; i++) {
+    float gi = g[i];
+    float mi = b1 * m[i] + c1 * gi;
+    float vi = b2 * v[i] + c2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i] * decay - step * mi / (sqrtf(vi) / bc2s + eps);
+  }
+}
+
+void kiln_adamw(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1, float beta2,
+                float eps, float weightDecay, float bc1, float bc2) {
+  adam_job j = { param, m, v, grad, lr, beta1, beta2, eps, 1.0f - lr * weightDecay, lr / bc1, sqrtf(bc2) };
+  kiln_parallel_for(n, CHUNK_ELEMS, MIN_PAR * 2, adamw_range, &j);
+}

@@ -1,0 +1,140 @@
+/* Persistent thread pool: workers are created once, spin briefly for new work, then sleep on a condition
+ * variable. Work is split in fixed chunks independent of timing, so results repeat bitwise. */
+#define _GNU_SOURCE
+#include "kiln.h"
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CPU_RELAX() _mm_pause()
+#elif defined(__aarch64__)
+#define CPU_RELAX() __asm__ __volatile__("yield")
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+#define MAX_THREADS 256
+#define SPIN_ROUNDS 20000
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int pool_size = 1;          /* caller + workers */
+static int active_threads = 1;     /* threads used by kernels, <= pool_size */
+static pthread_mutex_t mtx = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static _Atomic unsigned long generation = 0;
+static _Atomic int pending = 0;
+static kiln_task_fn job_fn;
+static void *job_arg;
+static int job_n;
+
+/* barrier state */
+static _Atomic int bar_count = 0;
+static _Atomic unsigned bar_sense = 0;
+
+static void *worker(void *p) {
+  int tid = (int)(intptr_t)p;
+  unsigned long seen = 0;
+  for (;;) {
+    unsigned long g;
+    int spins = 0;
+    while ((g = atomic_load_explicit(&generation, memory_order_acquire)) == seen) {
+      if (++spins < SPIN_ROUNDS) { CPU_RELAX(); continue; }
+      pthread_mutex_lock(&mtx);
+      while ((g = atomic_load_explicit(&generation, memory_order_acquire)) == seen) pthread_cond_wait(&cv, &mtx);
+      pthread_mutex_unlock(&mtx);
+      break;
+    }
+    seen = g;
+    if (tid < job_n) job_fn(job_arg, tid, job_n);
+    atomic_fetch_sub_explicit(&pending, 1, memory_order_acq_rel);
+  }
+  return NULL;
+}
+
+static void pool_init(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  const char *env = getenv("KILN_THREADS");
+  if (env && atoi(env) > 0) n = atoi(env);
+  if (n < 1) n = 1;
+  if (n > MAX_THREADS) n = MAX_THREADS;
+  pool_size = (int)n;
+  for (int t = 1; t < pool_size; t++) {
+    pthread_t th;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 1 << 20);
+    if (pthread_create(&th, &attr, worker, (void *)(intptr_t)t) != 0) { pool_size = t; break; }
+    pthread_detach(th);
+    pthread_attr_destroy(&attr);
+  }
+  active_threads = pool_size;
+}
+
+int kiln_pool_size(void) { pthread_once(&once, pool_init); return pool_size; }
+int kiln_threads(void) { pthread_once(&once, pool_init); return active_threads; }
+void kiln_set_threads(int n) {
+  pthread_once(&once, pool_init);
+  if (n < 1) n = 1;
+  if (n > pool_size) n = pool_size;
+  active_threads = n;
+}
+
+void kiln_parallel(kiln_task_fn fn, void *arg, int n) {
+  pthread_once(&once, pool_init);
+  if (n > pool_size) n = pool_size;
+  if (n <= 1) { fn(arg, 0, 1); return; }
+  job_fn = fn;
+  job_arg = arg;
+  job_n = n;
+  atomic_store(&bar_count, 0);
+  atomic_store_explicit(&pending, pool_size - 1, memory_order_release);
+  pthread_mutex_lock(&mtx);
+  atomic_fetch_add_explicit(&generation, 1, memory_order_acq_rel);
+  pthread_cond_broadcast(&cv);
+  pthread_mutex_unlock(&mtx);
+  fn(arg, 0, n);
+  int spins = 0;
+  while (atomic_load_explicit(&pending, memory_order_acquire) != 0) {
+    if (++spins < SPIN_ROUNDS) CPU_RELAX(); else sched_yield();
+  }
+}
+
+void kiln_barrier(int n) {
+  if (n <= 1) return;
+  unsigned sense = atomic_load_explicit(&bar_sense, memory_order_acquire);
+  if (atomic_fetch_add_explicit(&bar_count, 1, memory_order_acq_rel) == n - 1) {
+    atomic_store_explicit(&bar_count, 0, memory_order_relaxed);
+    atomic_store_explicit(&bar_sense, sense + 1, memory_order_release);
+    return;
+  }
+  int spins = 0;
+  while (atomic_load_explicit(&bar_sense, memory_order_acquire) == sense) {
+    if (++spins < SPIN_ROUNDS) CPU_RELAX(); else sched_yield();
+  }
+}
+
+typedef struct { size_t count, chunk; kiln_range_fn fn; void *arg; } range_job;
+
+static void range_task(void *p, int tid, int n) {
+  range_job *j = p;
+  size_t chunks = (j->count + j->chunk - 1) / j->chunk;
+  for (size_t c = (size_t)tid; c < chunks; c += (size_t)n) {
+    size_t b = c * j->chunk, e = b + j->chunk;
+    if (e > j->count) e = j->count;
+    j->fn(j->arg, b, e);
+  }
+}
+
+void kiln_parallel_for(size_t count, size_t chunk, size_t min_parallel, kiln_range_fn fn, void *arg) {
+  if (count == 0) return;
+  if (chunk == 0) chunk = 1;
+  int n = kiln_threads();
+  if (count < min_parallel || n <= 1 || count <= chunk) { fn(arg, 0, count); return; }
+  size_t chunks = (count + chunk - 1) / chunk;
+  if ((size_t)n > chunks) n = (int)chunks;
+  range_job j = { count, chunk, fn, arg };
+  kiln_parallel(range_task, &j, n);
+}

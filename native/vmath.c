@@ -1,0 +1,164 @@
+/* Vectorised row helpers for the fused kernels: max of a row and exp(x - shift) with its sum, in AVX-512,
+ * AVX2 and portable variants chosen at run time. exp is a Cephes-style polynomial, about 1 ulp, with
+ * NaN, +-inf and underflow handled like expf. */
+#include "kiln.h"
+#include <math.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define KILN_X86 1
+#endif
+#include "vmath.h"
+
+#define EXP_HI 88.72283935546875f
+#define EXP_LO -103.972084045410f
+#define LOG2E 1.44269504088896341f
+#define LN2_HI 0.693359375f
+#define LN2_LO -2.12194440e-4f
+
+static float row_max_c(const float *x, size_t n) {
+  float m = -INFINITY;
+  for (size_t i = 0; i < n; i++) if (x[i] > m) m = x[i];
+  return m;
+}
+
+static float exp_sum_c(const float *x, float shift, float *out, size_t n) {
+  float s = 0.0f;
+  for (size_t i = 0; i < n; i++) {
+    float e = expf(x[i] - shift);
+    if (out) out[i] = e;
+    s += e;
+  }
+  return s;
+}
+
+#ifdef KILN_X86
+__attribute__((target("avx512f,avx2,fma")))
+static inline __m512 exp512(__m512 x) {
+  x = _mm512_max_ps(_mm512_set1_ps(EXP_LO), x); /* NaN stays (second operand) */
+  x = _mm512_min_ps(_mm512_set1_ps(EXP_HI), x);
+  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
+  __m512 p = _mm512_set1_ps(1.9875691500E-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+__attribute__((target("avx512f,avx2,fma")))
+static float row_max_512(const float *x, size_t n) {
+  __m512 m = _mm512_set1_ps(-INFINITY);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 v = _mm512_loadu_ps(x + i);
+    m = _mm512_mask_mov_ps(m, _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ), v);
+  }
+  if (i < n) {
+    __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+    __m512 v = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), k, x + i);
+    m = _mm512_mask_mov_ps(m, _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ), v);
+  }
+  return _mm512_reduce_max_ps(m);
+}
+
+__attribute__((target("avx512f,avx2,fma")))
+static float exp_sum_512(const float *x, float shift, float *out, size_t n) {
+  __m512 s = _mm512_setzero_ps(), sh = _mm512_set1_ps(shift);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), sh));
+    if (out) _mm512_storeu_ps(out + i, e);
+    s = _mm512_add_ps(s, e);
+  }
+  if (i < n) {
+    __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+    __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), sh));
+    if (out) _mm512_mask_storeu_ps(out + i, k, e);
+    s = _mm512_add_ps(s, _mm512_maskz_mov_ps(k, e));
+  }
+  return _mm512_reduce_add_ps(s);
+}
+
+__attribute__((target("avx2,fma")))
+static inline __m256 exp256(__m256 x) {
+  __m256 lo = _mm256_set1_ps(-87.3365478515625f);
+  __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+  x = _mm256_max_ps(lo, x);
+  x = _mm256_min_ps(_mm256_set1_ps(EXP_HI), x);
+  __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
+  __m256 p = _mm256_set1_ps(1.9875691500E-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507E-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073E-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894E-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459E-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201E-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  /* 2^n with n in [-126, 128]: split as 2^(n/2) * 2^(n - n/2) so n = 128 does not overflow the exponent */
+  __m256i ni = _mm256_cvtps_epi32(n);
+  __m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+  __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, _mm256_set1_epi32(127)), 23));
+  __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, _mm256_set1_epi32(127)), 23));
+  __m256 res = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+  return _mm256_andnot_ps(under, res);
+}
+
+__attribute__((target("avx2,fma")))
+static float row_max_256(const float *x, size_t n) {
+  __m256 m = _mm256_set1_ps(-INFINITY);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = _mm256_loadu_ps(x + i);
+    m = _mm256_blendv_ps(m, v, _mm256_cmp_ps(v, m, _CMP_GT_OQ));
+  }
+  float t[8];
+  _mm256_storeu_ps(t, m);
+  float r = t[0];
+  for (int k = 1; k < 8; k++) if (t[k] > r) r = t[k];
+  for (; i < n; i++) if (x[i] > r) r = x[i];
+  return r;
+}
+
+__attribute__((target("avx2,fma")))
+static float exp_sum_256(const float *x, float shift, float *out, size_t n) {
+  __m256 s = _mm256_setzero_ps(), sh = _mm256_set1_ps(shift);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), sh));
+    if (out) _mm256_storeu_ps(out + i, e);
+    s = _mm256_add_ps(s, e);
+  }
+  float t[8];
+  _mm256_storeu_ps(t, s);
+  float r = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
+  for (; i < n; i++) {
+    float e = expf(x[i] - shift);
+    if (out) out[i] = e;
+    r += e;
+  }
+  return r;
+}
+#endif
+
+float kiln_row_max(const float *x, size_t n) {
+#ifdef KILN_X86
+  int isa = kiln_isa();
+  if (isa == KILN_ISA_AVX512) return row_max_512(x, n);
+  if (isa == KILN_ISA_AVX2) return row_max_256(x, n);
+#endif
+  return row_max_c(x, n);
+}
+
+float kiln_exp_sum(const float *x, float shift, float *out, size_t n) {
+#ifdef KILN_X86
+  int isa = kiln_isa();
+  if (isa == KILN_ISA_AVX512) return exp_sum_512(x, shift, out, n);
+  if (isa == KILN_ISA_AVX2) return exp_sum_256(x, shift, out, n);
+#endif
+  return exp_sum_c(x, shift, out, n);
+}

@@ -1,0 +1,7 @@
+// data: datasets, batching with seeded shuffles, train/validation splits, MNIST, tokenizers and text sources.
+// Exported as kiln.data.
+
+export { TensorDataset, ArrayDataset, Subset, fromFunction, takeRows, type Dataset } from './dataset.js';
+export { DataLoader, defaultCollate, type DataLoaderOptions, type DataLoaderState } from './dataloader.js';
+export { trainValidationSplit, randomSplit, type SplitOptions } from './split.js';
+export { loadMnist, type MnistSplit } from './mnist.js';

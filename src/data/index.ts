@@ -5,3 +5,7 @@ export { TensorDataset, ArrayDataset, Subset, fromFunction, takeRows, type Datas
 export { DataLoader, defaultCollate, type DataLoaderOptions, type DataLoaderState } from './dataloader.js';
 export { trainValidationSplit, randomSplit, type SplitOptions } from './split.js';
 export { loadMnist, type MnistSplit } from './mnist.js';
+export * from './tokenizer/index.js';
+export * from './text/index.js';
+export * from './shards/index.js';
+export { ngramBaselines, type NgramBaselines, type NgramOptions, type BaselineScore, type TokenSource } from './baselines.js';

@@ -4,4 +4,5 @@ export * from './tensor/index.js';
 export { backendInfo, setBackend, type BackendInfo, type DType } from './backend/index.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
+export * as models from './models/index.js';
 export { Module, Parameter } from './nn/index.js';

@@ -1,0 +1,98 @@
+// Hugging Face GPT-2's "Conv1D": a linear layer whose weight is stored (in, out), y = x @ W + b, so GPT-2
+// state dicts move to and from Hugging Face unchanged. One GEMM with the bias fused, no transposed copies.
+
+import { backend, type FloatArray } from '../backend/index.js';
+import { defineOp, record } from '../tensor/autograd.js';
+import { zeros } from '../tensor/creation.js';
+import { fmt } from '../tensor/shape.js';
+import { allocFloat } from '../tensor/storage.js';
+import { Tensor } from '../tensor/tensor.js';
+import type { DType } from '../backend/index.js';
+import { normal_ } from '../nn/init.js';
+import { Module, Parameter } from '../nn/module.js';
+
+/**
+ * y = x @ W + b with W stored (in, out) (the transpose of `linear`'s layout); x is (..., in).
+ * `conv1d(x, w, b)` with x (B, T, 32), w (32, 96), b (96) gives (B, T, 96).
+ */
+export const conv1d = defineOp('conv1d', (x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor => {
+  if (x.dtype === 'int32') throw new Error('conv1d: the input must be a floating-point tensor, got int32');
+  if (weight.ndim !== 2) throw new Error(`conv1d: weight must be 2-D (in, out), got ${fmt(weight.shape)}`);
+  const [inF, outF] = weight.shape;
+  if (x.ndim === 0 || x.shape[x.ndim - 1] !== inF) {
+    throw new Error(`conv1d: input of shape ${fmt(x.shape)} does not match weight ${fmt(weight.shape)} (expected last dimension ${inF})`);
+  }
+  if (bias && (bias.ndim !== 1 || bias.shape[0] !== outF)) {
+    throw new Error(`conv1d: bias must have shape [${outF}], got ${fmt(bias.shape)}`);
+  }
+  if (x.dtype !== weight.dtype) throw new Error(`conv1d: dtype mismatch, input ${x.dtype} and weight ${weight.dtype}`);
+  const rows = x.size / inF;
+  const out = allocFloat(x.dtype, rows * outF); // (rows, out)
+  let beta = 0;
+  if (bias) {
+    // C starts as the broadcast bias and the product accumulates into it (beta = 1).
+    const bs = bias.storage as FloatArray;
+    for (let r = 0; r < rows; r++) out.set(bs, r * outF);
+    beta = 1;
+  }
+  const xs = x.storage as FloatArray;
+  const ws = weight.storage as FloatArray;
+  backend().gemm(false, false, 1, rows, outF, inF, 1, xs, 0, ws, 0, beta, out, 0);
+  const y = new Tensor(out, [...x.shape.slice(0, -1), outF]);
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  return record('conv1d', y, inputs, (g) => {
+    const gs = g.storage as FloatArray; // (rows, out)
+    let dx: Tensor | null = null;
+    let dw: Tensor | null = null;
+    let db: Tensor | null = null;
+    if (x.requiresGrad) {
+      // dx (rows, in) = g @ W^T; W is stored (in, out) = (N, K): transB.
+      const d = allocFloat(x.dtype, x.size);
+      backend().gemm(false, true, 1, rows, inF, outF, 1, gs, 0, ws, 0, 0, d, 0);
+      dx = new Tensor(d, x.shape);
+    }
+    if (weight.requiresGrad) {
+      // dW (in, out) = x^T @ g; x is stored (rows, in) = (K, M): transA.
+      const d = allocFloat(x.dtype, inF * outF);
+      backend().gemm(true, false, 1, inF, outF, rows, 1, xs, 0, gs, 0, 0, d, 0);
+      dw = new Tensor(d, weight.shape);
+    }
+    if (bias?.requiresGrad) {
+      // db (out) = column sums of g, accumulated in float64.
+      const acc = new Float64Array(outF);
+      for (let r = 0; r < rows; r++) {
+        const o = r * outF;
+        for (let j = 0; j < outF; j++) acc[j] += gs[o + j];
+      }
+      const d = allocFloat(x.dtype, outF);
+      d.set(acc);
+      db = new Tensor(d, bias.shape);
+    }
+    return bias ? [dx, dw, db] : [dx, dw];
+  });
+});
+
+export interface Conv1DOptions { bias?: boolean; dtype?: DType; std?: number }
+
+/**
+ * `new Conv1D(768, 2304)`: x (..., 768) to (..., 2304), weight (768, 2304) ~ N(0, std) (0.02 by default, as
+ * GPT-2 initialises; std 0 leaves zeros and draws nothing), bias zeros.
+ */
+export class Conv1D extends Module {
+  weight: Parameter;
+  bias: Parameter | null;
+
+  constructor(readonly inFeatures: number, readonly outFeatures: number, options: Conv1DOptions = {}) {
+    super();
+    for (const [n, v] of [['inFeatures', inFeatures], ['outFeatures', outFeatures]] as const) {
+      if (!Number.isInteger(v) || v <= 0) throw new Error(`Conv1D: ${n} must be a positive integer, got ${v}`);
+    }
+    const dtype = options.dtype ?? 'float32';
+    const std = options.std ?? 0.02;
+    const w = zeros([inFeatures, outFeatures], { dtype });
+    this.weight = new Parameter(std === 0 ? w : normal_(w, 0, std));
+    this.bias = options.bias === false ? null : new Parameter(zeros([outFeatures], { dtype }));
+  }
+
+  forward(x: Tensor): Tensor { return conv1d(x, this.weight, this.bias); }
+}

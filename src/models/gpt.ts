@@ -1,0 +1,397 @@
+// A GPT-2 style decoder in one file: token and position embeddings, pre-norm blocks of causal self-attention
+// and a tanh-GELU MLP, a final LayerNorm and a tied LM head. Names and layout follow Hugging Face GPT-2, so
+// state dicts move across unchanged; a KV cache makes generation one small forward per new token.
+
+import { backend, type DType, type FloatArray } from '../backend/index.js';
+import { noGrad } from '../tensor/autograd.js';
+import { zeros } from '../tensor/creation.js';
+import { linear } from '../tensor/ops/matmul.js';
+import { attention, crossEntropy, dropout, embedding } from '../tensor/ops/nn-ops.js';
+import { narrow } from '../tensor/ops/shape-ops.js';
+import { defaultGenerator, type Generator } from '../tensor/random.js';
+import { fmt } from '../tensor/shape.js';
+import { allocFloat } from '../tensor/storage.js';
+import { Tensor } from '../tensor/tensor.js';
+import { normal_ } from '../nn/init.js';
+import { LayerNorm } from '../nn/layers/norm.js';
+import { Module, ModuleList, Parameter } from '../nn/module.js';
+import { Conv1D } from './conv1d.js';
+import { resolveGPTConfig, type GPTConfig, type ResolvedGPTConfig } from './gpt-config.js';
+import { sampleToken, type SampleOptions } from './sample.js';
+
+/**
+ * Per-layer key and value buffers for incremental decoding, preallocated to the full context:
+ * keys[l] and values[l] are (batch, context, width), of which the first `length` positions are filled.
+ */
+export class KVCache {
+  /** Positions already in the cache (the next token's position). */
+  length = 0;
+  readonly keys: FloatArray[];
+  readonly values: FloatArray[];
+
+  constructor(readonly batch: number, readonly context: number, readonly width: number, layers: number, dtype: DType) {
+    const n = batch * context * width;
+    this.keys = Array.from({ length: layers }, () => allocFloat(dtype, n));
+    this.values = Array.from({ length: layers }, () => allocFloat(dtype, n));
+  }
+
+  /** Empties the cache for a new sequence (the buffers are reused). */
+  reset(): this {
+    this.length = 0;
+    return this;
+  }
+}
+
+export interface GPTForwardOptions {
+  /** Incremental decoding: attend over the cached prefix, append the new keys and values, advance cache.length. */
+  cache?: KVCache;
+  /** Compute logits only for the last position (B, 1, V): what sampling needs. */
+  lastOnly?: boolean;
+  /** Target value that does not count in the loss (default -100, as fine-tuning masks prompts). */
+  ignoreIndex?: number;
+}
+
+export interface GPTOutput {
+  /** (B, T, V), or (B, 1, V) with lastOnly. */
+  logits: Tensor;
+  /** Mean cross-entropy over non-ignored targets, when targets were given. */
+  loss?: Tensor;
+}
+
+export interface GenerateOptions extends SampleOptions {
+  /** Called with each new column of tokens (one id per batch row) as it is chosen. */
+  onToken?: (ids: number[], step: number) => void;
+}
+
+/** The tied (or separate) output projection: logits = x @ W^T with W (V, C), no copy of wte. */
+class LMHead extends Module {
+  constructor(public weight: Parameter) { super(); }
+  forward(x: Tensor): Tensor { return linear(x, this.weight, null); }
+}
+
+class CausalSelfAttention extends Module {
+  c_attn: Conv1D;
+  c_proj: Conv1D;
+
+  constructor(private readonly cfg: ResolvedGPTConfig) {
+    super();
+    const C = cfg.width;
+    this.c_attn = new Conv1D(C, 3 * C, { bias: cfg.bias, std: 0 });
+    this.c_proj = new Conv1D(C, C, { bias: cfg.bias, std: 0 });
+  }
+
+  forward(x: Tensor, cache?: KVCache, layer = 0): Tensor {
+    const C = this.cfg.width;
+    const qkv = this.c_attn.forward(x); // (B, T, 3C), columns [q | k | v]
+    const y = cache
+      ? this.cached(qkv, cache, layer)
+      : attention(narrow(qkv, 2, 0, C), narrow(qkv, 2, C, C), narrow(qkv, 2, 2 * C, C), { heads: this.cfg.heads, causal: true });
+    return dropout(this.c_proj.forward(y), this.cfg.dropout, this.training);
+  }
+
+  /** Appends the new keys and values to the cache and attends over the whole prefix; no graph is recorded. */
+  private cached(qkv: Tensor, cache: KVCache, layer: number): Tensor {
+    const [B, Tn] = qkv.shape;
+    const C = this.cfg.width;
+    const NH = this.cfg.heads;
+    const HS = C / NH;
+    const P = cache.context;
+    const L = cache.length;
+    const Tk = L + Tn;
+    const src = qkv.storage as FloatArray; // (B, Tn, 3C)
+    const kc = cache.keys[layer]; // (B, P, C)
+    const vc = cache.values[layer];
+    const q = allocFloat(qkv.dtype, B * Tn * C); // (B, Tn, C)
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < Tn; t++) {
+        const row = (b * Tn + t) * 3 * C;
+        const dst = (b * P + L + t) * C;
+        q.set(src.subarray(row, row + C), (b * Tn + t) * C);
+        kc.set(src.subarray(row + C, row + 2 * C), dst);
+        vc.set(src.subarray(row + 2 * C, row + 3 * C), dst);
+      }
+    }
+    const out = allocFloat(qkv.dtype, B * Tn * C); // (B, Tn, C)
+    const lse = allocFloat(qkv.dtype, NH * Tn); // (NH, Tn), unused outside the kernel
+    const scale = 1 / Math.sqrt(HS);
+    for (let b = 0; b < B; b++) {
+      // Batch row b's prefix is contiguous in the cache: (Tk, C) starting at b * P * C.
+      const o = b * P * C;
+      backend().attention(q.subarray(b * Tn * C, (b + 1) * Tn * C), kc.subarray(o, o + Tk * C), vc.subarray(o, o + Tk * C),
+        1, Tn, Tk, NH, HS, true, scale, out.subarray(b * Tn * C, (b + 1) * Tn * C), lse);
+    }
+    return new Tensor(out, [B, Tn, C]);
+  }
+}
+
+class MLP extends Module {
+  c_fc: Conv1D;
+  c_proj: Conv1D;
+
+  constructor(private readonly cfg: ResolvedGPTConfig) {
+    super();
+    const C = cfg.width;
+    this.c_fc = new Conv1D(C, 4 * C, { bias: cfg.bias, std: 0 });
+    this.c_proj = new Conv1D(4 * C, C, { bias: cfg.bias, std: 0 });
+  }
+
+  forward(x: Tensor): Tensor {
+    const h = this.c_fc.forward(x).gelu('tanh'); // (B, T, 4C)
+    return dropout(this.c_proj.forward(h), this.cfg.dropout, this.training);
+  }
+}
+
+/** One pre-norm transformer block: x + attn(ln_1(x)), then + mlp(ln_2(x)). */
+class Block extends Module {
+  ln_1: LayerNorm;
+  attn: CausalSelfAttention;
+  ln_2: LayerNorm;
+  mlp: MLP;
+
+  constructor(cfg: ResolvedGPTConfig) {
+    super();
+    this.ln_1 = new LayerNorm(cfg.width, { eps: 1e-5, bias: cfg.bias });
+    this.attn = new CausalSelfAttention(cfg);
+    this.ln_2 = new LayerNorm(cfg.width, { eps: 1e-5, bias: cfg.bias });
+    this.mlp = new MLP(cfg);
+  }
+
+  forward(x: Tensor, cache?: KVCache, layer = 0): Tensor {
+    const h = x.add(this.attn.forward(this.ln_1.forward(x), cache, layer));
+    return h.add(this.mlp.forward(this.ln_2.forward(h)));
+  }
+}
+
+
+class Transformer extends Module {
+  wte: EmbeddingTable;
+  wpe: EmbeddingTable;
+  h: ModuleList;
+  ln_f: LayerNorm;
+
+  constructor(cfg: ResolvedGPTConfig) {
+    super();
+    this.wte = new EmbeddingTable(cfg.vocabSize, cfg.width);
+    this.wpe = new EmbeddingTable(cfg.context, cfg.width);
+    this.h = new ModuleList(Array.from({ length: cfg.layers }, () => new Block(cfg)));
+    this.ln_f = new LayerNorm(cfg.width, { eps: 1e-5, bias: cfg.bias });
+  }
+}
+
+/** An embedding table (rows, width), named `weight` as in nn.Embedding; GPT.initWeights fills it. */
+class EmbeddingTable extends Module {
+  weight: Parameter;
+  constructor(rows: number, width: number) {
+    super();
+    this.weight = new Parameter(zeros([rows, width]));
+  }
+}
+
+/**
+ * A GPT-2 style language model.
+ *
+ * ```ts
+ * const gpt = new kiln.models.GPT({ vocabSize: 256, context: 64, layers: 2, heads: 2, width: 64 });
+ * const idx = kiln.randint(0, 256, [4, 64], { dtype: 'int32' });
+ * const { logits, loss } = gpt.forward(idx, idx);  // logits (4, 64, 256), loss a scalar
+ * loss!.backward();
+ * const out = gpt.generate(idx.narrow(0, 0, 1).narrow(1, 0, 8), 20, { temperature: 0.8, topK: 40 });
+ * ```
+ */
+export class GPT extends Module {
+  /** Size presets; vocabSize is a default that the tokenizer usually overrides. */
+  static readonly presets: Readonly<Record<'tiny' | 'small' | 'base', Readonly<ResolvedGPTConfig>>> = Object.freeze({
+    tiny: Object.freeze({ vocabSize: 512, context: 64, layers: 2, heads: 2, width: 64, dropout: 0, bias: true, tiedEmbeddings: true }),
+    small: Object.freeze({ vocabSize: 2048, context: 128, layers: 4, heads: 4, width: 128, dropout: 0, bias: true, tiedEmbeddings: true }),
+    base: Object.freeze({ vocabSize: 4096, context: 256, layers: 6, heads: 6, width: 384, dropout: 0.1, bias: true, tiedEmbeddings: true }),
+  });
+
+  readonly config: Readonly<ResolvedGPTConfig>;
+  transformer: Transformer;
+  lm_head: LMHead;
+
+  /**
+   * Builds the model with GPT-2 initialisation: N(0, 0.02) for embeddings and weights, c_proj weights
+   * N(0, 0.02 / sqrt(2 * layers)), zero biases, LayerNorm ones and zeros. Draws from `generator` (default: the
+   * global one, so `kiln.manualSeed(n)` first makes it reproducible).
+   */
+  constructor(config: GPTConfig, options: { generator?: Generator; dtype?: DType } = {}) {
+    super();
+    this.config = Object.freeze(resolveGPTConfig(config));
+    const cfg = this.config;
+    const projStd = 0.02 / Math.sqrt(2 * cfg.layers);
+    this.transformer = new Transformer(cfg);
+    this.lm_head = new LMHead(cfg.tiedEmbeddings ? this.transformer.wte.weight : new Parameter(zeros([cfg.vocabSize, cfg.width])));
+    this.initWeights(options.generator ?? defaultGenerator, projStd);
+    if (options.dtype && options.dtype !== 'float32') this.to(options.dtype);
+  }
+
+  /** Draws every parameter in a fixed order (names sorted as namedParameters lists them), so a seed fixes the model. */
+  private initWeights(g: Generator, projStd: number): void {
+    for (const [name, p] of this.namedParameters()) {
+      if (name.endsWith('.bias')) p.storage.fill(0);
+      else if (/ln_\d\.weight$|ln_f\.weight$/.test(name)) p.storage.fill(1);
+      else normal_(p, 0, /c_proj\.weight$/.test(name) ? projStd : 0.02, g);
+    }
+  }
+
+  /** The blocks, typed. */
+  private get blocks(): Block[] { return [...this.transformer.h] as Block[]; }
+
+  /** An empty KV cache for `batch` sequences, sized to the model's context. */
+  createCache(batch = 1): KVCache {
+    if (!Number.isInteger(batch) || batch <= 0) throw new Error(`GPT.createCache: batch must be a positive integer, got ${batch}`);
+    const c = this.config;
+    return new KVCache(batch, c.context, c.width, c.layers, this.transformer.wte.weight.dtype);
+  }
+
+  /**
+   * Logits for every position of idx (int32, (B, T), T <= context) and, with targets (int32, (B, T), -100 to
+   * ignore a position), the mean cross-entropy loss. With options.cache the tokens continue the cached sequence.
+   */
+  forward(idx: Tensor, targets?: Tensor | null, options: GPTForwardOptions = {}): GPTOutput {
+    const cache = options.cache;
+    this.checkIdx(idx, cache);
+    if (cache) {
+      if (targets) throw new Error('GPT.forward: targets cannot be combined with a KV cache (the cache is for inference)');
+      return noGrad(() => this.run(idx, cache, options.lastOnly ?? false));
+    }
+    const out = this.run(idx, undefined, options.lastOnly ?? false);
+    if (!targets) return out;
+    if (!(targets instanceof Tensor) || targets.dtype !== 'int32') {
+      throw new Error(`GPT.forward: targets must be an int32 tensor of token ids, got ${targets instanceof Tensor ? targets.dtype : typeof targets}`);
+    }
+    if (options.lastOnly) throw new Error('GPT.forward: targets need the logits of every position; drop lastOnly');
+    if (targets.ndim !== 2 || targets.shape[0] !== idx.shape[0] || targets.shape[1] !== idx.shape[1]) {
+      throw new Error(`GPT.forward: targets have shape ${fmt(targets.shape)} but idx has ${fmt(idx.shape)}; they must match`);
+    }
+    const [B, T] = idx.shape;
+    const V = this.config.vocabSize;
+    const ignoreIndex = options.ignoreIndex ?? -100;
+    const ts = targets.storage as Int32Array;
+    for (let i = 0; i < ts.length; i++) {
+      if (ts[i] !== ignoreIndex && (ts[i] < 0 || ts[i] >= V)) {
+        throw new Error(`GPT.forward: target ${ts[i]} at [${Math.floor(i / T)}, ${i % T}] is outside the vocabulary ` +
+          `of ${V} tokens (use ${ignoreIndex} to ignore a position)`);
+      }
+    }
+    const loss = crossEntropy(out.logits.reshape([B * T, V]), targets.reshape([B * T]), { ignoreIndex });
+    return { logits: out.logits, loss };
+  }
+
+  private run(idx: Tensor, cache: KVCache | undefined, lastOnly: boolean): GPTOutput {
+    const [, T] = idx.shape;
+    const start = cache?.length ?? 0;
+    const tr = this.transformer;
+    const pos = narrow(tr.wpe.weight, 0, start, T); // (T, C)
+    let x = embedding(idx, tr.wte.weight).add(pos); // (B, T, C)
+    x = dropout(x, this.config.dropout, this.training);
+    const blocks = this.blocks;
+    for (let l = 0; l < blocks.length; l++) x = blocks[l].forward(x, cache, l);
+    if (cache) cache.length += T;
+    if (lastOnly && T > 1) x = narrow(x, 1, T - 1, 1); // (B, 1, C): the norm and head only where needed
+    x = tr.ln_f.forward(x);
+    return { logits: this.lm_head.forward(x) }; // (B, T, V)
+  }
+
+  private checkIdx(idx: Tensor, cache?: KVCache): void {
+    if (!(idx instanceof Tensor)) throw new Error(`GPT.forward: idx must be a Tensor of token ids, got ${typeof idx}`);
+    if (idx.dtype !== 'int32') {
+      throw new Error(`GPT.forward: idx must be an int32 tensor of token ids, got ${idx.dtype} (make it with { dtype: 'int32' } or .int())`);
+    }
+    if (idx.ndim !== 2 || idx.shape[1] === 0) {
+      throw new Error(`GPT.forward: idx must have shape (batch, time) with time >= 1, got ${fmt(idx.shape)}`);
+    }
+    const [B, T] = idx.shape;
+    const { context, vocabSize } = this.config;
+    if (cache) {
+      if (cache.batch !== B) throw new Error(`GPT.forward: the cache was made for batch ${cache.batch} but idx has batch ${B}`);
+      if (cache.width !== this.config.width || cache.keys.length !== this.config.layers) {
+        throw new Error('GPT.forward: the cache was made for a different model');
+      }
+      if (cache.length + T > context) {
+        throw new Error(`GPT.forward: the cache holds ${cache.length} tokens and ${T} more would exceed the model's context of ${context}`);
+      }
+    } else if (T > context) {
+      throw new Error(`GPT.forward: the sequence has ${T} tokens but the model's context is ${context}; crop idx to the last ${context}`);
+    }
+    const s = idx.storage as Int32Array;
+    for (let i = 0; i < s.length; i++) {
+      if (s[i] < 0 || s[i] >= vocabSize) {
+        throw new Error(`GPT.forward: token id ${s[i]} at [${Math.floor(i / T)}, ${i % T}] is outside the vocabulary of ${vocabSize} tokens`);
+      }
+    }
+  }
+
+  /**
+   * Extends idx (int32, (B, T)) by maxNewTokens sampled tokens and returns (B, T + maxNewTokens). Greedy with
+   * temperature 0; topK keeps the k most likely tokens. Uses a KV cache; the model sees at most the last
+   * `context` tokens.
+   */
+  generate(idx: Tensor, maxNewTokens: number, options: GenerateOptions = {}): Tensor {
+    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) {
+      throw new Error(`GPT.generate: maxNewTokens must be a non-negative integer, got ${maxNewTokens}`);
+    }
+    if (!(idx instanceof Tensor) || idx.dtype !== 'int32' || idx.ndim !== 2 || idx.shape[1] === 0) {
+      throw new Error(`GPT.generate: idx must be an int32 tensor of shape (batch, time) with time >= 1, got ` +
+        `${idx instanceof Tensor ? `${idx.dtype} ${fmt(idx.shape)}` : typeof idx}`);
+    }
+    const [B, T0] = idx.shape;
+    const P = this.config.context;
+    const V = this.config.vocabSize;
+    const rows: number[][] = Array.from({ length: B }, (_, b) => Array.from((idx.storage as Int32Array).subarray(b * T0, (b + 1) * T0)));
+    const wasTraining = this.training;
+    this.eval();
+    try {
+      return noGrad(() => {
+        const cache = this.createCache(B);
+        let feed = cropped(rows, P);
+        for (let step = 0; step < maxNewTokens; step++) {
+          if (cache.length + feed[0].length > P) {
+            // The window is full: start again from the last context - 1 tokens plus the newest (exact cropping).
+            cache.reset();
+            feed = cropped(rows, P);
+          }
+          const x = new Tensor(Int32Array.from(feed.flat()), [B, feed[0].length]);
+          const logits = this.forward(x, null, { cache, lastOnly: true }).logits.storage as FloatArray; // (B, 1, V)
+          const next = rows.map((r, b) => {
+            const id = sampleToken(logits.subarray(b * V, (b + 1) * V), options);
+            r.push(id);
+            return id;
+          });
+          options.onToken?.(next, step);
+          feed = next.map((id) => [id]);
+        }
+        const out = new Int32Array(B * (T0 + maxNewTokens));
+        rows.forEach((r, b) => out.set(r, b * (T0 + maxNewTokens)));
+        return new Tensor(out, [B, T0 + maxNewTokens]);
+      });
+    } finally {
+      this.train(wasTraining);
+    }
+  }
+
+  /**
+   * Two AdamW parameter groups in nanoGPT's way: weight decay on matrices (2-D: embeddings and weights), none on
+   * biases and LayerNorm parameters. `new kiln.optim.AdamW(gpt.paramGroups(0.1), { lr: 3e-4 })`
+   */
+  paramGroups(weightDecay: number): { params: Parameter[]; weightDecay: number }[] {
+    const ps = this.trainableParameters();
+    return [
+      { params: ps.filter((p) => p.ndim >= 2), weightDecay },
+      { params: ps.filter((p) => p.ndim < 2), weightDecay: 0 },
+    ];
+  }
+
+  /** Training FLOPs per token (forward and backward) at a sequence length, as nanoGPT/PaLM count: 6N + 12 L T C. */
+  flopsPerToken(seqLen = this.config.context): number {
+    const c = this.config;
+    const n = this.numParameters() - c.context * c.width; // position embeddings do no matmul
+    return 6 * n + 12 * c.layers * seqLen * c.width;
+  }
+}
+
+/** The last `P` tokens of each row (the whole row when shorter). */
+function cropped(rows: number[][], P: number): number[][] {
+  return rows.map((r) => (r.length > P ? r.slice(r.length - P) : r.slice()));
+}

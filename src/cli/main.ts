@@ -4,6 +4,8 @@
 
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
+import * as dashboard from './dashboard.js';
+import * as plot from './plot.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -14,7 +16,7 @@ const program = new Command()
   .showHelpAfterError();
 
 // Subcommands register themselves here, one import and one call each.
-const modules: { register(p: Command): void }[] = [];
+const modules: { register(p: Command): void }[] = [dashboard, plot];
 for (const m of modules) m.register(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

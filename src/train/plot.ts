@@ -55,7 +55,7 @@ export function logTicks(lo: number, hi: number): number[] {
   const mults = b - a <= 2 ? [1, 2, 5] : [1];
   const out: number[] = [];
   for (let e = a; e <= b; e++) for (const m of mults) {
-    const v = m * 10 ** e;
+    const v = Number(`${m}e${e}`);
     if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9)) out.push(v);
   }
   return out;
@@ -66,8 +66,8 @@ export function formatTick(v: number): string {
   if (v === 0) return '0';
   const a = Math.abs(v);
   if (a >= 1e5 || a < 1e-3) {
-    const [m, e] = v.toExponential().split('e') as [string, string];
-    return `${Number(Number(m).toPrecision(3))}e${Number(e)}`;
+    const [m, e] = v.toExponential(2).split('e') as [string, string];
+    return `${Number(m)}e${Number(e)}`;
   }
   return String(Number(v.toPrecision(4)));
 }

@@ -1,0 +1,14 @@
+// train: the Trainer loop, evaluation, early stopping, metrics log, progress, checkpoints with exact resume,
+// and the learning-rate finder. Exported as kiln.train.
+
+export {
+  Trainer, NonFiniteError, type TrainerOptions, type FitOptions, type FitResult, type StopReason, type EvalResult,
+  type BatchSource, type Batch, type LossFn, type LossResult, type TrainableModel, type EarlyStoppingOptions,
+  type CheckpointOptions, type StepInfo, type EvalInfo, type JSONValue,
+} from './trainer.js';
+export { lrFind, type LrFindOptions, type LrFindResult } from './lr-find.js';
+export { MetricsLog, readMetrics, countCorrect, type MetricsRecord } from './metrics.js';
+export { Progress, formatLine, type ProgressMode } from './progress.js';
+export {
+  listCheckpoints, readCheckpoint, readTrainerState, writeCheckpoint, checkModelMatches, type TrainerState, type CheckpointInfo,
+} from './checkpoint.js';

@@ -58,19 +58,24 @@ export const conv1d = defineOp('conv1d', (x: Tensor, weight: Tensor, bias?: Tens
       dw = new Tensor(d, weight.shape);
     }
     if (bias?.requiresGrad) {
-      // db (out) = column sums of g, accumulated in float64.
-      const acc = new Float64Array(outF);
-      for (let r = 0; r < rows; r++) {
-        const o = r * outF;
-        for (let j = 0; j < outF; j++) acc[j] += gs[o + j];
-      }
+      // db (1, out) = ones (1, rows) @ g: the column sums, on the backend's GEMM.
       const d = allocFloat(x.dtype, outF);
-      d.set(acc);
+      backend().gemm(false, false, 1, 1, outF, rows, 1, onesOf(x.dtype, rows), 0, gs, 0, 0, d, 0);
       db = new Tensor(d, bias.shape);
     }
     return bias ? [dx, dw, db] : [dx, dw];
   });
 });
+
+/** A cached vector of ones (grown as needed) for column sums by GEMM. */
+const ones: { float32: Float32Array; float64: Float64Array } = { float32: new Float32Array(0), float64: new Float64Array(0) };
+function onesOf(dtype: DType, n: number): FloatArray {
+  const key = dtype === 'float64' ? 'float64' : 'float32';
+  if (ones[key].length < n) {
+    ones[key] = key === 'float64' ? new Float64Array(n).fill(1) : new Float32Array(n).fill(1);
+  }
+  return ones[key].subarray(0, n);
+}
 
 export interface Conv1DOptions { bias?: boolean; dtype?: DType; std?: number }
 

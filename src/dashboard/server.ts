@@ -226,9 +226,11 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     const configFile = join(dir, 'config.json');
     let configMtime = -1;
     const checkConfig = async (): Promise<void> => {
+      // Sent once at the start (an error note when there is none yet) and again whenever the file changes.
       const st = await stat(configFile).catch(() => null);
-      if (!st || st.mtimeMs === configMtime) return;
-      configMtime = st.mtimeMs;
+      const mtime = st ? st.mtimeMs : 0;
+      if (mtime === configMtime) return;
+      configMtime = mtime;
       stream.send('config', await readConfig(configFile));
     };
     const tail = new JsonlTail(join(dir, 'metrics.jsonl'), {

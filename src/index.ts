@@ -5,4 +5,5 @@ export { backendInfo, setBackend, type BackendInfo, type DType } from './backend
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
 export * as models from './models/index.js';
+export * as data from './data/index.js';
 export { Module, Parameter } from './nn/index.js';

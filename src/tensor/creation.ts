@@ -149,3 +149,19 @@ export function randint(low: number, high: number, shape: Shape, options: Random
   for (let i = 0; i < t.size; i++) t.storage[i] = g.int(low, high);
   return t;
 }
+
+/** A random permutation of 0..n-1 (int32), from the global generator or options.generator. */
+export function randperm(n: number, options: { generator?: Generator } = {}): Tensor {
+  if (!Number.isInteger(n) || n < 0) throw new Error(`randperm: n must be a non-negative integer, got ${n}`);
+  const g = options.generator ?? defaultGenerator;
+  const p = new Int32Array(n);
+  for (let i = 0; i < n; i++) p[i] = i;
+  // Fisher-Yates from the end, one draw per position.
+  for (let i = n - 1; i > 0; i--) {
+    const j = g.int(0, i + 1);
+    const t = p[i];
+    p[i] = p[j];
+    p[j] = t;
+  }
+  return new Tensor(p, [n]);
+}

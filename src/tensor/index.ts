@@ -4,7 +4,7 @@ export { Tensor, isTensor, type NestedArray, type TensorLike } from './tensor.js
 export { noGrad, enableGrad, isGradEnabled, registeredOps, defineOp, record, type BackwardFn } from './autograd.js';
 export { Generator, manualSeed, defaultGenerator, type GeneratorState } from './random.js';
 export {
-  tensor, zeros, ones, full, zerosLike, onesLike, fullLike, arange, linspace, eye, rand, randn, randint,
+  tensor, zeros, ones, full, zerosLike, onesLike, fullLike, arange, linspace, eye, rand, randn, randint, randperm,
   type CreateOptions, type RandomOptions,
 } from './creation.js';
 export {

@@ -336,8 +336,7 @@ static napi_value adamw(napi_env env, napi_callback_info info) {
   ARGS(11); F32(0, param); F32(1, grad); F32(2, m); F32(3, v); NUM(4, lr); NUM(5, beta1); NUM(6, beta2);
   NUM(7, eps); NUM(8, wd); NUM(9, bc1); NUM(10, bc2);
   NEED(grad, param.len); NEED(m, param.len); NEED(v, param.len);
-  kiln_adamw(F(param), F(grad), F(m), F(v), param.len, (float)lr, (float)beta1, (float)beta2, (float)eps, (float)wd,
-             (float)bc1, (float)bc2);
+  kiln_adamw(F(param), F(grad), F(m), F(v), param.len, lr, beta1, beta2, eps, wd, bc1, bc2);
   return undef(env);
 }
 

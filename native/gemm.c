@@ -311,24 +311,25 @@ static void naive(const gemm_job *g, const float *A, const float *B, float *C) {
 
 static int is_tiny(const gemm_job *g) { return (long)g->M * g->N * g->K <= 512; }
 
-static void item(const gemm_job *g, int b, int tid, int T) {
+/* batch item b, shared by T threads of which this is `tid`; `buf` selects this thread's packing buffers */
+static void item(const gemm_job *g, int b, int tid, int T, int buf) {
   const float *A = g->A + (size_t)b * g->strideA, *B = g->B + (size_t)b * g->strideB;
   float *C = g->C + (size_t)b * g->strideC;
   if (is_tiny(g)) { if (tid == 0) naive(g, A, B, C); return; }
-  gemm_one(g, A, B, C, tid, T, abuf[tid], T > 1 && !g->splitN ? bbuf[0] : bbuf[tid]);
+  gemm_one(g, A, B, C, tid, T, abuf[buf], T > 1 && !g->splitN ? bbuf[0] : bbuf[buf]);
 }
 
 /* threads share each GEMM of the batch */
 static void task_shared(void *p, int tid, int T) {
   const gemm_job *g = p;
-  for (int b = 0; b < g->batch; b++) item(g, b, tid, T);
+  for (int b = 0; b < g->batch; b++) item(g, b, tid, T, tid);
 }
 
 /* threads own fixed ranges of batch items */
 static void task_batch(void *p, int tid, int T) {
   const gemm_job *g = p;
   int b0 = (int)((long)g->batch * tid / T), b1 = (int)((long)g->batch * (tid + 1) / T);
-  for (int b = b0; b < b1; b++) item(g, b, tid, 1);
+  for (int b = b0; b < b1; b++) item(g, b, 0, 1, tid);
 }
 
 void kiln_gemm(int transA, int transB, int batch, int M, int N, int K, float alpha,

@@ -82,7 +82,7 @@ void kiln_attention(const float *q, const float *k, const float *v, int B, int T
 void kiln_attention_backward(const float *dout, const float *q, const float *k, const float *v, const float *out,
                              const float *lse, int B, int Tq, int Tk, int NH, int HS, int causal, float scale,
                              float *dq, float *dk, float *dv);
-void kiln_adamw(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1, float beta2,
-                float eps, float weightDecay, float bc1, float bc2);
+void kiln_adamw(float *param, const float *grad, float *m, float *v, size_t n, double lr, double beta1, double beta2,
+                double eps, double weightDecay, double bc1, double bc2);
 
 #endif

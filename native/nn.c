@@ -214,26 +214,27 @@ void kiln_cross_entropy_backward(const float *logits, const int32_t *targets, co
 
 /* ---------------- AdamW ---------------- */
 
-typedef struct { float *p, *m, *v; const float *g; float lr, b1, b2, eps, decay, step, bc2s; } adam_job;
+typedef struct { float *p, *m, *v; const float *g; double lr, b1, b2, eps, decay, step, bc2s; } adam_job;
 
+/* in double, as the reference: the update is memory-bound, so the wider arithmetic costs nothing */
 static void adamw_range(void *q, size_t b, size_t e) {
   adam_job *j = q;
   float *restrict p = j->p, *restrict m = j->m, *restrict v = j->v;
   const float *restrict g = j->g;
-  const float b1 = j->b1, b2 = j->b2, c1 = 1.0f - j->b1, c2 = 1.0f - j->b2;
-  const float decay = j->decay, step = j->step, bc2s = j->bc2s, eps = j->eps;
+  const double b1 = j->b1, b2 = j->b2, c1 = 1.0 - j->b1, c2 = 1.0 - j->b2;
+  const double decay = j->decay, step = j->step, bc2s = j->bc2s, eps = j->eps;
   for (size_t i = b; i < e; i++) {
-    float gi = g[i];
-    float mi = b1 * m[i] + c1 * gi;
-    float vi = b2 * v[i] + c2 * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    p[i] = p[i] * decay - step * mi / (sqrtf(vi) / bc2s + eps);
+    double gi = g[i];
+    double mi = b1 * m[i] + c1 * gi;
+    double vi = b2 * v[i] + c2 * gi * gi;
+    m[i] = (float)mi;
+    v[i] = (float)vi;
+    p[i] = (float)(p[i] * decay - step * mi / (sqrt(vi) / bc2s + eps));
   }
 }
 
-void kiln_adamw(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1, float beta2,
-                float eps, float weightDecay, float bc1, float bc2) {
-  adam_job j = { param, m, v, grad, lr, beta1, beta2, eps, 1.0f - lr * weightDecay, lr / bc1, sqrtf(bc2) };
+void kiln_adamw(float *param, const float *grad, float *m, float *v, size_t n, double lr, double beta1, double beta2,
+                double eps, double weightDecay, double bc1, double bc2) {
+  adam_job j = { param, m, v, grad, lr, beta1, beta2, eps, 1.0 - lr * weightDecay, lr / bc1, sqrt(bc2) };
   kiln_parallel_for(n, CHUNK_ELEMS, MIN_PAR * 2, adamw_range, &j);
 }

@@ -1,11 +1,267 @@
-// Loads the C addon built from native/ by `npm install` and wraps it as a Backend.
-// Until the addon exists this reports it as unavailable, and Kiln runs on the reference backend.
+// Loads the C addon built from native/ by `npm install` (build/Release/kiln_native.node, or KILN_NATIVE_PATH)
+// and wraps it as a Backend: float32 runs in C, float64/int32 and mixed dtypes delegate to the reference backend.
 
-import type { Backend } from '../backend.js';
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { AnyArray, Backend, BinaryOp, FloatArray, ReduceOp, UnaryOp } from '../backend.js';
+import { jsBackend } from '../js/index.js';
 
 export interface NativeInfo { isa: string; threads: number }
 export interface NativeLoad { backend?: Backend; info?: NativeInfo; error?: string }
 
-export function loadNativeBackend(): NativeLoad {
-  return { error: 'the native addon is not part of this build yet' };
+/** The raw addon: one function per kernel, float32 only (see native/binding.c). */
+interface Addon {
+  fill(out: Float32Array, value: number): void;
+  copy(src: Float32Array, dst: Float32Array): void;
+  unary(op: number, x: Float32Array, out: Float32Array): void;
+  unaryBackward(op: number, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  clamp(x: Float32Array, lo: number, hi: number, out: Float32Array): void;
+  binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, shapes: Int32Array): void;
+  where(cond: Float32Array | Int32Array, a: Float32Array, b: Float32Array, out: Float32Array, shapes: Int32Array): void;
+  expand(x: Float32Array, out: Float32Array, shapes: Int32Array): void;
+  reduce(op: number, x: Float32Array, outer: number, dim: number, inner: number, out: Float32Array): void;
+  argmax(x: Float32Array, outer: number, dim: number, inner: number, out: Int32Array): void;
+  gemm(transA: boolean, transB: boolean, batch: number, M: number, N: number, K: number, alpha: number,
+    A: Float32Array, strideA: number, B: Float32Array, strideB: number, beta: number, C: Float32Array, strideC: number): void;
+  softmax(x: Float32Array, rows: number, cols: number, log: boolean, out: Float32Array): void;
+  softmaxBackward(y: Float32Array, dy: Float32Array, rows: number, cols: number, log: boolean, dx: Float32Array): void;
+  layerNorm(x: Float32Array, w: Float32Array | null, b: Float32Array | null, rows: number, C: number, eps: number,
+    out: Float32Array, mean: Float32Array, rstd: Float32Array): void;
+  layerNormBackward(dy: Float32Array, x: Float32Array, w: Float32Array | null, mean: Float32Array, rstd: Float32Array,
+    rows: number, C: number, dx: Float32Array, dw: Float32Array | null, db: Float32Array | null): void;
+  crossEntropy(logits: Float32Array, targets: Int32Array, N: number, V: number, ignoreIndex: number, smoothing: number,
+    losses: Float32Array, lse: Float32Array): void;
+  crossEntropyBackward(logits: Float32Array, targets: Int32Array, lse: Float32Array, dlosses: Float32Array, N: number,
+    V: number, ignoreIndex: number, smoothing: number, dlogits: Float32Array): void;
+  indexSelect(x: Float32Array, outer: number, dim: number, inner: number, idx: Int32Array, out: Float32Array): void;
+  indexAdd(dout: Float32Array, outer: number, dim: number, inner: number, idx: Int32Array, dx: Float32Array): void;
+  gather(x: Float32Array, outer: number, dim: number, inner: number, idx: Int32Array, k: number, out: Float32Array): void;
+  scatterAdd(dout: Float32Array, outer: number, dim: number, inner: number, idx: Int32Array, k: number, dx: Float32Array): void;
+  permute(x: Float32Array, shapePerm: Int32Array, out: Float32Array): void;
+  sliceCopy(src: Float32Array, outer: number, srcDim: number, inner: number, start: number, len: number, dst: Float32Array): void;
+  sliceAssign(src: Float32Array, outer: number, dstDim: number, inner: number, start: number, len: number, dst: Float32Array): void;
+  attention(q: Float32Array, k: Float32Array, v: Float32Array, B: number, Tq: number, Tk: number, NH: number, HS: number,
+    causal: boolean, scale: number, out: Float32Array, lse: Float32Array): void;
+  attentionBackward(dout: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array,
+    lse: Float32Array, B: number, Tq: number, Tk: number, NH: number, HS: number, causal: boolean, scale: number,
+    dq: Float32Array, dk: Float32Array, dv: Float32Array): void;
+  adamw(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, lr: number, beta1: number,
+    beta2: number, eps: number, weightDecay: number, bc1: number, bc2: number): void;
+  info(): { isa: string; threads: number; poolSize: number };
+  setIsa(name: string): boolean;
+  setThreads(n: number): void;
+  gemmTune(mc: number, kc: number, nc: number): void;
 }
+
+// Op codes: the order of the enums in native/kiln.h.
+const UNARY: readonly UnaryOp[] = ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'abs', 'sign', 'square', 'reciprocal',
+  'tanh', 'sigmoid', 'relu', 'gelu', 'gelu_tanh', 'silu', 'sin', 'cos'];
+const BINARY: readonly BinaryOp[] = ['add', 'sub', 'mul', 'div', 'pow', 'max', 'min', 'eq', 'ne', 'lt', 'le', 'gt', 'ge'];
+const REDUCE: readonly ReduceOp[] = ['sum', 'max', 'min'];
+const unaryCode = new Map(UNARY.map((op, i) => [op, i]));
+const binaryCode = new Map(BINARY.map((op, i) => [op, i]));
+const reduceCode = new Map(REDUCE.map((op, i) => [op, i]));
+const MAX_RANK = 16;
+
+function code(map: Map<string, number>, kind: string, op: string): number {
+  const c = map.get(op);
+  if (c === undefined) throw new Error(`${kind}: unknown op '${op}'`);
+  return c;
+}
+
+const f32 = (a: unknown): a is Float32Array => a instanceof Float32Array;
+
+/** The package root: the nearest folder above this file with Kiln's package.json. */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'binding.gyp'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+}
+
+function wrap(n: Addon): Backend {
+  // Shapes travel in one reused Int32Array: [rank, shape0..., shape1..., ...].
+  const shapes = new Int32Array(1 + MAX_RANK * 4);
+  const packShapes = (list: readonly (readonly number[])[]): boolean => {
+    const rank = list[list.length - 1].length;
+    if (rank > MAX_RANK) return false;
+    shapes[0] = rank;
+    let o = 1;
+    for (const s of list) {
+      if (s.length !== rank) return false;
+      for (let d = 0; d < rank; d++) shapes[o++] = s[d];
+    }
+    return true;
+  };
+  const js = jsBackend;
+  return {
+    name: 'native',
+    fill(out, value) { if (f32(out)) n.fill(out, value); else js.fill(out, value); },
+    copy(src, dst) { if (f32(src) && f32(dst)) n.copy(src, dst); else js.copy(src, dst); },
+    unary(op, x, out) {
+      if (f32(x) && f32(out)) n.unary(code(unaryCode, 'unary', op), x, out); else js.unary(op, x, out);
+    },
+    unaryBackward(op, x, y, dy, dx) {
+      if (f32(x) && f32(y) && f32(dy) && f32(dx)) n.unaryBackward(code(unaryCode, 'unaryBackward', op), x, y, dy, dx);
+      else js.unaryBackward(op, x, y, dy, dx);
+    },
+    clamp(x, lo, hi, out) { if (f32(x) && f32(out)) n.clamp(x, lo, hi, out); else js.clamp(x, lo, hi, out); },
+    binary(op, a, aShape, b, bShape, out, outShape) {
+      if (f32(a) && f32(b) && f32(out) && packShapes([aShape, bShape, outShape])) {
+        n.binary(code(binaryCode, 'binary', op), a, b, out, shapes);
+      } else js.binary(op, a, aShape, b, bShape, out, outShape);
+    },
+    where(cond, condShape, a, aShape, b, bShape, out, outShape) {
+      if ((f32(cond) || cond instanceof Int32Array) && f32(a) && f32(b) && f32(out) &&
+        packShapes([condShape, aShape, bShape, outShape])) {
+        n.where(cond, a, b, out, shapes);
+      } else js.where(cond, condShape, a, aShape, b, bShape, out, outShape);
+    },
+    expand(x, xShape, out, outShape) {
+      if (f32(x) && f32(out) && packShapes([xShape, outShape])) n.expand(x, out, shapes);
+      else js.expand(x, xShape, out, outShape);
+    },
+    reduce(op, x, outer, dim, inner, out) {
+      if (f32(x) && f32(out)) n.reduce(code(reduceCode, 'reduce', op), x, outer, dim, inner, out);
+      else js.reduce(op, x, outer, dim, inner, out);
+    },
+    argmax(x, outer, dim, inner, out) {
+      if (f32(x)) n.argmax(x, outer, dim, inner, out); else js.argmax(x, outer, dim, inner, out);
+    },
+    gemm(transA, transB, batch, M, N, K, alpha, A, strideA, B, strideB, beta, C, strideC) {
+      if (f32(A) && f32(B) && f32(C)) n.gemm(transA, transB, batch, M, N, K, alpha, A, strideA, B, strideB, beta, C, strideC);
+      else js.gemm(transA, transB, batch, M, N, K, alpha, A, strideA, B, strideB, beta, C, strideC);
+    },
+    softmax(x, rows, cols, log, out) {
+      if (f32(x) && f32(out)) n.softmax(x, rows, cols, log, out); else js.softmax(x, rows, cols, log, out);
+    },
+    softmaxBackward(y, dy, rows, cols, log, dx) {
+      if (f32(y) && f32(dy) && f32(dx)) n.softmaxBackward(y, dy, rows, cols, log, dx);
+      else js.softmaxBackward(y, dy, rows, cols, log, dx);
+    },
+    layerNorm(x, weight, bias, rows, C, eps, out, mean, rstd) {
+      if (f32(x) && (weight === null || f32(weight)) && (bias === null || f32(bias)) && f32(out) && f32(mean) && f32(rstd)) {
+        n.layerNorm(x, weight, bias, rows, C, eps, out, mean, rstd);
+      } else js.layerNorm(x, weight, bias, rows, C, eps, out, mean, rstd);
+    },
+    layerNormBackward(dy, x, weight, mean, rstd, rows, C, dx, dweight, dbias) {
+      if (f32(dy) && f32(x) && (weight === null || f32(weight)) && f32(mean) && f32(rstd) && f32(dx) &&
+        (dweight === null || f32(dweight)) && (dbias === null || f32(dbias))) {
+        n.layerNormBackward(dy, x, weight, mean, rstd, rows, C, dx, dweight, dbias);
+      } else js.layerNormBackward(dy, x, weight, mean, rstd, rows, C, dx, dweight, dbias);
+    },
+    crossEntropy(logits, targets, N, V, ignoreIndex, labelSmoothing, losses, lse) {
+      if (f32(logits) && f32(losses) && f32(lse)) n.crossEntropy(logits, targets, N, V, ignoreIndex, labelSmoothing, losses, lse);
+      else js.crossEntropy(logits, targets, N, V, ignoreIndex, labelSmoothing, losses, lse);
+    },
+    crossEntropyBackward(logits, targets, lse, dlosses, N, V, ignoreIndex, labelSmoothing, dlogits) {
+      if (f32(logits) && f32(lse) && f32(dlosses) && f32(dlogits)) {
+        n.crossEntropyBackward(logits, targets, lse, dlosses, N, V, ignoreIndex, labelSmoothing, dlogits);
+      } else js.crossEntropyBackward(logits, targets, lse, dlosses, N, V, ignoreIndex, labelSmoothing, dlogits);
+    },
+    indexSelect(x, outer, dim, inner, idx, out) {
+      if (f32(x) && f32(out)) n.indexSelect(x, outer, dim, inner, idx, out); else js.indexSelect(x, outer, dim, inner, idx, out);
+    },
+    indexAdd(dout, outer, dim, inner, idx, dx) {
+      if (f32(dout) && f32(dx)) n.indexAdd(dout, outer, dim, inner, idx, dx); else js.indexAdd(dout, outer, dim, inner, idx, dx);
+    },
+    gather(x, outer, dim, inner, idx, k, out) {
+      if (f32(x) && f32(out)) n.gather(x, outer, dim, inner, idx, k, out); else js.gather(x, outer, dim, inner, idx, k, out);
+    },
+    scatterAdd(dout, outer, dim, inner, idx, k, dx) {
+      if (f32(dout) && f32(dx)) n.scatterAdd(dout, outer, dim, inner, idx, k, dx);
+      else js.scatterAdd(dout, outer, dim, inner, idx, k, dx);
+    },
+    permute(x, shape, perm, out) {
+      if (f32(x) && f32(out) && shape.length <= MAX_RANK && perm.length === shape.length) {
+        shapes[0] = shape.length;
+        for (let d = 0; d < shape.length; d++) { shapes[1 + d] = shape[d]; shapes[1 + shape.length + d] = perm[d]; }
+        n.permute(x, shapes, out);
+      } else js.permute(x, shape, perm, out);
+    },
+    sliceCopy(src, outer, srcDim, inner, start, len, dst) {
+      if (f32(src) && f32(dst)) n.sliceCopy(src, outer, srcDim, inner, start, len, dst);
+      else js.sliceCopy(src, outer, srcDim, inner, start, len, dst);
+    },
+    sliceAssign(src, outer, dstDim, inner, start, len, dst) {
+      if (f32(src) && f32(dst)) n.sliceAssign(src, outer, dstDim, inner, start, len, dst);
+      else js.sliceAssign(src, outer, dstDim, inner, start, len, dst);
+    },
+    attention(q, k, v, B, Tq, Tk, NH, HS, causal, scale, out, lse) {
+      if (f32(q) && f32(k) && f32(v) && f32(out) && f32(lse)) n.attention(q, k, v, B, Tq, Tk, NH, HS, causal, scale, out, lse);
+      else js.attention(q, k, v, B, Tq, Tk, NH, HS, causal, scale, out, lse);
+    },
+    attentionBackward(dout, q, k, v, out, lse, B, Tq, Tk, NH, HS, causal, scale, dq, dk, dv) {
+      if (f32(dout) && f32(q) && f32(k) && f32(v) && f32(out) && f32(lse) && f32(dq) && f32(dk) && f32(dv)) {
+        n.attentionBackward(dout, q, k, v, out, lse, B, Tq, Tk, NH, HS, causal, scale, dq, dk, dv);
+      } else js.attentionBackward(dout, q, k, v, out, lse, B, Tq, Tk, NH, HS, causal, scale, dq, dk, dv);
+    },
+    adamw(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, bc1, bc2) {
+      if (f32(param) && f32(grad) && f32(m) && f32(v)) n.adamw(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, bc1, bc2);
+      else js.adamw(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, bc1, bc2);
+    },
+  };
+}
+
+/** Controls of the loaded addon for tests and benchmarks: instruction set, thread count, GEMM blocking. */
+export interface NativeControls {
+  info(): { isa: string; threads: number; poolSize: number };
+  /** Switches the instruction set ('avx512', 'avx2', 'neon', 'scalar'); false when the CPU lacks it. */
+  setIsa(name: string): boolean;
+  /** Threads used by parallel kernels, 1 .. the pool size (KILN_THREADS or the machine's cores). */
+  setThreads(n: number): void;
+  /** GEMM cache blocking (0 keeps the default): MC rows of A, KC depth, NC columns of B. */
+  gemmTune(mc: number, kc: number, nc: number): void;
+}
+
+let cached: (NativeLoad & { addon?: Addon }) | undefined;
+
+/** Loads the addon once and caches the result; never throws: returns { error } when unavailable. */
+export function loadNativeBackend(): NativeLoad {
+  if (cached) return { backend: cached.backend, info: cached.info, error: cached.error };
+  try {
+    const custom = process.env.KILN_NATIVE_PATH;
+    const path = custom && custom.trim() !== '' ? resolve(custom) : join(packageRoot(), 'build', 'Release', 'kiln_native.node');
+    if (!existsSync(path)) {
+      cached = {
+        error: custom
+          ? `KILN_NATIVE_PATH is ${custom}, which does not exist`
+          : `the addon was not built (${path} is missing; run npm install with a C compiler present)`,
+      };
+    } else {
+      const require = createRequire(import.meta.url);
+      const addon = require(path) as Addon;
+      if (typeof addon?.gemm !== 'function' || typeof addon.info !== 'function') {
+        cached = { error: `${path} is not Kiln's native addon` };
+      } else {
+        const i = addon.info();
+        cached = { backend: wrap(addon), info: { isa: i.isa, threads: i.threads }, addon };
+      }
+    }
+  } catch (e) {
+    const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
+    cached = { error: `the addon failed to load: ${msg}` };
+  }
+  return { backend: cached.backend, info: cached.info, error: cached.error };
+}
+
+/** The addon's controls, or undefined when it is not loaded. */
+export function nativeControls(): NativeControls | undefined {
+  loadNativeBackend();
+  const a = cached?.addon;
+  if (!a) return undefined;
+  return {
+    info: () => a.info(),
+    setIsa: (name) => a.setIsa(name),
+    setThreads: (t) => a.setThreads(t),
+    gemmTune: (mc, kc, nc) => a.gemmTune(mc, kc, nc),
+  };
+}
+
+export type { AnyArray, FloatArray };

@@ -1,0 +1,47 @@
+// GPT-2's tokenizer, rebuilt from the ranks js-tiktoken ships, held against js-tiktoken's own encoder.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Tiktoken } from 'js-tiktoken/lite';
+import gpt2Ranks from 'js-tiktoken/ranks/gpt2';
+import { Tokenizer as HfLibTokenizer } from '@huggingface/tokenizers';
+import { gpt2Tokenizer, GPT2_EOT_ID, loadTokenizer } from '../../src/data/tokenizer/index.js';
+import { brownCorpus } from '../../src/data/text/brown.js';
+import { DataRng } from '../../src/data/shards/rng.js';
+import { fuzzText } from './fuzz-text.js';
+
+const tok = gpt2Tokenizer();
+const tiktoken = new Tiktoken(gpt2Ranks);
+
+test('GPT-2: 50257 tokens, the known ids, <|endoftext|> = 50256', () => {
+  assert.equal(tok.kind, 'gpt2');
+  assert.equal(tok.vocabSize, 50257);
+  assert.equal(tok.numMerges, 50000);
+  assert.deepEqual(tok.encode('Hello world'), [15496, 995]);
+  assert.deepEqual(tok.encode(' the'), [262]);
+  assert.equal(tok.tokenToId('<|endoftext|>'), GPT2_EOT_ID);
+  assert.deepEqual(tok.encode('a<|endoftext|>b'), [64, 50256, 65]);
+});
+
+test('GPT-2 encodes as js-tiktoken does on a corpus slice and random text', () => {
+  const docs = brownCorpus().filter((_, i) => i % 20 === 0);
+  for (const d of docs) assert.deepEqual(tok.encode(d.text), tiktoken.encode(d.text, [], []));
+  const rng = new DataRng(5);
+  for (let i = 0; i < 200; i++) {
+    const s = fuzzText(rng, 30, { raw: true });
+    assert.deepEqual(tok.encode(s, { allowSpecial: false }), tiktoken.encode(s, [], []), JSON.stringify(s));
+    assert.equal(tok.decode(tok.encode(s)), s);
+  }
+});
+
+test('GPT-2 tokenizer.json round trips and reads the same in @huggingface/tokenizers', () => {
+  const json = tok.toJSON();
+  assert.equal(Object.keys(json.model.vocab).length, 50257);
+  assert.equal(json.model.merges![0], 'Ġ t');
+  const again = loadTokenizer(json);
+  assert.equal(again.kind, 'gpt2');
+  const lib = new HfLibTokenizer(json, {});
+  const s = "It's 1961: the Brown corpus, 😀 naïve <|endoftext|>";
+  assert.deepEqual(again.encode(s), tok.encode(s));
+  assert.deepEqual(lib.encode(s).ids, tok.encode(s));
+});

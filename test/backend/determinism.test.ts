@@ -1,0 +1,89 @@
+// Determinism: the same GEMM, attention and indexAdd twice give bitwise equal results, and (native) so do runs
+// with one thread and with every thread: parallel kernels split work in fixed chunks, never by timing.
+
+import { test } from 'node:test';
+import { backend, backendInfo } from '../../src/backend/index.js';
+import { nativeControls } from '../../src/backend/native/index.js';
+import { assertBitwiseEqual, randF32, randInt, rng } from './helpers.js';
+
+const be = backend();
+const controls = backendInfo().name === 'native' ? nativeControls() : undefined;
+
+/** Runs fn with every thread, again, then with one thread (native), and checks the outputs are bitwise equal. */
+function repeatable(label: string, fn: () => Float32Array[]): void {
+  const first = fn();
+  const runs = [fn()];
+  if (controls) {
+    const all = controls.info().poolSize;
+    try {
+      controls.setThreads(1);
+      runs.push(fn());
+    } finally {
+      controls.setThreads(all);
+    }
+  }
+  for (const [r, outs] of runs.entries()) {
+    outs.forEach((o, i) => assertBitwiseEqual(o, first[i], `${label}: run ${r + 2}, output ${i}`));
+  }
+}
+
+test('gemm is bitwise repeatable (all transposes, threaded shapes, batched)', () => {
+  const r = rng(21);
+  const [M, N, K] = [301, 517, 389];
+  const A = randF32(r, M * K);
+  const B = randF32(r, K * N);
+  const C0 = randF32(r, M * N);
+  for (const tA of [false, true]) {
+    for (const tB of [false, true]) {
+      repeatable(`gemm tA=${tA} tB=${tB}`, () => {
+        const C = C0.slice();
+        be.gemm(tA, tB, 1, M, N, K, 0.5, A, 0, B, 0, 0.25, C, 0);
+        return [C];
+      });
+    }
+  }
+  const B2 = randF32(r, 300 * 2000);
+  repeatable('gemm small M (column split)', () => {
+    const C = new Float32Array(5 * 2000);
+    be.gemm(false, false, 1, 5, 2000, 300, 1, A, 0, B2, 0, 0, C, 0);
+    return [C];
+  });
+  repeatable('gemm batched', () => {
+    const C = new Float32Array(6 * 40 * 50);
+    be.gemm(false, true, 6, 40, 50, 60, 1, A, 40 * 60, B, 0, 0, C, 40 * 50);
+    return [C];
+  });
+});
+
+test('attention forward and backward are bitwise repeatable', () => {
+  const r = rng(22);
+  const [B, T, NH, HS] = [2, 100, 3, 32];
+  const n = B * T * NH * HS;
+  const q = randF32(r, n);
+  const k = randF32(r, n);
+  const v = randF32(r, n);
+  const dout = randF32(r, n);
+  repeatable('attention', () => {
+    const out = new Float32Array(n);
+    const lse = new Float32Array(B * NH * T);
+    be.attention(q, k, v, B, T, T, NH, HS, true, 0.17, out, lse);
+    const dq = new Float32Array(n);
+    const dk = new Float32Array(n);
+    const dv = new Float32Array(n);
+    be.attentionBackward(dout, q, k, v, out, lse, B, T, T, NH, HS, true, 0.17, dq, dk, dv);
+    return [out, lse, dq, dk, dv];
+  });
+});
+
+test('indexAdd (embedding scatter-add with repeated indices) is bitwise repeatable', () => {
+  const r = rng(23);
+  const [V, C, N] = [1000, 256, 4096];
+  const dout = randF32(r, N * C);
+  const idx = randInt(r, N, 0, 50); // many repeats
+  const start = randF32(r, V * C);
+  repeatable('indexAdd', () => {
+    const dx = start.slice();
+    be.indexAdd(dout, 1, V, C, idx, dx);
+    return [dx];
+  });
+});

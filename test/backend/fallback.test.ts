@@ -1,0 +1,48 @@
+// Fallback: with the addon missing (KILN_NATIVE_PATH pointing nowhere) a program still runs, on the reference
+// backend, says why in backendInfo(), and warns exactly once.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+const CHILD = `
+import { backend, backendInfo } from './src/backend/index.ts';
+const be = backend();
+backend();
+const c = new Float32Array(4);
+be.gemm(false, false, 1, 2, 2, 2, 1, new Float32Array([1, 2, 3, 4]), 0, new Float32Array([1, 2, 3, 4]), 0, 0, c, 0);
+console.log(JSON.stringify({ info: backendInfo(), again: backendInfo(), c: [...c] }));
+`;
+
+function runChild(env: Record<string, string | undefined>) {
+  const childEnv: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...process.env, ...env })) if (v !== undefined) childEnv[k] = v;
+  return spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', CHILD], {
+    cwd: root, env: childEnv, encoding: 'utf8', timeout: 60000,
+  });
+}
+
+test('a missing addon falls back to the reference backend with one warning', () => {
+  const res = runChild({ KILN_NATIVE_PATH: '/nonexistent/kiln_native.node', KILN_BACKEND: undefined });
+  assert.equal(res.status, 0, res.stderr);
+  const out = JSON.parse(res.stdout.trim().split('\n').pop()!);
+  assert.equal(out.info.name, 'js');
+  assert.match(out.info.reason, /KILN_NATIVE_PATH is \/nonexistent\/kiln_native\.node, which does not exist/);
+  assert.deepEqual(out.again, out.info);
+  assert.deepEqual(out.c, [7, 10, 15, 22]);
+  const warnings = res.stderr.split('\n').filter((l) => l.includes('KilnWarning'));
+  assert.equal(warnings.length, 1, `expected one warning, stderr was:\n${res.stderr}`);
+  assert.match(warnings[0], /native backend is unavailable/);
+});
+
+test('KILN_BACKEND=js chooses the reference backend without a warning', () => {
+  const res = runChild({ KILN_BACKEND: 'js' });
+  assert.equal(res.status, 0, res.stderr);
+  const out = JSON.parse(res.stdout.trim().split('\n').pop()!);
+  assert.equal(out.info.name, 'js');
+  assert.ok(!res.stderr.includes('KilnWarning'), res.stderr);
+});

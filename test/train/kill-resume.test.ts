@@ -1,0 +1,96 @@
+// Exact resume after kill -9: a child process training with checkpoints every step is killed (in the middle
+// of training, and in the middle of writing a checkpoint), resumed in a new child, and its losses from the
+// resume point on must be bitwise those of a run that was never stopped.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readMetrics } from '../../src/train/metrics.js';
+import { listCheckpoints } from '../../src/train/checkpoint.js';
+import { CHILD_STEPS, childTrainer } from './fixtures/child-trainer.js';
+
+const child = 'test/train/fixtures/resume-child.ts';
+const STEPS = CHILD_STEPS;
+const tmp = (): string => mkdtempSync(join(tmpdir(), 'kiln-kill-'));
+
+interface Run { code: number | null; signal: string | null; stdout: string; stderr: string }
+
+/** Runs the child; `killWhen` sees the output so far and returns a signal to send, once. */
+function runChild(runDir: string, mode: 'fresh' | 'resume', env: Record<string, string> = {},
+  killWhen?: (stdout: string, stderr: string) => NodeJS.Signals | null): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', child, runDir, mode], {
+      env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    let sent = false;
+    const check = (): void => {
+      if (sent || !killWhen) return;
+      const sig = killWhen(stdout, stderr);
+      if (sig) {
+        sent = true;
+        p.kill(sig);
+      }
+    };
+    p.stdout.on('data', (d) => { stdout += d; check(); });
+    p.stderr.on('data', (d) => { stderr += d; check(); });
+    p.on('error', reject);
+    p.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+const losses = (runDir: string): Map<number, number> =>
+  new Map(readMetrics(join(runDir, 'metrics.jsonl')).filter((l) => l.loss !== undefined).map((l) => [l.step as number, l.loss as number]));
+
+let reference: Map<number, number> | null = null;
+async function referenceLosses(): Promise<Map<number, number>> {
+  if (reference) return reference;
+  // The uninterrupted run, in this process (same code and backend as the children).
+  const dir = tmp();
+  await childTrainer(dir, 'fresh').fit();
+  reference = losses(dir);
+  assert.equal(reference.size, STEPS);
+  return reference;
+}
+
+function assertSame(dir: string, ref: Map<number, number>): void {
+  const got = losses(dir);
+  assert.equal(got.size, STEPS, `metrics.jsonl has every step once: ${[...got.keys()].join(',')}`);
+  for (const [step, loss] of ref) assert.ok(Object.is(got.get(step), loss), `step ${step}: ${got.get(step)} vs ${loss}`);
+}
+
+test('kill -9 in the middle of training, then resume: bitwise the same losses', async () => {
+  const ref = await referenceLosses();
+  const dir = tmp();
+  const killed = await runChild(dir, 'fresh', { KILN_CHILD_STEP_MS: '40' }, (out) => (/STEP 6\n/.test(out) ? 'SIGKILL' : null));
+  assert.equal(killed.signal, 'SIGKILL');
+  const newest = listCheckpoints(join(dir, 'checkpoints'))[0].step;
+  assert.ok(newest >= 5 && newest < STEPS, `newest checkpoint ${newest}`);
+  const resumed = await runChild(dir, 'resume');
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.match(resumed.stdout, new RegExp(`STEP ${newest + 1}\\n`));
+  assert.doesNotMatch(resumed.stdout, new RegExp(`STEP ${newest}\\n`));
+  assertSame(dir, ref);
+});
+
+test('kill -9 while a checkpoint is being written: no half checkpoint, resume is exact', async () => {
+  const ref = await referenceLosses();
+  const dir = tmp();
+  const killed = await runChild(dir, 'fresh', { KILN_CHECKPOINT_PAUSE_MS: '150' },
+    (_out, err) => (/writing checkpoint step-4: optimizer\.safetensors/.test(err) ? 'SIGKILL' : null));
+  assert.equal(killed.signal, 'SIGKILL');
+  const names = readdirSync(join(dir, 'checkpoints'));
+  assert.ok(!names.includes('step-4'), `no step-4 under its final name: ${names.join()}`);
+  assert.ok(names.some((n) => n.startsWith('.tmp-step-4')), `the temporary folder is left: ${names.join()}`);
+  assert.equal(listCheckpoints(join(dir, 'checkpoints'))[0].step, 3);
+  const resumed = await runChild(dir, 'resume');
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.match(resumed.stdout, /^STEP 4\n/);
+  assert.ok(!readdirSync(join(dir, 'checkpoints')).some((n) => n.startsWith('.tmp-')), 'stale temporary folders are cleaned up');
+  assertSame(dir, ref);
+});
+

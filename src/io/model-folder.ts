@@ -1,0 +1,177 @@
+// Loads a model for inference from a folder: a training run (its best checkpoint), a frozen model folder
+// (config.json, model.safetensors, tokenizer.json, tokenizer_config.json) or a Hugging Face GPT-2 folder.
+// (It builds a GPT, so this io file reaches up into src/models; the loader belongs with the other file formats.)
+
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { loadTokenizer } from '../data/tokenizer/load.js';
+import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
+import { GPT } from '../models/gpt.js';
+import { gptConfigFromJSON, type ResolvedGPTConfig } from '../models/gpt-config.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { loadSafetensors } from './safetensors.js';
+
+/** What loadModel returns: a frozen model in evaluation mode and everything needed to talk to it. */
+export interface LoadedModel {
+  model: GPT;
+  tokenizer: Tokenizer;
+  config: ResolvedGPTConfig;
+  /** The folder's Jinja chat template (tokenizer_config.json `chat_template`), when it has one. */
+  chatTemplate?: string;
+  /** bos_token / eos_token from tokenizer_config.json, for the chat template. */
+  specialTokens: { bos_token?: string; eos_token?: string };
+  /** Where the weights came from. */
+  weightsPath: string;
+  /** 'run' (a training run's checkpoint) or 'model' (a frozen or Hugging Face folder). */
+  kind: 'run' | 'model';
+  /** The checkpoint step, for a run. */
+  step?: number;
+  /** A name for the model (the folder's name), as the server reports it. */
+  name: string;
+}
+
+function readJSON(path: string, what: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new Error(`${what} '${path}' cannot be read: ${(err as Error).message}`);
+  }
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('expected a JSON object');
+    return v as Record<string, unknown>;
+  } catch (err) {
+    throw new Error(`${what} '${path}' is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+interface CheckpointChoice { dir: string; step: number }
+
+/**
+ * The best checkpoint of a run: the one the newest trainer_state.json names as best, else the lowest val_loss
+ * among checkpoints that recorded one, else the newest.
+ */
+export function bestCheckpoint(runDir: string): CheckpointChoice {
+  const root = join(runDir, 'checkpoints');
+  const steps = readdirSync(root)
+    .map((name) => ({ name, m: /^step-(\d+)$/.exec(name) }))
+    .filter((e): e is { name: string; m: RegExpExecArray } => e.m !== null && existsSync(join(root, e.name, 'model.safetensors')))
+    .map((e) => ({ dir: join(root, e.name), step: Number(e.m[1]) }))
+    .sort((a, b) => a.step - b.step);
+  if (steps.length === 0) throw new Error(`run folder '${runDir}' has no checkpoints (expected checkpoints/step-N/model.safetensors)`);
+  const state = (c: CheckpointChoice): Record<string, unknown> | null => {
+    try {
+      return readJSON(join(c.dir, 'trainer_state.json'), 'trainer state');
+    } catch {
+      return null;
+    }
+  };
+  const newest = steps[steps.length - 1];
+  const named = state(newest)?.best_checkpoint_step;
+  if (typeof named === 'number') {
+    const hit = steps.find((c) => c.step === named);
+    if (hit) return hit;
+  }
+  let best: CheckpointChoice | null = null;
+  let bestLoss = Infinity;
+  for (const c of steps) {
+    const v = state(c)?.val_loss;
+    if (typeof v === 'number' && Number.isFinite(v) && v <= bestLoss) {
+      best = c;
+      bestLoss = v;
+    }
+  }
+  return best ?? newest;
+}
+
+/**
+ * Loads a model folder for inference. `dir` is a run folder (config.json, tokenizer.json,
+ * checkpoints/step-N/...: its best checkpoint is used), a frozen model folder written by `kiln export`, or a
+ * Hugging Face GPT-2 folder (config.json with n_embd/n_layer/..., model.safetensors, tokenizer.json). The
+ * model comes back in evaluation mode with every parameter frozen.
+ *
+ * @example
+ * ```ts
+ * const { model, tokenizer } = loadModel('runs/tiny');
+ * kiln.infer.generateText(model, tokenizer, 'Once upon a time').text;
+ * ```
+ */
+export function loadModel(dir: string): LoadedModel {
+  const root = resolve(dir);
+  if (!existsSync(root) || !statSync(root).isDirectory()) throw new Error(`model folder '${dir}' does not exist or is not a folder`);
+  const configPath = join(root, 'config.json');
+  if (!existsSync(configPath)) throw new Error(`model folder '${dir}' has no config.json (expected a run folder or a model folder)`);
+  const configJson = readJSON(configPath, 'model config');
+  let config: ResolvedGPTConfig;
+  try {
+    config = gptConfigFromJSON(configJson);
+  } catch (err) {
+    throw new Error(`model config '${configPath}': ${(err as Error).message}`);
+  }
+  let weightsPath: string;
+  let kind: 'run' | 'model';
+  let step: number | undefined;
+  if (existsSync(join(root, 'checkpoints'))) {
+    const best = bestCheckpoint(root);
+    weightsPath = join(best.dir, 'model.safetensors');
+    kind = 'run';
+    step = best.step;
+  } else {
+    weightsPath = join(root, 'model.safetensors');
+    kind = 'model';
+    if (!existsSync(weightsPath)) throw new Error(`model folder '${dir}' has neither model.safetensors nor a checkpoints folder`);
+  }
+  const tokPath = join(root, 'tokenizer.json');
+  if (!existsSync(tokPath)) throw new Error(`model folder '${dir}' has no tokenizer.json`);
+  const tokConfigPath = join(root, 'tokenizer_config.json');
+  const tokConfig = existsSync(tokConfigPath) ? readJSON(tokConfigPath, 'tokenizer config') : {};
+  const tokenizer = loadTokenizer(tokPath);
+  if (tokenizer.vocabSize > config.vocabSize) {
+    throw new Error(`model folder '${dir}': the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${config.vocabSize}`);
+  }
+
+  const model = new GPT(config);
+  const { tensors } = loadSafetensors(weightsPath);
+  loadWeights(model, tensors, weightsPath);
+  model.eval();
+  model.freeze();
+
+  const template = typeof tokConfig.chat_template === 'string' ? tokConfig.chat_template
+    : typeof configJson.chat_template === 'string' ? configJson.chat_template : undefined;
+  const tokenString = (v: unknown): string | undefined => typeof v === 'string' ? v
+    : v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string' ? (v as { content: string }).content : undefined;
+  return {
+    model, tokenizer, config, weightsPath, kind, step,
+    chatTemplate: template,
+    specialTokens: { bos_token: tokenString(tokConfig.bos_token), eos_token: tokenString(tokConfig.eos_token) },
+    name: root.split(/[\\/]/).filter(Boolean).pop() ?? 'model',
+  };
+}
+
+/**
+ * Copies a GPT-2 state dict into the model: Kiln's names, Hugging Face's (`transformer.` prefix, optional
+ * lm_head.weight when tied) or the bare ones without `transformer.`. Attention mask buffers that old Hugging
+ * Face files carry are ignored; anything else missing or mis-shaped fails naming the tensor.
+ */
+export function loadWeights(model: GPT, tensors: Record<string, Tensor>, source: string): void {
+  const own = model.stateDict();
+  const sd: Record<string, Tensor> = {};
+  for (const [k, t] of Object.entries(tensors)) {
+    if (/\.attn\.(masked_)?bias$/.test(k) && !(k in own)) continue; // HF's causal-mask buffers
+    const name = k in own || k === 'lm_head.weight' ? k : `transformer.${k}` in own ? `transformer.${k}` : k;
+    sd[name] = t;
+  }
+  const missing = Object.keys(own).filter((k) => !(k in sd)); // a tied lm_head is not in own
+  if (missing.length) {
+    throw new Error(`weights '${source}' do not fit the model config: missing ${missing.slice(0, 5).join(', ')}` +
+      `${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);
+  }
+  try {
+    model.loadStateDict(sd, { strict: false });
+  } catch (err) {
+    throw new Error(`weights '${source}' do not fit the model config: ${(err as Error).message.replace(/^loadStateDict: /, '')}`);
+  }
+  const unexpected = Object.keys(sd).filter((k) => !(k in own) && k !== 'lm_head.weight');
+  if (unexpected.length) throw new Error(`weights '${source}' have tensors the model does not: ${unexpected.slice(0, 5).join(', ')}`);
+}

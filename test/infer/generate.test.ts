@@ -1,0 +1,191 @@
+// Generation: the lean decoder against PyTorch's GPT-2 logits, cache vs no cache, seeded sampling, the
+// sampler's filters, stop sequences, streaming with multi-byte characters, and the guards on bad input.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { loadSafetensors } from '../../src/io/safetensors.js';
+import { loadWeights } from '../../src/io/model-folder.js';
+import { GPT } from '../../src/models/gpt.js';
+import { gptConfigFromJSON } from '../../src/models/gpt-config.js';
+import { createDecoder, FastGPTDecoder } from '../../src/infer/decoder.js';
+import { generate, generateText, streamGenerate, TextStreamer } from '../../src/infer/generate.js';
+import { Sampler } from '../../src/infer/sampling.js';
+import { Generator } from '../../src/tensor/random.js';
+import { bpeTokenizer, charTokenizer, tinyGPT } from './helpers.js';
+
+const GOLDEN = 'test/golden/hf-gpt2-tiny';
+
+test('the fast decoder reproduces Hugging Face GPT-2 logits (prefill and token by token)', () => {
+  const cfg = gptConfigFromJSON(JSON.parse(readFileSync(`${GOLDEN}/config.json`, 'utf8')));
+  const gpt = new GPT(cfg);
+  loadWeights(gpt, loadSafetensors(`${GOLDEN}/model.safetensors`).tensors, GOLDEN);
+  const golden = JSON.parse(readFileSync(`${GOLDEN}/logits.json`, 'utf8')) as {
+    idx: { shape: number[]; data: number[] }; logits: { shape: number[]; data: number[] };
+  };
+  const [B, T] = golden.idx.shape;
+  const V = golden.logits.shape[2];
+  for (const engine of ['fast', 'module'] as const) {
+    const dec = createDecoder(gpt, { engine });
+    assert.equal(dec.kind, engine);
+    for (let b = 0; b < B; b++) {
+      const ids = golden.idx.data.slice(b * T, (b + 1) * T);
+      dec.reset();
+      // A 5-token prompt in one pass, then one token at a time.
+      let worst = 0;
+      for (let t = 4; t < T; t++) {
+        const logits = t === 4 ? dec.feed(ids.slice(0, 5)) : dec.feed([ids[t]]);
+        const o = (b * T + t) * V;
+        for (let v = 0; v < V; v++) worst = Math.max(worst, Math.abs(logits[v] - golden.logits.data[o + v]));
+      }
+      assert.ok(worst < 1e-4, `${engine}: row ${b} differs from PyTorch by ${worst}`);
+    }
+  }
+});
+
+test('greedy output with the cache equals greedy output without it, on every decoding path', () => {
+  const tok = charTokenizer();
+  const gpt = tinyGPT(tok.vocabSize);
+  const prompt = tok.encode('the quick');
+  const opts = { maxNewTokens: 40, eosTokenIds: [] };
+  const fast = generate(gpt, prompt, { ...opts, engine: 'fast' });
+  const mod = generate(gpt, prompt, { ...opts, engine: 'module' });
+  const none = generate(gpt, prompt, { ...opts, cache: false });
+  assert.equal(fast.length, 40);
+  assert.deepEqual(fast, none);
+  assert.deepEqual(mod, none);
+  assert.ok(new Set(fast).size > 3, 'the model should not just repeat one token');
+});
+
+test('the same seed repeats a sampled generation; top-k 1 and a tiny top-p are greedy', () => {
+  const tok = charTokenizer();
+  const gpt = tinyGPT(tok.vocabSize, 2);
+  const prompt = tok.encode('hello');
+  const o = { maxNewTokens: 30, eosTokenIds: [], temperature: 1.2 };
+  const a = generate(gpt, prompt, { ...o, seed: 7 });
+  const b = generate(gpt, prompt, { ...o, seed: 7 });
+  const c = generate(gpt, prompt, { ...o, seed: 8 });
+  assert.deepEqual(a, b);
+  assert.notDeepEqual(a, c);
+  const greedy = generate(gpt, prompt, { maxNewTokens: 30, eosTokenIds: [] });
+  assert.deepEqual(generate(gpt, prompt, { ...o, seed: 3, topK: 1 }), greedy);
+  assert.deepEqual(generate(gpt, prompt, { ...o, seed: 3, topP: 1e-6 }), greedy);
+  const withGen = generate(gpt, prompt, { ...o, generator: new Generator(7) });
+  assert.deepEqual(withGen, a);
+});
+
+test('the sampler: repetition penalty (CTRL style), top-k and top-p keep only the allowed tokens', () => {
+  const s = new Sampler(3, { repetitionPenalty: 4 }, new Generator(0));
+  s.observe([0]);
+  const l = Float32Array.of(2, 1, -1);
+  assert.equal(s.pick(l), 1);
+  assert.deepEqual([...l], [0.5, 1, -1]);
+  const s2 = new Sampler(3, { repetitionPenalty: 4 }, new Generator(0));
+  s2.observe([2]);
+  const l2 = Float32Array.of(0, 0.1, -1);
+  s2.pick(l2);
+  assert.equal(l2[2], -4);
+  // top-k 2 never draws the third token; top-p 0.5 over (0.5, 0.3, 0.2) keeps only the first.
+  const logits = [Math.log(0.5), Math.log(0.3), Math.log(0.2)];
+  const k2 = new Sampler(3, { temperature: 1, topK: 2 }, new Generator(1));
+  const p5 = new Sampler(3, { temperature: 1, topP: 0.5 }, new Generator(1));
+  const seen = new Set<number>();
+  for (let i = 0; i < 300; i++) {
+    seen.add(k2.pick(Float64Array.from(logits)));
+    assert.equal(p5.pick(Float64Array.from(logits)), 0);
+  }
+  assert.deepEqual([...seen].sort(), [0, 1]);
+  assert.throws(() => new Sampler(3, { topP: 0 }, new Generator(0)), /topP must be a number in \(0, 1\]/);
+  assert.throws(() => new Sampler(3, { temperature: -1 }, new Generator(0)), /temperature must be a number >= 0/);
+  assert.throws(() => new Sampler(3, { topK: 1.5 }, new Generator(0)), /topK must be an integer/);
+  assert.throws(() => new Sampler(3, { repetitionPenalty: 0 }, new Generator(0)), /repetitionPenalty must be a number > 0/);
+});
+
+test('stop sequences end the text just before them, and streaming never shows part of one', async () => {
+  const tok = charTokenizer();
+  const gpt = tinyGPT(tok.vocabSize, 3);
+  const base = generateText(gpt, tok, 'the lazy', { maxNewTokens: 40, eosTokenIds: [] });
+  assert.equal(base.finishReason, 'length');
+  assert.equal(base.ids.length, 40);
+  assert.equal(base.text, tok.decode(base.ids));
+  const stop = base.text.slice(10, 13);
+  const cut = base.text.indexOf(stop);
+  const stopped = generateText(gpt, tok, 'the lazy', { maxNewTokens: 40, eosTokenIds: [], stop: [stop] });
+  assert.equal(stopped.finishReason, 'stop');
+  assert.equal(stopped.text, base.text.slice(0, cut));
+  let streamed = '';
+  let last: string | undefined;
+  for await (const chunk of streamGenerate(gpt, tok, 'the lazy', { maxNewTokens: 40, eosTokenIds: [], stop: [stop] })) {
+    streamed += chunk.text;
+    assert.ok(!streamed.includes(stop.slice(0, 2)) || base.text.slice(0, cut).includes(stop.slice(0, 2)));
+    last = chunk.finishReason;
+  }
+  assert.equal(streamed, stopped.text);
+  assert.equal(last, 'stop');
+  // Token ids stop with the text: generate() leaves out the token that completed the stop sequence.
+  const ids = generate(gpt, tok.encode('the lazy'), { maxNewTokens: 40, eosTokenIds: [], stop: [stop], tokenizer: tok });
+  assert.ok(tok.decode(ids).startsWith(stopped.text) && ids.length < 40);
+});
+
+test('the text streamer emits whole characters when a character spans several byte tokens', () => {
+  const tok = bpeTokenizer();
+  const text = 'héllo 🎉 wörld — ok';
+  const ids = tok.encode(text);
+  assert.ok(ids.length > [...text].length - 3, 'expected several byte tokens for the multi-byte characters');
+  const s = new TextStreamer(tok);
+  let out = '';
+  for (const id of ids) {
+    const piece = s.push(id);
+    assert.ok(!piece.includes('\ufffd'), `piece ${JSON.stringify(piece)} has a broken character`);
+    out += piece;
+  }
+  out += s.flush();
+  assert.equal(out, text);
+  // A stop sequence split across pushes is held back, then dropped.
+  const s2 = new TextStreamer(tok, ['\nUser:']);
+  let out2 = '';
+  for (const id of tok.encode('hi there\nUser: more')) {
+    out2 += s2.push(id);
+    if (s2.stopped) break;
+  }
+  assert.equal(out2, 'hi there');
+  assert.ok(s2.stopped);
+});
+
+test('end-of-text stops generation; maxNewTokens and the context bound the output', () => {
+  const tok = charTokenizer();
+  const gpt = tinyGPT(tok.vocabSize, 4, { context: 16 });
+  const prompt = tok.encode('the fox');
+  const greedy = generate(gpt, prompt, { maxNewTokens: 5, eosTokenIds: [] });
+  assert.equal(greedy.length, 5);
+  // Declaring the first greedy token end-of-text yields nothing, with finishReason 'stop'.
+  const r = generateText(gpt, tok, prompt, { maxNewTokens: 5, eosTokenIds: [greedy[0]] });
+  assert.deepEqual(r.ids, []);
+  assert.equal(r.finishReason, 'stop');
+  // The context (16) ends generation with 'length' even when more tokens were asked for: the model reads 16
+  // positions, and the token predicted from the last one is the final output token.
+  const full = generateText(gpt, tok, prompt, { maxNewTokens: 100, eosTokenIds: [] });
+  assert.equal(full.ids.length, 16 - prompt.length + 1);
+  assert.deepEqual(full.ids, generate(gpt, prompt, { maxNewTokens: 100, eosTokenIds: [], cache: false }));
+  assert.equal(full.finishReason, 'length');
+  assert.throws(() => generate(gpt, tok.encode('the quick brown fox'), { maxNewTokens: 1 }),
+    /the prompt has 19 tokens but the model's context is 16/);
+  assert.throws(() => generate(gpt, [], {}), /the prompt is empty/);
+  assert.throws(() => generate(gpt, prompt, { maxNewTokens: -1 }), /maxNewTokens must be an integer >= 0/);
+  assert.throws(() => generate(gpt, [999], { maxNewTokens: 1 }), /outside the vocabulary/);
+  assert.throws(() => generate(gpt, prompt, { stop: [''] }), /stop must be a list of non-empty strings/);
+});
+
+test('the fast path is chosen for a float32 GPT and sees weights changed after it was built', () => {
+  const tok = charTokenizer();
+  const gpt = tinyGPT(tok.vocabSize, 5);
+  assert.ok(FastGPTDecoder.tryCreate(gpt));
+  const prompt = tok.encode('dog');
+  const before = generate(gpt, prompt, { maxNewTokens: 10, eosTokenIds: [] });
+  const w = gpt.transformer.h.at(0) as unknown as { mlp: { c_fc: { weight: { storage: Float32Array } } } };
+  w.mlp.c_fc.weight.storage.fill(0.5);
+  const after = generate(gpt, prompt, { maxNewTokens: 10, eosTokenIds: [] });
+  const ref = generate(gpt, prompt, { maxNewTokens: 10, eosTokenIds: [], cache: false });
+  assert.deepEqual(after, ref);
+  assert.notDeepEqual(after, before);
+});

@@ -30,11 +30,9 @@ function header(vocabSize: number, bpt: number, count: number): Uint8Array {
   return h;
 }
 
-function writeAll(fd: number, bytes: Uint8Array, position: number | null): void {
+function writeAll(fd: number, bytes: Uint8Array, position: number): void {
   let off = 0;
-  while (off < bytes.length) {
-    off += writeSync(fd, bytes, off, bytes.length - off, position === null ? null : position + off);
-  }
+  while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off, position + off);
 }
 
 /**
@@ -57,6 +55,7 @@ export class ShardWriter {
   private buf: Uint16Array | Uint32Array;
   private used = 0;
   private count = 0;
+  private pos = SHARD_HEADER_BYTES; // where the next chunk goes
 
   constructor(path: string, vocabSize: number, chunkTokens = 1 << 20) {
     if (!Number.isInteger(vocabSize) || vocabSize < 1 || vocabSize > 0xffffffff) {
@@ -96,7 +95,8 @@ export class ShardWriter {
     const view = this.buf.subarray(0, this.used);
     let bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
     if (!LE) bytes = toLittleEndian(view);
-    writeAll(this.fd, bytes, null);
+    writeAll(this.fd, bytes, this.pos);
+    this.pos += bytes.length;
     this.used = 0;
   }
 

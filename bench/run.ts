@@ -1,0 +1,178 @@
+// Kiln's reference workloads (BENCHMARKS.md), side by side with PyTorch on the same machine in the same run.
+// `npm run bench` prints one table; `npm run bench -- T1` runs only the rows whose id starts with T1.
+// Each workload is a function returning rows; T2-T4 are added here as the layers above the backend land.
+
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { backendInfo, jsBackend, setBackend } from '../src/backend/index.js';
+import { dumpMnist, runT2 } from './t2-mnist.js';
+import { loadNativeBackend } from '../src/backend/native/index.js';
+import type { Backend } from '../src/backend/index.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const PYTHON = '/usr/bin/python3';
+
+/** One line of the table. Figures are numbers, or a string saying why there is none. */
+export interface Row {
+  id: string;
+  workload: string;
+  unit: string;
+  kiln: number | string;
+  js: number | string;
+  torch: number | string;
+  /** numpy/OpenBLAS, the practical peak, where it applies */
+  peak?: number | string;
+  /** lower is better (ms/step) instead of higher (rates) */
+  lowerIsBetter?: boolean;
+  /** a figure that is not a speed (accuracy): no ratio */
+  noRatio?: boolean;
+}
+
+/** Median rate of fn after warm-up: calls fn in samples of about sampleMs, returns work per second. */
+export function medianRate(fn: () => void, work: number, { warmMs = 400, sampleMs = 120, samples = 7 } = {}): number {
+  let calls = 0;
+  const t0 = performance.now();
+  while (calls < 2 || performance.now() - t0 < warmMs) { fn(); calls++; }
+  const perCall = (performance.now() - t0) / calls;
+  const reps = Math.max(1, Math.floor(sampleMs / Math.max(perCall, 1e-6)));
+  const rates: number[] = [];
+  for (let s = 0; s < samples; s++) {
+    const t = performance.now();
+    for (let i = 0; i < reps; i++) fn();
+    rates.push((work * reps) / ((performance.now() - t) / 1000));
+  }
+  rates.sort((a, b) => a - b);
+  return rates[rates.length >> 1];
+}
+
+/** Runs bench/torch_bench.py; numpy's OpenBLAS is benchmarked without the safety settings that slow it. */
+function python(args: string[]): { out?: Record<string, unknown>; error?: string } {
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  const res = spawnSync(PYTHON, [join(here, 'torch_bench.py'), ...args], { env, encoding: 'utf8', timeout: 30 * 60 * 1000 });
+  if (res.error) return { error: `${PYTHON} not runnable` };
+  try {
+    return { out: JSON.parse(res.stdout.trim().split('\n').pop() ?? '') };
+  } catch {
+    return { error: (res.stderr.trim().split('\n').pop() ?? 'python failed').slice(0, 80) };
+  }
+}
+
+function rand(n: number, seed: number): Float32Array {
+  const a = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; a[i] = s / 4294967296 - 0.5; }
+  return a;
+}
+
+const notes: string[] = [];
+
+/** T1: GEMM C = A @ B, GFLOP/s. */
+function t1(native: Backend | undefined): Row[] {
+  const shapes: [number, number, number, string][] = [
+    [256, 256, 256, 'square 256'], [512, 512, 512, 'square 512'], [1024, 1024, 1024, 'square 1024'],
+    [2048, 2048, 2048, 'square 2048'], [4096, 1024, 256, '(4096x256)@(256x1024)'],
+    [4096, 256, 1024, '(4096x1024)@(1024x256)'],
+  ];
+  const py = python(['t1', ...shapes.map(([m, n, k]) => `${m},${n},${k}`)]);
+  const res = py.out as { shapes?: Record<string, { numpy: number; torch?: number }>; torch?: string | null;
+    torch_error?: string; torch_warning?: string; numpy?: string; torch_threads?: number } | undefined;
+  if (res?.torch) notes.push(`PyTorch ${res.torch} (${res.torch_threads} threads), numpy ${res.numpy}`);
+  if (res?.torch_warning) notes.push(`WARNING: ${res.torch_warning}`);
+  const rows: Row[] = [];
+  for (const [M, N, K, name] of shapes) {
+    const flops = 2 * M * N * K;
+    const A = rand(M * K, 1);
+    const B = rand(K * N, 2);
+    const C = new Float32Array(M * N);
+    const gemm = (be: Backend) => () => be.gemm(false, false, 1, M, N, K, 1, A, 0, B, 0, 0, C, 0);
+    const kiln = native ? medianRate(gemm(native), flops) / 1e9 : 'unavailable';
+    const js = flops <= 3e8 ? medianRate(gemm(jsBackend), flops, { warmMs: 200, sampleMs: 200, samples: 3 }) / 1e9
+      : 'skipped (slow)';
+    const p = res?.shapes?.[`${M}x${N}x${K}`];
+    rows.push({
+      id: 'T1', workload: `GEMM ${name}`, unit: 'GFLOP/s', kiln, js,
+      torch: p?.torch ?? (res ? res.torch_error ?? 'not installed' : py.error ?? 'not run'),
+      peak: p?.numpy ?? (py.error ?? 'not run'),
+    });
+  }
+  return rows;
+}
+
+/** T2: the MNIST MLP, training samples/s over epochs 2-3 and test accuracy after epoch 3. */
+function t2(native: Backend | undefined): Row[] {
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-t2-'));
+  let py: ReturnType<typeof python>;
+  try {
+    dumpMnist(dir, (path, data) => writeFileSync(path, data));
+    py = python(['t2', dir]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const res = py.out as { samples_per_s?: number; accuracy?: number; error?: string } | undefined;
+  const torchFig = (key: 'samples_per_s' | 'accuracy') => res?.[key] ?? res?.error ?? py.error ?? 'not run';
+  const before = backendInfo().name as 'js' | 'native';
+  let kiln: { samplesPerSecond: number | string; accuracy: number | string } = { samplesPerSecond: 'unavailable', accuracy: 'unavailable' };
+  if (native) {
+    setBackend('native');
+    const r = runT2();
+    kiln = { samplesPerSecond: r.samplesPerSecond, accuracy: r.accuracy * 100 };
+  }
+  setBackend('js');
+  const js = runT2({ maxBatches: 6 });
+  setBackend(before);
+  notes.push(`T2 Kiln js: ${js.batches} batches of epochs 2-3 only (the full run takes minutes on the reference backend)`);
+  return [
+    { id: 'T2', workload: 'MNIST MLP training', unit: 'samples/s', kiln: kiln.samplesPerSecond, js: js.samplesPerSecond,
+      torch: torchFig('samples_per_s') },
+    { id: 'T2', workload: 'MNIST MLP test accuracy', unit: '%', kiln: kiln.accuracy, js: '-', noRatio: true,
+      torch: typeof res?.accuracy === 'number' ? res.accuracy * 100 : torchFig('accuracy') },
+  ];
+}
+
+const WORKLOADS: { id: string; run: (native: Backend | undefined) => Row[] }[] = [
+  { id: 'T1', run: t1 },
+  { id: 'T2', run: t2 },
+];
+
+function fmt(v: number | string | undefined): string {
+  if (v === undefined) return '';
+  if (typeof v === 'string') return v;
+  return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
+}
+
+function ratio(a: number | string | undefined, b: number | string | undefined, lowerIsBetter?: boolean): string {
+  if (typeof a !== 'number' || typeof b !== 'number' || b === 0) return '-';
+  return `${(lowerIsBetter ? b / a : a / b).toFixed(2)}x`;
+}
+
+function main(): void {
+  const filters = process.argv.slice(2).map((s) => s.toUpperCase());
+  const load = loadNativeBackend();
+  const native = load.backend;
+  const info = backendInfo();
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  console.log(`Kiln benchmarks: ${cpu}, ${cpus().length} cores; native: ${native
+    ? `${load.info?.isa}, ${load.info?.threads} threads` : `unavailable (${load.error})`}; default backend ${info.name}`);
+  const rows: Row[] = [];
+  for (const w of WORKLOADS) {
+    if (filters.length > 0 && !filters.some((f) => w.id.startsWith(f) || f.startsWith(w.id))) continue;
+    rows.push(...w.run(native));
+  }
+  const header = ['id', 'workload', 'unit', 'Kiln native', 'Kiln js', 'PyTorch', 'numpy peak', 'native/PyTorch', 'native/peak'];
+  const table = rows.map((r) => [r.id, r.workload, r.unit, fmt(r.kiln), fmt(r.js), fmt(r.torch), fmt(r.peak),
+    r.noRatio ? '-' : ratio(r.kiln, r.torch, r.lowerIsBetter), r.noRatio ? '-' : ratio(r.kiln, r.peak, r.lowerIsBetter)]);
+  const widths = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i].length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
+  console.log(line(header));
+  console.log(`|${widths.map((w, i) => (i < 3 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`);
+  for (const t of table) console.log(line(t));
+  for (const n of notes) console.log(n);
+  console.log('Figures are medians after warm-up, float32, all threads of the machine; ratios > 1x mean Kiln is faster.');
+}
+
+main();

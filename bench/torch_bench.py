@@ -1,0 +1,122 @@
+"""PyTorch and numpy side of Kiln's reference workloads (BENCHMARKS.md), run by bench/run.ts with /usr/bin/python3.
+
+Usage: python3 bench/torch_bench.py t1 M,N,K [M,N,K ...]   |   python3 bench/torch_bench.py t2 DATA_DIR
+Prints one JSON object. t1: versions, threads, and for each shape the GFLOP/s of numpy (OpenBLAS, the practical
+peak) and of torch.matmul, medians after warm-up. t2: the MNIST MLP's training samples/s and test accuracy, on
+the split bench/run.ts writes to DATA_DIR. torch missing gives "not installed"; a torch GEMM rate under
+50 GFLOP/s at the largest shape is reported as not sane (reference BLAS instead of OpenBLAS).
+"""
+import json
+import os
+import sys
+import time
+
+
+def median_rate(fn, flops, warm_s=0.4, sample_s=0.12, samples=7):
+    t0 = time.perf_counter()
+    calls = 0
+    while calls < 2 or time.perf_counter() - t0 < warm_s:
+        fn()
+        calls += 1
+    per_call = (time.perf_counter() - t0) / calls
+    reps = max(1, int(sample_s / max(per_call, 1e-9)))
+    rates = []
+    for _ in range(samples):
+        t = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        rates.append(flops * reps / (time.perf_counter() - t) / 1e9)
+    rates.sort()
+    return rates[len(rates) // 2]
+
+
+def t1(shapes):
+    import numpy as np
+    out = {"numpy": np.__version__, "shapes": {}}
+    try:
+        import torch
+        # Importing torch can leave OpenMP (and so OpenBLAS, numpy's too) at one thread on some VMs: use them all.
+        torch.set_num_threads(os.cpu_count() or 1)
+        out["torch"] = torch.__version__
+        out["torch_threads"] = torch.get_num_threads()
+    except Exception as e:  # not installed or broken
+        torch = None
+        out["torch"] = None
+        out["torch_error"] = "not installed" if isinstance(e, ImportError) else str(e).splitlines()[0]
+    rng = np.random.default_rng(0)
+    for (m, n, k) in shapes:
+        a = rng.standard_normal((m, k), dtype=np.float32)
+        b = rng.standard_normal((k, n), dtype=np.float32)
+        flops = 2.0 * m * n * k
+        row = {"numpy": median_rate(lambda: a @ b, flops)}
+        if torch is not None:
+            ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+            with torch.no_grad():
+                row["torch"] = median_rate(lambda: torch.matmul(ta, tb), flops)
+        out["shapes"][f"{m}x{n}x{k}"] = row
+    if torch is not None and shapes:
+        m, n, k = max(shapes, key=lambda s: s[0] * s[1] * s[2])
+        rate = out["shapes"][f"{m}x{n}x{k}"]["torch"]
+        out["torch_sane"] = rate > 50
+        if rate <= 50:
+            out["torch_warning"] = (f"PyTorch's GEMM runs at {rate:.1f} GFLOP/s: it is using the reference BLAS; "
+                                    "install libopenblas0-openmp for a meaningful comparison")
+    return out
+
+
+def t2(data_dir):
+    """The MNIST MLP of T2 with the same model, loss, optimizer, batch and epochs as bench/t2-mnist.ts."""
+    import numpy as np
+    try:
+        import torch
+    except ImportError:
+        return {"error": "not installed"}
+    torch.set_num_threads(os.cpu_count() or 1)
+    torch.manual_seed(0)
+    load = lambda name, dt: np.fromfile(os.path.join(data_dir, name), dtype=dt)
+    train_x = torch.from_numpy(load("train_x.bin", np.float32).reshape(-1, 784))
+    train_y = torch.from_numpy(load("train_y.bin", np.int32).astype(np.int64))
+    test_x = torch.from_numpy(load("test_x.bin", np.float32).reshape(-1, 784))
+    test_y = torch.from_numpy(load("test_y.bin", np.int32).astype(np.int64))
+    model = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256),
+                                torch.nn.ReLU(), torch.nn.Linear(256, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    n = train_x.shape[0]
+    samples, seconds = 0, 0.0
+    for epoch in range(1, 4):
+        model.train()
+        order = torch.randperm(n)
+        t0 = time.perf_counter()
+        for b in range(0, n, 128):
+            idx = order[b:b + 128]
+            x, y = train_x[idx], train_y[idx]
+            opt.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+            loss.item()
+        if epoch > 1:
+            samples += n
+            seconds += time.perf_counter() - t0
+    model.eval()
+    with torch.no_grad():
+        acc = (model(test_x).argmax(1) == test_y).float().mean().item()
+    return {"samples_per_s": samples / seconds, "accuracy": acc, "torch": torch.__version__,
+            "threads": torch.get_num_threads()}
+
+
+def main():
+    if len(sys.argv) >= 2 and sys.argv[1] == "t1":
+        shapes = [tuple(int(v) for v in s.split(",")) for s in sys.argv[2:]]
+        print(json.dumps(t1(shapes)))
+        return 0
+    if len(sys.argv) == 3 and sys.argv[1] == "t2":
+        print(json.dumps(t2(sys.argv[2])))
+        return 0
+    print(json.dumps({"error": "usage: torch_bench.py t1 M,N,K ... | t2 DATA_DIR"}))
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -6,6 +6,9 @@ import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import * as dashboard from './dashboard.js';
 import * as plot from './plot.js';
+import * as pretrain from './pretrain.js';
+import * as finetune from './finetune.js';
+import * as exportCmd from './export.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -16,7 +19,7 @@ const program = new Command()
   .showHelpAfterError();
 
 // Subcommands register themselves here, one import and one call each.
-const modules: { register(p: Command): void }[] = [dashboard, plot];
+const modules: { register(p: Command): void }[] = [dashboard, plot, pretrain, finetune, exportCmd];
 for (const m of modules) m.register(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

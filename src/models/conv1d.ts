@@ -71,10 +71,12 @@ export const conv1d = defineOp('conv1d', (x: Tensor, weight: Tensor, bias?: Tens
 const ones: { float32: Float32Array; float64: Float64Array } = { float32: new Float32Array(0), float64: new Float64Array(0) };
 function onesOf(dtype: DType, n: number): FloatArray {
   const key = dtype === 'float64' ? 'float64' : 'float32';
-  if (ones[key].length < n) {
-    ones[key] = key === 'float64' ? new Float64Array(n).fill(1) : new Float32Array(n).fill(1);
+  if (key === 'float64') {
+    if (ones.float64.length < n) ones.float64 = new Float64Array(n).fill(1);
+    return ones.float64.subarray(0, n);
   }
-  return ones[key].subarray(0, n);
+  if (ones.float32.length < n) ones.float32 = new Float32Array(n).fill(1);
+  return ones.float32.subarray(0, n);
 }
 
 export interface Conv1DOptions { bias?: boolean; dtype?: DType; std?: number }

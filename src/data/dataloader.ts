@@ -17,6 +17,11 @@ export interface DataLoaderOptions<T, B> {
   collate?: (items: T[]) => B;
 }
 
+/** The batch type defaultCollate makes from items of type T (tensors and numbers become tensors). */
+export type Collated<T> = T extends Tensor | number ? Tensor
+  : T extends readonly unknown[] ? { [K in keyof T]: Collated<T[K]> }
+  : T extends object ? { [K in keyof T]: Collated<T[K]> } : T;
+
 /** The resumable position of a DataLoader. */
 export interface DataLoaderState { epoch: number; position: number; datasetLength: number; batchSize: number; seed: number; shuffle: boolean; dropLast: boolean }
 
@@ -64,7 +69,7 @@ function epochSeed(seed: number, epoch: number): number {
  * it returns undefined once at the end of each epoch and then starts the next one.
  * `new DataLoader(new TensorDataset(x, y), { batchSize: 128, shuffle: true, seed: 1 })`
  */
-export class DataLoader<T = unknown, B = unknown> implements Iterable<B> {
+export class DataLoader<T = unknown, B = Collated<T>> implements Iterable<B> {
   readonly batchSize: number;
   readonly shuffle: boolean;
   readonly seed: number;

@@ -2,7 +2,7 @@
 // Exported as kiln.data.
 
 export { TensorDataset, ArrayDataset, Subset, fromFunction, takeRows, type Dataset } from './dataset.js';
-export { DataLoader, defaultCollate, type DataLoaderOptions, type DataLoaderState } from './dataloader.js';
+export { DataLoader, defaultCollate, type DataLoaderOptions, type DataLoaderState, type Collated } from './dataloader.js';
 export { trainValidationSplit, randomSplit, type SplitOptions } from './split.js';
 export { loadMnist, type MnistSplit } from './mnist.js';
 export * from './tokenizer/index.js';

@@ -35,8 +35,8 @@ export interface BatchSource<B = Batch> {
   restore(state: unknown): void;
 }
 
-/** A model the Trainer can drive: a Module, with forward for the built-in losses. */
-export type TrainableModel = Module & { forward?: (x: Tensor) => Tensor };
+/** A model the Trainer can drive: any Module (the built-in losses call its forward(input) and expect a Tensor). */
+export type TrainableModel = Module;
 
 /** What a loss function returns: the loss, or the loss with the output and target (for accuracy). */
 export type LossResult = Tensor | { loss: Tensor; output?: Tensor; target?: Tensor };
@@ -66,7 +66,8 @@ export interface StepInfo {
   loss: number;
   lr: number;
   gradNorm: number;
-  trainer: Trainer;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  trainer: Trainer<any>;
 }
 
 export interface EvalInfo {
@@ -75,7 +76,8 @@ export interface EvalInfo {
   valLoss: number;
   accuracy?: number;
   improved: boolean;
-  trainer: Trainer;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  trainer: Trainer<any>;
 }
 
 export interface TrainerOptions<B = Batch> {
@@ -89,9 +91,11 @@ export interface TrainerOptions<B = Batch> {
    */
   loss?: 'crossEntropy' | 'mse' | LossFn<B>;
   /** Training batches: a DataLoader or any BatchSource. */
-  train: DataLoader<unknown, B> | BatchSource<B>;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  train: DataLoader<any, B> | BatchSource<B>;
   /** Validation batches: a DataLoader (read in order, its position untouched), an array, or a function returning an iterable. */
-  validation?: DataLoader<unknown, B> | readonly B[] | (() => Iterable<B>);
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  validation?: DataLoader<any, B> | readonly B[] | (() => Iterable<B>);
   /** Passes over the training data (needs a source with epochs). */
   epochs?: number;
   /** Optimizer steps in all; with epochs, whichever comes first. */
@@ -128,7 +132,8 @@ export interface TrainerOptions<B = Batch> {
   /** Handle SIGINT (first: finish the step, checkpoint, stop; second: exit at once). Default true with a runDir. */
   handleSignals?: boolean;
   onStep?: (info: StepInfo) => void;
-  onEpoch?: (info: { epoch: number; step: number; trainer: Trainer }) => void;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  onEpoch?: (info: { epoch: number; step: number; trainer: Trainer<any> }) => void;
   /** After each evaluation; returned fields are added to the metrics line (e.g. generated samples). */
   onEval?: (info: EvalInfo) => Record<string, JSONValue> | void;
 }
@@ -270,8 +275,12 @@ export class Trainer<B = Batch> {
       return r;
     }
     const [input, target] = splitBatch(batch);
-    if (typeof this.model.forward !== 'function') throw new Error('Trainer: the model has no forward(x); pass loss as a function (model, batch) => Tensor');
-    const output = this.model.forward(input);
+    const m = this.model as unknown as { forward?: (x: Tensor) => unknown };
+    if (typeof m.forward !== 'function') throw new Error('Trainer: the model has no forward(x); pass loss as a function (model, batch) => Tensor');
+    const output = m.forward(input);
+    if (!(output instanceof Tensor)) {
+      throw new Error("Trainer: the built-in losses need forward(input) to return a Tensor; pass loss as a function (model, batch) => Tensor");
+    }
     const l = loss === 'mse' ? mseLoss(output, target) : crossEntropy(output, target);
     return { loss: l, output, target };
   }

@@ -6,6 +6,8 @@ import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import * as dashboard from './dashboard.js';
 import * as plot from './plot.js';
+import * as finetune from './finetune.js';
+import * as exportCmd from './export.js';
 import * as pretrain from './pretrain.js';
 import * as finetune from './finetune.js';
 import * as exportCmd from './export.js';

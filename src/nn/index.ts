@@ -8,3 +8,5 @@ export { ReLU, Tanh, Sigmoid, SiLU, GELU, Identity, Dropout } from './layers/act
 export { Sequential, MLP, type MLPOptions, type Forward } from './layers/sequential.js';
 export * as init from './init.js';
 export * as functional from './functional.js';
+export { freezeParameters, namePattern, allParameterNames, type FreezeReport } from './freeze.js';
+export { applyLoRA, mergeLoRA, LoRALinear, loraLayers, adapterStateDict, adapterConfig, loadAdapter, weightLayoutOf, targetMatches, type LoRAOptions, type LoRAReport, type AdapterConfig, type WeightLayout, type LinearLike } from './lora.js';

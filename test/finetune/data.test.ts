@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import * as kiln from '../../src/index.js';
 import { trainByteLevelBPE } from '../../src/data/tokenizer/index.js';
 import { GPT } from '../../src/models/gpt.js';
-import { parseFinetuneJsonl, loadFinetuneData } from '../../src/finetune/jsonl.js';
+import { parseFinetuneJsonl, loadFinetuneData, type Conversation } from '../../src/finetune/jsonl.js';
 import {
   ChatTemplate, CHAT_SPECIAL_TOKENS, tokenizerConfig, writeTokenizerConfig, readTokenizerConfig, CHATML_TEMPLATE,
 } from '../../src/finetune/chat-template.js';
@@ -130,7 +130,7 @@ test('rows are shifted and cut to the context; padded batches mask pads; the bat
     { line: 2, messages: [{ role: 'user' as const, content: 'how much is the bread? '.repeat(20) }, { role: 'assistant' as const, content: 'hi' }] },
     { line: 3, messages: [{ role: 'user' as const, content: 'hi' }, { role: 'assistant' as const, content: 'hello there, how much' }] },
   ];
-  const enc = (c: (typeof convs)[number]) => encodeConversation(tok, t, c.messages);
+  const enc = (c: Conversation) => encodeConversation(tok, t, c.messages);
   const p = prepareRows(convs, enc, 40);
   assert.deepEqual(p.dropped, [2]); // the reply lies beyond the context
   assert.equal(p.truncated, 1);

@@ -1,0 +1,27 @@
+// `kiln export`: freezes a model into a folder in Hugging Face GPT-2 form (config.json, model.safetensors with LoRA
+// merged, tokenizer.json, tokenizer_config.json), optionally with float16 or bfloat16 weights.
+
+import type { Command } from 'commander';
+import * as kiln from '../index.js';
+
+export function register(program: Command): void {
+  program
+    .command('export')
+    .description('Write a frozen model folder from a run, a fine-tuning run (LoRA adapters merged), a frozen model or a Hugging Face ' +
+      'GPT-2 folder: config.json, model.safetensors (Hugging Face GPT-2 names and layout), tokenizer.json, tokenizer_config.json. ' +
+      'It loads in Python with transformers.GPT2LMHeadModel.from_pretrained(dir).')
+    .requiredOption('--from <dir>', 'a run folder (its best checkpoint), a fine-tuning run, a frozen Kiln model folder, or a Hugging Face GPT-2 folder')
+    .requiredOption('--out <dir>', 'the folder to write (must not exist or be empty, unless --overwrite)')
+    .option('--dtype <type>', 'stored weight type: float32 (default), float16 or bfloat16')
+    .option('--overwrite', 'replace a non-empty --out folder')
+    .action((raw: { from: string; out: string; dtype?: string; overwrite?: boolean }) => {
+      const dtype = (raw.dtype ?? 'float32') as kiln.finetune.ExportDType;
+      if (!kiln.finetune.EXPORT_DTYPES.includes(dtype)) throw new Error(`--dtype expects float32, float16 or bfloat16, got '${raw.dtype}'`);
+      const src = kiln.finetune.loadSourceModel(raw.from);
+      const tc = src.tokenizerConfig ?? kiln.finetune.tokenizerConfig(src.tokenizer, { context: src.model.config.context });
+      const r = kiln.finetune.exportModel(src.model, src.tokenizer, raw.out, {
+        dtype, tokenizerConfig: tc, overwrite: raw.overwrite ?? false, source: raw.from,
+      });
+      console.log(`exported ${r.tensors} tensors (${r.dtype}${src.kind === 'lora-run' ? ', LoRA merged' : ''}) from ${src.weightsPath} to ${r.dir}`);
+    });
+}

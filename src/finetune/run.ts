@@ -1,0 +1,178 @@
+// Supervised fine-tuning end to end: load the source model, read and check the data, add the chat tokens (growing
+// the embedding), freeze by pattern or apply LoRA, train on assistant tokens only with the Trainer, save the run
+// (checkpoints, tokenizer with the chat template, LoRA adapters alone), and measure held-out prompts before/after.
+
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Trainer, type FitResult, type JSONValue } from '../train/index.js';
+import { AdamW } from '../optim/index.js';
+import { Scheduler, cosineWithWarmup } from '../optim/schedule.js';
+import { saveSafetensors } from '../io/safetensors.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { freezeParameters, namePattern } from '../nn/freeze.js';
+import { adapterConfig, adapterStateDict, applyLoRA, type AdapterConfig } from '../nn/lora.js';
+import { manualSeed } from '../tensor/random.js';
+import type { GPT } from '../models/gpt.js';
+import { CHATML_TEMPLATE, CHAT_SPECIAL_TOKENS, ChatTemplate, tokenizerConfig, IM_END, type TokenizerConfig } from './chat-template.js';
+import { encodeConversation, prepareRows, PaddedBatches, type ChatBatch } from './encode.js';
+import { formatScore, parseHeldout, scoreHeldout, type HeldoutScore } from './evaluate.js';
+import { loadFinetuneData, type LineError } from './jsonl.js';
+import { loadSourceModel } from './load.js';
+import { resizeTokenEmbeddings } from './vocab.js';
+
+export interface LoRASettings { rank: number; alpha?: number; dropout?: number; targets: string[] }
+
+export interface FinetuneOptions {
+  /** A run folder, a frozen Kiln model folder or a Hugging Face GPT-2 folder. */
+  from: string;
+  /** JSONL of conversations or prompt/completion pairs. */
+  data: string;
+  /** The fine-tuning run folder to create. */
+  out: string;
+  epochs?: number;
+  maxSteps?: number;
+  lr?: number;
+  batchSize?: number;
+  weightDecay?: number;
+  /** Parameter-name patterns to freeze (see nn/freeze). */
+  freeze?: string[];
+  lora?: LoRASettings | null;
+  skipBadLines?: boolean;
+  /** Held-out prompts (JSONL with "kind") measured before and after. */
+  heldout?: string;
+  refusalMarker?: string;
+  maxNewTokens?: number;
+  seed?: number;
+  /** Trainer progress display (default 'auto'). */
+  progress?: 'auto' | 'bar' | 'lines' | false;
+  /** Where messages go (default console.log). */
+  log?: (line: string) => void;
+}
+
+export interface FinetuneResult {
+  out: string;
+  fit: FitResult;
+  examples: number;
+  skipped: LineError[];
+  truncated: number;
+  dropped: number[];
+  addedTokens: string[];
+  trainable: number;
+  total: number;
+  before?: HeldoutScore;
+  after?: HeldoutScore;
+}
+
+const loss = (model: unknown, b: ChatBatch) => (model as GPT).forward(b.idx, b.targets).loss!;
+
+/** Runs a fine-tuning job; see FinetuneOptions. */
+export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
+  const log = o.log ?? ((s: string) => console.log(s));
+  const seed = o.seed ?? 1337;
+  manualSeed(seed);
+  // Everything that can fail on bad input is checked before any training or writing.
+  const data = loadFinetuneData(o.data, { skipBadLines: o.skipBadLines });
+  if (data.skipped.length) log(`skipped ${data.skipped.length} bad line${data.skipped.length === 1 ? '' : 's'} of ${o.data} (--skip-bad-lines)`);
+  const heldout = o.heldout ? parseHeldout(readFileSync(o.heldout, 'utf8'), o.heldout) : null;
+  const src = loadSourceModel(o.from);
+  const { model: gpt, tokenizer: tok } = src;
+  log(`loaded ${o.from} (${src.kind}, ${gpt.numParameters()} parameters, vocabulary ${gpt.config.vocabSize}, context ${gpt.config.context})`);
+
+  // The chat template: the source's own, or ChatML with its two special tokens added.
+  const templateSource = src.tokenizerConfig?.chat_template ?? CHATML_TEMPLATE;
+  const template = new ChatTemplate(templateSource);
+  const addedTokens: string[] = [];
+  if (templateSource === CHATML_TEMPLATE) {
+    for (const t of CHAT_SPECIAL_TOKENS) if (tok.tokenToId(t) === undefined || !tok.specialTokens().has(t)) addedTokens.push(t);
+    tok.addSpecialTokens([...CHAT_SPECIAL_TOKENS]);
+  }
+  const grown = resizeTokenEmbeddings(gpt, Math.max(tok.vocabSize, gpt.config.vocabSize));
+  if (addedTokens.length) log(`added special tokens ${addedTokens.join(' ')} (embedding grew by ${grown} rows)`);
+
+  const prompts = heldout;
+  let before: HeldoutScore | undefined;
+  const refusalMarker = o.refusalMarker;
+  if (prompts) {
+    before = scoreHeldout(gpt, tok, template, prompts, { refusalMarker, maxNewTokens: o.maxNewTokens });
+    log(`before fine-tuning: ${formatScore(before)}`);
+  }
+
+  // Freezing, then LoRA (which freezes everything but its adapters). New token rows must learn, so the token
+  // embedding stays trainable under LoRA when tokens were added, unless a --freeze pattern names it.
+  let frozenByPattern = new Set<string>();
+  if (o.freeze?.length) {
+    const r = freezeParameters(gpt, o.freeze);
+    frozenByPattern = new Set(Object.values(r.matched).flat());
+    for (const [p, names] of Object.entries(r.matched)) log(`--freeze ${p}: ${names.length} parameter${names.length === 1 ? '' : 's'} (${names.slice(0, 3).join(', ')}${names.length > 3 ? ', ...' : ''})`);
+  }
+  let lora: AdapterConfig | null = null;
+  if (o.lora) {
+    const r = applyLoRA(gpt, { rank: o.lora.rank, alpha: o.lora.alpha, dropout: o.lora.dropout, targets: o.lora.targets });
+    lora = adapterConfig(gpt, o.lora.targets, resolve(o.from));
+    log(`LoRA rank ${lora.r}, alpha ${lora.lora_alpha} on ${r.adapted.length} layers (${r.adapted.slice(0, 3).join(', ')}${r.adapted.length > 3 ? ', ...' : ''})`);
+    if (grown > 0 && !frozenByPattern.has('transformer.wte.weight')) {
+      gpt.transformer.wte.weight.requiresGrad = true;
+      log('transformer.wte.weight stays trainable: the new special tokens need embeddings (freeze it with --freeze transformer.wte)');
+    }
+  }
+  const trainable = gpt.numParameters({ trainableOnly: true });
+  const total = gpt.numParameters();
+  if (trainable === 0) throw new Error('fine-tuning: every parameter is frozen; nothing would train');
+  log(`training ${trainable} of ${total} parameters (${((100 * trainable) / total).toFixed(2)}%)`);
+
+  const prep = prepareRows(data.examples, (c) => encodeConversation(tok, template, c.messages), gpt.config.context);
+  if (prep.truncated) log(`${prep.truncated} example${prep.truncated === 1 ? '' : 's'} cut to the context of ${gpt.config.context} tokens`);
+  if (prep.dropped.length) log(`${prep.dropped.length} example${prep.dropped.length === 1 ? '' : 's'} dropped: no reply token within the context (lines ${prep.dropped.slice(0, 10).join(', ')})`);
+  if (prep.rows.length === 0) throw new Error('fine-tuning: no example has a reply within the model\'s context');
+  const padId = tok.specialTokens().get(IM_END) ?? tok.specialTokens().get('<|endoftext|>') ?? 0;
+  const batches = new PaddedBatches(prep.rows, { batchSize: o.batchSize ?? 8, padId, seed });
+  const epochs = o.epochs ?? (o.maxSteps ? undefined : 1);
+  const totalSteps = Math.min(o.maxSteps ?? Infinity, epochs ? epochs * batches.length : Infinity);
+  const optimizer = new AdamW(gpt.paramGroups(o.weightDecay ?? 0), { lr: o.lr ?? (o.lora ? 1e-3 : 3e-4) });
+  const schedule = new Scheduler(optimizer, cosineWithWarmup({ warmup: Math.min(10, Math.floor(totalSteps / 10)), total: totalSteps, floor: 0.1 }));
+  const out = resolve(o.out);
+  const runConfig = {
+    model: { ...gpt.config },
+    finetune: {
+      from: resolve(o.from), data: resolve(o.data), epochs: epochs ?? null, max_steps: o.maxSteps ?? null, lr: o.lr ?? null,
+      batch_size: o.batchSize ?? 8, freeze: o.freeze ?? [], lora: lora as unknown as JSONValue, added_tokens: addedTokens,
+      chat_template: templateSource, seed,
+    },
+  } as Record<string, JSONValue>;
+  const trainer = new Trainer<ChatBatch>({
+    model: gpt, optimizer, schedule, loss, train: batches, epochs, maxSteps: o.maxSteps, runDir: out, config: runConfig,
+    clipGradNorm: 1, logEvery: 5, tokensPerBatch: (b) => b.tokens, progress: o.progress ?? 'auto', seed,
+    checkpoints: { keepLast: 1 },
+  });
+  // The tokenizer (with the chat tokens) and its config go next to the checkpoints, so the run loads as a model.
+  const tc: TokenizerConfig = tokenizerConfig(tok, { chatTemplate: templateSource, context: gpt.config.context });
+  tok.save(join(out, 'tokenizer.json'));
+  writeFileAtomic(join(out, 'tokenizer_config.json'), `${JSON.stringify(tc, null, 2)}\n`);
+  const fit = await trainer.fit();
+  if (lora) {
+    // The adapters alone, as PEFT saves them; a grown token embedding travels with them (modules_to_save).
+    const sd = adapterStateDict(gpt);
+    const extra: string[] = [];
+    if (gpt.transformer.wte.weight.requiresGrad) {
+      sd['base_model.model.transformer.wte.weight'] = gpt.transformer.wte.weight.detach();
+      extra.push('transformer.wte');
+    }
+    saveSafetensors(join(out, 'adapter_model.safetensors'), sd, { metadata: { format: 'pt' } });
+    writeFileAtomic(join(out, 'adapter_config.json'), `${JSON.stringify({ ...lora, modules_to_save: extra.length ? extra : null }, null, 2)}\n`);
+    log(`saved the LoRA adapters alone to ${join(out, 'adapter_model.safetensors')}`);
+  }
+  let after: HeldoutScore | undefined;
+  if (prompts) {
+    after = scoreHeldout(gpt, tok, template, prompts, { refusalMarker, maxNewTokens: o.maxNewTokens });
+    log(`after fine-tuning:  ${formatScore(after)}`);
+    const dump = (s: HeldoutScore) => ({ ...s, replies: s.replies.map((r) => ({ kind: r.kind, prompt: r.messages[r.messages.length - 1].content, reply: r.reply, declined: r.declined, correct: r.correct ?? null })) });
+    writeFileAtomic(join(out, 'heldout.json'), `${JSON.stringify({ before: dump(before!), after: dump(after) }, null, 2)}\n`);
+  }
+  return {
+    out, fit, examples: data.examples.length, skipped: data.skipped, truncated: prep.truncated, dropped: prep.dropped,
+    addedTokens, trainable, total, before, after,
+  };
+}
+
+/** Checks a freeze pattern's syntax early (the CLI calls it while parsing flags). */
+export function checkFreezePattern(p: string): string { namePattern(p); return p; }

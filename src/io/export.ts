@@ -1,0 +1,125 @@
+// Freezing a GPT into a model folder in Hugging Face GPT-2 form: config.json (GPT2Config fields plus Kiln's own
+// under "kiln"), model.safetensors (HF names and Conv1D layout, LoRA merged, float32 or float16/bfloat16),
+// tokenizer.json and tokenizer_config.json. The folder is written under a temporary name and renamed into place.
+
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
+import type { GPT } from '../models/gpt.js';
+import { toHFConfig } from '../models/gpt-config.js';
+import { loraLayers, mergeLoRA } from '../nn/lora.js';
+import { zeros } from '../tensor/creation.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { renameDirAtomic, tempPathFor, writeFileAtomic } from './atomic.js';
+import { saveSafetensors } from './safetensors.js';
+
+export type ExportDType = 'float32' | 'float16' | 'bfloat16';
+export const EXPORT_DTYPES: readonly ExportDType[] = ['float32', 'float16', 'bfloat16'];
+const STORED = { float32: 'F32', float16: 'F16', bfloat16: 'BF16' } as const;
+
+export interface ExportOptions {
+  /** Stored weight type (default float32). */
+  dtype?: ExportDType;
+  /** tokenizer_config.json contents (chat template, bos/eos, ...). */
+  tokenizerConfig?: Record<string, unknown>;
+  /** Replace an existing non-empty folder (default false: refuse, so nothing on disk is lost). */
+  overwrite?: boolean;
+  /** Recorded in config.json under kiln.source. */
+  source?: string;
+}
+
+export interface ExportResult {
+  dir: string;
+  files: string[];
+  dtype: ExportDType;
+  tensors: number;
+  /** LoRA layers folded into their base weights. */
+  merged: string[];
+}
+
+/**
+ * The model's weights under Hugging Face GPT-2 names, float32: the tied LM head is not stored (HF ties it on
+ * load); a model without biases gets zero biases, which HF GPT-2 always has.
+ */
+export function hfStateDict(model: GPT): Record<string, Tensor> {
+  if (loraLayers(model).length) throw new Error('hfStateDict: the model still has LoRA layers; merge them first (mergeLoRA)');
+  const sd: Record<string, Tensor> = {};
+  for (const [name, p] of model.namedParameters()) sd[name] = p.dtype === 'float32' ? p.detach() : p.detach().to('float32');
+  const c = model.config;
+  if (!c.bias) {
+    const C = c.width;
+    const zero = (n: number): Tensor => zeros([n]);
+    for (let l = 0; l < c.layers; l++) {
+      const h = `transformer.h.${l}`;
+      Object.assign(sd, {
+        [`${h}.ln_1.bias`]: zero(C), [`${h}.ln_2.bias`]: zero(C), [`${h}.attn.c_attn.bias`]: zero(3 * C),
+        [`${h}.attn.c_proj.bias`]: zero(C), [`${h}.mlp.c_fc.bias`]: zero(4 * C), [`${h}.mlp.c_proj.bias`]: zero(C),
+      });
+    }
+    sd['transformer.ln_f.bias'] = zero(C);
+  }
+  const bad = Object.keys(sd).filter((k) => !/^(transformer\.(wte|wpe|ln_f|h\.\d+\.(ln_[12]|attn\.c_(attn|proj)|mlp\.c_(fc|proj)))|lm_head)\.(weight|bias)$/.test(k));
+  if (bad.length) throw new Error(`export: parameters without a Hugging Face GPT-2 name: ${bad.slice(0, 5).join(', ')}`);
+  return sd;
+}
+
+function kilnVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/**
+ * Writes a frozen model folder. LoRA layers are merged into the model first (the model is changed in place).
+ * `exportModel(gpt, tokenizer, 'models/chat', { dtype: 'bfloat16', tokenizerConfig })`
+ */
+export function exportModel(model: GPT, tokenizer: Tokenizer, outDir: string, options: ExportOptions = {}): ExportResult {
+  const dtype = options.dtype ?? 'float32';
+  if (!EXPORT_DTYPES.includes(dtype)) {
+    throw new Error(`export: dtype must be one of ${EXPORT_DTYPES.join(', ')}, got ${JSON.stringify(dtype)}`);
+  }
+  const dir = resolve(outDir);
+  if (existsSync(dir)) {
+    if (!statSync(dir).isDirectory()) throw new Error(`export: '${outDir}' exists and is not a folder`);
+    if (readdirSync(dir).length > 0 && !options.overwrite) {
+      throw new Error(`export: the folder '${outDir}' already exists and is not empty; choose another --out (or overwrite it explicitly)`);
+    }
+  }
+  if (tokenizer.vocabSize > model.config.vocabSize) {
+    throw new Error(`export: the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${model.config.vocabSize}`);
+  }
+  const merged = mergeLoRA(model);
+  const sd = hfStateDict(model);
+  const specials = tokenizer.specialTokens();
+  const tc = options.tokenizerConfig ?? {};
+  const idOf = (v: unknown): number | null => (typeof v === 'string' ? specials.get(v) ?? null : null);
+  const config = {
+    ...toHFConfig(model.config),
+    torch_dtype: dtype,
+    bos_token_id: idOf(tc.bos_token) ?? specials.get('<|endoftext|>') ?? null,
+    eos_token_id: idOf(tc.eos_token) ?? specials.get('<|endoftext|>') ?? null,
+    kiln: { version: kilnVersion(), format: 'frozen-model', source: options.source ?? null, lora_merged: merged, model: { ...model.config } },
+  };
+  mkdirSync(dirname(dir), { recursive: true });
+  const tmp = tempPathFor(dir);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp);
+  try {
+    saveSafetensors(join(tmp, 'model.safetensors'), sd, { floatDType: STORED[dtype], metadata: { format: 'pt' } });
+    writeFileAtomic(join(tmp, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+    tokenizer.save(join(tmp, 'tokenizer.json'));
+    writeFileAtomic(join(tmp, 'tokenizer_config.json'), `${JSON.stringify(tc, null, 2)}\n`);
+    renameDirAtomic(tmp, dir);
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    dir, dtype, merged, tensors: Object.keys(sd).length,
+    files: ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'],
+  };
+}

@@ -1,5 +1,5 @@
-// Fallback: with the addon missing (KILN_NATIVE_PATH pointing nowhere) a program still runs, on the reference
-// backend, says why in backendInfo(), and warns exactly once.
+// Fallback: with the addon missing (KILN_NATIVE_PATH pointing nowhere) a program still runs and trains, on the
+// reference backend, says why in backendInfo(), and warns exactly once.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,13 +9,27 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
+// The child trains a tiny MLP a few steps through the public API, then reports the backend and the losses.
 const CHILD = `
-import { backend, backendInfo } from './src/backend/index.ts';
+import * as kiln from './src/index.ts';
+import { backend } from './src/backend/index.ts';
 const be = backend();
-backend();
 const c = new Float32Array(4);
 be.gemm(false, false, 1, 2, 2, 2, 1, new Float32Array([1, 2, 3, 4]), 0, new Float32Array([1, 2, 3, 4]), 0, 0, c, 0);
-console.log(JSON.stringify({ info: backendInfo(), again: backendInfo(), c: [...c] }));
+kiln.manualSeed(0);
+const x = kiln.randn([64, 8]);
+const y = x.sum(1, true).mul(0.5).tanh();
+const model = new kiln.nn.MLP([8, 16, 1]);
+const opt = new kiln.optim.Adam(model.parameters(), { lr: 0.01 });
+const losses = [];
+for (let step = 0; step < 30; step++) {
+  opt.zeroGrad();
+  const loss = kiln.nn.functional.mseLoss(model.forward(x), y);
+  loss.backward();
+  opt.step();
+  losses.push(loss.item());
+}
+console.log(JSON.stringify({ info: kiln.backendInfo(), again: kiln.backendInfo(), c: [...c], losses }));
 `;
 
 function runChild(env: Record<string, string | undefined>) {
@@ -34,6 +48,7 @@ test('a missing addon falls back to the reference backend with one warning', () 
   assert.match(out.info.reason, /KILN_NATIVE_PATH is \/nonexistent\/kiln_native\.node, which does not exist/);
   assert.deepEqual(out.again, out.info);
   assert.deepEqual(out.c, [7, 10, 15, 22]);
+  assert.ok(out.losses.at(-1) < 0.5 * out.losses[0], `loss should fall: ${out.losses[0]} -> ${out.losses.at(-1)}`);
   const warnings = res.stderr.split('\n').filter((l) => l.includes('KilnWarning'));
   assert.equal(warnings.length, 1, `expected one warning, stderr was:\n${res.stderr}`);
   assert.match(warnings[0], /native backend is unavailable/);

@@ -439,7 +439,7 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
 }
 
 /** Settings saved in a run's config.json (its `train` entry), for --resume. */
-function savedSettings(runDir: string): Partial<PretrainSettings> {
+export function savedSettings(runDir: string): Partial<PretrainSettings> {
   const path = join(runDir, 'config.json');
   let cfg: { train?: Record<string, unknown> };
   try {

@@ -32,6 +32,8 @@ export interface BpeModelParts {
   special: [string, number][];
   /** Hugging Face's `ignore_merges`: a pre-token that is already a whole token skips the merges. */
   ignoreMerges?: boolean;
+  /** The tokenizer's `kind` (default 'byte-bpe'; 'gpt2' for GPT-2's own). */
+  kind?: string;
 }
 
 /**
@@ -48,7 +50,7 @@ export interface BpeModelParts {
  * ```
  */
 export class ByteLevelBPE implements Tokenizer {
-  readonly kind: string = 'byte-bpe';
+  readonly kind: string;
   private tokenStr: (string | undefined)[];
   private tokenBytes: (Uint8Array | undefined)[];
   private vocab = new Map<string, number>();
@@ -64,6 +66,7 @@ export class ByteLevelBPE implements Tokenizer {
   private size = 0;
 
   constructor(parts: BpeModelParts) {
+    this.kind = parts.kind ?? 'byte-bpe';
     this.tokenStr = parts.tokens.slice();
     this.tokenBytes = new Array(this.tokenStr.length);
     this.ignoreMerges = parts.ignoreMerges ?? false;
@@ -301,7 +304,7 @@ export class ByteLevelBPE implements Tokenizer {
   }
 
   /** Builds from a parsed tokenizer.json; throws when the file is not a plain byte-level BPE. */
-  static fromJSON(json: HfTokenizerJson, what = 'tokenizer.json'): ByteLevelBPE {
+  static fromJSON(json: HfTokenizerJson, what = 'tokenizer.json', kind?: string): ByteLevelBPE {
     const why = byteLevelMismatch(json);
     if (why !== null) throw new Error(`${what}: expected a byte-level BPE tokenizer (GPT-2 style), found ${why}.`);
     const tokens: (string | undefined)[] = [];
@@ -325,7 +328,7 @@ export class ByteLevelBPE implements Tokenizer {
       return [a, b];
     });
     const special: [string, number][] = json.added_tokens.map((t) => [t.content, t.id]);
-    return new ByteLevelBPE({ tokens, merges, special, ignoreMerges: json.model.ignore_merges === true });
+    return new ByteLevelBPE({ tokens, merges, special, ignoreMerges: json.model.ignore_merges === true, kind });
   }
 }
 

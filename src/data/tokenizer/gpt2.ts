@@ -67,7 +67,5 @@ export function gpt2Tokenizer(): ByteLevelBPE {
   const ranks = gpt2RankBytes();
   const tokens = ranks.map((b) => bytesToTokenString(b));
   const merges = mergesFromRanks(ranks);
-  const tok = new ByteLevelBPE({ tokens, merges, special: [[GPT2_EOT, GPT2_EOT_ID]] });
-  (tok as { kind: string }).kind = 'gpt2';
-  return tok;
+  return new ByteLevelBPE({ tokens, merges, special: [[GPT2_EOT, GPT2_EOT_ID]], kind: 'gpt2' });
 }

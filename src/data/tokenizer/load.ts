@@ -37,11 +37,9 @@ export function loadTokenizer(pathOrJson: string | HfTokenizerJson, options: Loa
   }
   if (engine !== 'hf') {
     if (byteLevelMismatch(json) === null) {
-      const tok = ByteLevelBPE.fromJSON(json, what);
-      if (tok.vocabSize === 50257 && tok.numMerges === 50000 && tok.tokenToId(GPT2_EOT) === GPT2_EOT_ID && tok.tokenToId('Ġthe') === 262) {
-        (tok as { kind: string }).kind = 'gpt2';
-      }
-      return tok;
+      const v = json.model.vocab;
+      const isGpt2 = Object.keys(v).length === 50257 && json.model.merges?.length === 50000 && v[GPT2_EOT] === GPT2_EOT_ID && v['Ġthe'] === 262;
+      return ByteLevelBPE.fromJSON(json, what, isGpt2 ? 'gpt2' : undefined);
     }
     if (CharTokenizer.matches(json)) return CharTokenizer.fromJSON(json, what);
     if (engine === 'kiln') {

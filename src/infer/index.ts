@@ -10,3 +10,4 @@ export { createDecoder, FastGPTDecoder, type Decoder, type DecoderEngine, type L
 export { matVecAvailable } from './matvec.js';
 export { ChatTemplate, DEFAULT_CHAT_TEMPLATE, DEFAULT_CHAT_STOPS, checkMessages, type ChatMessage } from './chat-template.js';
 export { loadModel, loadWeights, bestCheckpoint, type LoadedModel } from '../io/model-folder.js';
+export { startServer, FifoQueue, type ServerOptions, type RunningServer } from './server.js';

@@ -1,0 +1,375 @@
+// The OpenAI-compatible HTTP server on fastify: POST /v1/completions and /v1/chat/completions (with
+// `stream: true` as server-sent events), GET /v1/models and GET /health. Bodies are validated by JSON schema
+// (ajv, no type coercion) and rejected with OpenAI-style errors naming the field; generations run one at a
+// time from a bounded FIFO queue (503 when full); close() stops accepting and lets in-flight requests finish.
+
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { loadModel, type LoadedModel } from '../io/model-folder.js';
+import { ChatTemplate, type ChatMessage } from './chat-template.js';
+import { streamGenerate, type FinishReason, type GenerateOptions } from './generate.js';
+
+export interface ServerOptions {
+  /** A model folder (run or frozen model) or an already loaded model. */
+  model: string | LoadedModel;
+  /** Interface to listen on (default 127.0.0.1). */
+  host?: string;
+  /** Port (default 8000; 0 picks a free one). */
+  port?: number;
+  /** Largest request body in bytes (default 1 MiB); bigger bodies get 413. */
+  maxBodyBytes?: number;
+  /** Largest max_tokens a request may ask for (default 512); more is a 400. */
+  maxTokensLimit?: number;
+  /** Requests that may wait while one generates (default 32); past that, 503. */
+  queue?: { maxWaiting?: number };
+  /** Log each request to stdout (default false). */
+  logger?: boolean;
+}
+
+export interface RunningServer {
+  /** http://host:port */
+  url: string;
+  /** Stops accepting connections, finishes in-flight requests, then resolves. */
+  close(): Promise<void>;
+  /** The fastify instance, for tests and embedding. */
+  app: FastifyInstance;
+}
+
+class QueueFullError extends Error {}
+
+/** One generation at a time, first come first served, with a bounded number waiting. */
+export class FifoQueue {
+  private busy = false;
+  private waiting: (() => void)[] = [];
+
+  constructor(readonly maxWaiting: number) {}
+
+  get running(): number { return this.busy ? 1 : 0; }
+  get pending(): number { return this.waiting.length; }
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.busy) {
+      if (this.waiting.length >= this.maxWaiting) throw new QueueFullError('the server is busy: the generation queue is full, retry later');
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    } else this.busy = true;
+    try {
+      return await fn();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.busy = false;
+    }
+  }
+}
+
+// ---- request schemas (JSON Schema, checked by fastify's ajv) ----
+
+const stopSchema = { anyOf: [{ type: 'string', minLength: 1 }, { type: 'array', items: { type: 'string', minLength: 1 }, maxItems: 4 }, { type: 'null' }] };
+
+function samplingProps(maxTokensLimit: number): Record<string, unknown> {
+  return {
+    model: { type: 'string' },
+    max_tokens: { type: ['integer', 'null'], minimum: 1, maximum: maxTokensLimit },
+    max_completion_tokens: { type: ['integer', 'null'], minimum: 1, maximum: maxTokensLimit },
+    temperature: { type: ['number', 'null'], minimum: 0, maximum: 2 },
+    top_p: { type: ['number', 'null'], exclusiveMinimum: 0, maximum: 1 },
+    top_k: { type: ['integer', 'null'], minimum: 0 },
+    repetition_penalty: { type: ['number', 'null'], exclusiveMinimum: 0 },
+    seed: { type: ['integer', 'null'] },
+    stop: stopSchema,
+    stream: { type: ['boolean', 'null'] },
+    n: { type: ['integer', 'null'], minimum: 1, maximum: 1 },
+    user: { type: 'string' },
+    stream_options: { type: ['object', 'null'] },
+    presence_penalty: { type: ['number', 'null'] },
+    frequency_penalty: { type: ['number', 'null'] },
+  };
+}
+
+/** Friendly descriptions for fields whose schema is a choice (ajv's own message would be "must match a schema in anyOf"). */
+const CHOICES: Record<string, string> = {
+  prompt: 'a string, a list of one string, or a non-empty list of token ids',
+  stop: 'a non-empty string or a list of up to 4 non-empty strings',
+  content: 'a string',
+};
+
+interface SamplingBody {
+  model?: string;
+  max_tokens?: number | null;
+  max_completion_tokens?: number | null;
+  temperature?: number | null;
+  top_p?: number | null;
+  top_k?: number | null;
+  repetition_penalty?: number | null;
+  seed?: number | null;
+  stop?: string | string[] | null;
+  stream?: boolean | null;
+}
+interface CompletionBody extends SamplingBody { prompt: string | string[] | number[] }
+interface ChatBody extends SamplingBody { messages: ChatMessage[] }
+
+/** An OpenAI-style error response. */
+class ApiError extends Error {
+  constructor(readonly status: number, message: string, readonly param: string | null = null,
+    readonly type = status >= 500 ? 'server_error' : 'invalid_request_error') {
+    super(message);
+  }
+}
+
+function errorBody(message: string, type: string, param: string | null, code: string | null = null): Record<string, unknown> {
+  return { error: { message, type, param, code } };
+}
+
+/**
+ * Starts the server and resolves once it listens.
+ *
+ * @example
+ * ```ts
+ * const server = await kiln.infer.startServer({ model: 'runs/tiny', port: 8000 });
+ * // POST http://127.0.0.1:8000/v1/chat/completions { "messages": [{ "role": "user", "content": "hi" }] }
+ * await server.close();
+ * ```
+ */
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const loaded = typeof options.model === 'string' ? loadModel(options.model) : options.model;
+  const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
+  const maxTokensLimit = options.maxTokensLimit ?? 512;
+  for (const [name, v] of [['maxBodyBytes', maxBodyBytes], ['maxTokensLimit', maxTokensLimit]] as const) {
+    if (!Number.isInteger(v) || v <= 0) throw new Error(`startServer: ${name} must be a positive integer, got ${v}`);
+  }
+  const queue = new FifoQueue(options.queue?.maxWaiting ?? 32);
+  const { model, tokenizer } = loaded;
+  const template = new ChatTemplate(loaded.chatTemplate, loaded.specialTokens);
+  const modelId = loaded.name;
+  const created = Math.floor(Date.now() / 1000);
+  const context = model.config.context;
+
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: maxBodyBytes,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
+  });
+
+  // JSON only: anything else is a 415 rather than a string that fails the schema.
+  app.removeContentTypeParser(['text/plain']);
+
+  app.setErrorHandler((err: FastifyError, _req, reply) => {
+    if (err instanceof ApiError) return reply.code(err.status).send(errorBody(err.message, err.type, err.param));
+    if (err.validation && err.validation.length) {
+      const v = err.validation.find((e) => e.keyword === 'anyOf') ?? err.validation[0];
+      const path = v.instancePath.replace(/^\//, '').replace(/\//g, '.');
+      const missing = v.keyword === 'required' ? String((v.params as { missingProperty?: string }).missingProperty) : null;
+      const param = missing ? (path ? `${path}.${missing}` : missing) : path || null;
+      const leaf = (param ?? '').split('.').pop() ?? '';
+      const message = missing ? `'${param}' is required`
+        : v.keyword === 'anyOf' && CHOICES[leaf] ? `Invalid value for '${param}': expected ${CHOICES[leaf]}`
+          : v.keyword === 'maximum' && leaf.startsWith('max_') ? `Invalid value for '${param}': must be at most ${(v.params as { limit: number }).limit} on this server`
+            : param ? `Invalid value for '${param}': ${v.message ?? 'invalid'}` : `Invalid request body: ${v.message ?? 'invalid'}`;
+      return reply.code(400).send(errorBody(message, 'invalid_request_error', param));
+    }
+    const status = err.statusCode ?? 500;
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return reply.code(413).send(errorBody(`The request body is larger than this server's limit of ${maxBodyBytes} bytes`, 'invalid_request_error', null));
+    }
+    if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError) {
+      return reply.code(400).send(errorBody(`The request body is not valid JSON: ${err.message}`, 'invalid_request_error', null));
+    }
+    if (status < 500) return reply.code(status).send(errorBody(err.message, 'invalid_request_error', null));
+    app.log.error(err);
+    return reply.code(500).send(errorBody(`Internal error: ${err.message}`, 'server_error', null));
+  });
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send(errorBody(`No route ${req.method} ${req.url}; this server has GET /health, GET /v1/models, ` +
+      'POST /v1/completions and POST /v1/chat/completions', 'invalid_request_error', null));
+  });
+
+  app.get('/health', async () => ({ status: 'ok', model: modelId, queue: { running: queue.running, waiting: queue.pending } }));
+  app.get('/v1/models', async () => ({
+    object: 'list',
+    data: [{ id: modelId, object: 'model', created, owned_by: 'kiln', context_length: context }],
+  }));
+
+  /** Sampling options from a request, and the prompt ids checked against the context. */
+  const prepare = (body: SamplingBody, promptIds: number[], defaultMax: number, extraStops: readonly string[]): GenerateOptions => {
+    if (promptIds.length === 0) throw new ApiError(400, 'The prompt is empty', 'prompt');
+    if (promptIds.length > context) {
+      throw new ApiError(400, `The prompt is ${promptIds.length} tokens but the model's context is ${context} tokens`, 'prompt');
+    }
+    for (const id of promptIds) {
+      if (id >= model.config.vocabSize) throw new ApiError(400, `Token id ${id} is outside the vocabulary of ${model.config.vocabSize}`, 'prompt');
+    }
+    const stops = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
+    return {
+      maxNewTokens: body.max_tokens ?? body.max_completion_tokens ?? defaultMax,
+      temperature: body.temperature ?? 1,
+      topP: body.top_p ?? 1,
+      topK: body.top_k ?? 0,
+      repetitionPenalty: body.repetition_penalty ?? 1,
+      seed: body.seed ?? undefined,
+      stop: [...stops, ...extraStops],
+    };
+  };
+
+  const encode = (text: string, param: string): number[] => {
+    try {
+      return tokenizer.encode(text);
+    } catch (err) {
+      throw new ApiError(400, `The ${param} cannot be tokenized: ${(err as Error).message}`, param);
+    }
+  };
+
+  /** Runs one generation in the queue, as one JSON response or as server-sent events. */
+  const serve = async (req: FastifyRequest, reply: FastifyReply, kind: 'text' | 'chat', promptIds: number[],
+    gen: GenerateOptions, stream: boolean): Promise<unknown> => {
+    const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID().replace(/-/g, '')}`;
+    const object = kind === 'chat' ? (stream ? 'chat.completion.chunk' : 'chat.completion') : 'text_completion';
+    const stamp = Math.floor(Date.now() / 1000);
+    const abort = new AbortController();
+    const onClose = (): void => { if (!reply.raw.writableFinished) abort.abort(); };
+    reply.raw.on('close', onClose);
+    const choice = (text: string, finish: FinishReason | null): Record<string, unknown> => kind === 'chat'
+      ? (stream ? { index: 0, delta: text === '' && finish ? {} : { content: text }, logprobs: null, finish_reason: finish }
+        : { index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: finish })
+      : { index: 0, text, logprobs: null, finish_reason: finish };
+    try {
+      return await queue.run(async () => {
+        if (abort.signal.aborted) return undefined;
+        const options = { ...gen, signal: abort.signal };
+        if (!stream) {
+          let text = '';
+          let n = 0;
+          let finish: FinishReason = 'length';
+          for await (const c of streamGenerate(model, tokenizer, promptIds, options)) {
+            text += c.text;
+            if (c.id !== undefined) n++;
+            if (c.finishReason) finish = c.finishReason;
+          }
+          return {
+            id, object, created: stamp, model: modelId, choices: [choice(text, finish)],
+            usage: { prompt_tokens: promptIds.length, completion_tokens: n, total_tokens: promptIds.length + n },
+          };
+        }
+        reply.hijack();
+        const raw = reply.raw;
+        raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
+        const send = (payload: unknown): void => { raw.write(`data: ${JSON.stringify(payload)}\n\n`); };
+        const chunk = (text: string, finish: FinishReason | null, extra: Record<string, unknown> = {}): Record<string, unknown> =>
+          ({ id, object, created: stamp, model: modelId, choices: [choice(text, finish)], ...extra });
+        try {
+          if (kind === 'chat') send({ id, object, created: stamp, model: modelId, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] });
+          let n = 0;
+          for await (const c of streamGenerate(model, tokenizer, promptIds, options)) {
+            if (c.id !== undefined) n++;
+            if (abort.signal.aborted) break;
+            if (c.finishReason) {
+              if (c.text) send(chunk(c.text, null));
+              send(chunk('', c.finishReason, {
+                usage: { prompt_tokens: promptIds.length, completion_tokens: n, total_tokens: promptIds.length + n },
+              }));
+            } else if (c.text) send(chunk(c.text, null));
+          }
+          raw.write('data: [DONE]\n\n');
+        } catch (err) {
+          send(errorBody(`Generation failed: ${(err as Error).message}`, 'server_error', null));
+        } finally {
+          raw.end();
+        }
+        return undefined;
+      });
+    } catch (err) {
+      if (err instanceof QueueFullError) throw new ApiError(503, err.message, null, 'server_error');
+      if (err instanceof Error && !(err instanceof ApiError) && /^generate: /.test(err.message)) throw new ApiError(400, err.message.replace(/^generate: /, ''));
+      throw err;
+    } finally {
+      reply.raw.off('close', onClose);
+      void req;
+    }
+  };
+
+  app.post<{ Body: CompletionBody }>('/v1/completions', {
+    schema: {
+      body: {
+        type: 'object',
+        required: ['prompt'],
+        properties: {
+          ...samplingProps(maxTokensLimit),
+          prompt: {
+            anyOf: [
+              { type: 'string' },
+              { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: 1 },
+              { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 1 },
+            ],
+          },
+          echo: { type: ['boolean', 'null'], enum: [false, null] },
+          logprobs: { type: 'null' },
+          suffix: { type: 'null' },
+        },
+      },
+    },
+  }, async (req, reply) => {
+    const b = req.body;
+    const promptIds = typeof b.prompt === 'string' ? encode(b.prompt, 'prompt')
+      : typeof b.prompt[0] === 'string' ? encode(b.prompt[0] as string, 'prompt') : (b.prompt as number[]).slice();
+    // OpenAI's default for completions is 16 tokens.
+    const gen = prepare(b, promptIds, Math.min(16, maxTokensLimit), []);
+    return serve(req, reply, 'text', promptIds, gen, b.stream === true);
+  });
+
+  app.post<{ Body: ChatBody }>('/v1/chat/completions', {
+    schema: {
+      body: {
+        type: 'object',
+        required: ['messages'],
+        properties: {
+          ...samplingProps(maxTokensLimit),
+          messages: {
+            type: 'array',
+            minItems: 1,
+            items: {
+              type: 'object',
+              required: ['role', 'content'],
+              properties: {
+                role: { type: 'string', enum: ['system', 'user', 'assistant'] },
+                content: { type: 'string' },
+                name: { type: 'string' },
+              },
+            },
+          },
+        },
+      },
+    },
+  }, async (req, reply) => {
+    const b = req.body;
+    const messages = b.messages.map((m) => ({ role: m.role, content: m.content }));
+    let prompt: string;
+    try {
+      prompt = template.render(messages, true);
+    } catch (err) {
+      throw new ApiError(400, (err as Error).message, 'messages');
+    }
+    const promptIds = encode(prompt, 'messages');
+    // Chat replies run until the end of the turn, bounded by the server's limit.
+    const gen = prepare(b, promptIds, maxTokensLimit, template.stops);
+    return serve(req, reply, 'chat', promptIds, gen, b.stream === true);
+  });
+
+  await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 8000 });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : options.port ?? 8000;
+  const host = options.host ?? '127.0.0.1';
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  let closing: Promise<void> | null = null;
+  const close = async (): Promise<void> => {
+    // Keep-alive connections that go idle after their last in-flight response are closed as soon as they do,
+    // rather than after the keep-alive timeout.
+    const sweep = setInterval(() => app.server.closeIdleConnections(), 25);
+    try {
+      await app.close();
+    } finally {
+      clearInterval(sweep);
+    }
+  };
+  return { url, app, close: () => (closing ??= close()) };
+}

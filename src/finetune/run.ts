@@ -2,7 +2,7 @@
 // the embedding), freeze by pattern or apply LoRA, train on assistant tokens only with the Trainer, save the run
 // (checkpoints, tokenizer with the chat template, LoRA adapters alone), and measure held-out prompts before/after.
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Trainer, type FitResult, type JSONValue } from '../train/index.js';
 import { AdamW } from '../optim/index.js';
@@ -71,6 +71,9 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   const seed = o.seed ?? 1337;
   manualSeed(seed);
   // Everything that can fail on bad input is checked before any training or writing.
+  if (existsSync(o.out) && (!statSync(o.out).isDirectory() || readdirSync(o.out).length > 0)) {
+    throw new Error(`fine-tuning: the output folder '${o.out}' already exists and is not empty; choose another --out`);
+  }
   const data = loadFinetuneData(o.data, { skipBadLines: o.skipBadLines });
   if (data.skipped.length) log(`skipped ${data.skipped.length} bad line${data.skipped.length === 1 ? '' : 's'} of ${o.data} (--skip-bad-lines)`);
   const heldout = o.heldout ? parseHeldout(readFileSync(o.heldout, 'utf8'), o.heldout) : null;

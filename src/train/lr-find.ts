@@ -99,14 +99,17 @@ export function lrFind<B>(trainer: Trainer<B>, options: LrFindOptions = {}): LrF
     defaultGenerator.setState(rng);
     model.train(wasTraining);
   }
-  // Minimum of the smoothed curve, then the steepest descent (per log-lr) before it.
+  // Minimum of the smoothed curve, then the steepest descent (per log-lr, over a short window) before it,
+  // skipping the first tenth of the sweep where the smoothed curve is still settling.
   let iMin = 0;
   for (let i = 1; i < smoothed.length; i++) if (smoothed[i] < smoothed[iMin]) iMin = i;
-  let iSteep = 0;
+  const w = Math.max(1, Math.round(smoothed.length / 20));
+  const skip = Math.min(Math.max(2, Math.floor(steps / 10)), Math.max(0, iMin - w));
+  let iSteep = iMin;
   let steepest = Infinity;
-  for (let i = 1; i <= iMin; i++) {
-    const slope = (smoothed[i] - smoothed[i - 1]) / (Math.log(lrs[i]) - Math.log(lrs[i - 1]));
-    if (slope < steepest) { steepest = slope; iSteep = i; }
+  for (let i = skip + w; i <= iMin; i++) {
+    const slope = (smoothed[i] - smoothed[i - w]) / (Math.log(lrs[i]) - Math.log(lrs[i - w]));
+    if (slope < steepest) { steepest = slope; iSteep = i - Math.floor(w / 2); }
   }
   return { lrs, losses, smoothed, suggestedLr: lrs[iSteep] ?? minLr, minLossLr: lrs[iMin] ?? minLr, stoppedBy };
 }

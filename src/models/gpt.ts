@@ -6,7 +6,7 @@ import { backend, type DType, type FloatArray } from '../backend/index.js';
 import { noGrad } from '../tensor/autograd.js';
 import { zeros } from '../tensor/creation.js';
 import { linear } from '../tensor/ops/matmul.js';
-import { attention, crossEntropy, dropout, embedding } from '../tensor/ops/nn-ops.js';
+import { crossEntropy, dropout, embedding } from '../tensor/ops/nn-ops.js';
 import { narrow } from '../tensor/ops/shape-ops.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import { fmt } from '../tensor/shape.js';
@@ -16,6 +16,7 @@ import { normal_ } from '../nn/init.js';
 import { LayerNorm } from '../nn/layers/norm.js';
 import { Module, ModuleList, Parameter } from '../nn/module.js';
 import { Conv1D } from './conv1d.js';
+import { qkvAttention } from './qkv-attention.js';
 import { resolveGPTConfig, type GPTConfig, type ResolvedGPTConfig } from './gpt-config.js';
 import { sampleToken, type SampleOptions } from './sample.js';
 
@@ -81,11 +82,10 @@ class CausalSelfAttention extends Module {
   }
 
   forward(x: Tensor, cache?: KVCache, layer = 0): Tensor {
-    const C = this.cfg.width;
     const qkv = this.c_attn.forward(x); // (B, T, 3C), columns [q | k | v]
     const y = cache
       ? this.cached(qkv, cache, layer)
-      : attention(narrow(qkv, 2, 0, C), narrow(qkv, 2, C, C), narrow(qkv, 2, 2 * C, C), { heads: this.cfg.heads, causal: true });
+      : qkvAttention(qkv, this.cfg.heads); // = attention(narrow q, k, v) without the copies in backward
     return dropout(this.c_proj.forward(y), this.cfg.dropout, this.training);
   }
 

@@ -55,6 +55,23 @@ for (const [dtype, tol] of [['float64', 1e-9], ['float32', 2e-4]] as const) {
   });
 }
 
+test('conv1d and qkvAttention match their composed references, values and gradients (float64)', () => {
+  const g = new kiln.Generator(5);
+  const x = kiln.randn([2, 5, 12], { dtype: 'float64', generator: g }).requiresGrad_();
+  const w = kiln.randn([12, 18], { dtype: 'float64', generator: g }).requiresGrad_();
+  const b = kiln.randn([18], { dtype: 'float64', generator: g }).requiresGrad_();
+  const gw = kiln.randn([2, 5, 6], { dtype: 'float64', generator: g });
+  const fused = kiln.models.qkvAttention(kiln.models.conv1d(x, w, b), 2);
+  fused.mul(gw).sum().backward();
+  const got = [fused, x.grad!, w.grad!, b.grad!].map((t) => Array.from(t.storage));
+  x.grad = null; w.grad = null; b.grad = null;
+  const qkv = kiln.matmul(x, w).add(b);
+  const ref = kiln.attention(qkv.narrow(2, 0, 6), qkv.narrow(2, 6, 6), qkv.narrow(2, 12, 6), { heads: 2, causal: true });
+  ref.mul(gw).sum().backward();
+  const want = [ref, x.grad!, w.grad!, b.grad!].map((t) => Array.from(t.storage));
+  got.forEach((arr, i) => arr.forEach((v, j) => assert.ok(Math.abs(v - want[i][j]) < 1e-12, `tensor ${i}[${j}]: ${v} vs ${want[i][j]}`)));
+});
+
 test('the state dict uses Hugging Face GPT-2 names and Conv1D layout; the tied head is listed once', () => {
   const gpt = new kiln.models.GPT({ vocabSize: 64, context: 16, layers: 2, heads: 2, width: 32 });
   const sd = gpt.stateDict();

@@ -10,6 +10,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { startDashboard } from '../../src/dashboard/index.js';
 
 const CHROMIUM = process.env.KILN_CHROMIUM ?? '/usr/bin/chromium';
 const OUT = resolve('test-output', 'dashboard');
@@ -19,10 +20,19 @@ if (missing) console.log(`# SKIP dashboard browser tests: ${missing}`);
 
 let context: BrowserContext | null = null;
 const children: ChildProcess[] = [];
+const hostileRoot = mkdtempSync(join(tmpdir(), 'kiln-hostile-'));
+const evil = `<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script></pre><b>bold</b> & "quotes" ' \u2028`;
+const evilName = '<img src=y onerror=window.__pwned=3>';
+let hostileTrained: Promise<void> = Promise.resolve();
 
 before(async () => {
   if (missing) return;
   mkdirSync(OUT, { recursive: true });
+  // The second test's run trains while the browser starts and the first test runs (a child process start is slow).
+  mkdirSync(join(hostileRoot, 'runs'));
+  writeFileSync(join(hostileRoot, 'secret.txt'), 'top secret');
+  hostileTrained = train(join(hostileRoot, 'runs', evilName), 5, 0, evil);
+  hostileTrained.catch(() => {}); // awaited (and reported) by the test
   context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'kiln-chromium-')), {
     executablePath: CHROMIUM,
     headless: true,
@@ -53,9 +63,10 @@ function startCli(runs: string): Promise<string> {
   });
 }
 
-function train(runDir: string, steps: number, sleepMs: number, sample?: string): Promise<void> {
+function train(runDir: string, steps: number, sleepMs: number, sample?: string, goFile?: string): Promise<void> {
   const args = [...TSX, 'test/dashboard/fixtures/tiny-train.ts', runDir, String(steps), String(sleepMs), ...(sample ? [sample] : [])];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const env = { ...process.env, ...(goFile ? { KILN_TINY_TRAIN_GO: goFile } : {}) };
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env });
   children.push(child);
   let err = '';
   child.stderr!.on('data', (c: Buffer) => { err += c.toString(); });
@@ -73,23 +84,28 @@ async function newPage(): Promise<{ page: Page; problems: string[] }> {
 const cell = (page: Page, run: string, field: string): Promise<string> =>
   page.locator(`#latest tr[data-run="${run}"] td[data-field="${field}"]`).innerText();
 
-test('the dashboard follows a training run live: chart points, run list, latest values', { skip: missing, timeout: 90_000 }, async () => {
+test('the dashboard follows a training run live: chart points, run list, latest values', { skip: missing, timeout: 240_000 }, async () => {
   const runs = mkdtempSync(join(tmpdir(), 'kiln-runs-'));
-  await train(join(runs, 'baseline'), 10, 0); // a finished run beside the live one
+  const steps = 30;
+  // All three start at once: a short finished run beside the live one, the live run, and `kiln dashboard`.
+  const baseline = train(join(runs, 'baseline'), 10, 0);
+  const go = join(mkdtempSync(join(tmpdir(), 'kiln-go-')), 'go');
+  const training = train(join(runs, 'live'), steps, 100, undefined, go);
   const url = await startCli(runs);
-  const steps = 40;
-  const training = train(join(runs, 'live'), steps, 120);
 
+  // The page is open, with the live run listed and chosen, before the run's first step; then training starts.
   const { page, problems } = await newPage();
   await page.goto(`${url}#runs=live`);
-  await page.waitForFunction(() => Number(document.querySelector('#chart-loss')?.getAttribute('data-points')) >= 2, null, { timeout: 30_000 });
+  await page.waitForSelector('#latest tr[data-run="live"]', { timeout: 60_000 });
+  writeFileSync(go, '');
+  await page.waitForFunction(() => Number(document.querySelector('#chart-loss')?.getAttribute('data-points')) >= 2, null, { timeout: 60_000 });
   const early = Number(await page.getAttribute('#chart-loss', 'data-points'));
   assert.ok(await page.locator('#chart-loss canvas').count() >= 1, 'uPlot drew a canvas');
   await page.screenshot({ path: join(OUT, 'dashboard-live.png'), fullPage: true });
 
-  await training;
+  await Promise.all([training, baseline]);
   // The page keeps up with the file: every step arrives, and the latest values are those of the last line.
-  await page.waitForFunction((n) => Number(document.querySelector('#chart-loss')?.getAttribute('data-points')) === n, steps, { timeout: 15_000 });
+  await page.waitForFunction((n) => Number(document.querySelector('#chart-loss')?.getAttribute('data-points')) === n, steps, { timeout: 60_000 });
   assert.ok(early < steps, `the chart grew while the run trained (first seen with ${early} points)`);
   await page.waitForFunction(() => document.querySelector('#latest td[data-field="val_loss"]')?.textContent !== '–');
   const lines = readFileSync(join(runs, 'live', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
@@ -103,12 +119,13 @@ test('the dashboard follows a training run live: chart points, run list, latest 
   assert.equal(Number(await page.getAttribute('#chart-grad', 'data-points')), steps);
 
   // The run list shows both runs, newest first, with the live one ticked.
+  await page.waitForFunction(() => document.querySelectorAll('#runs li').length === 2);
   const listed = await page.locator('#runs li').evaluateAll((lis) => lis.map((li) => li.getAttribute('data-run')));
-  assert.deepEqual(listed, ['live', 'baseline']);
+  assert.deepEqual(listed.sort(), ['baseline', 'live']);
   assert.equal(await page.locator('#runs li[data-run="live"] input').isChecked(), true);
   assert.match(await page.locator('#runs li[data-run="baseline"] .run-meta').innerText(), /^step 10 · loss /);
   // Samples and config of the run.
-  assert.match(await page.locator('#samples pre.sample').first().innerText(), /^step 40: validation MSE \d/);
+  assert.match(await page.locator('#samples pre.sample').first().innerText(), /^step 30: validation MSE \d/);
   assert.match(await page.locator('#config').innerText(), /optimizer\.name\s+SGD/);
 
   // Overlay: tick the second run; the loss chart then holds both runs' steps and names both in its legend.
@@ -132,18 +149,13 @@ function rawGet(url: string, path: string): Promise<{ status: number; body: stri
   });
 }
 
-test('hostile strings from a run reach the page as text, and path traversal is refused', { skip: missing, timeout: 60_000 }, async () => {
-  const root = mkdtempSync(join(tmpdir(), 'kiln-hostile-'));
-  const runs = join(root, 'runs');
-  mkdirSync(runs);
-  writeFileSync(join(root, 'secret.txt'), 'top secret');
-  const evil = `<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script></pre><b>bold</b> & "quotes" ' \u2028`;
-  const evilName = '<img src=y onerror=window.__pwned=3>';
-  await train(join(runs, evilName), 5, 0, evil);
-  const url = await startCli(runs);
+test('hostile strings from a run reach the page as text, and path traversal is refused', { skip: missing, timeout: 180_000 }, async () => {
+  await hostileTrained;
+  const dash = await startDashboard({ runsDir: join(hostileRoot, 'runs'), port: 0 });
+  const url = dash.url;
   const { page, problems } = await newPage();
   await page.goto(`${url}#runs=${encodeURIComponent(evilName)}`);
-  await page.waitForFunction(() => document.querySelectorAll('#samples pre.sample').length === 2, null, { timeout: 20_000 });
+  await page.waitForFunction(() => document.querySelectorAll('#samples pre.sample').length === 2, null, { timeout: 60_000 });
 
   assert.equal(await page.locator('#samples pre.sample').nth(1).textContent(), evil);
   assert.equal(await page.locator('#runs li .run-name').first().textContent(), evilName);
@@ -170,4 +182,5 @@ test('hostile strings from a run reach the page as text, and path traversal is r
   await page.screenshot({ path: join(OUT, 'dashboard-hostile.png'), fullPage: true });
   assert.deepEqual(problems.filter((p) => !/40[34]/.test(p)), [], 'no console errors and no CSP violations');
   await page.close();
+  await dash.close();
 });

@@ -26,7 +26,12 @@ static void ukr_avx512(int kc, const float *restrict A, const float *restrict B,
                        float alpha, float beta) {
   __m512 c[MR512][2];
 #pragma GCC unroll 14
-  for (int i = 0; i < MR512; i++) { c[i][0] = _mm512_setzero_ps(); c[i][1] = _mm512_setzero_ps(); }
+  for (int i = 0; i < MR512; i++) {
+    c[i][0] = _mm512_setzero_ps();
+    c[i][1] = _mm512_setzero_ps();
+    _mm_prefetch((const char *)(C + i * ldc), _MM_HINT_T0);
+    _mm_prefetch((const char *)(C + i * ldc + 16), _MM_HINT_T0);
+  }
   for (int k = 0; k < kc; k++) {
     __m512 b0 = _mm512_load_ps(B), b1 = _mm512_load_ps(B + 16);
 #pragma GCC unroll 14
@@ -69,7 +74,12 @@ static void ukr_avx2(int kc, const float *restrict A, const float *restrict B, f
                      float alpha, float beta) {
   __m256 c[MR256][2];
 #pragma GCC unroll 6
-  for (int i = 0; i < MR256; i++) { c[i][0] = _mm256_setzero_ps(); c[i][1] = _mm256_setzero_ps(); }
+  for (int i = 0; i < MR256; i++) {
+    c[i][0] = _mm256_setzero_ps();
+    c[i][1] = _mm256_setzero_ps();
+    _mm_prefetch((const char *)(C + i * ldc), _MM_HINT_T0);
+    _mm_prefetch((const char *)(C + i * ldc + 8), _MM_HINT_T0);
+  }
   for (int k = 0; k < kc; k++) {
     __m256 b0 = _mm256_load_ps(B), b1 = _mm256_load_ps(B + 8);
 #pragma GCC unroll 6

@@ -186,3 +186,13 @@ test('the demo data set parses cleanly and its held-out prompts never appear in 
   assert.ok(held.every((h) => h.messages[h.messages.length - 1].role === 'user'));
   assert.throws(() => parseHeldout('{"messages":[{"role":"user","content":"x"}],"kind":"rude"}', 'h'), /h line 1: "kind" must be/);
 });
+
+test('the template renders the same in Python Jinja2 (as transformers does), where Python has jinja2', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const msgs = [{ role: 'system', content: 'Be "brief".' }, { role: 'user', content: 'Héllo\nthere' }];
+  const py = 'import sys, json, jinja2\nd = json.load(sys.stdin)\nt = jinja2.Environment(trim_blocks=True, lstrip_blocks=True).from_string(d["t"])\n' +
+    'sys.stdout.write(json.dumps(t.render(messages=d["m"], add_generation_prompt=True)))';
+  const r = spawnSync('/usr/bin/python3', ['-c', py], { input: JSON.stringify({ t: CHATML_TEMPLATE, m: msgs }), encoding: 'utf8' });
+  if (r.status !== 0) { t.skip('/usr/bin/python3 with jinja2 is not installed here'); return; }
+  assert.equal(JSON.parse(r.stdout), new ChatTemplate().render(msgs as never, { addGenerationPrompt: true }));
+});

@@ -12,4 +12,4 @@ export { Trainer, lrFind, NonFiniteError } from './train/index.js';
 export { DataLoader, TensorDataset, trainValidationSplit } from './data/index.js';
 export { Module, Parameter } from './nn/index.js';
 export * as finetune from './finetune/index.js';
-export * as finetune from './finetune/index.js';
+export * as infer from './infer/index.js';

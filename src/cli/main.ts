@@ -6,11 +6,12 @@ import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import * as dashboard from './dashboard.js';
 import * as plot from './plot.js';
-import * as finetune from './finetune.js';
-import * as exportCmd from './export.js';
 import * as pretrain from './pretrain.js';
 import * as finetune from './finetune.js';
 import * as exportCmd from './export.js';
+import * as generate from './generate.js';
+import * as chat from './chat.js';
+import * as serve from './serve.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -21,7 +22,7 @@ const program = new Command()
   .showHelpAfterError();
 
 // Subcommands register themselves here, one import and one call each.
-const modules: { register(p: Command): void }[] = [dashboard, plot, pretrain, finetune, exportCmd];
+const modules: { register(p: Command): void }[] = [dashboard, plot, pretrain, finetune, exportCmd, generate, chat, serve];
 for (const m of modules) m.register(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -6,7 +6,7 @@
 // emitted, so prompt + output is at most context + 1 tokens). Nothing slides.
 
 import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
-import { defaultGenerator, Generator } from '../tensor/random.js';
+import { defaultGenerator, Generator as RandomGenerator } from '../tensor/random.js';
 import { createDecoder, type Decoder, type DecoderEngine, type LanguageModel } from './decoder.js';
 import { checkSamplingOptions, Sampler, type SamplingOptions } from './sampling.js';
 
@@ -19,7 +19,7 @@ export interface GenerateOptions extends SamplingOptions {
   /** Seed for a fresh random stream: the same seed, prompt and options give the same output. */
   seed?: number;
   /** A random stream to draw from instead of a seed (default: a fresh one from `seed`, else the global one). */
-  generator?: Generator;
+  generator?: RandomGenerator;
   /** Strings that end generation; the text stops just before the first one (needs a tokenizer for id APIs). */
   stop?: readonly string[];
   /**
@@ -98,7 +98,7 @@ export function* generateTokens(model: LanguageModel, promptIds: readonly number
       `shorten it to at most ${context} tokens`);
   }
   const eos = new Set(options.eosTokenIds ?? defaultEos(options.tokenizer));
-  const gen = options.generator ?? (options.seed !== undefined ? new Generator(options.seed) : defaultGenerator);
+  const gen = options.generator ?? (options.seed !== undefined ? new RandomGenerator(options.seed) : defaultGenerator);
   const sampler = new Sampler(model.config.vocabSize, options, gen);
   if (options.repetitionPenalty !== undefined && options.repetitionPenalty !== 1) sampler.observe(promptIds);
   if (maxNew === 0) return 'length';

@@ -57,7 +57,7 @@ function str(s: string): number[] { return [...leb(s.length), ...[...s].map((c) 
  * mv(W, x, b, y, K, N): y[n] = b[n] + sum_k x[k] W[k, n], byte addresses, W packed in column panels (see load),
  * N a multiple of BLOCK, K >= 1.
  */
-function assemble(): Uint8Array {
+function assemble(): Uint8Array<ArrayBuffer> {
   // params 0 W, 1 x, 2 b, 3 y, 4 K, 5 N; i32 locals 6 n0, 7 wp, 8 xp, 9 kEnd, 10 rowStride; v128 11.. acc, then xk.
   const [W, X, B, Y, K, N, n0, wp, xp, kEnd, stride] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
   const acc = (i: number): number => 11 + i;
@@ -100,7 +100,9 @@ function assemble(): Uint8Array {
     ...section(7, [1, ...str('mv'), 0x00, 0]),
     ...section(10, [1, ...leb(body.length), ...body]),
   ];
-  return Uint8Array.from(bytes);
+  const out = new Uint8Array(new ArrayBuffer(bytes.length));
+  out.set(bytes);
+  return out;
 }
 
 type MvFn = (W: number, x: number, b: number, y: number, K: number, N: number) => void;

@@ -34,6 +34,18 @@ test('GPT-2 encodes as js-tiktoken does on a corpus slice and random text', () =
   }
 });
 
+test('GPT-2 matches js-tiktoken on long words (the heap merge path)', () => {
+  const rng = new DataRng(1);
+  const alphabets = ['abcdefghijklmnopqrstuvwxyz', '0123456789', '+/=-_*#', 'aeiouéü', 'ab'];
+  for (let i = 0; i < 60; i++) {
+    const alpha = alphabets[i % alphabets.length]!;
+    let s = i % 3 === 0 ? ' ' : '';
+    const n = 40 + rng.int(2000);
+    for (let k = 0; k < n; k++) s += alpha[rng.int(alpha.length)];
+    assert.deepEqual(tok.encode(s), tiktoken.encode(s, [], []));
+  }
+});
+
 test('GPT-2 tokenizer.json round trips and reads the same in @huggingface/tokenizers', () => {
   const json = tok.toJSON();
   assert.equal(Object.keys(json.model.vocab).length, 50257);

@@ -21,6 +21,8 @@ import {
 const pairKey = (a: number, b: number): number => a * 0x200000 + b;
 const MAX_ID = 0x200000;
 const CACHE_LIMIT = 200_000;
+/** Words longer than this many bytes are merged with a heap instead of repeated scans. */
+const LONG_WORD = 48;
 
 /** The model half of a byte-level BPE: tokens as byte strings plus ranked merges. */
 export interface BpeModelParts {
@@ -209,6 +211,11 @@ export class ByteLevelBPE implements Tokenizer {
     }
     const parts: number[] = new Array(bytes.length);
     for (let i = 0; i < bytes.length; i++) parts[i] = this.byteIds[bytes[i]!]!;
+    return parts.length > LONG_WORD ? this.mergeLong(parts) : this.mergeShort(parts);
+  }
+
+  /** Short words: scan for the lowest-ranked pair, merge its occurrences left to right, repeat. */
+  private mergeShort(parts: number[]): number[] {
     let n = parts.length;
     while (n > 1) {
       let best = Infinity;
@@ -230,6 +237,53 @@ export class ByteLevelBPE implements Tokenizer {
     }
     parts.length = n;
     return parts;
+  }
+
+  /**
+   * Long words (a run of digits, a base64 blob): a linked list and a heap of (rank, position), as Hugging
+   * Face's Rust BPE does, so the cost is O(n log n) rather than O(n * merges). Same result as mergeShort:
+   * lowest rank first, leftmost first among equal ranks.
+   */
+  private mergeLong(parts: number[]): number[] {
+    const n = parts.length;
+    const sym = Int32Array.from(parts);
+    const next = new Int32Array(n);
+    const prev = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      next[i] = i + 1 < n ? i + 1 : -1;
+      prev[i] = i - 1;
+    }
+    const heap = new MinHeap();
+    const rankAt = (i: number): number => {
+      const j = next[i]!;
+      if (j < 0) return -1;
+      return this.mergeRank.get(pairKey(sym[i]!, sym[j]!)) ?? -1;
+    };
+    for (let i = 0; i + 1 < n; i++) {
+      const r = rankAt(i);
+      if (r >= 0) heap.push(r * 0x80000000 + i);
+    }
+    while (heap.size > 0) {
+      const key = heap.pop();
+      const r = Math.floor(key / 0x80000000);
+      const i = key - r * 0x80000000;
+      if (sym[i]! < 0 || rankAt(i) !== r) continue; // merged away or changed since it was pushed
+      const j = next[i]!;
+      sym[i] = this.mergeOut[r]!;
+      sym[j] = -1;
+      next[i] = next[j]!;
+      if (next[j]! >= 0) prev[next[j]!] = i;
+      const p = prev[i]!;
+      if (p >= 0) {
+        const rp = rankAt(p);
+        if (rp >= 0) heap.push(rp * 0x80000000 + p);
+      }
+      const rn = rankAt(i);
+      if (rn >= 0) heap.push(rn * 0x80000000 + i);
+    }
+    const out: number[] = [];
+    for (let i = 0; i >= 0; i = next[i]!) out.push(sym[i]!);
+    return out;
   }
 
   /** Token ids back to bytes (special tokens give their UTF-8 content). */
@@ -334,6 +388,48 @@ export class ByteLevelBPE implements Tokenizer {
 
 const lenientUtf8 = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
 const keepBom = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** A binary min-heap of numbers. */
+class MinHeap {
+  private a: number[] = [];
+
+  get size(): number {
+    return this.a.length;
+  }
+
+  push(v: number): void {
+    const a = this.a;
+    a.push(v);
+    let i = a.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (a[p]! <= v) break;
+      a[i] = a[p]!;
+      i = p;
+    }
+    a[i] = v;
+  }
+
+  pop(): number {
+    const a = this.a;
+    const top = a[0]!;
+    const last = a.pop()!;
+    const n = a.length;
+    if (n > 0) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= n) break;
+        const c = l + 1 < n && a[l + 1]! < a[l]! ? l + 1 : l;
+        if (a[c]! >= last) break;
+        a[i] = a[c]!;
+        i = c;
+      }
+      a[i] = last;
+    }
+    return top;
+  }
+}
 
 function bytesToString(bytes: Uint8Array): string {
   let s = '';

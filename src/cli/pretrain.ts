@@ -8,8 +8,10 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as kiln from '../index.js';
-import { saveSafetensors } from '../io/safetensors.js';
-import { Trainer, type BatchSource, type EvalInfo, type JSONValue } from '../train/index.js';
+
+type BatchSource<B> = kiln.train.BatchSource<B>;
+type EvalInfo = kiln.train.EvalInfo;
+type JSONValue = kiln.train.JSONValue;
 
 type PresetName = 'tiny' | 'small' | 'base';
 
@@ -384,7 +386,7 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
     return { val_perplexity: ppl, unigram_perplexity: uni, bigram_perplexity: bi, samples: lastSamples };
   };
 
-  const trainer = new Trainer<LMBatch>({
+  const trainer = new kiln.Trainer<LMBatch>({
     model: gpt as kiln.Module, // its forward returns { logits, loss }; the loss function below calls it
     optimizer,
     schedule,
@@ -414,7 +416,7 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
   const tokPerSec = stepsRun > 0 ? (stepsRun * tokensPerStep) / trainSecs : 0;
 
   // ---- the frozen model: config.json + model.safetensors + tokenizer.json in the run folder ----
-  saveSafetensors(join(runDir, 'model.safetensors'), gpt.stateDict(), { metadata: { format: 'pt', step: String(result.step) } });
+  kiln.saveSafetensors(join(runDir, 'model.safetensors'), gpt.stateDict(), { metadata: { format: 'pt', step: String(result.step) } });
   const total = (performance.now() - t0) / 1000;
   const valPpl = lastVal === null ? null : Math.exp(lastVal);
   const rel = (p: string): string => {
@@ -428,8 +430,8 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
   }
   log(`the run went to ${rel(runDir)}/ : config.json, tokenizer.json, model.safetensors, metrics.jsonl, checkpoints/`);
   log('next:');
-  log(`  kiln generate --model ${rel(runDir)} --prompt "The"`);
-  log(`  kiln finetune --from ${rel(runDir)} --data your-examples.jsonl`);
+  log(`  kiln generate --model ${rel(runDir)} "The"`);
+  log(`  kiln finetune --from ${rel(runDir)} --data chats.jsonl --out ${rel(runDir)}-chat`);
   log(`  kiln dashboard ${rel(resolve(runDir, '..'))}`);
   log(`  kiln pretrain --out ${rel(runDir)} --resume --max-steps ${result.step * 2}   (train longer)`);
   return {

@@ -2,7 +2,8 @@
 
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { startDashboard } from '../dashboard/index.js';
+import { join } from 'node:path';
+import { startDashboard, startRunDashboard } from '../dashboard/index.js';
 
 export function parsePort(value: string): number {
   const n = Number(value);
@@ -20,8 +21,12 @@ export function register(program: Command): void {
     .action(async (runs: string, opts: { host: string; port: string }) => {
       const port = parsePort(opts.port);
       if (!existsSync(runs)) console.log(`kiln: ${runs} does not exist yet; runs will appear as they are written`);
-      const dash = await startDashboard({ runsDir: runs, host: opts.host, port });
-      console.log(`kiln dashboard: ${dash.url} (runs in ${runs}; Ctrl-C to stop)`);
+      // Given one run's folder rather than a folder of runs: serve its parent with that run chosen.
+      const oneRun = existsSync(join(runs, 'metrics.jsonl')) || existsSync(join(runs, 'config.json'));
+      const dash = oneRun
+        ? await startRunDashboard(runs, { host: opts.host, port })
+        : await startDashboard({ runsDir: runs, host: opts.host, port });
+      console.log(`kiln dashboard: ${dash.url} (${oneRun ? `run ${runs}` : `runs in ${runs}`}; Ctrl-C to stop)`);
       await new Promise<void>((ok) => {
         const stop = (): void => { process.off('SIGINT', stop); process.off('SIGTERM', stop); ok(); };
         process.on('SIGINT', stop);

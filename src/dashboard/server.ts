@@ -5,7 +5,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { dirname, extname, join, resolve } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { JsonlTail, type MetricRecord } from './tail.js';
@@ -309,4 +309,21 @@ async function sendFile(req: IncomingMessage, res: ServerResponse, file: string,
   await new Promise<void>((ok, fail) => {
     createReadStream(file).on('error', fail).on('end', ok).pipe(res);
   });
+}
+
+/**
+ * Starts the dashboard beside one training run: serves the run's parent folder (so sibling runs can be overlaid)
+ * and returns an address that opens with this run chosen. What `kiln pretrain --dashboard` and
+ * `kiln finetune --dashboard` call before training starts.
+ *
+ * ```ts
+ * const dash = await startRunDashboard('runs/gpt-tiny', { port: 6006 });
+ * console.log(`dashboard: ${dash.url}`); // http://127.0.0.1:6006/#runs=gpt-tiny
+ * // ... trainer.fit() ...; then keep it open or: await dash.close();
+ * ```
+ */
+export async function startRunDashboard(runDir: string, options: Omit<DashboardOptions, 'runsDir'> = {}): Promise<Dashboard> {
+  const dir = resolve(runDir);
+  const dash = await startDashboard({ ...options, runsDir: dirname(dir) });
+  return { ...dash, url: `${dash.url}#runs=${encodeURIComponent(basename(dir))}` };
 }

@@ -239,25 +239,41 @@ export async function plotRun(run: string, out: string, options: PlotRunOptions 
   await writeChart(svg, out);
 }
 
-/** What the learning-rate range test returns: the learning rates tried, the (smoothed) loss at each, and a pick. */
-export interface LrFindResult { lrs: readonly number[]; losses: readonly number[]; suggestion: number }
+/**
+ * A learning-rate range test to plot: the learning rates tried, the raw (and smoothed) loss at each, and the pick,
+ * as `suggestedLr` (what `lrFind` returns, so its result passes straight in) or `suggestion`.
+ */
+export interface LrFindPlotInput {
+  lrs: readonly number[];
+  losses: readonly number[];
+  smoothed?: readonly number[];
+  suggestedLr?: number;
+  suggestion?: number;
+}
 
 /**
  * Plots a learning-rate range test: loss against learning rate on a log axis, with the suggestion marked.
  *
  * ```ts
- * const result = await trainer.lrFind();
+ * const result = lrFind(trainer, { minLr: 1e-6, maxLr: 1 }); // kiln.train.lrFind
  * await plotLrFind(result, 'lr-find.svg');
  * ```
  */
-export async function plotLrFind(result: LrFindResult, file: string, options: { title?: string } = {}): Promise<void> {
+export async function plotLrFind(result: LrFindPlotInput, file: string, options: { title?: string } = {}): Promise<void> {
   if (result.lrs.length !== result.losses.length || result.lrs.length === 0) {
     throw new Error(`plotLrFind: expected as many losses as learning rates (at least one), got ${result.lrs.length} and ${result.losses.length}`);
   }
-  const svg = lineChartSvg([{ name: 'loss', x: result.lrs, y: result.losses }], {
+  const smoothed = result.smoothed;
+  const pick = result.suggestedLr ?? result.suggestion;
+  if (smoothed && smoothed.length !== result.lrs.length) {
+    throw new Error(`plotLrFind: expected as many smoothed losses as learning rates, got ${smoothed.length} and ${result.lrs.length}`);
+  }
+  const series: PlotSeries[] = smoothed
+    ? [{ name: 'loss', x: result.lrs, y: result.losses, color: '#9ca3af' }, { name: 'smoothed loss', x: result.lrs, y: smoothed, color: PALETTE[0] }]
+    : [{ name: 'loss', x: result.lrs, y: result.losses }];
+  const svg = lineChartSvg(series, {
     title: options.title ?? 'Learning-rate range test', xLabel: 'learning rate', yLabel: 'loss', logX: true,
-    vlines: Number.isFinite(result.suggestion) && result.suggestion > 0
-      ? [{ x: result.suggestion, label: `suggested ${formatTick(result.suggestion)}` }] : [],
+    vlines: pick !== undefined && Number.isFinite(pick) && pick > 0 ? [{ x: pick, label: `suggested ${formatTick(pick)}` }] : [],
   });
   await writeChart(svg, file);
 }

@@ -10,6 +10,7 @@ import { Resvg } from '@resvg/resvg-js';
 import {
   formatTick, lineChartSvg, linearTicks, logTicks, lossSeries, plotLrFind, plotRun,
 } from '../../src/train/plot.js';
+import type { LrFindResult } from '../../src/train/lr-find.js';
 
 /** A small strict XML well-formedness check: every tag closes in order, attributes are quoted, entities known. */
 function checkWellFormed(xml: string): void {
@@ -140,3 +141,17 @@ test('plotLrFind draws loss against a log learning-rate axis and marks the sugge
   assert.match(svg, />suggested 0.003</);
   assert.match(svg, />1e-4</, 'a power-of-ten tick on the log axis');
 });
+
+test('plotLrFind with the smoothed loss draws both, raw and smoothed', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-plot-'));
+  const lrs = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1];
+  await plotLrFind({ lrs, losses: [2.3, 2.2, 1.5, 1.2, 9], smoothed: [2.3, 2.25, 1.9, 1.6, 3], suggestedLr: 2e-3 }, join(dir, 'lr.svg'));
+  const svg = readFileSync(join(dir, 'lr.svg'), 'utf8');
+  parses(svg);
+  assert.deepEqual([...svg.matchAll(/data-series="([^"]*)"/g)].map((m) => m[1]), ['loss', 'smoothed loss']);
+  assert.match(svg, />suggested 0.002</, 'lrFind\'s suggestedLr is marked');
+  await assert.rejects(plotLrFind({ lrs, losses: lrs, smoothed: [1], suggestion: 1e-3 }, join(dir, 'x.svg')), /as many smoothed losses/);
+});
+
+// What lrFind returns passes straight into plotLrFind (checked by the type checker).
+export const lrFindPlots: (r: LrFindResult, file: string) => Promise<void> = (r, file) => plotLrFind(r, file);

@@ -7,7 +7,8 @@ import { request } from 'node:http';
 import { appendFileSync, mkdirSync, mkdtempSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { JsonlTail, safeJson, startDashboard, type MetricRecord } from '../../src/dashboard/index.js';
+import { JsonlTail, safeJson, startDashboard, startRunDashboard, type MetricRecord } from '../../src/dashboard/index.js';
+import { parsePort } from '../../src/cli/dashboard.js';
 
 interface Reply { status: number; headers: Record<string, string | string[] | undefined>; body: string }
 
@@ -179,4 +180,23 @@ test('bad options: an out-of-range port and a port in use fail with one sentence
   const first = await startDashboard({ runsDir: tmp(), port: 0 });
   t.after(() => first.close());
   await assert.rejects(startDashboard({ runsDir: tmp(), port: first.port }), new RegExp(`port ${first.port} on 127.0.0.1 is already in use`));
+});
+
+test('startRunDashboard serves the run\'s parent folder and opens with the run chosen', async (t) => {
+  const runs = tmp();
+  mkdirSync(join(runs, 'my run'));
+  writeFileSync(join(runs, 'my run', 'config.json'), '{}');
+  mkdirSync(join(runs, 'other'));
+  writeFileSync(join(runs, 'other', 'metrics.jsonl'), '');
+  const dash = await startRunDashboard(join(runs, 'my run'), { port: 0 });
+  t.after(() => dash.close());
+  assert.match(dash.url, /^http:\/\/127\.0\.0\.1:\d+\/#runs=my%20run$/);
+  const list = JSON.parse((await get(dash.url, '/api/runs')).body) as { name: string }[];
+  assert.deepEqual(list.map((r) => r.name).sort(), ['my run', 'other']);
+});
+
+test('--port takes an integer from 0 to 65535', () => {
+  assert.equal(parsePort('0'), 0);
+  assert.equal(parsePort('6006'), 6006);
+  for (const bad of ['abc', '-1', '70000', '1.5', '']) assert.throws(() => parsePort(bad), /--port must be an integer from 0 to 65535/);
 });

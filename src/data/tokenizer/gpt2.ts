@@ -5,6 +5,8 @@ import gpt2Ranks from 'js-tiktoken/ranks/gpt2';
 import { bytesToTokenString } from './byte-level.js';
 import { ByteLevelBPE } from './bpe.js';
 
+let gpt2Parts: { tokens: string[]; merges: [number, number][] } | null = null;
+
 /** GPT-2's end-of-text token and its id. */
 export const GPT2_EOT = '<|endoftext|>';
 export const GPT2_EOT_ID = 50256;
@@ -64,8 +66,10 @@ export function mergesFromRanks(ranks: Uint8Array[]): [number, number][] {
  * ```
  */
 export function gpt2Tokenizer(): ByteLevelBPE {
-  const ranks = gpt2RankBytes();
-  const tokens = ranks.map((b) => bytesToTokenString(b));
-  const merges = mergesFromRanks(ranks);
-  return new ByteLevelBPE({ tokens, merges, special: [[GPT2_EOT, GPT2_EOT_ID]], kind: 'gpt2' });
+  if (gpt2Parts === null) {
+    const ranks = gpt2RankBytes();
+    gpt2Parts = { tokens: ranks.map((b) => bytesToTokenString(b)), merges: mergesFromRanks(ranks) };
+  }
+  // A fresh tokenizer each call (addSpecialTokens changes it); the rebuilt merge list is computed once.
+  return new ByteLevelBPE({ ...gpt2Parts, special: [[GPT2_EOT, GPT2_EOT_ID]], kind: 'gpt2' });
 }

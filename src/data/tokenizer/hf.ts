@@ -3,6 +3,7 @@
 
 import { Tokenizer as HfLibTokenizer } from '@huggingface/tokenizers';
 import { writeFileAtomic } from '../text/atomic.js';
+import { readTokenizerJson } from './bpe.js';
 import { checkIds, checkSpecialTokens, specialAddedToken, type EncodeOptions, type HfTokenizerJson, type Tokenizer } from './tokenizer.js';
 
 /**
@@ -83,5 +84,10 @@ export class HfTokenizer implements Tokenizer {
 
   save(path: string): void {
     writeFileAtomic(path, JSON.stringify(this.json));
+  }
+
+  /** Reads a tokenizer.json file (and, optionally, its tokenizer_config.json contents). */
+  static load(path: string, config: Record<string, unknown> = {}): HfTokenizer {
+    return new HfTokenizer(readTokenizerJson(path), config);
   }
 }

@@ -4,6 +4,7 @@
  * Threads split C by fixed row (or column-panel) ranges and never split K, so results are bitwise the same
  * for any thread count. With beta = 0, C is never read. */
 #include "kiln.h"
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__) || defined(__i386__)
@@ -142,8 +143,8 @@ static gemm_cfg config(void) {
   gemm_cfg g;
   switch (kiln_isa()) {
 #ifdef KILN_X86
-    case KILN_ISA_AVX512: g = (gemm_cfg){ ukr_avx512, MR512, NR512, 14 * 36, 256, 4096 }; break;
-    case KILN_ISA_AVX2: g = (gemm_cfg){ ukr_avx2, MR256, NR256, 6 * 24, 256, 4096 }; break;
+    case KILN_ISA_AVX512: g = (gemm_cfg){ ukr_avx512, MR512, NR512, 14 * 18, 512, 4096 }; break;
+    case KILN_ISA_AVX2: g = (gemm_cfg){ ukr_avx2, MR256, NR256, 6 * 24, 512, 4096 }; break;
 #endif
     default: g = (gemm_cfg){ ukr_scalar, MRS, NRS, 4 * 32, 256, 2048 }; break;
   }
@@ -232,7 +233,8 @@ typedef struct {
   float *C;
   long strideA, strideB, strideC;
   int batch;
-  int splitN; /* 1: threads own column panels (small M); 0: threads own row ranges */
+  int splitN; /* 1: threads own column panels (small M); 0: threads share row blocks */
+  _Atomic int next_panel[2], next_block[2];
 } gemm_job;
 
 static void merge_edge(float *c, long ldc, const float *tmp, int NR, int mr, int nr, float beta) {
@@ -243,57 +245,89 @@ static void merge_edge(float *c, long ldc, const float *tmp, int NR, int mr, int
     }
 }
 
-/* One GEMM (M, N, K) on thread tid of T; T == 1 runs it alone with this thread's buffers. */
-static void gemm_one(const gemm_job *g, const float *A, const float *B, float *C, int tid, int T, float *Ap,
-                     float *Bp) {
+/* Computes the tiles of C rows [m0, m1) (m0 a multiple of MR) against the packed column panels [q0, q1). */
+static void macro_block(const gemm_job *g, const float *A, float *C, int m0, int m1, int q0, int q1, int jc, int nc,
+                        int pc, int kc, float beta, float *Ap, const float *Bp) {
   const gemm_cfg *cf = &g->cfg;
   const int M = g->M, N = g->N, K = g->K, MR = cf->MR, NR = cf->NR;
   _Alignas(64) float tmp[MAX_MR * MAX_NR];
+  for (int ic = m0; ic < m1; ic += cf->MC) {
+    int mc = m1 - ic < cf->MC ? m1 - ic : cf->MC;
+    pack_a(g->transA, A, M, K, ic, mc, pc, kc, MR, Ap);
+    for (int q = q0; q < q1; q++) {
+      int jr = q * NR, nr = nc - jr < NR ? nc - jr : NR;
+      const float *bp = Bp + (size_t)jr * kc;
+      for (int ir = 0; ir < mc; ir += MR) {
+        int mr = mc - ir < MR ? mc - ir : MR;
+        float *c = C + (size_t)(ic + ir) * N + jc + jr;
+        if (mr == MR && nr == NR) {
+          cf->ukr(kc, Ap + (size_t)ir * kc, bp, c, N, g->alpha, beta);
+        } else {
+          cf->ukr(kc, Ap + (size_t)ir * kc, bp, tmp, NR, g->alpha, 0.0f);
+          merge_edge(c, N, tmp, NR, mr, nr, beta);
+        }
+      }
+    }
+  }
+}
+
+/*
+ * One GEMM (M, N, K) on thread tid of T; T == 1 runs it alone with this thread's buffers.
+ * Shared mode (splitN = 0): per (NC, KC) block the threads pack B's panels together, then take row blocks of C
+ * from a shared counter, so a thread slowed by a noisy neighbour takes fewer. Who computes a tile never changes
+ * its value (K is never split), so results stay bitwise the same. Counters alternate between two sets per
+ * iteration; thread 0 clears the next set between the two barriers, when no thread can be using it.
+ * Column mode (splitN = 1, small M): each thread owns a fixed range of column panels and packs them itself.
+ */
+static void gemm_one(gemm_job *g, const float *A, const float *B, float *C, int tid, int T, float *Ap, float *Bp,
+                     int *iter) {
+  const gemm_cfg *cf = &g->cfg;
+  const int M = g->M, N = g->N, K = g->K, MR = cf->MR, NR = cf->NR;
+  int mb = (M + 4 * T - 1) / (4 * T);
+  mb = (mb + MR - 1) / MR * MR;
+  if (mb > cf->MC) mb = cf->MC;
+  int nblocks = (M + mb - 1) / mb;
   for (int jc = 0; jc < N; jc += cf->NC) {
     int nc = N - jc < cf->NC ? N - jc : cf->NC;
     int npanels = (nc + NR - 1) / NR;
     for (int pc = 0; pc < K; pc += cf->KC) {
       int kc = K - pc < cf->KC ? K - pc : cf->KC;
       float beta = pc == 0 ? g->beta : 1.0f;
-      int m0, m1, q0, q1;
-      if (g->splitN && T > 1) {
-        m0 = 0; m1 = M;
-        q0 = (int)((long)npanels * tid / T); q1 = (int)((long)npanels * (tid + 1) / T);
+      if (T == 1) {
+        for (int q = 0; q < npanels; q++) {
+          int jr = q * NR, nr = nc - jr < NR ? nc - jr : NR;
+          pack_b_panel(g->transB, B, N, K, jc + jr, nr, pc, kc, NR, Bp + (size_t)jr * kc);
+        }
+        macro_block(g, A, C, 0, M, 0, npanels, jc, nc, pc, kc, beta, Ap, Bp);
+      } else if (g->splitN) {
+        int q0 = (int)((long)npanels * tid / T), q1 = (int)((long)npanels * (tid + 1) / T);
         for (int q = q0; q < q1; q++) {
           int jr = q * NR, nr = nc - jr < NR ? nc - jr : NR;
           pack_b_panel(g->transB, B, N, K, jc + jr, nr, pc, kc, NR, Bp + (size_t)jr * kc);
         }
+        macro_block(g, A, C, 0, M, q0, q1, jc, nc, pc, kc, beta, Ap, Bp);
       } else {
-        int units = (M + MR - 1) / MR;
-        m0 = (int)((long)units * tid / T) * MR;
-        m1 = (int)((long)units * (tid + 1) / T) * MR;
-        if (m1 > M) m1 = M;
-        q0 = 0; q1 = npanels;
-        for (int q = tid; q < npanels; q += T) {
+        int set = *iter & 1;
+        (*iter)++;
+        for (;;) {
+          int q = atomic_fetch_add_explicit(&g->next_panel[set], 1, memory_order_relaxed);
+          if (q >= npanels) break;
           int jr = q * NR, nr = nc - jr < NR ? nc - jr : NR;
           pack_b_panel(g->transB, B, N, K, jc + jr, nr, pc, kc, NR, Bp + (size_t)jr * kc);
         }
         kiln_barrier(T);
-      }
-      for (int ic = m0; ic < m1; ic += cf->MC) {
-        int mc = m1 - ic < cf->MC ? m1 - ic : cf->MC;
-        pack_a(g->transA, A, M, K, ic, mc, pc, kc, MR, Ap);
-        for (int q = q0; q < q1; q++) {
-          int jr = q * NR, nr = nc - jr < NR ? nc - jr : NR;
-          const float *bp = Bp + (size_t)jr * kc;
-          for (int ir = 0; ir < mc; ir += MR) {
-            int mr = mc - ir < MR ? mc - ir : MR;
-            float *c = C + (size_t)(ic + ir) * N + jc + jr;
-            if (mr == MR && nr == NR) {
-              cf->ukr(kc, Ap + (size_t)ir * kc, bp, c, N, g->alpha, beta);
-            } else {
-              cf->ukr(kc, Ap + (size_t)ir * kc, bp, tmp, NR, g->alpha, 0.0f);
-              merge_edge(c, N, tmp, NR, mr, nr, beta);
-            }
-          }
+        if (tid == 0) {
+          atomic_store_explicit(&g->next_panel[set ^ 1], 0, memory_order_relaxed);
+          atomic_store_explicit(&g->next_block[set ^ 1], 0, memory_order_relaxed);
         }
+        for (;;) {
+          int bi = atomic_fetch_add_explicit(&g->next_block[set], 1, memory_order_relaxed);
+          if (bi >= nblocks) break;
+          int m0 = bi * mb, m1 = m0 + mb < M ? m0 + mb : M;
+          macro_block(g, A, C, m0, m1, 0, npanels, jc, nc, pc, kc, beta, Ap, Bp);
+        }
+        kiln_barrier(T);
       }
-      if (!(g->splitN && T > 1)) kiln_barrier(T);
     }
   }
 }
@@ -322,24 +356,26 @@ static void naive(const gemm_job *g, const float *A, const float *B, float *C) {
 static int is_tiny(const gemm_job *g) { return (long)g->M * g->N * g->K <= 512; }
 
 /* batch item b, shared by T threads of which this is `tid`; `buf` selects this thread's packing buffers */
-static void item(const gemm_job *g, int b, int tid, int T, int buf) {
+static void item(gemm_job *g, int b, int tid, int T, int buf, int *iter) {
   const float *A = g->A + (size_t)b * g->strideA, *B = g->B + (size_t)b * g->strideB;
   float *C = g->C + (size_t)b * g->strideC;
   if (is_tiny(g)) { if (tid == 0) naive(g, A, B, C); return; }
-  gemm_one(g, A, B, C, tid, T, abuf[buf], T > 1 && !g->splitN ? bbuf[0] : bbuf[buf]);
+  gemm_one(g, A, B, C, tid, T, abuf[buf], T > 1 && !g->splitN ? bbuf[0] : bbuf[buf], iter);
 }
 
 /* threads share each GEMM of the batch */
 static void task_shared(void *p, int tid, int T) {
-  const gemm_job *g = p;
-  for (int b = 0; b < g->batch; b++) item(g, b, tid, T, tid);
+  gemm_job *g = p;
+  int iter = 0;
+  for (int b = 0; b < g->batch; b++) item(g, b, tid, T, tid, &iter);
 }
 
 /* threads own fixed ranges of batch items */
 static void task_batch(void *p, int tid, int T) {
-  const gemm_job *g = p;
+  gemm_job *g = p;
+  int iter = 0;
   int b0 = (int)((long)g->batch * tid / T), b1 = (int)((long)g->batch * (tid + 1) / T);
-  for (int b = b0; b < b1; b++) item(g, b, 0, 1, tid);
+  for (int b = b0; b < b1; b++) item(g, b, 0, 1, tid, &iter);
 }
 
 void kiln_gemm(int transA, int transB, int batch, int M, int N, int K, float alpha,
@@ -349,7 +385,7 @@ void kiln_gemm(int transA, int transB, int batch, int M, int N, int K, float alp
     for (int b = 0; b < batch; b++) scale_c(C + (size_t)b * strideC, (size_t)M * N, beta);
     return;
   }
-  gemm_job g = { config(), transA, transB, M, N, K, alpha, beta, A, B, C, strideA, strideB, strideC, batch, 0 };
+  gemm_job g = { config(), transA, transB, M, N, K, alpha, beta, A, B, C, strideA, strideB, strideC, batch, 0, { 0, 0 }, { 0, 0 } };
   int T = kiln_threads();
   double flops = 2.0 * M * N * K;
   if (flops * batch < 4e5) T = 1;
@@ -384,7 +420,7 @@ void kiln_gemm_serial(int tid, int transA, int transB, int M, int N, int K, floa
                       const float *B, float beta, float *C) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.0f) { scale_c(C, (size_t)M * N, beta); return; }
-  gemm_job g = { config(), transA, transB, M, N, K, alpha, beta, A, B, C, 0, 0, 0, 1, 0 };
+  gemm_job g = { config(), transA, transB, M, N, K, alpha, beta, A, B, C, 0, 0, 0, 1, 0, { 0, 0 }, { 0, 0 } };
   if (is_tiny(&g) || tid < 0 || tid >= MAX_POOL) { naive(&g, A, B, C); return; }
   int kc = K < g.cfg.KC ? K : g.cfg.KC;
   int nc = N < g.cfg.NC ? N : g.cfg.NC;
@@ -392,5 +428,6 @@ void kiln_gemm_serial(int tid, int transA, int transB, int M, int N, int K, floa
   size_t an = (size_t)((mc + g.cfg.MR - 1) / g.cfg.MR * g.cfg.MR) * kc;
   size_t bn = (size_t)((nc + g.cfg.NR - 1) / g.cfg.NR * g.cfg.NR) * kc;
   if (ensure(&abuf[tid], &abuf_n[tid], an) || ensure(&bbuf[tid], &bbuf_n[tid], bn)) { naive(&g, A, B, C); return; }
-  gemm_one(&g, A, B, C, 0, 1, abuf[tid], bbuf[tid]);
+  int iter = 0;
+  gemm_one(&g, A, B, C, 0, 1, abuf[tid], bbuf[tid], &iter);
 }

@@ -3,6 +3,7 @@
  * Large arrays are split in fixed chunks over the thread pool; every element is computed the same way
  * whatever the split, so results never depend on the thread count. */
 #include "kiln.h"
+#include "vmath.h"
 #include <math.h>
 #include <string.h>
 
@@ -46,7 +47,8 @@ typedef struct { int op; const float *x, *y, *dy; float *out; float lo, hi; } un
 
 static void unary_range(void *p, size_t b, size_t e) {
   un_job *j = p;
-  const float *restrict x = j->x + b;
+  b += kiln_vunary(j->op, 0, j->x + b, NULL, j->out + b, e - b);
+  const float *x = j->x + b;
   float *out = j->out + b;
   size_t n = e - b;
   switch (j->op) {
@@ -85,6 +87,7 @@ static void unary_range(void *p, size_t b, size_t e) {
 
 static void unary_backward_range(void *p, size_t b, size_t e) {
   un_job *j = p;
+  b += kiln_vunary(j->op, 1, j->x + b, j->dy + b, j->out + b, e - b);
   const float *x = j->x + b, *y = j->y + b, *dy = j->dy + b;
   float *dx = j->out + b;
   size_t n = e - b;

@@ -143,6 +143,73 @@ static float exp_sum_256(const float *x, float shift, float *out, size_t n) {
   }
   return r;
 }
+
+/* Vectorised unary maps built on exp: exp, sigmoid, silu, gelu_tanh and the backward of the last three.
+ * sigmoid(v) = 1/(1+e) for v >= 0 and e/(1+e) otherwise, with e = exp(-|v|), so nothing cancels. */
+#define VUNARY_BODY(V, LOAD, STORE, SET1, ADD, SUB, MUL, DIV, EXP, ABS, BLEND_NEG)                  \
+  {                                                                                               \
+    V one = SET1(1.0f), c0 = SET1(0.7978845608028654f), c1 = SET1(0.044715f), c3 = SET1(3.0f * 0.044715f); \
+    for (; i + W <= n; i += W) {                                                                  \
+      V v = LOAD(x + i), z, e, sp, sg, omsg, r;                                                     \
+      if (op == U_EXP) { STORE(out + i, EXP(v)); continue; }                                      \
+      z = op == U_GELU_TANH ? MUL(SET1(2.0f), MUL(c0, ADD(v, MUL(c1, MUL(v, MUL(v, v)))))) : v;    \
+      e = EXP(SUB(SET1(0.0f), ABS(z)));                                                           \
+      sp = DIV(one, ADD(one, e));                                                                 \
+      sg = BLEND_NEG(z, sp, MUL(e, sp));      /* sigmoid(z) */                                    \
+      omsg = BLEND_NEG(z, MUL(e, sp), sp);    /* 1 - sigmoid(z) */                                \
+      if (!bwd) { r = op == U_SIGMOID ? sg : MUL(v, sg); STORE(out + i, r); continue; }           \
+      V g = LOAD(dy + i);                                                                         \
+      if (op == U_SIGMOID) r = MUL(g, MUL(sg, omsg));                                             \
+      else if (op == U_SILU) r = MUL(g, MUL(sg, ADD(one, MUL(v, omsg))));                         \
+      else {                                                                                      \
+        V du = MUL(c0, ADD(one, MUL(c3, MUL(v, v))));                                             \
+        r = MUL(g, ADD(sg, MUL(MUL(SET1(2.0f), v), MUL(MUL(sg, omsg), du))));                     \
+      }                                                                                           \
+      STORE(out + i, r);                                                                          \
+    }                                                                                             \
+  }
+
+#ifdef KILN_X86
+__attribute__((target("avx512f,avx2,fma"))) static inline __m512 abs512(__m512 v) {
+  return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7fffffff)));
+}
+__attribute__((target("avx512f,avx2,fma"))) static inline __m512 neg_blend512(__m512 z, __m512 pos, __m512 neg) {
+  return _mm512_mask_mov_ps(pos, _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ), neg);
+}
+__attribute__((target("avx512f,avx2,fma")))
+static size_t vunary_512(int op, int bwd, const float *x, const float *dy, float *out, size_t n) {
+  size_t i = 0;
+  enum { W = 16 };
+  VUNARY_BODY(__m512, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_add_ps, _mm512_sub_ps,
+              _mm512_mul_ps, _mm512_div_ps, exp512, abs512, neg_blend512)
+  return i;
+}
+__attribute__((target("avx2,fma"))) static inline __m256 abs256(__m256 v) {
+  return _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)));
+}
+__attribute__((target("avx2,fma"))) static inline __m256 neg_blend256(__m256 z, __m256 pos, __m256 neg) {
+  return _mm256_blendv_ps(pos, neg, _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_LT_OQ));
+}
+__attribute__((target("avx2,fma")))
+static size_t vunary_256(int op, int bwd, const float *x, const float *dy, float *out, size_t n) {
+  size_t i = 0;
+  enum { W = 8 };
+  VUNARY_BODY(__m256, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_add_ps, _mm256_sub_ps,
+              _mm256_mul_ps, _mm256_div_ps, exp256, abs256, neg_blend256)
+  return i;
+}
+#endif
+
+size_t kiln_vunary(int op, int bwd, const float *x, const float *dy, float *out, size_t n) {
+  if (op == U_EXP ? bwd : (op != U_SIGMOID && op != U_SILU && op != U_GELU_TANH)) return 0;
+#ifdef KILN_X86
+  int isa = kiln_isa();
+  if (isa == KILN_ISA_AVX512) return vunary_512(op, bwd, x, dy, out, n);
+  if (isa == KILN_ISA_AVX2) return vunary_256(op, bwd, x, dy, out, n);
+#endif
+  (void)x; (void)dy; (void)out; (void)n;
+  return 0;
+}
 #endif
 
 float kiln_row_max(const float *x, size_t n) {

@@ -56,30 +56,32 @@ const UNARY: UnaryOp[] = ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'abs', 'sign', '
 const POSITIVE = new Set<UnaryOp>(['log', 'sqrt', 'rsqrt']);
 const SPECIAL = [0, -0, 1, -1, 1e-30, -1e-30, 30, -30, 100, -100, Infinity, -Infinity, NaN, 1e30, -1e30, 3.5, -3.5];
 
-test('unary and unaryBackward, every op', () => {
+test('unary and unaryBackward, every op, under every instruction set', () => {
   const r = rng(2);
-  for (const op of UNARY) {
-    for (const n of [0, 1, 31, 200003]) {
-      const x = POSITIVE.has(op) ? randF32(r, n, 0.01, 10) : randF32(r, n, -6, 6);
-      const got = new Float32Array(n);
-      const want = new Float32Array(n);
+  forEachIsa((isa) => {
+    for (const op of UNARY) {
+      for (const n of [0, 1, 31, 200003]) {
+        const x = POSITIVE.has(op) ? randF32(r, n, 0.01, 10) : randF32(r, n, -6, 6);
+        const got = new Float32Array(n);
+        const want = new Float32Array(n);
+        be.unary(op, x, got);
+        jsBackend.unary(op, x, want);
+        assertClose(got, want, `${isa} unary ${op} n=${n}`, 2e-6, 1e-7);
+        const dy = randF32(r, n);
+        const dGot = new Float32Array(n);
+        const dWant = new Float32Array(n);
+        be.unaryBackward(op, x, want, dy, dGot);
+        jsBackend.unaryBackward(op, x, want, dy, dWant);
+        assertClose(dGot, dWant, `${isa} unaryBackward ${op} n=${n}`, 1e-5, 1e-6);
+      }
+      const x = new Float32Array(SPECIAL);
+      const got = new Float32Array(x.length);
+      const want = new Float32Array(x.length);
       be.unary(op, x, got);
       jsBackend.unary(op, x, want);
-      assertClose(got, want, `unary ${op} n=${n}`, 2e-6, 1e-7);
-      const dy = randF32(r, n);
-      const dGot = new Float32Array(n);
-      const dWant = new Float32Array(n);
-      be.unaryBackward(op, x, want, dy, dGot);
-      jsBackend.unaryBackward(op, x, want, dy, dWant);
-      assertClose(dGot, dWant, `unaryBackward ${op} n=${n}`, 1e-5, 1e-6);
+      assertClose(got, want, `${isa} unary ${op} on special values`, 2e-6, 1e-30);
     }
-    const x = new Float32Array(SPECIAL);
-    const got = new Float32Array(x.length);
-    const want = new Float32Array(x.length);
-    be.unary(op, x, got);
-    jsBackend.unary(op, x, want);
-    assertClose(got, want, `unary ${op} on special values`, 2e-6, 1e-30);
-  }
+  });
   // in place
   const x = randF32(r, 1000);
   const want = new Float32Array(1000);

@@ -15,7 +15,10 @@ const secondPass = process.env.KILN_BACKEND === 'native' && 'backend-independent
 const full = process.env.KILN_SLOW_TESTS === '1';
 const corpus = brownCorpus().map((d) => d.text);
 const multilingual = ['naïve café crème brûlée', 'Grüße aus Köln', 'Привет мир', '東京と京都と東京', '😀😀 emoji 😀'];
+const cpu0 = process.cpuUsage();
 const tok = trainByteLevelBPE([...corpus, ...multilingual], { vocabSize: 8192 });
+const cpu = process.cpuUsage(cpu0);
+const trainSeconds = (cpu.user + cpu.system) / 1e6;
 const lib = new HfLibTokenizer(tok.toJSON(), {});
 
 function sameIds(a: number[], b: number[], what: string): void {
@@ -24,6 +27,11 @@ function sameIds(a: number[], b: number[], what: string): void {
   while (a[i] === b[i]) i++;
   assert.fail(`${what}: ids differ at ${i}: library ${a.slice(i, i + 5)} vs Kiln ${b.slice(i, i + 5)}`);
 }
+
+test('training on the whole Brown corpus to 8192 tokens takes well under a minute of CPU', () => {
+  assert.equal(tok.vocabSize, 8192);
+  assert.ok(trainSeconds < 60, `training took ${trainSeconds.toFixed(1)} s of CPU`);
+});
 
 test(`the library encodes ${full ? 'the whole' : 'half the'} Brown corpus exactly as Kiln does, and decodes it back`, { skip: secondPass }, () => {
   let tokens = 0;

@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { backendInfo, jsBackend, setBackend } from '../src/backend/index.js';
 import { dumpMnist, runT2 } from './t2-mnist.js';
+import { runT4 } from './t4-generate.js';
 import { loadNativeBackend } from '../src/backend/native/index.js';
 import type { Backend } from '../src/backend/index.js';
 
@@ -134,9 +135,39 @@ function t2(native: Backend | undefined): Row[] {
   ];
 }
 
+/** T4: greedy generation with the T3 model, new tokens/s with a KV cache (and without, for comparison). */
+function t4(native: Backend | undefined): Row[] {
+  const res = spawnSync(PYTHON, [join(here, 't4_generate.py'), '5'], { encoding: 'utf8', timeout: 30 * 60 * 1000 });
+  let py: { cached_tokens_per_s?: number; uncached_tokens_per_s?: number } | undefined;
+  let pyError = res.error ? `${PYTHON} not runnable` : undefined;
+  try {
+    py = JSON.parse(res.stdout.trim().split('\n').pop() ?? '');
+  } catch {
+    pyError ??= /No module named 'torch'/.test(res.stderr) ? 'not installed' : (res.stderr.trim().split('\n').pop() ?? 'python failed').slice(0, 80);
+  }
+  const before = backendInfo().name as 'js' | 'native';
+  let kiln: ReturnType<typeof runT4> | undefined;
+  if (native) {
+    setBackend('native');
+    kiln = runT4();
+  }
+  setBackend('js');
+  const js = runT4({ repeats: 3, skipUncached: true }); // recomputing on the reference GEMM takes minutes
+  setBackend(before);
+  if (kiln) notes.push(`T4 Kiln: greedy output with the cache ${kiln.cacheMatchesRecompute ? 'equals' : 'DIFFERS FROM'} the output without it; ` +
+    `single-token steps on the ${kiln.simdMatVec ? 'WebAssembly SIMD mat-vec' : 'backend GEMM'}; the model's own cached forward: ${kiln.moduleCachedTokensPerSecond.toFixed(0)} tokens/s`);
+  return [
+    { id: 'T4', workload: 'GPT generation, KV cache', unit: 'new tokens/s', kiln: kiln?.cachedTokensPerSecond ?? 'unavailable',
+      js: js.cachedTokensPerSecond, torch: py?.cached_tokens_per_s ?? pyError ?? 'not run' },
+    { id: 'T4', workload: 'GPT generation, no cache', unit: 'new tokens/s', kiln: kiln?.uncachedTokensPerSecond ?? 'unavailable',
+      js: 'skipped (slow)', torch: py?.uncached_tokens_per_s ?? pyError ?? 'not run' },
+  ];
+}
+
 const WORKLOADS: { id: string; run: (native: Backend | undefined) => Row[] }[] = [
   { id: 'T1', run: t1 },
   { id: 'T2', run: t2 },
+  { id: 'T4', run: t4 },
 ];
 
 function fmt(v: number | string | undefined): string {

@@ -1,0 +1,145 @@
+# T4 of BENCHMARKS.md on PyTorch: greedy generation with the T3 model (V=4096, T=128, L=4, H=4, C=256),
+# prompt 16 tokens, 112 new tokens, batch 1, with a KV cache kept as Hugging Face GPT-2 keeps it (past keys and
+# values per layer, concatenated each step) and without one (the whole sequence every step).
+# Usage: /usr/bin/python3 bench/t4_generate.py [repeats]; prints one JSON line:
+#   {"torch": version, "threads": n, "cached_tokens_per_s": x, "uncached_tokens_per_s": y}
+import json
+import math
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+V, T, L, H, C = 4096, 128, 4, 4, 256
+PROMPT, NEW = 16, 112
+
+
+class Conv1D(nn.Module):
+    """Hugging Face GPT-2's Conv1D: weight stored (in, out), y = x @ W + b."""
+
+    def __init__(self, nin, nout):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(nin, nout) * 0.02)
+        self.bias = nn.Parameter(torch.zeros(nout))
+
+    def forward(self, x):
+        size_out = x.size()[:-1] + (self.weight.size(-1),)
+        x = torch.addmm(self.bias, x.view(-1, x.size(-1)), self.weight)
+        return x.view(size_out)
+
+
+class Attention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c_attn = Conv1D(C, 3 * C)
+        self.c_proj = Conv1D(C, C)
+        self.register_buffer('mask', torch.tril(torch.ones(T, T, dtype=torch.bool)).view(1, 1, T, T), persistent=False)
+
+    def split(self, x):  # (B, T, C) -> (B, H, T, HS)
+        return x.view(x.size(0), x.size(1), H, C // H).permute(0, 2, 1, 3)
+
+    def forward(self, x, past=None):
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = self.split(q), self.split(k), self.split(v)
+        if past is not None:
+            k = torch.cat((past[0], k), dim=-2)
+            v = torch.cat((past[1], v), dim=-2)
+        present = (k, v)
+        w = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(v.size(-1))
+        tq, tk = q.size(-2), k.size(-2)
+        causal = self.mask[:, :, tk - tq:tk, :tk]
+        w = torch.where(causal, w, torch.tensor(torch.finfo(w.dtype).min, dtype=w.dtype))
+        w = F.softmax(w, dim=-1)
+        a = torch.matmul(w, v).permute(0, 2, 1, 3).contiguous().view(x.size(0), tq, C)
+        return self.c_proj(a), present
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(C, eps=1e-5)
+        self.attn = Attention()
+        self.ln_2 = nn.LayerNorm(C, eps=1e-5)
+        self.c_fc = Conv1D(C, 4 * C)
+        self.c_proj = Conv1D(4 * C, C)
+
+    def forward(self, x, past=None):
+        a, present = self.attn(self.ln_1(x), past)
+        x = x + a
+        x = x + self.c_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate='tanh'))
+        return x, present
+
+
+class GPT(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.wte = nn.Embedding(V, C)
+        self.wpe = nn.Embedding(T, C)
+        self.h = nn.ModuleList([Block() for _ in range(L)])
+        self.ln_f = nn.LayerNorm(C, eps=1e-5)
+        nn.init.normal_(self.wte.weight, std=0.02)
+        nn.init.normal_(self.wpe.weight, std=0.02)
+
+    def forward(self, idx, past=None, start=0):
+        pos = torch.arange(start, start + idx.size(1))
+        x = self.wte(idx) + self.wpe(pos)
+        presents = []
+        for i, block in enumerate(self.h):
+            x, p = block(x, None if past is None else past[i])
+            presents.append(p)
+        x = self.ln_f(x[:, -1:, :])
+        return F.linear(x, self.wte.weight), presents  # tied head, last position only
+
+
+def generate(model, prompt, cached):
+    idx = prompt
+    with torch.inference_mode():
+        if cached:
+            logits, past = model(idx)
+            out = [idx]
+            n = idx.size(1)
+            for _ in range(NEW):
+                nxt = logits[:, -1, :].argmax(-1, keepdim=True)
+                out.append(nxt)
+                if len(out) - 1 == NEW:
+                    break
+                logits, past = model(nxt, past, n)
+                n += 1
+            return torch.cat(out, dim=1)
+        for _ in range(NEW):
+            logits, _ = model(idx)
+            idx = torch.cat((idx, logits[:, -1, :].argmax(-1, keepdim=True)), dim=1)
+        return idx
+
+
+def rate(model, prompt, cached, repeats):
+    generate(model, prompt, cached)  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        generate(model, prompt, cached)
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return NEW / times[len(times) // 2]
+
+
+def main():
+    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    torch.manual_seed(0)
+    model = GPT().eval()
+    prompt = torch.randint(0, V, (1, PROMPT))
+    a = generate(model, prompt, True)
+    b = generate(model, prompt, False)
+    print(json.dumps({
+        'torch': torch.__version__,
+        'threads': torch.get_num_threads(),
+        'cached_tokens_per_s': rate(model, prompt, True, repeats),
+        'uncached_tokens_per_s': rate(model, prompt, False, max(1, repeats // 2)),
+        'cache_matches_recompute': bool(torch.equal(a, b)),
+    }))
+
+
+if __name__ == '__main__':
+    main()

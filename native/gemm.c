@@ -156,6 +156,66 @@ static gemm_cfg config(void) {
 
 /* ---------------- packing ---------------- */
 
+/* Transposing copy: dst[k * P + r] = rows[r][k] for r < R, k < kc, and 0 for R <= r < P. This is the packing of
+ * a row-major A (rows of A become columns of the panel) and of a transposed B. */
+static void pack_rows_t_c(const float *const *rows, int R, int kc, int P, float *dst) {
+  for (int k = 0; k < kc; k++) {
+    int r = 0;
+    for (; r < R; r++) dst[(size_t)k * P + r] = rows[r][k];
+    for (; r < P; r++) dst[(size_t)k * P + r] = 0.0f;
+  }
+}
+
+#ifdef KILN_X86
+/* The same with 8x8 AVX transposes; a last group of fewer than 8 rows repeats its last row and masks the store. */
+__attribute__((target("avx2,fma")))
+static void pack_rows_t_avx(const float *const *rows, int R, int kc, int P, float *dst) {
+  for (int r0 = 0; r0 < R; r0 += 8) {
+    int rem = R - r0 < 8 ? R - r0 : 8;
+    const float *p[8];
+    for (int i = 0; i < 8; i++) p[i] = rows[r0 + (i < rem ? i : rem - 1)];
+    __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(rem), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    int k = 0;
+    for (; k + 8 <= kc; k += 8) {
+      __m256 a0 = _mm256_loadu_ps(p[0] + k), a1 = _mm256_loadu_ps(p[1] + k), a2 = _mm256_loadu_ps(p[2] + k);
+      __m256 a3 = _mm256_loadu_ps(p[3] + k), a4 = _mm256_loadu_ps(p[4] + k), a5 = _mm256_loadu_ps(p[5] + k);
+      __m256 a6 = _mm256_loadu_ps(p[6] + k), a7 = _mm256_loadu_ps(p[7] + k);
+      __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1);
+      __m256 t2 = _mm256_unpacklo_ps(a2, a3), t3 = _mm256_unpackhi_ps(a2, a3);
+      __m256 t4 = _mm256_unpacklo_ps(a4, a5), t5 = _mm256_unpackhi_ps(a4, a5);
+      __m256 t6 = _mm256_unpacklo_ps(a6, a7), t7 = _mm256_unpackhi_ps(a6, a7);
+      __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+      __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+      __m256 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+      __m256 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+      __m256 o[8];
+      o[0] = _mm256_permute2f128_ps(u0, u4, 0x20); o[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+      o[2] = _mm256_permute2f128_ps(u2, u6, 0x20); o[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+      o[4] = _mm256_permute2f128_ps(u0, u4, 0x31); o[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+      o[6] = _mm256_permute2f128_ps(u2, u6, 0x31); o[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+      float *d = dst + (size_t)k * P + r0;
+      if (rem == 8) {
+        for (int j = 0; j < 8; j++) _mm256_storeu_ps(d + (size_t)j * P, o[j]);
+      } else {
+        for (int j = 0; j < 8; j++) _mm256_maskstore_ps(d + (size_t)j * P, mask, o[j]);
+      }
+    }
+    for (; k < kc; k++)
+      for (int i = 0; i < rem; i++) dst[(size_t)k * P + r0 + i] = p[i][k];
+  }
+  if (R < P)
+    for (int k = 0; k < kc; k++)
+      for (int r = R; r < P; r++) dst[(size_t)k * P + r] = 0.0f;
+}
+#endif
+
+static void pack_rows_t(const float *const *rows, int R, int kc, int P, float *dst) {
+#ifdef KILN_X86
+  if (kiln_isa() >= KILN_ISA_AVX2) { pack_rows_t_avx(rows, R, kc, P, dst); return; }
+#endif
+  pack_rows_t_c(rows, R, kc, P, dst);
+}
+
 /* Ap: ceil(mc/MR) panels of (kc, MR); op(A)(i, k) = transA ? A[k*M + i] : A[i*K + k]. */
 static void pack_a(int transA, const float *A, int M, int K, int i0, int mc, int p0, int kc, int MR, float *Ap) {
   for (int ir = 0; ir < mc; ir += MR) {
@@ -164,12 +224,7 @@ static void pack_a(int transA, const float *A, int M, int K, int i0, int mc, int
     if (!transA) {
       const float *rows[MAX_MR];
       for (int r = 0; r < mr; r++) rows[r] = A + (size_t)(i0 + ir + r) * K + p0;
-      for (int k = 0; k < kc; k++) {
-        int r = 0;
-        for (; r < mr; r++) dst[r] = rows[r][k];
-        for (; r < MR; r++) dst[r] = 0.0f;
-        dst += MR;
-      }
+      pack_rows_t(rows, mr, kc, MR, dst);
     } else {
       const float *src = A + (size_t)p0 * M + i0 + ir;
       for (int k = 0; k < kc; k++) {
@@ -199,12 +254,9 @@ static void pack_b_panel(int transB, const float *B, int N, int K, int j0, int n
       }
     }
   } else {
-    for (int c = 0; c < nr; c++) {
-      const float *src = B + (size_t)(j0 + c) * K + p0;
-      for (int k = 0; k < kc; k++) dst[(size_t)k * NR + c] = src[k];
-    }
-    for (int c = nr; c < NR; c++)
-      for (int k = 0; k < kc; k++) dst[(size_t)k * NR + c] = 0.0f;
+    const float *rows[MAX_NR];
+    for (int c = 0; c < nr; c++) rows[c] = B + (size_t)(j0 + c) * K + p0;
+    pack_rows_t(rows, nr, kc, NR, dst);
   }
 }
 

@@ -37,10 +37,10 @@ test('GPT-2 encodes as js-tiktoken does on a corpus slice and random text', () =
 test('GPT-2 matches js-tiktoken on long words (the heap merge path)', () => {
   const rng = new DataRng(1);
   const alphabets = ['abcdefghijklmnopqrstuvwxyz', '0123456789', '+/=-_*#', 'aeiouéü', 'ab'];
-  for (let i = 0; i < 60; i++) {
+  for (let i = 0; i < 40; i++) {
     const alpha = alphabets[i % alphabets.length]!;
     let s = i % 3 === 0 ? ' ' : '';
-    const n = 40 + rng.int(2000);
+    const n = 49 + rng.int(400); // past 48 bytes the encoder takes its heap path; js-tiktoken is quadratic here
     for (let k = 0; k < n; k++) s += alpha[rng.int(alpha.length)];
     assert.deepEqual(tok.encode(s), tiktoken.encode(s, [], []));
   }

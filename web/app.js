@@ -274,7 +274,7 @@ function renderPanels() {
       : typeof l.samples_per_s === 'number' ? `${fmt(l.samples_per_s, 'int')} samples/s` : '–';
     const cells = [
       ['run', name], ['step', fmt(l.step, 'int')], ['epoch', fmt(l.epoch)], ['loss', fmt(l.loss)],
-      ['val_loss', fmt(l.val_loss)], ['lr', fmt(l.lr, 'lr')], ['grad_norm', fmt(l.grad_norm)],
+      ['val_loss', fmt(l.val_loss)], ['val_ppl', fmt(l.val_perplexity ?? l.val_ppl)], ['lr', fmt(l.lr, 'lr')], ['grad_norm', fmt(l.grad_norm)],
       ['throughput', speed], ['elapsed', fmt(l.elapsed_s, 'time')],
     ];
     for (const [field, text] of cells) {
@@ -309,7 +309,9 @@ function renderPanels() {
         tr.append(el('td', { class: 'key' }, k), el('td', { class: 'value' }, v));
         table.append(tr);
       }
-      det.append(table);
+      const scroll = el('div', { class: 'config-scroll' });
+      scroll.append(table);
+      det.append(scroll);
     } else {
       det.append(el('p', { class: 'hint' }, d?.configError ?? 'loading…'));
     }

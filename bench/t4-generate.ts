@@ -38,7 +38,7 @@ export function runT4(options: { repeats?: number; uncachedRepeats?: number; ski
   const repeats = options.repeats ?? 7;
   const gpt = new kiln.models.GPT({ vocabSize: T4.vocabSize, context: T4.context, layers: T4.layers, heads: T4.heads, width: T4.width },
     { generator: new kiln.Generator(0) });
-  gpt.eval();
+  gpt.eval().freeze(); // as loadModel leaves a model for inference
   const g = new kiln.Generator(1);
   const prompt = Array.from({ length: T4.prompt }, () => g.int(0, T4.vocabSize));
   const opts = { maxNewTokens: T4.newTokens, temperature: 0, eosTokenIds: [] };

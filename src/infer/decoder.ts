@@ -13,6 +13,7 @@ export interface LanguageModel {
   forward(idx: Tensor, targets?: Tensor | null, options?: { cache?: unknown; lastOnly?: boolean }): { logits: Tensor };
   createCache?(batch: number): unknown;
   stateDict?(): Record<string, Tensor>;
+  parameters?(): readonly { requiresGrad: boolean }[];
   eval?(): unknown;
   training?: boolean;
 }
@@ -151,6 +152,8 @@ export class FastGPTDecoder implements Decoder {
   private readonly head: Float32Array; // (V, C)
   private readonly mv: MatVec | null;
   private headHandle = -1;
+  private loaded = false;
+  private readonly model: LanguageModel;
   // Scratch, sized for `rows` positions at a time (grown on demand for long prompts).
   private rows = 0;
   private x = new Float32Array(0); // (rows, C) residual stream
@@ -165,7 +168,9 @@ export class FastGPTDecoder implements Decoder {
   private lse = new Float32Array(0);
   private readonly logits: Float32Array;
 
-  private constructor(sd: Record<string, Tensor>, prefix: string, cfg: { vocabSize: number; context: number; heads: number; width: number; layers: number }) {
+  private constructor(model: LanguageModel, sd: Record<string, Tensor>, prefix: string,
+    cfg: { vocabSize: number; context: number; heads: number; width: number; layers: number }) {
+    this.model = model;
     const get = (name: string, optional = false): Float32Array | null => {
       const t = sd[prefix + name];
       if (!t) {
@@ -237,16 +242,23 @@ export class FastGPTDecoder implements Decoder {
     for (const [name, t] of Object.entries(sd)) if (t.dtype !== 'float32' && name.startsWith(prefix)) return null;
     const head = sd['lm_head.weight'];
     if (head && (head.dtype !== 'float32' || head.shape[0] !== cfg.vocabSize || head.shape[1] !== C)) return null;
-    return new FastGPTDecoder(sd, prefix, cfg);
+    return new FastGPTDecoder(model, sd, prefix, cfg);
   }
 
   get length(): number { return this.n; }
 
-  /** Starts a new sequence and refreshes the mat-vec kernel's copy of the weights. */
+  /**
+   * Starts a new sequence and refreshes the mat-vec kernel's copy of the weights, unless every parameter is
+   * frozen (requiresGrad off, as loadModel leaves a model): then the copy made once is kept, which saves
+   * copying every weight per request. Changing a frozen model's weights in place needs a new decoder.
+   */
   reset(): void {
     this.n = 0;
     const mv = this.mv;
     if (!mv) return;
+    const frozen = typeof this.model.parameters === 'function' && this.model.parameters().every((p) => !p.requiresGrad);
+    if (frozen && this.loaded) return;
+    this.loaded = true;
     const C = this.C;
     for (const L of this.layers) {
       mv.load(L.mv.attn, L.attnW, L.attnB);

@@ -79,8 +79,9 @@ function acquire(model: LanguageModel, o: GenerateOptions): { decoder: Decoder; 
   if (!byKey) pool.set(model, (byKey = new Map()));
   const free = byKey.get(key) ?? [];
   byKey.set(key, free);
-  const decoder = free.pop() ?? createDecoder(model, { engine: o.engine, cache: o.cache });
-  decoder.reset();
+  const reused = free.pop();
+  const decoder = reused ?? createDecoder(model, { engine: o.engine, cache: o.cache }); // a new one starts empty
+  if (reused) decoder.reset();
   return { decoder, release: () => { if (free.length < 2) free.push(decoder); } };
 }
 

@@ -25,6 +25,11 @@ export interface LineChartOptions {
   logY?: boolean;
   width?: number;
   height?: number;
+  /** Fixed ends of the y axis (either may be left undefined); the lines are clipped to the plot area. */
+  yMin?: number;
+  yMax?: number;
+  /** Where the legend sits inside the plot area (default top-right). */
+  legend?: 'top-right' | 'top-left';
   /** Vertical reference lines, e.g. the suggested learning rate. */
   vlines?: { x: number; label: string }[];
 }
@@ -111,6 +116,8 @@ export function lineChartSvg(series: readonly PlotSeries[], options: LineChartOp
   for (const v of options.vlines ?? []) if (okX(v.x)) xs.push(v.x);
   let [x0, x1] = domain(xs, logX);
   let [y0, y1] = domain(ys, logY);
+  if (options.yMin !== undefined && Number.isFinite(options.yMin) && options.yMin < y1) y0 = options.yMin;
+  if (options.yMax !== undefined && Number.isFinite(options.yMax) && options.yMax > y0) y1 = options.yMax;
   if (!logY) { const pad = (y1 - y0) * 0.05; y0 -= pad; y1 += pad; }
   // A log axis spanning less than one 1-2-5 step still gets round labels, placed on the log scale.
   const ticksFor = (lo: number, hi: number, log: boolean): number[] => {
@@ -155,7 +162,8 @@ export function lineChartSvg(series: readonly PlotSeries[], options: LineChartOp
   }
 
   // Series: exactly one <path> each (an empty path for a series with no drawable point).
-  out.push(`<g class="series" fill="none" stroke-width="1.6" stroke-linejoin="round">`);
+  out.push(`<clipPath id="plot-area"><rect x="${m.left}" y="${m.top}" width="${pw}" height="${ph}"/></clipPath>`);
+  out.push(`<g class="series" clip-path="url(#plot-area)" fill="none" stroke-width="1.6" stroke-linejoin="round">`);
   series.forEach((s, i) => {
     const color = s.color ?? PALETTE[i % PALETTE.length]!;
     let d = '';
@@ -175,7 +183,7 @@ export function lineChartSvg(series: readonly PlotSeries[], options: LineChartOp
 
   // Legend, top right inside the plot area.
   const lw = Math.max(...series.map((s) => s.name.length), 4) * 7 + 40;
-  const lx = m.left + pw - lw - 8;
+  const lx = options.legend === 'top-left' ? m.left + 8 : m.left + pw - lw - 8;
   out.push(`<g class="legend"><rect x="${lx}" y="${m.top + 8}" width="${lw}" height="${series.length * 18 + 8}" fill="#ffffff" fill-opacity="0.85" stroke="#d1d5db"/>`);
   series.forEach((s, i) => {
     const color = s.color ?? PALETTE[i % PALETTE.length]!;
@@ -271,9 +279,13 @@ export async function plotLrFind(result: LrFindPlotInput, file: string, options:
   const series: PlotSeries[] = smoothed
     ? [{ name: 'loss', x: result.lrs, y: result.losses, color: '#9ca3af' }, { name: 'smoothed loss', x: result.lrs, y: smoothed, color: PALETTE[0] }]
     : [{ name: 'loss', x: result.lrs, y: result.losses }];
+  // The sweep ends where the loss blows up; keep the axis on the interesting part (up to 1.5x the starting loss).
+  const start = (smoothed ?? result.losses).find((v) => Number.isFinite(v));
+  const top = Math.max(...(smoothed ?? result.losses).filter((v) => Number.isFinite(v)));
   const svg = lineChartSvg(series, {
-    title: options.title ?? 'Learning-rate range test', xLabel: 'learning rate', yLabel: 'loss', logX: true,
-    vlines: pick !== undefined && Number.isFinite(pick) && pick > 0 ? [{ x: pick, label: `suggested ${formatTick(pick)}` }] : [],
+    title: options.title ?? 'Learning-rate range test', xLabel: 'learning rate', yLabel: 'loss', logX: true, legend: 'top-left',
+    yMax: start !== undefined && start > 0 && top > start * 1.5 ? start * 1.5 : undefined,
+    vlines: pick !== undefined && Number.isFinite(pick) && pick > 0 ? [{ x: pick, label: `suggested ${formatTick(Number(pick.toPrecision(2)))}` }] : [],
   });
   await writeChart(svg, file);
 }

@@ -155,3 +155,11 @@ test('plotLrFind with the smoothed loss draws both, raw and smoothed', async () 
 
 // What lrFind returns passes straight into plotLrFind (checked by the type checker).
 export const lrFindPlots: (r: LrFindResult, file: string) => Promise<void> = (r, file) => plotLrFind(r, file);
+
+test('yMax fixes the top of the axis and the lines are clipped to the plot area', () => {
+  const svg = lineChartSvg([{ name: 's', x: [1, 2, 3], y: [1, 2, 1000] }], { xLabel: 'x', yLabel: 'y', yMax: 3 });
+  parses(svg);
+  const labels = [...svg.matchAll(/text-anchor="end"[^>]*>([^<]*)</g)].map((m) => Number(m[1]));
+  assert.ok(Math.max(...labels) <= 3.2, `ticks stop near yMax, got ${labels.join(', ')}`);
+  assert.match(svg, /<g class="series" clip-path="url\(#plot-area\)"/);
+});

@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -31,17 +31,31 @@ for (let step = 0; step < 30; step++) {
 }
 console.log(JSON.stringify({ info: kiln.backendInfo(), again: kiln.backendInfo(), c: [...c], losses }));
 `;
+const INFO_ONLY = `
+import { backendInfo } from './src/backend/index.ts';
+console.log(JSON.stringify({ info: backendInfo() }));
+`;
 
-function runChild(env: Record<string, string | undefined>) {
+function runChild(script: string, env: Record<string, string | undefined>): Promise<{ status: number | null; stdout: string; stderr: string }> {
   const childEnv: Record<string, string> = {};
   for (const [k, v] of Object.entries({ ...process.env, ...env })) if (v !== undefined) childEnv[k] = v;
-  return spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', CHILD], {
-    cwd: root, env: childEnv, encoding: 'utf8', timeout: 60000,
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, env: childEnv });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
   });
 }
 
-test('a missing addon falls back to the reference backend with one warning', () => {
-  const res = runChild({ KILN_NATIVE_PATH: '/nonexistent/kiln_native.node', KILN_BACKEND: undefined });
+// Both children start at once; each test awaits its own.
+const fallback = runChild(CHILD, { KILN_NATIVE_PATH: '/nonexistent/kiln_native.node', KILN_BACKEND: undefined });
+const chosenJs = runChild(INFO_ONLY, { KILN_BACKEND: 'js' });
+
+test('a missing addon falls back to the reference backend with one warning', async () => {
+  const res = await fallback;
   assert.equal(res.status, 0, res.stderr);
   const out = JSON.parse(res.stdout.trim().split('\n').pop()!);
   assert.equal(out.info.name, 'js');
@@ -54,8 +68,8 @@ test('a missing addon falls back to the reference backend with one warning', () 
   assert.match(warnings[0], /native backend is unavailable/);
 });
 
-test('KILN_BACKEND=js chooses the reference backend without a warning', () => {
-  const res = runChild({ KILN_BACKEND: 'js' });
+test('KILN_BACKEND=js chooses the reference backend without a warning', async () => {
+  const res = await chosenJs;
   assert.equal(res.status, 0, res.stderr);
   const out = JSON.parse(res.stdout.trim().split('\n').pop()!);
   assert.equal(out.info.name, 'js');

@@ -34,6 +34,7 @@ export class Progress {
   private bar: cliProgress.SingleBar | null = null;
   private readonly mode: 'bar' | 'lines' | 'off';
   private lastStep = 0;
+  private latest: Record<string, unknown> = {};
 
   constructor(mode: ProgressMode, private totalSteps?: number) {
     const resolved = mode === 'auto' ? (process.stdout.isTTY ? 'bar' : 'lines') : mode === false ? 'off' : mode;
@@ -56,9 +57,10 @@ export class Progress {
   log(record: Record<string, unknown>): void {
     if (this.mode === 'lines') process.stdout.write(`${formatLine(record, this.totalSteps)}\n`);
     else if (this.bar) {
-      const { step, ...rest } = record;
-      this.lastStep = Number(step);
-      this.bar.update(Number(step), { figures: formatLine({ ...rest, step }).replace(/^step \S+\s+/, '') });
+      // Keep the last training figures on screen when an evaluation-only record arrives.
+      this.latest = { ...this.latest, ...record };
+      this.lastStep = Number(record.step);
+      this.bar.update(this.lastStep, { figures: formatLine(this.latest).replace(/^step \S+\s+/, '') });
     }
   }
 

@@ -121,8 +121,13 @@ test('bad inputs fail with one clear sentence', () => {
     const p = join(dir, 'tokenizer.json');
     writeFileSync(p, '{"model": ');
     assert.throws(() => loadTokenizer(p), /Tokenizer file .*tokenizer\.json: expected JSON, found a parse error/);
-    writeFileSync(p, JSON.stringify({ model: { type: 'BPE', vocab: { a: 0 }, merges: [] }, pre_tokenizer: { type: 'ByteLevel' }, decoder: { type: 'ByteLevel' }, added_tokens: [] }));
-    assert.throws(() => loadTokenizer(p), /expected a token for each of the 256 bytes, found none for byte 0x0/);
+    const noBytes = { version: '1.0', truncation: null, padding: null, normalizer: null, post_processor: null, added_tokens: [] };
+    writeFileSync(p, JSON.stringify({ ...noBytes, model: { type: 'BPE', vocab: { a: 0 }, merges: [] }, pre_tokenizer: { type: 'ByteLevel' }, decoder: { type: 'ByteLevel' } }));
+    assert.throws(() => ByteLevelBPE.load(p), /expected a byte-level BPE tokenizer \(GPT-2 style\), found no token for byte 0x00\./);
+    assert.equal(loadTokenizer(p).kind, 'hf', 'a file Kiln cannot run exactly goes to @huggingface/tokenizers');
+    assert.throws(() => loadTokenizer(p, { engine: 'kiln' }), /expected a byte-level BPE or character tokenizer for Kiln's encoder, found no token for byte 0x00\./);
+    writeFileSync(p, JSON.stringify({ model: { type: 'BPE', vocab: { a: 0 }, merges: [] } }));
+    assert.throws(() => loadTokenizer(p), /expected a file @huggingface\/tokenizers can load, found an error \(Tokenizer must contain a "decoder" property\)\./);
     assert.throws(() => loadTokenizer(join(dir, 'missing.json')), /expected a readable tokenizer\.json, found ENOENT/);
     const json = tok.toJSON();
     json.model.merges = ['Ġ nope'];

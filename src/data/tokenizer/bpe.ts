@@ -491,5 +491,9 @@ export function byteLevelMismatch(json: HfTokenizerJson): string | null {
     if (t.lstrip || t.rstrip || t.single_word) return `added token ${JSON.stringify(t.content)} with lstrip/rstrip/single_word`;
     if (!t.special && t.normalized) return `normalized non-special added token ${JSON.stringify(t.content)}`;
   }
+  // Hugging Face drops bytes that have no token; Kiln's encoder needs all 256 to stay lossless.
+  const vocab = m.vocab as Record<string, number>;
+  const missing = BYTE_TO_CHAR.findIndex((c) => vocab[c] === undefined);
+  if (missing >= 0) return `no token for byte 0x${missing.toString(16).padStart(2, '0')}`;
   return null;
 }

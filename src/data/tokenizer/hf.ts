@@ -34,7 +34,12 @@ export class HfTokenizer implements Tokenizer {
   }
 
   private build(): HfLibTokenizer {
-    const lib = new HfLibTokenizer(this.json, { clean_up_tokenization_spaces: false, ...this.config });
+    let lib: HfLibTokenizer;
+    try {
+      lib = new HfLibTokenizer(this.json, { clean_up_tokenization_spaces: false, ...this.config });
+    } catch (err) {
+      throw new Error(`tokenizer.json: expected a file @huggingface/tokenizers can load, found an error (${(err as Error).message}).`);
+    }
     let max = -1;
     for (const id of lib.get_vocab(true).values()) max = Math.max(max, id);
     this.size = max + 1;

@@ -66,6 +66,8 @@ export function safeJson(value: unknown): string {
   return JSON.stringify(value).replace(/[<>&\u2028\u2029]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
 }
 
+const LOOPBACK_HOST_HEADER = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(:\d{1,5})?$/i;
+
 function isLoopback(host: string): boolean {
   return host === '127.0.0.1' || host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
@@ -89,7 +91,6 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   const tailMs = options.tailIntervalMs ?? 250;
   const listMs = options.listIntervalMs ?? 1000;
   const cleanups = new Set<() => void>();
-  let port = wantPort;
 
   // One poller of the runs folder, shared by every open run-list stream.
   const listSubscribers = new Set<(runs: RunInfo[]) => void>();
@@ -116,7 +117,6 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     };
   };
 
-  const allowedHosts = (): Set<string> => new Set([`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]);
 
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
@@ -132,7 +132,8 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
       return sendError(res, 405, `method ${req.method ?? '?'} is not allowed; the dashboard is read-only`);
     }
     // A page on another site must not reach a loopback dashboard through DNS rebinding: check the Host header.
-    if (isLoopback(host) && !allowedHosts().has(String(req.headers.host ?? '').toLowerCase())) {
+    // Any port is fine (an SSH tunnel may forward from another one); the name must be a loopback one.
+    if (isLoopback(host) && !LOOPBACK_HOST_HEADER.test(String(req.headers.host ?? ''))) {
       return sendError(res, 403, 'unexpected Host header');
     }
     const raw = (req.url ?? '/').split('?')[0]!;
@@ -256,7 +257,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     server.once('error', onError);
     server.listen(wantPort, host, () => { server.off('error', onError); ok(); });
   });
-  port = (server.address() as AddressInfo).port;
+  const port = (server.address() as AddressInfo).port;
   const urlHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
   return {
     url: `http://${urlHost}:${port}/`,

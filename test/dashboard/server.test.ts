@@ -129,6 +129,8 @@ test('the server refuses path traversal, foreign Host headers and writes; serves
   assert.equal((await get(dash.url, '/api/runs/nope/events')).status, 404);
   assert.equal((await get(dash.url, '/runs/a/%zz')).status, 400);
   assert.equal((await get(dash.url, '/', { Host: 'evil.example:80' })).status, 403);
+  assert.equal((await get(dash.url, '/', { Host: 'localhost.evil.example' })).status, 403);
+  assert.equal((await get(dash.url, '/', { Host: 'localhost:8080' })).status, 200, 'a tunnel from another local port');
   assert.equal((await get(dash.url, '/api/runs', {}, 'POST')).status, 405);
 
   const list = await get(dash.url, '/api/runs');

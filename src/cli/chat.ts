@@ -63,7 +63,9 @@ export function register(program: Command): void {
             out.write('assistant> ');
             let reply = '';
             for await (const c of kiln.infer.streamGenerate(m.model, m.tokenizer, ids, { ...samplingOptions(f), stop: template.stops })) {
-              out.write(c.text);
+              // The reply's leading blank space (the template ends in "Assistant:") is not shown.
+              const text = reply.trim() === '' ? c.text.trimStart() : c.text;
+              out.write(text);
               reply += c.text;
             }
             out.write('\n');

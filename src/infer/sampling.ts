@@ -37,13 +37,13 @@ export function checkSamplingOptions(o: SamplingOptions): void {
  */
 export class Sampler {
   private probs: Float64Array;
-  private order: Int32Array;
+  private sorted: Float64Array;
   private seenMark: Uint8Array;
 
   constructor(readonly vocabSize: number, readonly options: SamplingOptions, private readonly generator: Generator) {
     checkSamplingOptions(options);
     this.probs = new Float64Array(vocabSize);
-    this.order = new Int32Array(vocabSize);
+    this.sorted = new Float64Array(vocabSize);
     this.seenMark = new Uint8Array(vocabSize);
   }
 
@@ -75,46 +75,41 @@ export class Sampler {
     if (!Number.isFinite(mx)) return argmax(logits, V);
     const p = this.probs;
     for (let i = 0; i < V; i++) p[i] = Math.exp((logits[i] - mx) / temperature);
-    let n = V;
-    const order = this.order;
+    // Top-k and top-p as one probability threshold, found on a sorted copy (a typed-array sort, no comparator):
+    // tokens at or above it stay. Ties at the boundary all stay, so the draw never depends on sort order.
+    let threshold = 0;
     if ((topK > 0 && topK < V) || topP < 1) {
-      // Sort candidate ids by probability, highest first (ties by lower id, so draws are repeatable).
-      for (let i = 0; i < V; i++) order[i] = i;
-      const sorted = Array.from(order).sort((a, b) => p[b] - p[a] || a - b);
-      order.set(sorted);
-      if (topK > 0 && topK < V) n = topK;
+      const sorted = this.sorted;
+      sorted.set(p);
+      sorted.sort(); // ascending
+      const n = topK > 0 && topK < V ? topK : V;
+      threshold = sorted[V - n];
       if (topP < 1) {
         let total = 0;
-        for (let i = 0; i < n; i++) total += p[order[i]];
-        // Keep the smallest prefix whose mass reaches topP (always at least one token).
+        for (let i = V - n; i < V; i++) total += sorted[i];
+        // The smallest set of most likely tokens whose mass reaches topP (at least one token).
         let acc = 0;
-        let keep = 0;
-        while (keep < n) {
-          acc += p[order[keep]];
-          keep++;
-          if (acc >= topP * total) break;
+        for (let i = V - 1; i >= V - n; i--) {
+          acc += sorted[i];
+          if (acc >= topP * total) {
+            threshold = Math.max(threshold, sorted[i]);
+            break;
+          }
         }
-        n = keep;
       }
-      let total = 0;
-      for (let i = 0; i < n; i++) total += p[order[i]];
-      let r = this.generator.uniform() * total;
-      for (let i = 0; i < n; i++) {
-        r -= p[order[i]];
-        if (r < 0) return order[i];
-      }
-      return order[n - 1];
     }
     let total = 0;
-    for (let i = 0; i < V; i++) total += p[i];
+    for (let i = 0; i < V; i++) if (p[i] >= threshold) total += p[i];
     let r = this.generator.uniform() * total;
+    let last = -1;
     for (let i = 0; i < V; i++) {
+      if (p[i] < threshold || p[i] === 0) continue;
+      last = i;
       r -= p[i];
       if (r < 0) return i;
     }
     // Rounding left a sliver: the last token with any mass.
-    for (let i = V - 1; i >= 0; i--) if (p[i] > 0) return i;
-    return V - 1;
+    return last >= 0 ? last : argmax(logits, V);
   }
 }
 

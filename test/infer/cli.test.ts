@@ -39,7 +39,7 @@ test('kiln generate and kiln chat (piped) print what the library generates', asy
   assert.match(gen.stderr, /20 tokens in .* tokens\/s/);
   assert.equal(chat.code, 0, chat.stderr);
   assert.match(chat.stdout, /plain default template/);
-  assert.ok(chat.stdout.includes(`you> hello\nassistant> ${reply}\nyou> /exit`), chat.stdout);
+  assert.ok(chat.stdout.includes(`you> hello\nassistant> ${reply.trimStart()}\nyou> /exit`), chat.stdout);
   // Bad flags fail in commander's parser with the expectation (checked in-process: a spawn costs seconds).
   const { num } = await import('../../src/cli/generate.js');
   assert.throws(() => num('an integer >= 0', { int: true, min: 0 })('-1'), /expected an integer >= 0, got '-1'/);

@@ -189,3 +189,16 @@ test('the fast path is chosen for a float32 GPT and sees weights changed after i
   assert.deepEqual(after, ref);
   assert.notDeepEqual(after, before);
 });
+
+test('models without biases take the fast path; float64 models the module path; both match recomputation', () => {
+  const tok = charTokenizer();
+  const noBias = new GPT({ vocabSize: tok.vocabSize, context: 32, layers: 2, heads: 2, width: 16, bias: false }, { generator: new Generator(9) });
+  for (const p of noBias.parameters()) if (p.ndim === 2) for (let i = 0; i < p.size; i++) p.storage[i] *= 40;
+  assert.equal(createDecoder(noBias).kind, 'fast');
+  const prompt = tok.encode('over');
+  const o = { maxNewTokens: 12, eosTokenIds: [] };
+  assert.deepEqual(generate(noBias, prompt, o), generate(noBias, prompt, { ...o, cache: false }));
+  const f64 = new GPT({ vocabSize: tok.vocabSize, context: 32, layers: 1, heads: 2, width: 16 }, { generator: new Generator(9), dtype: 'float64' });
+  assert.equal(createDecoder(f64).kind, 'module');
+  assert.deepEqual(generate(f64, prompt, o), generate(f64, prompt, { ...o, cache: false }));
+});

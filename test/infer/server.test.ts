@@ -135,6 +135,21 @@ test('a burst of concurrent requests is queued and every one is answered', async
   assert.deepEqual(h.queue, { running: 0, waiting: 0 });
 });
 
+test('a client that disconnects mid-stream frees the queue for the next request', async () => {
+  const ctrl = new AbortController();
+  const res = await fetch(`${server.url}/v1/completions`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, signal: ctrl.signal,
+    body: JSON.stringify({ prompt: 'the', max_tokens: 48, temperature: 0, stream: true }),
+  });
+  const reader = res.body!.getReader();
+  await reader.read();
+  ctrl.abort();
+  const r = await client.completions.create({ model: 'm', prompt: 'dog', max_tokens: 5, temperature: 0 });
+  assert.ok(r.choices[0].finish_reason === 'length' || r.choices[0].finish_reason === 'stop');
+  const h = await (await fetch(`${server.url}/health`)).json() as { queue: { running: number; waiting: number } };
+  assert.deepEqual(h.queue, { running: 0, waiting: 0 });
+});
+
 test('a full queue answers 503, and close() lets in-flight requests finish', async () => {
   const tok = charTokenizer();
   const s = await startServer({ model: loadModel(dir), port: 0, queue: { maxWaiting: 1 } });

@@ -127,7 +127,7 @@ test('bad inputs fail with one clear sentence', () => {
     assert.equal(loadTokenizer(p).kind, 'hf', 'a file Kiln cannot run exactly goes to @huggingface/tokenizers');
     assert.throws(() => loadTokenizer(p, { engine: 'kiln' }), /expected a byte-level BPE or character tokenizer for Kiln's encoder, found no token for byte 0x00\./);
     writeFileSync(p, JSON.stringify({ model: { type: 'BPE', vocab: { a: 0 }, merges: [] } }));
-    assert.throws(() => loadTokenizer(p), /expected a file @huggingface\/tokenizers can load, found an error \(Tokenizer must contain a "decoder" property\)\./);
+    assert.throws(() => loadTokenizer(p), /Tokenizer file .*tokenizer\.json: expected a file @huggingface\/tokenizers can load, found an error \(Tokenizer must contain a "decoder" property\)\./);
     assert.throws(() => loadTokenizer(join(dir, 'missing.json')), /expected a readable tokenizer\.json, found ENOENT/);
     const json = tok.toJSON();
     json.model.merges = ['Ġ nope'];

@@ -22,14 +22,17 @@ export class HfTokenizer implements Tokenizer {
   private config: Record<string, unknown>;
   private lib: HfLibTokenizer;
   private size = 0;
+  private what: string;
 
   /**
    * @param json a parsed tokenizer.json
    * @param config the model's tokenizer_config.json, when there is one (it holds decode-time settings)
+   * @param what how errors name the file
    */
-  constructor(json: HfTokenizerJson, config: Record<string, unknown> = {}) {
+  constructor(json: HfTokenizerJson, config: Record<string, unknown> = {}, what = 'tokenizer.json') {
     this.json = structuredClone(json);
     this.config = { ...config };
+    this.what = what;
     this.lib = this.build();
   }
 
@@ -38,7 +41,7 @@ export class HfTokenizer implements Tokenizer {
     try {
       lib = new HfLibTokenizer(this.json, { clean_up_tokenization_spaces: false, ...this.config });
     } catch (err) {
-      throw new Error(`tokenizer.json: expected a file @huggingface/tokenizers can load, found an error (${(err as Error).message}).`);
+      throw new Error(`${this.what}: expected a file @huggingface/tokenizers can load, found an error (${(err as Error).message}).`);
     }
     let max = -1;
     for (const id of lib.get_vocab(true).values()) max = Math.max(max, id);
@@ -93,6 +96,6 @@ export class HfTokenizer implements Tokenizer {
 
   /** Reads a tokenizer.json file (and, optionally, its tokenizer_config.json contents). */
   static load(path: string, config: Record<string, unknown> = {}): HfTokenizer {
-    return new HfTokenizer(readTokenizerJson(path), config);
+    return new HfTokenizer(readTokenizerJson(path), config, `Tokenizer file ${path}`);
   }
 }

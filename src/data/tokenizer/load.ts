@@ -46,5 +46,5 @@ export function loadTokenizer(pathOrJson: string | HfTokenizerJson, options: Loa
       throw new Error(`${what}: expected a byte-level BPE or character tokenizer for Kiln's encoder, found ${byteLevelMismatch(json)}.`);
     }
   }
-  return new HfTokenizer(json, options.config);
+  return new HfTokenizer(json, options.config, what);
 }

@@ -118,3 +118,14 @@ test('bad options are refused with clear messages', () => {
   assert.throws(() => new Trainer({ ...s, validation: undefined, epochs: 1, earlyStopping: { patience: 1 } }), /earlyStopping needs validation/);
   assert.throws(() => new Trainer({ ...s, epochs: 1, loss: 'hinge' as never }), /loss must be 'crossEntropy', 'mse' or a function/);
 });
+
+test('a poisoned model is never checkpointed: the good checkpoints stay', async () => {
+  const runDir = tmp();
+  const s = tinySetup();
+  const t = new Trainer({
+    ...s, validation: undefined, maxSteps: 6, runDir, checkpoints: { every: 1, keepLast: 2 }, progress: false,
+    onStep: (i) => { if (i.step === 4) s.model.parameters()[0].storage[0] = Infinity; },
+  });
+  await assert.rejects(t.fit(), /parameter '0\.weight' holds Infinity at step 4; refusing to write a poisoned checkpoint.*step-3/);
+  assert.deepEqual(readdirSync(join(runDir, 'checkpoints')).sort(), ['step-2', 'step-3']);
+});

@@ -17,6 +17,9 @@ export interface MatVec {
 
 const ACC = 8; // vector accumulators per column block: 32 columns
 const BLOCK = ACC * 4;
+// Rows of W per inner-loop iteration (K is padded to a multiple). 2 and 4 measured no faster than 1 here: the
+// kernel is bound by reading W, not by loop overhead.
+const UNROLL = 1;
 
 // ---- a tiny assembler for the one function we need ----
 
@@ -61,7 +64,7 @@ function assemble(): Uint8Array<ArrayBuffer> {
   // params 0 W, 1 x, 2 b, 3 y, 4 K, 5 N; i32 locals 6 n0, 7 wp, 8 xp, 9 kEnd, 10 rowStride; v128 11.. acc, then xk.
   const [W, X, B, Y, K, N, n0, wp, xp, kEnd, stride] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
   const acc = (i: number): number => 11 + i;
-  const xk = 11 + ACC;
+  const xk = (u: number): number => 11 + ACC + u;
   const c: number[] = [];
   const e = (...b: number[]): void => { c.push(...b); };
   const get = (i: number): void => e(OP.get, i);
@@ -70,7 +73,7 @@ function assemble(): Uint8Array<ArrayBuffer> {
   const addr = (base: number): void => { get(base); get(n0); k(2); e(OP.shl, OP.add); }; // base + n0 * 4
   // W is packed in panels of BLOCK columns, (N / BLOCK, K, BLOCK), so it streams contiguously from start to end.
   // stride = BLOCK * 4; kEnd = x + K * 4; n0 = 0; wp = W (it runs on across panels)
-  k(BLOCK * 4); set(stride);
+  k(BLOCK * 4 * UNROLL); set(stride);
   get(X); get(K); k(2); e(OP.shl, OP.add); set(kEnd);
   k(0); set(n0);
   get(W); set(wp);
@@ -80,18 +83,20 @@ function assemble(): Uint8Array<ArrayBuffer> {
   for (let i = 0; i < ACC; i++) { get(xp); e(...SIMD.load, 4, ...leb(16 * i)); set(acc(i)); }
   get(X); set(xp);
   e(OP.loop, OP.void);
-  get(xp); e(OP.f32load, 2, 0, ...SIMD.splat); set(xk);
-  for (let i = 0; i < ACC; i++) {
-    get(acc(i)); get(xk); get(wp); e(...SIMD.load, 4, ...leb(16 * i), ...SIMD.fmul, ...SIMD.fadd); set(acc(i));
+  for (let u = 0; u < UNROLL; u++) { get(xp); e(OP.f32load, 2, ...leb(4 * u), ...SIMD.splat); set(xk(u)); }
+  for (let u = 0; u < UNROLL; u++) {
+    for (let i = 0; i < ACC; i++) {
+      get(acc(i)); get(xk(u)); get(wp); e(...SIMD.load, 4, ...leb(BLOCK * 4 * u + 16 * i), ...SIMD.fmul, ...SIMD.fadd); set(acc(i));
+    }
   }
   get(wp); get(stride); e(OP.add); set(wp);
-  get(xp); k(4); e(OP.add, OP.tee, xp); get(kEnd); e(OP.ltu, OP.brIf, 0);
+  get(xp); k(4 * UNROLL); e(OP.add, OP.tee, xp); get(kEnd); e(OP.ltu, OP.brIf, 0);
   e(OP.end);
   addr(Y); set(xp);
   for (let i = 0; i < ACC; i++) { get(xp); get(acc(i)); e(...SIMD.store, 4, ...leb(16 * i)); }
   get(n0); k(BLOCK); e(OP.add); set(n0);
   e(OP.br, 0, OP.end, OP.end, OP.end);
-  const body = [2, 5, 0x7f, ...leb(ACC + 1), 0x7b, ...c];
+  const body = [2, 5, 0x7f, ...leb(ACC + UNROLL), 0x7b, ...c];
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, [1, 0x60, 6, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0]),
@@ -107,7 +112,7 @@ function assemble(): Uint8Array<ArrayBuffer> {
 
 type MvFn = (W: number, x: number, b: number, y: number, K: number, N: number) => void;
 
-interface Slot { K: number; N: number; Np: number; w: number; b: number }
+interface Slot { K: number; Kp: number; N: number; Np: number; w: number; b: number }
 
 let compiled: WebAssembly.Module | null | undefined;
 
@@ -138,12 +143,13 @@ class WasmMatVec implements MatVec {
 
   add(K: number, N: number): number {
     const Np = Math.ceil(N / BLOCK) * BLOCK;
+    const Kp = Math.ceil(K / UNROLL) * UNROLL;
     const w = this.top;
-    const b = w + K * Np * 4;
+    const b = w + Kp * Np * 4;
     this.top = b + Np * 4;
-    this.maxK = Math.max(this.maxK, K);
+    this.maxK = Math.max(this.maxK, Kp);
     this.maxNp = Math.max(this.maxNp, Np);
-    this.slots.push({ K, N, Np, w, b });
+    this.slots.push({ K, Kp, N, Np, w, b });
     this.grow();
     return this.slots.length - 1;
   }
@@ -163,12 +169,13 @@ class WasmMatVec implements MatVec {
     const s = this.slots[handle];
     const f = this.f32;
     const w0 = s.w >> 2;
-    const { K, N } = s;
-    // Panel p holds columns p*BLOCK .. p*BLOCK+BLOCK-1 as (K, BLOCK); columns past N are zero.
+    const { K, Kp, N } = s;
+    // Panel p holds columns p*BLOCK .. p*BLOCK+BLOCK-1 as (Kp, BLOCK); columns past N and rows past K are zero.
+    f.fill(0, w0, w0 + Kp * s.Np);
     for (let p = 0; p * BLOCK < N; p++) {
       const c0 = p * BLOCK;
       const width = Math.min(BLOCK, N - c0);
-      const base = w0 + p * K * BLOCK;
+      const base = w0 + p * Kp * BLOCK;
       for (let k = 0; k < K; k++) {
         const d = base + k * BLOCK;
         f.set(W.subarray(k * N + c0, k * N + c0 + width), d);
@@ -185,10 +192,10 @@ class WasmMatVec implements MatVec {
     const s = this.slots[handle];
     const f = this.f32;
     const w0 = s.w >> 2;
-    f.fill(0, w0, w0 + s.K * s.Np + s.Np);
+    f.fill(0, w0, w0 + s.Kp * s.Np + s.Np);
     for (let n = 0; n < N; n++) {
       const src = n * K;
-      const d = w0 + Math.floor(n / BLOCK) * K * BLOCK + (n % BLOCK);
+      const d = w0 + Math.floor(n / BLOCK) * s.Kp * BLOCK + (n % BLOCK);
       for (let k = 0; k < K; k++) f[d + k * BLOCK] = Wt[src + k];
     }
   }
@@ -196,8 +203,10 @@ class WasmMatVec implements MatVec {
   run(handle: number, x: Float32Array, y: Float32Array): void {
     const s = this.slots[handle];
     const f = this.f32;
-    f.set(x.subarray(0, s.K), this.xAddr >> 2);
-    this.fn(s.w, this.xAddr, s.b, this.yAddr, s.K, s.Np);
+    const x0 = this.xAddr >> 2;
+    f.set(x.subarray(0, s.K), x0);
+    if (s.Kp > s.K) f.fill(0, x0 + s.K, x0 + s.Kp);
+    this.fn(s.w, this.xAddr, s.b, this.yAddr, s.Kp, s.Np);
     const y0 = this.yAddr >> 2;
     y.set(f.subarray(y0, y0 + s.N));
   }

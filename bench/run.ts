@@ -2,7 +2,8 @@
 // `npm run bench` prints one table; `npm run bench -- T1` runs only the rows whose id starts with T1.
 // Each workload is a function returning rows; T2-T4 are added here as the layers above the backend land.
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -32,8 +33,8 @@ export interface Row {
   noRatio?: boolean;
 }
 
-/** Median rate of fn after warm-up: calls fn in samples of about sampleMs, returns work per second. */
-export function medianRate(fn: () => void, work: number, { warmMs = 400, sampleMs = 120, samples = 7 } = {}): number {
+/** Samples of fn's rate (work per second) after warm-up, each sample about sampleMs long. */
+export function rateSamples(fn: () => void, work: number, { warmMs = 300, sampleMs = 100, samples = 5 } = {}): number[] {
   let calls = 0;
   const t0 = performance.now();
   while (calls < 2 || performance.now() - t0 < warmMs) { fn(); calls++; }
@@ -45,16 +46,64 @@ export function medianRate(fn: () => void, work: number, { warmMs = 400, sampleM
     for (let i = 0; i < reps; i++) fn();
     rates.push((work * reps) / ((performance.now() - t) / 1000));
   }
-  rates.sort((a, b) => a - b);
-  return rates[rates.length >> 1];
+  return rates;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/** Median rate of fn after warm-up. */
+export function medianRate(fn: () => void, work: number, opts: { warmMs?: number; sampleMs?: number; samples?: number } = {}): number {
+  return median(rateSamples(fn, work, opts));
+}
+
+/** The environment for Python: numpy's OpenBLAS is benchmarked without the safety settings that slow it. */
+function pythonEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  return env;
+}
+
+/** A long-lived `torch_bench.py serve`: one JSON request per line, one JSON answer per line. */
+class PyServer {
+  private proc: ChildProcessWithoutNullStreams;
+  private waiting: ((line: string | null) => void)[] = [];
+  private closed = false;
+  constructor() {
+    this.proc = spawn(PYTHON, [join(here, 'torch_bench.py'), 'serve'], { env: pythonEnv() });
+    this.proc.on('error', () => this.close());
+    this.proc.on('close', () => this.close());
+    this.proc.stderr.resume();
+    createInterface({ input: this.proc.stdout }).on('line', (line) => this.waiting.shift()?.(line));
+  }
+  private close(): void {
+    this.closed = true;
+    for (const w of this.waiting.splice(0)) w(null);
+  }
+  /** The next answer line, parsed; an { error } when the process is gone or printed something else. */
+  next(): Promise<Record<string, unknown>> {
+    if (this.closed) return Promise.resolve({ error: `${PYTHON} bench/torch_bench.py is not running` });
+    return new Promise((resolve) => this.waiting.push((line) => {
+      if (line === null) { resolve({ error: `${PYTHON} bench/torch_bench.py exited` }); return; }
+      try { resolve(JSON.parse(line)); } catch { resolve({ error: line.slice(0, 80) }); }
+    }));
+  }
+  request(req: Record<string, unknown>): Promise<Record<string, unknown>> {
+    if (this.closed) return this.next();
+    const answer = this.next();
+    this.proc.stdin.write(`${JSON.stringify(req)}\n`);
+    return answer;
+  }
+  end(): void { if (!this.closed) this.proc.stdin.end(); }
 }
 
 /** Runs bench/torch_bench.py; numpy's OpenBLAS is benchmarked without the safety settings that slow it. */
 function python(args: string[]): { out?: Record<string, unknown>; error?: string } {
-  const env = { ...process.env };
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
-  const res = spawnSync(PYTHON, [join(here, 'torch_bench.py'), ...args], { env, encoding: 'utf8', timeout: 30 * 60 * 1000 });
+  const res = spawnSync(PYTHON, [join(here, 'torch_bench.py'), ...args], { env: pythonEnv(), encoding: 'utf8',
+    timeout: 30 * 60 * 1000 });
   if (res.error) return { error: `${PYTHON} not runnable` };
   try {
     return { out: JSON.parse(res.stdout.trim().split('\n').pop() ?? '') };
@@ -72,18 +121,21 @@ function rand(n: number, seed: number): Float32Array {
 
 const notes: string[] = [];
 
-/** T1: GEMM C = A @ B, GFLOP/s. */
-function t1(native: Backend | undefined): Row[] {
+/**
+ * T1: GEMM C = A @ B, GFLOP/s. Kiln, numpy and PyTorch are measured in turn, shape by shape, for several rounds,
+ * and each figure is the median of all its samples: load from elsewhere on the machine then hits all sides alike.
+ */
+async function t1(native: Backend | undefined): Promise<Row[]> {
   const shapes: [number, number, number, string][] = [
     [256, 256, 256, 'square 256'], [512, 512, 512, 'square 512'], [1024, 1024, 1024, 'square 1024'],
     [2048, 2048, 2048, 'square 2048'], [4096, 1024, 256, '(4096x256)@(256x1024)'],
     [4096, 256, 1024, '(4096x1024)@(1024x256)'],
   ];
-  const py = python(['t1', ...shapes.map(([m, n, k]) => `${m},${n},${k}`)]);
-  const res = py.out as { shapes?: Record<string, { numpy: number; torch?: number }>; torch?: string | null;
-    torch_error?: string; torch_warning?: string; numpy?: string; torch_threads?: number } | undefined;
-  if (res?.torch) notes.push(`PyTorch ${res.torch} (${res.torch_threads} threads), numpy ${res.numpy}`);
-  if (res?.torch_warning) notes.push(`WARNING: ${res.torch_warning}`);
+  const rounds = 3;
+  const py = new PyServer();
+  const head = await py.next() as { numpy?: string; torch?: string | null; torch_error?: string; threads?: number; error?: string };
+  if (head.torch) notes.push(`PyTorch ${head.torch} (${head.threads} threads), numpy ${head.numpy}, T1 in ${rounds} interleaved rounds`);
+  const torchMissing = head.error ?? head.torch_error ?? (head.torch ? undefined : 'not installed');
   const rows: Row[] = [];
   for (const [M, N, K, name] of shapes) {
     const flops = 2 * M * N * K;
@@ -91,21 +143,45 @@ function t1(native: Backend | undefined): Row[] {
     const B = rand(K * N, 2);
     const C = new Float32Array(M * N);
     const gemm = (be: Backend) => () => be.gemm(false, false, 1, M, N, K, 1, A, 0, B, 0, 0, C, 0);
-    const kiln = native ? medianRate(gemm(native), flops) / 1e9 : 'unavailable';
+    const kilnS: number[] = [];
+    const numpyS: number[] = [];
+    const torchS: number[] = [];
+    let numpyErr: string | undefined;
+    for (let r = 0; r < rounds; r++) {
+      if (native) kilnS.push(...rateSamples(gemm(native), flops).map((v) => v / 1e9));
+      const np = await py.request({ op: 'gemm', lib: 'numpy', m: M, n: N, k: K });
+      if (Array.isArray(np.rates)) numpyS.push(...(np.rates as number[])); else numpyErr = String(np.error);
+      if (!torchMissing) {
+        const tr = await py.request({ op: 'gemm', lib: 'torch', m: M, n: N, k: K });
+        if (Array.isArray(tr.rates)) torchS.push(...(tr.rates as number[]));
+      }
+    }
     const js = flops <= 3e8 ? medianRate(gemm(jsBackend), flops, { warmMs: 200, sampleMs: 200, samples: 3 }) / 1e9
       : 'skipped (slow)';
-    const p = res?.shapes?.[`${M}x${N}x${K}`];
     rows.push({
-      id: 'T1', workload: `GEMM ${name}`, unit: 'GFLOP/s', kiln, js,
-      torch: p?.torch ?? (res ? res.torch_error ?? 'not installed' : py.error ?? 'not run'),
-      peak: p?.numpy ?? (py.error ?? 'not run'),
+      id: 'T1', workload: `GEMM ${name}`, unit: 'GFLOP/s', kiln: native ? median(kilnS) : 'unavailable', js,
+      torch: torchS.length ? median(torchS) : torchMissing ?? 'failed',
+      peak: numpyS.length ? median(numpyS) : numpyErr ?? 'failed',
     });
+  }
+  py.end();
+  // PyTorch's sanity check: over 50 GFLOP/s at 2048. Below that, numpy tells a reference BLAS from a busy machine.
+  const largest = rows[3];
+  if (typeof largest.torch === 'number' && largest.torch < 50) {
+    const peak = typeof largest.peak === 'number' ? largest.peak : NaN;
+    notes.push(peak >= 50 && largest.torch < 0.3 * peak
+      ? `WARNING: PyTorch's GEMM runs at ${largest.torch.toFixed(1)} GFLOP/s at 2048 (numpy ${peak.toFixed(0)}): it is ` +
+        'using the reference BLAS, not OpenBLAS (apt-get install libopenblas0-openmp); its column is not meaningful.'
+      : `WARNING: PyTorch's GEMM runs at ${largest.torch.toFixed(1)} GFLOP/s at 2048 and numpy at ${peak.toFixed(1)}: ` +
+        'the machine looks busy (check uptime); all figures of this run are suspect.');
+  } else if (typeof largest.torch === 'number') {
+    notes.push(`PyTorch's GEMM is sane (${largest.torch.toFixed(0)} GFLOP/s at 2048 > 50).`);
   }
   return rows;
 }
 
 /** T2: the MNIST MLP, training samples/s over epochs 2-3 and test accuracy after epoch 3. */
-function t2(native: Backend | undefined): Row[] {
+async function t2(native: Backend | undefined): Promise<Row[]> {
   const dir = mkdtempSync(join(tmpdir(), 'kiln-t2-'));
   let py: ReturnType<typeof python>;
   try {
@@ -164,7 +240,7 @@ function t4(native: Backend | undefined): Row[] {
   ];
 }
 
-const WORKLOADS: { id: string; run: (native: Backend | undefined) => Row[] }[] = [
+const WORKLOADS: { id: string; run: (native: Backend | undefined) => Promise<Row[]> }[] = [
   { id: 'T1', run: t1 },
   { id: 'T2', run: t2 },
   { id: 'T4', run: t4 },
@@ -181,7 +257,7 @@ function ratio(a: number | string | undefined, b: number | string | undefined, l
   return `${(lowerIsBetter ? b / a : a / b).toFixed(2)}x`;
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const filters = process.argv.slice(2).map((s) => s.toUpperCase());
   const load = loadNativeBackend();
   const native = load.backend;
@@ -192,7 +268,7 @@ function main(): void {
   const rows: Row[] = [];
   for (const w of WORKLOADS) {
     if (filters.length > 0 && !filters.some((f) => w.id.startsWith(f) || f.startsWith(w.id))) continue;
-    rows.push(...w.run(native));
+    rows.push(...(await w.run(native)));
   }
   const header = ['id', 'workload', 'unit', 'Kiln native', 'Kiln js', 'PyTorch', 'numpy peak', 'native/PyTorch', 'native/peak'];
   const table = rows.map((r) => [r.id, r.workload, r.unit, fmt(r.kiln), fmt(r.js), fmt(r.torch), fmt(r.peak),
@@ -206,4 +282,4 @@ function main(): void {
   console.log('Figures are medians after warm-up, float32, all threads of the machine; ratios > 1x mean Kiln is faster.');
 }
 
-main();
+await main();

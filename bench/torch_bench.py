@@ -12,7 +12,8 @@ import sys
 import time
 
 
-def median_rate(fn, flops, warm_s=0.4, sample_s=0.12, samples=7):
+def rates(fn, flops, warm_s=0.3, sample_s=0.1, samples=5):
+    """GFLOP/s of samples of about sample_s each, after warm_s of warm-up."""
     t0 = time.perf_counter()
     calls = 0
     while calls < 2 or time.perf_counter() - t0 < warm_s:
@@ -20,58 +21,75 @@ def median_rate(fn, flops, warm_s=0.4, sample_s=0.12, samples=7):
         calls += 1
     per_call = (time.perf_counter() - t0) / calls
     reps = max(1, int(sample_s / max(per_call, 1e-9)))
-    rates = []
+    out = []
     for _ in range(samples):
         t = time.perf_counter()
         for _ in range(reps):
             fn()
-        rates.append(flops * reps / (time.perf_counter() - t) / 1e9)
-    rates.sort()
-    return rates[len(rates) // 2]
+        out.append(flops * reps / (time.perf_counter() - t) / 1e9)
+    return out
 
 
-def t1(shapes):
-    import numpy as np
-    out = {"numpy": np.__version__, "shapes": {}}
+def load_torch():
     try:
         import torch
-        # Importing torch can leave OpenMP (and so OpenBLAS, numpy's too) at one thread on some VMs: use them all.
-        torch.set_num_threads(os.cpu_count() or 1)
-        out["torch"] = torch.__version__
-        out["torch_threads"] = torch.get_num_threads()
-    except Exception as e:  # not installed or broken
-        torch = None
-        out["torch"] = None
-        out["torch_error"] = "not installed" if isinstance(e, ImportError) else str(e).splitlines()[0]
-    rng = np.random.default_rng(0)
-    for (m, n, k) in shapes:
-        a = rng.standard_normal((m, k), dtype=np.float32)
-        b = rng.standard_normal((k, n), dtype=np.float32)
-        flops = 2.0 * m * n * k
-        row = {"numpy": median_rate(lambda: a @ b, flops)}
-        if torch is not None:
-            ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-            with torch.no_grad():
-                row["torch"] = median_rate(lambda: torch.matmul(ta, tb), flops)
-        out["shapes"][f"{m}x{n}x{k}"] = row
-    if torch is not None and shapes:
-        m, n, k = max(shapes, key=lambda s: s[0] * s[1] * s[2])
-        rate = out["shapes"][f"{m}x{n}x{k}"]["torch"]
-        out["torch_sane"] = rate > 50
-        if rate <= 50:
-            out["torch_warning"] = (f"PyTorch's GEMM runs at {rate:.1f} GFLOP/s: it is using the reference BLAS; "
-                                    "install libopenblas0-openmp for a meaningful comparison")
-    return out
+    except ImportError:
+        return None, "not installed"
+    except Exception as e:  # installed but broken
+        return None, str(e).splitlines()[0]
+    # Importing torch can leave OpenMP (and so OpenBLAS, numpy's too) at one thread on some VMs: use them all.
+    torch.set_num_threads(os.cpu_count() or 1)
+    return torch, None
+
+
+_operands = {}
+
+
+def gemm_rates(lib, m, n, k, torch):
+    """Samples of numpy's or torch's float32 GEMM rate at (m, k) @ (k, n)."""
+    import numpy as np
+    key = (m, n, k)
+    if key not in _operands:
+        _operands.clear()
+        rng = np.random.default_rng(0)
+        _operands[key] = (rng.standard_normal((m, k), dtype=np.float32), rng.standard_normal((k, n), dtype=np.float32))
+    a, b = _operands[key]
+    flops = 2.0 * m * n * k
+    if lib == "numpy":
+        return rates(lambda: a @ b, flops)
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    with torch.no_grad():
+        return rates(lambda: torch.matmul(ta, tb), flops)
+
+
+def serve():
+    """One JSON request per stdin line, one JSON answer per stdout line; bench/run.ts interleaves these requests
+    with its own measurements so that load from elsewhere on the machine hits both sides alike."""
+    import numpy as np
+    torch, err = load_torch()
+    print(json.dumps({"numpy": np.__version__, "torch": torch.__version__ if torch else None, "torch_error": err,
+                      "threads": torch.get_num_threads() if torch else None}), flush=True)
+    for line in sys.stdin:
+        req = json.loads(line)
+        try:
+            if req["op"] == "gemm":
+                if req["lib"] == "torch" and torch is None:
+                    ans = {"error": err}
+                else:
+                    ans = {"rates": gemm_rates(req["lib"], req["m"], req["n"], req["k"], torch)}
+            else:
+                ans = {"error": f"unknown op {req['op']}"}
+        except Exception as e:
+            ans = {"error": str(e).splitlines()[0]}
+        print(json.dumps(ans), flush=True)
 
 
 def t2(data_dir):
     """The MNIST MLP of T2 with the same model, loss, optimizer, batch and epochs as bench/t2-mnist.ts."""
     import numpy as np
-    try:
-        import torch
-    except ImportError:
-        return {"error": "not installed"}
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch, err = load_torch()
+    if torch is None:
+        return {"error": err}
     torch.manual_seed(0)
     load = lambda name, dt: np.fromfile(os.path.join(data_dir, name), dtype=dt)
     train_x = torch.from_numpy(load("train_x.bin", np.float32).reshape(-1, 784))
@@ -107,14 +125,13 @@ def t2(data_dir):
 
 
 def main():
-    if len(sys.argv) >= 2 and sys.argv[1] == "t1":
-        shapes = [tuple(int(v) for v in s.split(",")) for s in sys.argv[2:]]
-        print(json.dumps(t1(shapes)))
+    if len(sys.argv) == 2 and sys.argv[1] == "serve":
+        serve()
         return 0
     if len(sys.argv) == 3 and sys.argv[1] == "t2":
         print(json.dumps(t2(sys.argv[2])))
         return 0
-    print(json.dumps({"error": "usage: torch_bench.py t1 M,N,K ... | t2 DATA_DIR"}))
+    print(json.dumps({"error": "usage: torch_bench.py serve | t2 DATA_DIR"}))
     return 2
 
 

@@ -4,6 +4,14 @@
 // Run: npx tsx examples/mnist-trainer.ts                       (3 epochs into runs/mnist-trainer)
 //      npx tsx examples/mnist-trainer.ts --resume              (continue the newest checkpoint)
 //      npx tsx examples/mnist-trainer.ts --lr-find             (range test, then 1 epoch at too small, suggested, too large)
+//
+// Measured (native backend, 2 cores): test accuracy after 3 epochs over seeds 0-4 is 91.10 / 91.30 / 91.45 /
+// 91.65 / 92.35% (mean 91.57%); the plain loop of examples/mnist.ts gives 92.25 / 91.10 / 91.50 / 91.95 / 91.15%
+// (mean 91.59%): the same accuracy, on 7,600 digits instead of 8,000 (400 are held out for early stopping).
+// The range test (lr 1e-6 to 1 over 150 steps, smoothed loss): flat at 2.30 up to 1e-4 (crawling), falling
+// fastest near 2e-3 (suggested 2.00e-3; lowest loss at 6.2e-2), blowing up past 0.17 (4.61, sweep stopped).
+// One epoch from scratch at each: lr 1e-6 (too small) val loss 2.3036, test accuracy 11.45% (stuck);
+// lr 2e-3 (suggested) val loss 0.4024, 87.75%; lr 0.3 (too large) val loss 2.3405, 10.10% (overshoots).
 
 import * as kiln from 'kiln';
 import { rmSync } from 'node:fs';

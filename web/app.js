@@ -168,6 +168,13 @@ function seriesOf(chart) {
 
 /** Columns aligned on the union of the runs' steps; a run without a value at a step gets null there. */
 function alignedData(series) {
+  if (series.length && series.every((s) => s.name === series[0].name)) {
+    // One run: its steps are already in order; keep those where any of the series has a value.
+    const d = state.data.get(series[0].name);
+    const keep = [];
+    for (let i = 0; i < d.step.length; i++) if (series.some((s) => d[s.field][i] !== null)) keep.push(i);
+    return [keep.map((i) => d.step[i]), ...series.map((s) => keep.map((i) => d[s.field][i]))];
+  }
   const steps = new Set();
   for (const s of series) {
     const d = state.data.get(s.name);

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Resvg } from '@resvg/resvg-js';
@@ -162,4 +163,27 @@ test('yMax fixes the top of the axis and the lines are clipped to the plot area'
   const labels = [...svg.matchAll(/text-anchor="end"[^>]*>([^<]*)</g)].map((m) => Number(m[1]));
   assert.ok(Math.max(...labels) <= 3.2, `ticks stop near yMax, got ${labels.join(', ')}`);
   assert.match(svg, /<g class="series" clip-path="url\(#plot-area\)"/);
+});
+
+function kiln(args: string[]): Promise<{ code: number | null; out: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+  child.stderr.on('data', (c: Buffer) => { out += c.toString(); });
+  return new Promise((ok) => child.on('exit', (code) => ok({ code, out })));
+}
+
+test('kiln plot RUN --out FILE writes the image; a folder without metrics fails with one sentence', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-plot-cli-'));
+  mkdirSync(join(dir, 'run'));
+  writeFileSync(join(dir, 'run', 'metrics.jsonl'), [1, 2, 3].map((step) => JSON.stringify({ step, loss: 3 - step / 2 })).join('\n') + '\n');
+  const [good, bad] = await Promise.all([
+    kiln(['plot', join(dir, 'run'), '--out', join(dir, 'loss.svg')]),
+    kiln(['plot', join(dir, 'nothing'), '--out', join(dir, 'x.svg')]),
+  ]);
+  assert.equal(good.code, 0, good.out);
+  assert.match(good.out, /wrote .*loss\.svg/);
+  parses(readFileSync(join(dir, 'loss.svg'), 'utf8'));
+  assert.equal(bad.code, 1);
+  assert.match(bad.out, /^kiln: plot: no metrics\.jsonl at .*nothing/m);
 });

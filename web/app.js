@@ -241,35 +241,53 @@ function updateCharts() {
   }
 }
 
+const runItems = new Map(); // name -> { li, box, swatch, meta }: updated in place, so a click is never lost to a redraw
+
+function runItem(name) {
+  let item = runItems.get(name);
+  if (item) return item;
+  const li = el('li', { 'data-run': name });
+  const label = el('label');
+  const box = el('input', { type: 'checkbox' });
+  box.addEventListener('change', () => {
+    select(box.checked ? state.selected.concat(name) : state.selected.filter((n) => n !== name));
+  });
+  const text = el('span');
+  const title = el('span', { class: 'run-name' });
+  const swatch = el('span', { class: 'swatch' });
+  title.append(swatch, document.createTextNode(name));
+  const meta = el('span', { class: 'run-meta' });
+  text.append(title, meta);
+  label.append(box, text);
+  li.append(label);
+  item = { li, box, swatch, meta };
+  runItems.set(name, item);
+  return item;
+}
+
 function renderRuns() {
   const ul = document.getElementById('runs');
   document.getElementById('no-runs').hidden = state.runs.length > 0;
   const now = Date.now();
-  ul.replaceChildren(...state.runs.map((run) => {
-    const li = el('li', { 'data-run': run.name });
-    const label = el('label');
-    const box = el('input', { type: 'checkbox' });
-    box.checked = state.selected.includes(run.name);
-    box.addEventListener('change', () => {
-      const next = box.checked ? state.selected.concat(run.name) : state.selected.filter((n) => n !== run.name);
-      select(next);
-    });
-    const text = el('span');
-    const name = el('span', { class: 'run-name' });
-    if (box.checked) {
-      const sw = el('span', { class: 'swatch' });
-      sw.style.background = colorOf(run.name);
-      name.append(sw);
-    }
-    name.append(document.createTextNode(run.name));
+  const names = new Set(state.runs.map((r) => r.name));
+  for (const [name, item] of runItems) if (!names.has(name)) { item.li.remove(); runItems.delete(name); }
+  state.runs.forEach((run, i) => {
+    const item = runItem(run.name);
+    const on = state.selected.includes(run.name);
+    if (item.box.checked !== on) item.box.checked = on;
+    item.swatch.hidden = !on;
+    if (on) item.swatch.style.background = colorOf(run.name);
     const latest = state.data.get(run.name)?.latest ?? run.latest;
-    const meta = el('span', { class: 'run-meta' }, latest ? `step ${fmt(latest.step, 'int')} · loss ${fmt(latest.loss)}` : 'no metrics yet');
-    if (now - run.mtimeMs < 60_000) meta.append(' ', el('span', { class: 'live-dot', title: 'written in the last minute' }, '● live'));
-    text.append(name, meta);
-    label.append(box, text);
-    li.append(label);
-    return li;
-  }));
+    const text = latest ? `step ${fmt(latest.step, 'int')} · loss ${fmt(latest.loss)}` : 'no metrics yet';
+    const live = now - run.mtimeMs < 60_000;
+    if (item.meta.dataset.text !== text || item.meta.dataset.live !== String(live)) {
+      item.meta.dataset.text = text;
+      item.meta.dataset.live = String(live);
+      item.meta.replaceChildren(document.createTextNode(text));
+      if (live) item.meta.append(' ', el('span', { class: 'live-dot', title: 'written in the last minute' }, '● live'));
+    }
+    if (ul.children[i] !== item.li) ul.insertBefore(item.li, ul.children[i] ?? null);
+  });
 }
 
 function renderPanels() {

@@ -1,6 +1,10 @@
 // Overfitting, caught: a wide MLP trained on a few hundred MNIST digits. Training loss keeps falling while
 // validation loss bottoms out and turns up; early stopping sees the turn, stops, and restores the best weights.
 // Run: npx tsx examples/overfit.ts            (300 training digits, 300 validation digits, MLP 784-1024-1024-10)
+//
+// Measured (native backend): training loss falls 1.90, 0.87, ... 0.0137 (epoch 10), ... 0.0022 (epoch 15) while
+// validation loss bottoms at 0.3306 in epoch 10 (step 100) and turns up (0.3396, 0.3425, 0.3469, ...); with
+// patience 5 the run stops at step 150 and the restored weights give val_loss 0.3306, the best recorded.
 
 import * as kiln from 'kiln';
 import { parseArgs } from 'node:util';

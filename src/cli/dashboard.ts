@@ -27,6 +27,9 @@ export function register(program: Command): void {
         ? await startRunDashboard(runs, { host: opts.host, port })
         : await startDashboard({ runsDir: runs, host: opts.host, port });
       console.log(`kiln dashboard: ${dash.url} (${oneRun ? `run ${runs}` : `runs in ${runs}`}; Ctrl-C to stop)`);
+      if (!/^(127\.|localhost$|::1$)/.test(opts.host)) {
+        console.log(`kiln: listening on ${opts.host}: anyone who can reach this machine can read these runs' metrics, configs and samples`);
+      }
       await new Promise<void>((ok) => {
         const stop = (): void => { process.off('SIGINT', stop); process.off('SIGTERM', stop); ok(); };
         process.on('SIGINT', stop);

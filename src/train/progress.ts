@@ -22,7 +22,7 @@ function fmtTime(s: number): string {
 /** One human line from a metrics record. */
 export function formatLine(r: Record<string, unknown>, totalSteps?: number): string {
   const parts = [`step ${r.step}${totalSteps ? `/${totalSteps}` : ''}`, `epoch ${r.epoch}`];
-  for (const key of ['loss', 'val_loss', 'val_accuracy', 'lr', 'grad_norm', 'samples_per_s', 'tokens_per_s']) {
+  for (const key of ['loss', 'accuracy', 'val_loss', 'val_accuracy', 'lr', 'grad_norm', 'samples_per_s', 'tokens_per_s']) {
     if (r[key] !== undefined && r[key] !== null) parts.push(`${key} ${fmtNum(r[key])}`);
   }
   if (typeof r.elapsed_s === 'number') parts.push(`elapsed ${fmtTime(r.elapsed_s)}`);

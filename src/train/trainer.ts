@@ -108,7 +108,7 @@ export interface TrainerOptions<B = Batch> {
   evalEvery?: number;
   /** Write a metrics line every N steps (default 10). */
   logEvery?: number;
-  /** Extra evaluation metrics: 'accuracy' (argmax of the output against integer targets). */
+  /** 'accuracy': the argmax of the output against integer targets, on training batches (accuracy) and validation (val_accuracy). */
   metrics?: 'accuracy'[];
   earlyStopping?: EarlyStoppingOptions;
   /** Checkpoint settings; needs runDir. false turns checkpoints off. */
@@ -386,7 +386,8 @@ export class Trainer<B = Batch> {
     const removeSignals = (o.handleSignals ?? !!o.runDir) ? this.installSignals() : () => {};
     this.model.train();
     const params = this.optimizer.params();
-    let interval = { loss: 0, count: 0, samples: 0, tokens: 0, t0: performance.now(), gradNorm: 0 };
+    const wantAcc = o.metrics?.includes('accuracy') ?? false;
+    let interval = { loss: 0, count: 0, samples: 0, tokens: 0, t0: performance.now(), correct: 0, total: 0 };
     let stopReason: StopReason = 'completed';
     try {
       while (!this.done()) {
@@ -402,7 +403,7 @@ export class Trainer<B = Batch> {
         while (micro < accum) {
           const batch = this.source.next();
           if (batch === undefined) { epochEnded = true; break; }
-          const { loss } = this.computeLoss(batch);
+          const { loss, output, target } = this.computeLoss(batch);
           const lv = loss.item();
           if (!Number.isFinite(lv)) {
             this.nonFinite(`the loss is ${lv}`);
@@ -411,6 +412,11 @@ export class Trainer<B = Batch> {
           }
           (accum > 1 ? loss.div(accum) : loss).backward();
           lossSum += lv;
+          if (wantAcc && output && target) {
+            const c = countCorrect(output, target);
+            interval.correct += c.correct;
+            interval.total += c.total;
+          }
           samples += this.samplesIn(batch);
           tokens += this.tokensIn(batch);
           micro++;
@@ -437,18 +443,18 @@ export class Trainer<B = Batch> {
             interval.count++;
             interval.samples += samples;
             interval.tokens += tokens;
-            interval.gradNorm = norm;
             const evalNow = !!o.validation && o.evalEvery !== undefined && this.step % o.evalEvery === 0;
             if (this.step % logEvery === 0 || evalNow || this.done()) {
               const secs = (performance.now() - interval.t0) / 1000;
               const rec: MetricsRecord = {
                 step: this.step, epoch: this.epoch, loss: interval.loss / interval.count, lr, grad_norm: norm,
               };
+              if (interval.total > 0) rec.accuracy = interval.correct / interval.total;
               if (o.tokensPerBatch !== undefined) rec.tokens_per_s = secs > 0 ? interval.tokens / secs : null;
               else rec.samples_per_s = secs > 0 ? interval.samples / secs : null;
               if (evalNow) Object.assign(rec, this.runEval());
               this.emit(rec);
-              interval = { loss: 0, count: 0, samples: 0, tokens: 0, t0: performance.now(), gradNorm: 0 };
+              interval = { loss: 0, count: 0, samples: 0, tokens: 0, t0: performance.now(), correct: 0, total: 0 };
             }
             o.onStep?.({ step: this.step, epoch: this.epoch, loss, lr, gradNorm: norm, trainer: this });
             const every = o.checkpoints ? o.checkpoints.every : undefined;

@@ -38,7 +38,7 @@ test('fit learns, writes config.json, metrics.jsonl with the agreed fields, and 
   const train = lines.filter((l) => l.loss !== undefined);
   assert.deepEqual(train.map((l) => l.step), [2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24]);
   for (const l of train) {
-    for (const k of ['step', 'epoch', 'loss', 'lr', 'grad_norm', 'samples_per_s', 'elapsed_s']) assert.ok(k in l, `${k} in ${JSON.stringify(l)}`);
+    for (const k of ['step', 'epoch', 'loss', 'accuracy', 'lr', 'grad_norm', 'samples_per_s', 'elapsed_s']) assert.ok(k in l, `${k} in ${JSON.stringify(l)}`);
   }
   const vals = lines.filter((l) => l.val_loss !== undefined);
   assert.deepEqual(vals.map((l) => l.step), [6, 12, 18, 24]);

@@ -103,9 +103,9 @@ export function* generateTokens(model: LanguageModel, promptIds: readonly number
   const sampler = new Sampler(model.config.vocabSize, options, gen);
   if (options.repetitionPenalty !== undefined && options.repetitionPenalty !== 1) sampler.observe(promptIds);
   if (maxNew === 0) return 'length';
+  const { decoder, release } = acquire(model, options);
   const wasTraining = model.training;
   model.eval?.();
-  const { decoder, release } = acquire(model, options);
   try {
     let logits = decoder.feed(promptIds);
     for (let step = 0; ; step++) {

@@ -4,7 +4,7 @@
 // time from a bounded FIFO queue (503 when full); close() stops accepting and lets in-flight requests finish.
 
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { loadModel, type LoadedModel } from '../io/model-folder.js';
 import { ChatTemplate, type ChatMessage } from './chat-template.js';
 import { streamGenerate, type FinishReason, type GenerateOptions } from './generate.js';
@@ -221,7 +221,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
 
   /** Runs one generation in the queue, as one JSON response or as server-sent events. */
-  const serve = async (req: FastifyRequest, reply: FastifyReply, kind: 'text' | 'chat', promptIds: number[],
+  const serve = async (reply: FastifyReply, kind: 'text' | 'chat', promptIds: number[],
     gen: GenerateOptions, stream: boolean): Promise<unknown> => {
     const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID().replace(/-/g, '')}`;
     const object = kind === 'chat' ? (stream ? 'chat.completion.chunk' : 'chat.completion') : 'text_completion';
@@ -284,7 +284,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       throw err;
     } finally {
       reply.raw.off('close', onClose);
-      void req;
     }
   };
 
@@ -314,7 +313,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       : typeof b.prompt[0] === 'string' ? encode(b.prompt[0] as string, 'prompt') : (b.prompt as number[]).slice();
     // OpenAI's default for completions is 16 tokens.
     const gen = prepare(b, promptIds, Math.min(16, maxTokensLimit), []);
-    return serve(req, reply, 'text', promptIds, gen, b.stream === true);
+    return serve(reply, 'text', promptIds, gen, b.stream === true);
   });
 
   app.post<{ Body: ChatBody }>('/v1/chat/completions', {
@@ -352,7 +351,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const promptIds = encode(prompt, 'messages');
     // Chat replies run until the end of the turn, bounded by the server's limit.
     const gen = prepare(b, promptIds, maxTokensLimit, template.stops);
-    return serve(req, reply, 'chat', promptIds, gen, b.stream === true);
+    return serve(reply, 'chat', promptIds, gen, b.stream === true);
   });
 
   await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 8000 });

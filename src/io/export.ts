@@ -86,7 +86,7 @@ export function exportModel(model: GPT, tokenizer: Tokenizer, outDir: string, op
   if (existsSync(dir)) {
     if (!statSync(dir).isDirectory()) throw new Error(`export: '${outDir}' exists and is not a folder`);
     if (readdirSync(dir).length > 0 && !options.overwrite) {
-      throw new Error(`export: the folder '${outDir}' already exists and is not empty; choose another --out (or overwrite it explicitly)`);
+      throw new Error(`export: the folder '${outDir}' already exists and is not empty; choose another folder (kiln export --overwrite replaces it)`);
     }
   }
   if (tokenizer.vocabSize > model.config.vocabSize) {

@@ -1,5 +1,5 @@
 // Kiln's reference workloads (BENCHMARKS.md), side by side with PyTorch on the same machine in the same run.
-// `npm run bench` prints one table; `npm run bench -- T1` runs only the rows whose id starts with T1.
+// `npm run bench` prints one table; `npm run bench -- T1 T3` runs only those workloads (ids: T1 T2 T3 T3b T4).
 // Each workload is a function returning rows; T2-T4 are added here as the layers above the backend land.
 
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { backendInfo, jsBackend, setBackend } from '../src/backend/index.js';
 import { dumpMnist, runT2 } from './t2-mnist.js';
+import { runGPTSteps, stepFlops, T3, T3B, type GPTShape } from './t3-gpt.js';
 import { runT4 } from './t4-generate.js';
 import { loadNativeBackend } from '../src/backend/native/index.js';
 import type { Backend } from '../src/backend/index.js';
@@ -165,6 +166,7 @@ async function t1(native: Backend | undefined): Promise<Row[]> {
     });
   }
   py.end();
+  if (typeof rows[3].peak === 'number') peakGflops = rows[3].peak;
   // PyTorch's sanity check: over 50 GFLOP/s at 2048. Below that, numpy tells a reference BLAS from a busy machine.
   const largest = rows[3];
   if (typeof largest.torch === 'number' && largest.torch < 50) {
@@ -240,9 +242,65 @@ function t4(native: Backend | undefined): Row[] {
   ];
 }
 
+/** numpy's GEMM rate at 2048, the practical peak for model FLOPs utilisation (from T1 when it ran). */
+let peakGflops: number | undefined;
+
+async function measuredPeak(): Promise<number | undefined> {
+  if (peakGflops !== undefined) return peakGflops;
+  const py = new PyServer();
+  await py.next();
+  const np = await py.request({ op: 'gemm', lib: 'numpy', m: 2048, n: 2048, k: 2048 });
+  py.end();
+  if (Array.isArray(np.rates)) peakGflops = median(np.rates as number[]);
+  return peakGflops;
+}
+
+/** T3 / T3b: GPT training step, ms/step, tokens/s, peak memory and model FLOPs utilisation, vs PyTorch. */
+function gptWorkload(id: string, s: GPTShape) {
+  return async (native: Backend | undefined): Promise<Row[]> => {
+    const label = `GPT step V=${s.V} T=${s.T} L=${s.L} H=${s.H} C=${s.C} B=${s.B}`;
+    const py = new PyServer();
+    const head = await py.next();
+    const tr = head.torch ? await py.request({ op: 'gpt', ...s }) : { error: head.torch_error ?? 'not installed' };
+    py.end();
+    const torchErr = typeof tr.error === 'string' ? tr.error : undefined;
+    const before = backendInfo().name as 'js' | 'native';
+    let k: ReturnType<typeof runGPTSteps> | undefined;
+    if (native) {
+      setBackend('native');
+      k = runGPTSteps(s);
+      setBackend(before);
+    }
+    const flops = stepFlops(s);
+    const tokens = s.B * s.T;
+    const peak = await measuredPeak();
+    const tMs = typeof tr.ms_per_step === 'number' ? tr.ms_per_step : undefined;
+    const fig = (v: number | undefined) => v ?? torchErr ?? 'failed';
+    const mfu = (ms: number | undefined) => (ms && peak ? (flops / (ms / 1000) / 1e9 / peak) * 100 : undefined);
+    notes.push(`${id}: ${k ? `${k.params} parameters, Kiln loss ${k.firstLoss.toFixed(3)} -> ${k.lastLoss.toFixed(3)}` : ''}` +
+      `${typeof tr.params === 'number' ? `; PyTorch ${tr.params} parameters, loss ${Number(tr.first_loss).toFixed(3)} -> ` +
+      `${Number(tr.last_loss).toFixed(3)}` : ''}; ${(flops / 1e9).toFixed(2)} GFLOP/step; MFU over numpy's ` +
+      `${peak ? peak.toFixed(0) : '?'} GFLOP/s at 2048`);
+    const kf = (f: (r: StepResultLike) => number) => (k ? f(k) : 'unavailable');
+    return [
+      { id, workload: label, unit: 'ms/step', kiln: kf((r) => r.msPerStep), js: 'skipped (slow)', torch: fig(tMs), lowerIsBetter: true },
+      { id, workload: 'tokens/s', unit: 'tokens/s', kiln: kf((r) => tokens / (r.msPerStep / 1000)), js: '-',
+        torch: fig(tMs ? tokens / (tMs / 1000) : undefined) },
+      { id, workload: 'peak memory (process max RSS)', unit: 'MB', kiln: kf((r) => r.peakMB), js: '-',
+        torch: fig(typeof tr.peak_mb === 'number' ? tr.peak_mb : undefined), lowerIsBetter: true },
+      { id, workload: 'model FLOPs utilisation', unit: '%', kiln: k ? mfu(k.msPerStep) ?? 'no peak' : 'unavailable', js: '-',
+        torch: fig(mfu(tMs)) },
+    ];
+  };
+}
+
+type StepResultLike = ReturnType<typeof runGPTSteps>;
+
 const WORKLOADS: { id: string; run: (native: Backend | undefined) => Promise<Row[]> }[] = [
   { id: 'T1', run: t1 },
   { id: 'T2', run: t2 },
+  { id: 'T3', run: gptWorkload('T3', T3) },
+  { id: 'T3b', run: gptWorkload('T3b', T3B) },
   { id: 'T4', run: t4 },
 ];
 
@@ -267,7 +325,7 @@ async function main(): Promise<void> {
     ? `${load.info?.isa}, ${load.info?.threads} threads` : `unavailable (${load.error})`}; default backend ${info.name}`);
   const rows: Row[] = [];
   for (const w of WORKLOADS) {
-    if (filters.length > 0 && !filters.some((f) => w.id.startsWith(f) || f.startsWith(w.id))) continue;
+    if (filters.length > 0 && !filters.includes(w.id.toUpperCase())) continue;
     rows.push(...(await w.run(native)));
   }
   const header = ['id', 'workload', 'unit', 'Kiln native', 'Kiln js', 'PyTorch', 'numpy peak', 'native/PyTorch', 'native/peak'];

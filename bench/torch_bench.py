@@ -62,6 +62,74 @@ def gemm_rates(lib, m, n, k, torch):
         return rates(lambda: torch.matmul(ta, tb), flops)
 
 
+def gpt_step(V, T, L, H, C, B, warmup=3, steps=10):
+    """T3: the same GPT-2 style model as bench/t3-gpt.ts (pre-LayerNorm, eps 1e-5, causal attention, tanh-GELU MLP
+    4x wide, biases, tied LM head, no dropout), AdamW lr 3e-4, betas 0.9/0.999, wd 0.1, random tokens."""
+    import math
+    import resource
+    torch, err = load_torch()
+    if torch is None:
+        return {"error": err}
+    nn, F = torch.nn, torch.nn.functional
+    torch.manual_seed(0)
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln_1, self.ln_2 = nn.LayerNorm(C, eps=1e-5), nn.LayerNorm(C, eps=1e-5)
+            self.c_attn, self.c_proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
+            self.c_fc, self.mlp_proj = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
+            self.register_buffer("mask", torch.tril(torch.ones(T, T, dtype=torch.bool)))
+
+        def forward(self, x):
+            b, t, c = x.shape
+            q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
+            q, k, v = (z.view(b, t, H, C // H).transpose(1, 2) for z in (q, k, v))
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(C // H))
+            att = F.softmax(att.masked_fill(~self.mask[:t, :t], float("-inf")), dim=-1)
+            y = (att @ v).transpose(1, 2).contiguous().view(b, t, c)
+            x = x + self.c_proj(y)
+            return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
+
+    class GPT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte, self.wpe = nn.Embedding(V, C), nn.Embedding(T, C)
+            self.h = nn.ModuleList([Block() for _ in range(L)])
+            self.ln_f = nn.LayerNorm(C, eps=1e-5)
+
+        def forward(self, idx, targets):
+            x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+            for blk in self.h:
+                x = blk(x)
+            logits = self.ln_f(x) @ self.wte.weight.t()
+            return F.cross_entropy(logits.view(-1, V), targets.view(-1))
+
+    model = GPT()
+    # GPT-2 initialisation, as Kiln's GPT: N(0, 0.02), residual projections N(0, 0.02 / sqrt(2 L)), zero biases.
+    for name, p in model.named_parameters():
+        if name.endswith("bias") or "ln_" in name:
+            continue
+        std = 0.02 / math.sqrt(2 * L) if name.endswith(("c_proj.weight", "mlp_proj.weight")) else 0.02
+        torch.nn.init.normal_(p, 0.0, std)
+    params = sum(p.numel() for p in model.parameters())
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, betas=(0.9, 0.999), weight_decay=0.1)
+    idx, targets = torch.randint(0, V, (B, T)), torch.randint(0, V, (B, T))
+    times, losses = [], []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = model(idx, targets)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if i >= warmup:
+            times.append((time.perf_counter() - t0) * 1000)
+    times.sort()
+    return {"ms_per_step": times[len(times) // 2], "params": params, "first_loss": losses[0], "last_loss": losses[-1],
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
 def serve():
     """One JSON request per stdin line, one JSON answer per stdout line; bench/run.ts interleaves these requests
     with its own measurements so that load from elsewhere on the machine hits both sides alike."""
@@ -72,7 +140,9 @@ def serve():
     for line in sys.stdin:
         req = json.loads(line)
         try:
-            if req["op"] == "gemm":
+            if req["op"] == "gpt":
+                ans = gpt_step(req["V"], req["T"], req["L"], req["H"], req["C"], req["B"])
+            elif req["op"] == "gemm":
                 if req["lib"] == "torch" and torch is None:
                     ans = {"error": err}
                 else:

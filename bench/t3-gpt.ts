@@ -1,0 +1,42 @@
+// T3/T3b of BENCHMARKS.md: one GPT training step (zero-grad, forward, cross-entropy, backward, AdamW, reading the
+// loss) on random tokens, timed after warm-up. Written against the public API only.
+
+import * as kiln from '../src/index.js';
+
+export interface GPTShape { V: number; T: number; L: number; H: number; C: number; B: number }
+
+export const T3: GPTShape = { V: 4096, T: 128, L: 4, H: 4, C: 256, B: 8 };
+export const T3B: GPTShape = { V: 8192, T: 256, L: 6, H: 6, C: 384, B: 8 };
+
+/** FLOPs per training step as BENCHMARKS.md counts them. */
+export function stepFlops(s: GPTShape): number {
+  return 6 * s.B * s.T * (12 * s.L * s.C * s.C + s.V * s.C) + 12 * s.L * s.B * s.T * s.T * s.C;
+}
+
+export interface StepResult { msPerStep: number; params: number; peakMB: number; firstLoss: number; lastLoss: number }
+
+/** Median ms per step over `steps` steps after `warmup` steps, on the current backend. */
+export function runGPTSteps(s: GPTShape, { warmup = 3, steps = 10 } = {}): StepResult {
+  kiln.manualSeed(0);
+  const model = new kiln.models.GPT({ vocabSize: s.V, context: s.T, layers: s.L, heads: s.H, width: s.C, dropout: 0,
+    bias: true, tiedEmbeddings: true });
+  const params = model.parameters().reduce((n, p) => n + p.size, 0);
+  const opt = new kiln.optim.AdamW(model.parameters(), { lr: 3e-4, betas: [0.9, 0.999], weightDecay: 0.1 });
+  const idx = kiln.randint(0, s.V, [s.B, s.T]);
+  const targets = kiln.randint(0, s.V, [s.B, s.T]);
+  const times: number[] = [];
+  let firstLoss = NaN;
+  let lastLoss = NaN;
+  for (let i = 0; i < warmup + steps; i++) {
+    const t0 = performance.now();
+    opt.zeroGrad();
+    const { loss } = model.forward(idx, targets);
+    loss!.backward();
+    opt.step();
+    lastLoss = loss!.item();
+    if (i === 0) firstLoss = lastLoss;
+    if (i >= warmup) times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return { msPerStep: times[times.length >> 1], params, peakMB: process.resourceUsage().maxRSS / 1024, firstLoss, lastLoss };
+}

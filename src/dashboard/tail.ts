@@ -13,7 +13,7 @@ export interface TailOptions {
   chunkBytes?: number;
   /** Called with the complete lines appended since the last call, parsed; malformed lines are skipped. */
   onRecords(records: MetricRecord[]): void;
-  /** Called when the file shrank (rewritten, e.g. on resume): everything sent so far is void, reading restarts at 0. */
+  /** Called when the file shrank (cut back on resume) or was replaced: everything sent so far is void, reading restarts at 0. */
   onReset?(): void;
   /** Called with the number of lines that were not JSON objects. */
   onMalformed?(count: number): void;
@@ -31,6 +31,7 @@ const NEWLINE = 0x0a;
  */
 export class JsonlTail {
   private offset = 0;
+  private ino = -1;
   private pending: Buffer = Buffer.alloc(0);
   private timer: NodeJS.Timeout | null = null;
   private busy = false;
@@ -76,12 +77,16 @@ export class JsonlTail {
 
   private async readAppended(): Promise<void> {
     let size: number;
+    let ino: number;
     try {
-      size = (await stat(this.file)).size;
+      ({ size, ino } = await stat(this.file));
     } catch {
       return; // not there yet: a run that has not logged its first step
     }
-    if (size < this.offset) {
+    // Shrunk (cut back on resume) or replaced by another file (a rename over it): start again from the top.
+    const replaced = this.ino !== -1 && ino !== this.ino;
+    this.ino = ino;
+    if (size < this.offset || replaced) {
       this.offset = 0;
       this.pending = Buffer.alloc(0);
       this.opts.onReset?.();

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { appendFileSync, mkdirSync, mkdtempSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, renameSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JsonlTail, safeJson, startDashboard, startRunDashboard, type MetricRecord } from '../../src/dashboard/index.js';
@@ -84,6 +84,12 @@ test('the tail reads only appended bytes, waits for a partial line, and restarts
   await tail.poll();
   assert.equal(resets, 1);
   assert.deepEqual(got.at(-1), { step: 1, loss: 9 });
+  // Replaced by a rename, longer than before: noticed by the inode, read from the top.
+  writeFileSync(join(dir, 'new.jsonl'), '{"step":1,"loss":7}\n{"step":2,"loss":6}\n');
+  renameSync(join(dir, 'new.jsonl'), file);
+  await tail.poll();
+  assert.equal(resets, 2);
+  assert.deepEqual(got.slice(-2), [{ step: 1, loss: 7 }, { step: 2, loss: 6 }]);
   tail.stop();
 });
 

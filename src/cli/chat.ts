@@ -1,6 +1,7 @@
 // `kiln chat --model DIR`: an interactive chat in the terminal. Each turn is rendered with the model's chat
 // template (a plain "User:/Assistant:" one for base models) and the reply streams as it is generated.
-// Commands: /reset forgets the conversation, /exit (or end of input) quits. Works with piped stdin too.
+// Commands: /reset forgets the conversation, /exit (or end of input) quits; Ctrl-C stops a reply, or quits at the
+// prompt. Works with piped stdin too.
 
 import type { Command } from 'commander';
 import { createInterface } from 'node:readline';
@@ -26,6 +27,12 @@ export function register(program: Command): void {
       let history = [...start];
       const rl = createInterface({ input: process.stdin, output: interactive ? out : undefined, terminal: interactive });
       const ask = (): void => { if (interactive) rl.prompt(); };
+      // Ctrl-C stops the reply being generated; at the prompt it quits.
+      let replying: AbortController | null = null;
+      rl.on('SIGINT', () => {
+        if (replying) replying.abort();
+        else rl.close();
+      });
       rl.setPrompt('you> ');
       if (!interactive) out.write('you> ');
       ask();
@@ -62,13 +69,16 @@ export function register(program: Command): void {
           if (ids) {
             out.write('assistant> ');
             let reply = '';
-            for await (const c of kiln.infer.streamGenerate(m.model, m.tokenizer, ids, { ...samplingOptions(f), stop: template.stops })) {
+            replying = new AbortController();
+            const signal = replying.signal;
+            for await (const c of kiln.infer.streamGenerate(m.model, m.tokenizer, ids, { ...samplingOptions(f), stop: template.stops, signal })) {
               // The reply's leading blank space (the template ends in "Assistant:") is not shown.
               const text = reply.trim() === '' ? c.text.trimStart() : c.text;
               out.write(text);
               reply += c.text;
             }
-            out.write('\n');
+            replying = null;
+            out.write(signal.aborted ? ' (stopped)\n' : '\n');
             history.push({ role: 'assistant', content: reply.trim() });
           }
         }

@@ -170,8 +170,10 @@ void kiln_attention(const float *q, const float *k, const float *v, int B, int T
     return;
   }
   int n = threads_for(j.tasks, 4.0 * B * NH * Tq * (double)Tk * HS);
+  kiln_lock(); /* the GEMM buffers of every pool thread are in use */
   kiln_parallel(forward_thread, &j, n);
   if (j.failed) { j.failed = 0; forward_thread(&j, 0, 1); }
+  kiln_unlock();
 }
 
 void kiln_attention_backward(const float *dout, const float *q, const float *k, const float *v, const float *out,
@@ -188,6 +190,8 @@ void kiln_attention_backward(const float *dout, const float *q, const float *k, 
                 .B = B, .Tq = Tq, .Tk = Tk, .NH = NH, .HS = HS, .causal = causal, .scale = scale };
   j.tasks = (size_t)B * NH;
   int n = threads_for(j.tasks, 8.0 * B * NH * Tq * (double)Tk * HS);
+  kiln_lock();
   kiln_parallel(backward_thread, &j, n);
   if (j.failed) { j.failed = 0; backward_thread(&j, 0, 1); }
+  kiln_unlock();
 }

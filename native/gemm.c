@@ -430,8 +430,18 @@ static void task_batch(void *p, int tid, int T) {
   for (int b = b0; b < b1; b++) item(g, b, 0, 1, tid, &iter);
 }
 
+static void gemm_locked(int transA, int transB, int batch, int M, int N, int K, float alpha,
+                        const float *A, long strideA, const float *B, long strideB, float beta, float *C, long strideC);
+
 void kiln_gemm(int transA, int transB, int batch, int M, int N, int K, float alpha,
                const float *A, long strideA, const float *B, long strideB, float beta, float *C, long strideC) {
+  kiln_lock();
+  gemm_locked(transA, transB, batch, M, N, K, alpha, A, strideA, B, strideB, beta, C, strideC);
+  kiln_unlock();
+}
+
+static void gemm_locked(int transA, int transB, int batch, int M, int N, int K, float alpha,
+                        const float *A, long strideA, const float *B, long strideB, float beta, float *C, long strideC) {
   if (batch <= 0 || M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.0f) {
     for (int b = 0; b < batch; b++) scale_c(C + (size_t)b * strideC, (size_t)M * N, beta);

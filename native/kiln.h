@@ -20,6 +20,10 @@ int kiln_pool_size(void);
 void kiln_set_threads(int n);       /* 1 .. pool size */
 /* Runs fn(arg, tid, n) on n threads (the caller is tid 0) and returns when all are done. */
 void kiln_parallel(kiln_task_fn fn, void *arg, int n);
+/* A process-wide recursive lock: the pool and the GEMM buffers serve one caller at a time, so JavaScript threads
+ * (worker_threads) calling kernels at once are serialised instead of corrupting each other. */
+void kiln_lock(void);
+void kiln_unlock(void);
 /* Barrier among the n threads of the current kiln_parallel call. */
 void kiln_barrier(int n);
 /* Runs body over [0, count) split in fixed chunks of `chunk` items; chunk c goes to thread c % n. */

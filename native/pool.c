@@ -20,6 +20,7 @@
 #define SPIN_ROUNDS 20000
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t kernel_lock;
 static int pool_size = 1;          /* caller + workers */
 static int active_threads = 1;     /* threads used by kernels, <= pool_size */
 static pthread_mutex_t mtx = PTHREAD_MUTEX_INITIALIZER;
@@ -55,6 +56,11 @@ static void *worker(void *p) {
 }
 
 static void pool_init(void) {
+  pthread_mutexattr_t ma;
+  pthread_mutexattr_init(&ma);
+  pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+  pthread_mutex_init(&kernel_lock, &ma);
+  pthread_mutexattr_destroy(&ma);
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   const char *env = getenv("KILN_THREADS");
   if (env && atoi(env) > 0) n = atoi(env);
@@ -82,10 +88,14 @@ void kiln_set_threads(int n) {
   active_threads = n;
 }
 
+void kiln_lock(void) { pthread_once(&once, pool_init); pthread_mutex_lock(&kernel_lock); }
+void kiln_unlock(void) { pthread_mutex_unlock(&kernel_lock); }
+
 void kiln_parallel(kiln_task_fn fn, void *arg, int n) {
   pthread_once(&once, pool_init);
   if (n > pool_size) n = pool_size;
   if (n <= 1) { fn(arg, 0, 1); return; }
+  pthread_mutex_lock(&kernel_lock);
   job_fn = fn;
   job_arg = arg;
   job_n = n;
@@ -100,6 +110,7 @@ void kiln_parallel(kiln_task_fn fn, void *arg, int n) {
   while (atomic_load_explicit(&pending, memory_order_acquire) != 0) {
     if (++spins < SPIN_ROUNDS) CPU_RELAX(); else sched_yield();
   }
+  pthread_mutex_unlock(&kernel_lock);
 }
 
 void kiln_barrier(int n) {

@@ -87,3 +87,31 @@ test('indexAdd (embedding scatter-add with repeated indices) is bitwise repeatab
     return [dx];
   });
 });
+
+test('kernels called from several JavaScript threads at once give the same results', { skip: !controls }, async () => {
+  const { Worker } = await import('node:worker_threads');
+  const { dirname, join } = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const addon = process.env.KILN_NATIVE_PATH || join(root, 'build', 'Release', 'kiln_native.node');
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const n = require(workerData);
+    const M = 200, K = 300, N = 250;
+    const A = new Float32Array(M * K).map((_, i) => (i % 7) - 2.5), B = new Float32Array(K * N).map((_, i) => (i % 5) - 1.25);
+    const C = new Float32Array(M * N);
+    for (let r = 0; r < 40; r++) n.gemm(false, true, 1, M, N, K, 1, A, 0, B, 0, 0, C, 0);
+    parentPort.postMessage(C);`;
+  const workers = [0, 1, 2].map(() => new Worker(code, { eval: true, workerData: addon }));
+  const results = await Promise.all(workers.map((w) => new Promise<Float32Array>((res, rej) => {
+    w.on('message', res);
+    w.on('error', rej);
+  })));
+  await Promise.all(workers.map((w) => w.terminate()));
+  const [M, K, N] = [200, 300, 250];
+  const A = new Float32Array(M * K).map((_, i) => (i % 7) - 2.5);
+  const B = new Float32Array(K * N).map((_, i) => (i % 5) - 1.25);
+  const C = new Float32Array(M * N);
+  be.gemm(false, true, 1, M, N, K, 1, A, 0, B, 0, 0, C, 0);
+  results.forEach((r, i) => assertBitwiseEqual(r, C, `worker ${i}`));
+});

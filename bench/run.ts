@@ -214,7 +214,7 @@ async function t2(native: Backend | undefined): Promise<Row[]> {
 }
 
 /** T4: greedy generation with the T3 model, new tokens/s with a KV cache (and without, for comparison). */
-function t4(native: Backend | undefined): Row[] {
+async function t4(native: Backend | undefined): Promise<Row[]> {
   const res = spawnSync(PYTHON, [join(here, 't4_generate.py'), '5'], { encoding: 'utf8', timeout: 30 * 60 * 1000 });
   let py: { cached_tokens_per_s?: number; uncached_tokens_per_s?: number } | undefined;
   let pyError = res.error ? `${PYTHON} not runnable` : undefined;

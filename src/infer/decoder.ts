@@ -227,6 +227,8 @@ export class FastGPTDecoder implements Decoder {
     };
     if (![cfg.vocabSize, cfg.context, cfg.heads, cfg.width, cfg.layers].every((v) => Number.isInteger(v) && v > 0)) return null;
     const sd = model.stateDict();
+    // Adapters (LoRA) or any other extra layer change the forward: only a plain GPT-2 takes the fast path.
+    if (Object.keys(sd).some((k) => /lora_|base_layer/.test(k))) return null;
     const prefix = 'transformer.wte.weight' in sd ? 'transformer.' : 'wte.weight' in sd ? '' : null;
     if (prefix === null) return null;
     const C = cfg.width;

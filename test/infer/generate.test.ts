@@ -202,3 +202,15 @@ test('models without biases take the fast path; float64 models the module path; 
   assert.equal(createDecoder(f64).kind, 'module');
   assert.deepEqual(generate(f64, prompt, o), generate(f64, prompt, { ...o, cache: false }));
 });
+
+test('a model with LoRA adapters decodes through its own forward (the adapters count)', async () => {
+  const { applyLoRA } = await import('../../src/nn/lora.js');
+  const tok = charTokenizer();
+  const gpt = tinyGPT(tok.vocabSize, 12);
+  applyLoRA(gpt, { rank: 2, targets: ['c_attn'] });
+  for (const [name, p] of gpt.namedParameters()) if (name.includes('lora_B')) p.storage.fill(0.3);
+  assert.equal(createDecoder(gpt).kind, 'module');
+  const prompt = tok.encode('lazy');
+  const o = { maxNewTokens: 10, eosTokenIds: [] };
+  assert.deepEqual(generate(gpt, prompt, o), generate(gpt, prompt, { ...o, cache: false }));
+});

@@ -5,7 +5,7 @@
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { backendInfo, jsBackend, setBackend } from '../src/backend/index.js';
@@ -323,6 +323,11 @@ async function main(): Promise<void> {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   console.log(`Kiln benchmarks: ${cpu}, ${cpus().length} cores; native: ${native
     ? `${load.info?.isa}, ${load.info?.threads} threads` : `unavailable (${load.error})`}; default backend ${info.name}`);
+  const load0 = loadavg()[0];
+  if (load0 > cpus().length * 0.5) {
+    console.log(`WARNING: the machine is busy (load average ${load0.toFixed(1)} on ${cpus().length} cores): absolute ` +
+      'figures will be low and ratios noisy; rerun when it is idle.');
+  }
   const rows: Row[] = [];
   for (const w of WORKLOADS) {
     if (filters.length > 0 && !filters.includes(w.id.toUpperCase())) continue;
@@ -337,6 +342,7 @@ async function main(): Promise<void> {
   console.log(`|${widths.map((w, i) => (i < 3 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`);
   for (const t of table) console.log(line(t));
   for (const n of notes) console.log(n);
+  console.log(`Load average before/after: ${load0.toFixed(1)} / ${loadavg()[0].toFixed(1)}.`);
   console.log('Figures are medians after warm-up, float32, all threads of the machine; ratios > 1x mean Kiln is faster.');
 }
 

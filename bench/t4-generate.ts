@@ -1,6 +1,6 @@
 // T4 of BENCHMARKS.md on Kiln: greedy generation with the T3 model (V=4096, T=128, L=4, H=4, C=256), prompt 16
 // tokens, 112 new tokens, batch 1; new tokens per second with the KV cache (the lean decoding path) and without
-// it (the model's forward over the whole sequence each step), on the current backend. Public API only.
+// it (the same path running the whole sequence every step), on the current backend. Public API only.
 // Standalone: `node --import tsx bench/t4-generate.ts [repeats]` prints one JSON line.
 
 import * as kiln from '../src/index.js';

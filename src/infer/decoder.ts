@@ -20,8 +20,11 @@ export interface LanguageModel {
 
 /** Appends tokens to a running sequence and returns the logits of its last position. */
 export interface Decoder {
-  /** 'fast', 'module' (the model's forward with its cache) or 'recompute' (no cache). */
-  readonly kind: 'fast' | 'module' | 'recompute';
+  /**
+   * 'fast' (the lean GPT path with its cache), 'module' (the model's forward with its cache), 'fast-recompute'
+   * or 'recompute' (the same without a cache: the whole sequence every step).
+   */
+  readonly kind: 'fast' | 'module' | 'fast-recompute' | 'recompute';
   readonly vocabSize: number;
   /** Longest sequence the model can hold. */
   readonly context: number;
@@ -40,15 +43,18 @@ export type DecoderEngine = 'auto' | 'fast' | 'module' | 'recompute';
 
 /**
  * The best decoder for a model: the lean GPT path when its weights are a float32 GPT-2 state dict, else the
- * model's forward with its KV cache, else recomputation. `cache: false` forces recomputation.
+ * model's forward with its KV cache, else recomputation. `cache: false` recomputes the whole sequence for every
+ * token, on the lean path when it applies ('fast-recompute') or the model's forward ('recompute', also what
+ * engine 'recompute' asks for).
  */
 export function createDecoder(model: LanguageModel, options: { engine?: DecoderEngine; cache?: boolean } = {}): Decoder {
-  const engine = options.cache === false ? 'recompute' : options.engine ?? 'auto';
-  if (engine === 'recompute') return new RecomputeDecoder(model);
+  const engine = options.engine ?? 'auto';
+  if (engine === 'recompute' || (options.cache === false && engine === 'module')) return new RecomputeDecoder(model);
   if (engine === 'module') return new ModuleDecoder(model);
   const fast = FastGPTDecoder.tryCreate(model);
-  if (fast) return fast;
+  if (fast) return options.cache === false ? new FastRecomputeDecoder(fast) : fast;
   if (engine === 'fast') throw new Error('generate: the fast decoder needs a float32 GPT-2 style model (Kiln GPT or Hugging Face names)');
+  if (options.cache === false) return new RecomputeDecoder(model);
   return typeof model.createCache === 'function' ? new ModuleDecoder(model) : new RecomputeDecoder(model);
 }
 
@@ -106,6 +112,33 @@ class RecomputeDecoder implements Decoder {
     const logits = noGrad(() => this.model.forward(x, null, { lastOnly: true }).logits);
     const s = logits.storage as FloatArray;
     return s.subarray(s.length - this.vocabSize);
+  }
+}
+
+/** The lean path without a cache: every step rewinds it and runs the whole sequence again in one pass. */
+class FastRecomputeDecoder implements Decoder {
+  readonly kind = 'fast-recompute';
+  readonly vocabSize: number;
+  readonly context: number;
+  private ids: number[] = [];
+
+  constructor(private readonly inner: FastGPTDecoder) {
+    this.vocabSize = inner.vocabSize;
+    this.context = inner.context;
+  }
+
+  get length(): number { return this.ids.length; }
+
+  reset(): void {
+    this.ids = [];
+    this.inner.reset();
+  }
+
+  feed(ids: readonly number[]): FloatArray {
+    checkRoom(this, ids.length);
+    this.ids.push(...ids);
+    this.inner.rewind();
+    return this.inner.feed(this.ids);
   }
 }
 
@@ -270,6 +303,9 @@ export class FastGPTDecoder implements Decoder {
     }
     mv.loadTransposed(this.headHandle, this.head, this.vocabSize, C);
   }
+
+  /** Empties the sequence without refreshing the weights (for recomputation within one generation). */
+  rewind(): void { this.n = 0; }
 
   private ensureRows(T: number): void {
     if (T <= this.rows) return;

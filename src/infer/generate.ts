@@ -29,7 +29,11 @@ export interface GenerateOptions extends SamplingOptions {
   eosTokenIds?: readonly number[];
   /** The KV cache (default true); false recomputes the whole sequence for every token (for comparison). */
   cache?: boolean;
-  /** Which decoding path: 'auto' (default), 'fast' (the lean GPT path), 'module' (the model's own forward). */
+  /**
+   * Which decoding path: 'auto' (default: the lean GPT path when the model is a float32 GPT-2, else its own
+   * forward), 'fast' (the lean path or an error), 'module' (the model's own forward), 'recompute' (the model's
+   * own forward without a cache).
+   */
   engine?: DecoderEngine;
   /** Needed by `generate` for stop sequences and the default end-of-text id. */
   tokenizer?: Tokenizer;
@@ -74,7 +78,7 @@ function checkOptions(o: GenerateOptions): void {
 const pool = new WeakMap<object, Map<string, Decoder[]>>();
 
 function acquire(model: LanguageModel, o: GenerateOptions): { decoder: Decoder; release: () => void } {
-  const key = `${o.cache === false ? 'recompute' : o.engine ?? 'auto'}`;
+  const key = `${o.cache === false ? 'nocache:' : ''}${o.engine ?? 'auto'}`;
   let byKey = pool.get(model);
   if (!byKey) pool.set(model, (byKey = new Map()));
   const free = byKey.get(key) ?? [];

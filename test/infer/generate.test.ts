@@ -51,9 +51,13 @@ test('greedy output with the cache equals greedy output without it, on every dec
   const fast = generate(gpt, prompt, { ...opts, engine: 'fast' });
   const mod = generate(gpt, prompt, { ...opts, engine: 'module' });
   const none = generate(gpt, prompt, { ...opts, cache: false });
+  const moduleNone = generate(gpt, prompt, { ...opts, engine: 'recompute' });
+  assert.equal(createDecoder(gpt, { cache: false }).kind, 'fast-recompute');
+  assert.equal(createDecoder(gpt, { engine: 'module', cache: false }).kind, 'recompute');
   assert.equal(fast.length, 40);
-  assert.deepEqual(fast, none);
-  assert.deepEqual(mod, none);
+  assert.deepEqual(fast, moduleNone);
+  assert.deepEqual(mod, moduleNone);
+  assert.deepEqual(none, moduleNone);
   assert.ok(new Set(fast).size > 3, 'the model should not just repeat one token');
 });
 
@@ -185,7 +189,7 @@ test('the fast path is chosen for a float32 GPT and sees weights changed after i
   const w = gpt.transformer.h.at(0) as unknown as { mlp: { c_fc: { weight: { storage: Float32Array } } } };
   w.mlp.c_fc.weight.storage.fill(0.5);
   const after = generate(gpt, prompt, { maxNewTokens: 10, eosTokenIds: [] });
-  const ref = generate(gpt, prompt, { maxNewTokens: 10, eosTokenIds: [], cache: false });
+  const ref = generate(gpt, prompt, { maxNewTokens: 10, eosTokenIds: [], engine: 'recompute' });
   assert.deepEqual(after, ref);
   assert.notDeepEqual(after, before);
 });
@@ -197,7 +201,7 @@ test('models without biases take the fast path; float64 models the module path; 
   assert.equal(createDecoder(noBias).kind, 'fast');
   const prompt = tok.encode('over');
   const o = { maxNewTokens: 12, eosTokenIds: [] };
-  assert.deepEqual(generate(noBias, prompt, o), generate(noBias, prompt, { ...o, cache: false }));
+  assert.deepEqual(generate(noBias, prompt, o), generate(noBias, prompt, { ...o, engine: 'recompute' }));
   const f64 = new GPT({ vocabSize: tok.vocabSize, context: 32, layers: 1, heads: 2, width: 16 }, { generator: new Generator(9), dtype: 'float64' });
   assert.equal(createDecoder(f64).kind, 'module');
   assert.deepEqual(generate(f64, prompt, o), generate(f64, prompt, { ...o, cache: false }));

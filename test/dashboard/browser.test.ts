@@ -133,6 +133,10 @@ test('the dashboard follows a training run live: chart points, run list, latest 
   await page.waitForFunction(() => document.querySelectorAll('#latest tbody tr').length === 2);
   await page.waitForFunction(() => /baseline/.test(document.querySelector('#chart-loss .u-legend')?.textContent ?? ''));
   assert.equal(new URL(page.url()).hash, '#runs=live,baseline');
+  // A log loss axis redraws the chart with the same points.
+  await page.locator('#log-y').check();
+  await page.waitForFunction(() => document.querySelectorAll('#chart-loss canvas').length === 1);
+  assert.equal(Number(await page.getAttribute('#chart-loss', 'data-points')), steps);
   await page.screenshot({ path: join(OUT, 'dashboard-overlay.png'), fullPage: true });
   assert.deepEqual(problems, [], 'no console errors and no CSP violations');
   await page.close();

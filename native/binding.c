@@ -42,7 +42,7 @@ static int get_arr(napi_env env, napi_value v, napi_typedarray_type want, int op
 #define INT(i, name) double name##_d; CHECK(napi_get_value_double(env, argv[i], &name##_d)); \
   if (!(name##_d >= 0 && name##_d <= 9007199254740991.0) || name##_d != floor(name##_d)) FAIL("kiln native: %s: %s must be a non-negative integer, got %g", __func__, #name, name##_d); \
   size_t name = (size_t)name##_d
-#define BOOL(i, name) bool name; CHECK(napi_get_value_bool(env, argv[i], &name))
+#define BOOL(i, name) bool name; { napi_value b_; CHECK(napi_coerce_to_bool(env, argv[i], &b_)); CHECK(napi_get_value_bool(env, b_, &name)); }
 #define NEED(a, n) if ((a).len < (size_t)(n)) FAIL("kiln native: %s: %s has %zu elements, needs %zu", __func__, #a, (a).len, (size_t)(n))
 #define F(a) ((float *)(a).data)
 #define I(a) ((int32_t *)(a).data)

@@ -90,7 +90,7 @@ test('the dashboard follows a training run live: chart points, run list, latest 
   // All three start at once: a short finished run beside the live one, the live run, and `kiln dashboard`.
   const baseline = train(join(runs, 'baseline'), 10, 0);
   const go = join(mkdtempSync(join(tmpdir(), 'kiln-go-')), 'go');
-  const training = train(join(runs, 'live'), steps, 100, undefined, go);
+  const training = train(join(runs, 'live'), steps, 60, undefined, go);
   const url = await startCli(runs);
 
   // The page is open, with the live run listed and chosen, before the run's first step; then training starts.

@@ -71,8 +71,8 @@ const OPTIONS: OptionSpec[] = [
   { key: 'width', flag: 'width', kind: 'posint', arg: 'n', help: 'embedding width C (preset: 64 / 128 / 384)' },
   { key: 'dropout', flag: 'dropout', kind: 'num', arg: 'p', help: 'dropout on embeddings and residual branches (preset: 0 / 0 / 0.1)' },
   { key: 'bias', flag: 'bias', kind: 'bool', help: 'biases in projections and LayerNorms (default true; --no-bias turns them off)' },
-  { key: 'batchSize', flag: 'batch-size', kind: 'posint', arg: 'n', help: 'sequences per micro-batch B (preset: 16 / 16 / 8)' },
-  { key: 'maxSteps', flag: 'max-steps', kind: 'posint', arg: 'n', help: 'optimizer steps in all (preset: 600 / 1000 / 2000; with --epochs, whichever ends first)' },
+  { key: 'batchSize', flag: 'batch-size', kind: 'posint', arg: 'n', help: 'sequences per micro-batch B (preset: 32 / 16 / 8)' },
+  { key: 'maxSteps', flag: 'max-steps', kind: 'posint', arg: 'n', help: 'optimizer steps in all (preset: 1000 / 1000 / 2000; with --epochs, whichever ends first)' },
   { key: 'epochs', flag: 'epochs', kind: 'posint', arg: 'n', help: 'passes over the training tokens (one epoch = train tokens / (B * T * grad-accum) steps)' },
   { key: 'lr', flag: 'lr', kind: 'num', arg: 'x', help: 'peak learning rate of AdamW (preset: 3e-3 / 2e-3 / 6e-4)' },
   { key: 'minLr', flag: 'min-lr', kind: 'num', arg: 'x', help: 'the cosine decays to this fraction of --lr (default 0.1)' },
@@ -81,7 +81,7 @@ const OPTIONS: OptionSpec[] = [
   { key: 'beta2', flag: 'beta2', kind: 'num', arg: 'x', help: "AdamW's second-moment decay (default 0.99; beta1 is 0.9)" },
   { key: 'gradAccum', flag: 'grad-accum', kind: 'posint', arg: 'n', help: 'micro-batches per optimizer step (default 1)' },
   { key: 'clip', flag: 'clip', kind: 'num', arg: 'x', help: 'clip the global gradient norm to this (default 1; 0 turns clipping off)' },
-  { key: 'evalEvery', flag: 'eval-every', kind: 'posint', arg: 'n', help: 'evaluate on the held-out split every N steps, with perplexity and samples (preset: 150 / 125 / 250)' },
+  { key: 'evalEvery', flag: 'eval-every', kind: 'posint', arg: 'n', help: 'evaluate on the held-out split every N steps, with perplexity and samples (preset: 200 / 125 / 250)' },
   { key: 'evalBatches', flag: 'eval-batches', kind: 'posint', arg: 'n', help: 'batches of consecutive held-out windows per evaluation (default 10)' },
   { key: 'saveEvery', flag: 'save-every', kind: 'posint', arg: 'n', help: 'write a checkpoint every N steps (default: at each evaluation that improves, and at the end)' },
   { key: 'keepCheckpoints', flag: 'keep-checkpoints', kind: 'posint', arg: 'n', help: 'keep the newest N checkpoints, plus the best (default 3)' },
@@ -100,7 +100,7 @@ const OPTIONS: OptionSpec[] = [
 
 /** Model sizes and training defaults per preset. */
 const PRESETS: Record<PresetName, Partial<PretrainSettings>> = {
-  tiny: { ...modelPart('tiny'), batchSize: 16, maxSteps: 600, lr: 3e-3, warmup: 40, evalEvery: 150 },
+  tiny: { ...modelPart('tiny'), batchSize: 32, maxSteps: 1000, lr: 3e-3, warmup: 40, evalEvery: 200 },
   small: { ...modelPart('small'), batchSize: 16, maxSteps: 1000, lr: 2e-3, warmup: 50, evalEvery: 125 },
   base: { ...modelPart('base'), batchSize: 8, maxSteps: 2000, lr: 6e-4, warmup: 200, evalEvery: 250 },
 };

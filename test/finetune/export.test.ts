@@ -55,7 +55,7 @@ test('Kiln reproduces the logits of the Hugging Face GPT-2 checkpoint written by
   assert.ok(maxDiff(logitsOf(src.model), golden.logits.data) < 1e-4);
 });
 
-test('an exported folder has HF names, reloads frozen with identical logits, and passes the PyTorch check', () => {
+test('an exported folder has HF names and reloads frozen with identical logits', () => {
   const src = loadSourceModel(hfFolderWithTokenizer());
   src.model.eval();
   const before = logitsOf(src.model);
@@ -76,13 +76,21 @@ test('an exported folder has HF names, reloads frozen with identical logits, and
   assert.ok(loaded.model.parameters().every((p) => !p.requiresGrad));
   const { loss } = loaded.model.forward(idx, idx);
   assert.throws(() => loss!.backward(), /does not require grad.*frozen parameters/);
-  // The PyTorch side: tools/golden/check_export.py loads the folder into a PyTorch GPT-2 and compares logits.
-  const torchOk = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
-  if (!torchOk) return;
-  writeFileSync(join(out, 'logits.json'), JSON.stringify({ idx: golden.idx, logits: { shape: golden.logits.shape, data: [...before] } }));
+});
+
+test('the PyTorch check (tools/golden/check_export.py) passes on an exported folder, where /usr/bin/python3 has torch', (t) => {
+  // Importing torch takes seconds, so the suite runs this once (on the native pass of scripts/test.mjs).
+  if (process.env.KILN_BACKEND === 'js') { t.skip('run on the native backend pass only'); return; }
+  const src = loadSourceModel(hfFolderWithTokenizer());
+  src.model.eval();
+  const out = join(tmp(), 'frozen');
+  exportModel(src.model, src.tokenizer, out, { dtype: 'bfloat16' });
+  const logits = logitsOf(loadModel(out).model);
+  writeFileSync(join(out, 'logits.json'), JSON.stringify({ idx: golden.idx, logits: { shape: golden.logits.shape, data: [...logits] } }));
   const py = spawnSync('/usr/bin/python3', ['tools/golden/check_export.py', out], { encoding: 'utf8' });
+  if (py.error || /No module named 'torch'/.test(py.stderr)) { t.skip('/usr/bin/python3 with PyTorch is not installed'); return; }
   assert.equal(py.status, 0, py.stdout + py.stderr);
-  assert.match(py.stdout, /PASS/);
+  assert.match(py.stdout, /^PASS/);
 });
 
 test('float16 and bfloat16 exports store half-width weights and stay close', () => {

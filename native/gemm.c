@@ -450,11 +450,11 @@ static void gemm_locked(int transA, int transB, int batch, int M, int N, int K, 
   gemm_job g = { config(), transA, transB, M, N, K, alpha, beta, A, B, C, strideA, strideB, strideC, batch, 0, { 0, 0 }, { 0, 0 } };
   int T = kiln_threads();
   double flops = 2.0 * M * N * K;
-  if (flops * batch < 4e5) T = 1;
+  if (flops * batch < 2e6) T = 1; /* ~10 us on one core: less than waking a sleeping worker */
   int units = (M + g.cfg.MR - 1) / g.cfg.MR;
   int by_batch = T > 1 && batch >= T && (batch >= 4 * T || flops < 4e6 || batch % T == 0);
   if (T > 1 && !by_batch) {
-    if (flops < 4e5) T = 1;
+    if (flops < 2e6) T = 1;
     else if (units < 4 * T) g.splitN = 1;
   }
   /* buffers sized for this call */

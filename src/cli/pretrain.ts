@@ -33,7 +33,8 @@ export interface PretrainSettings {
   epochs: number | null;
   lr: number;
   minLr: number;
-  warmup: number;
+  /** null: 5% of the steps, at most 200. */
+  warmup: number | null;
   weightDecay: number;
   beta2: number;
   gradAccum: number;
@@ -76,7 +77,7 @@ const OPTIONS: OptionSpec[] = [
   { key: 'epochs', flag: 'epochs', kind: 'posint', arg: 'n', help: 'passes over the training tokens (one epoch = train tokens / (B * T * grad-accum) steps)' },
   { key: 'lr', flag: 'lr', kind: 'num', arg: 'x', help: 'peak learning rate of AdamW (preset: 3e-3 / 2e-3 / 6e-4)' },
   { key: 'minLr', flag: 'min-lr', kind: 'num', arg: 'x', help: 'the cosine decays to this fraction of --lr (default 0.1)' },
-  { key: 'warmup', flag: 'warmup', kind: 'int', arg: 'n', help: 'linear warmup steps before the cosine decay (preset: 40 / 50 / 200)' },
+  { key: 'warmup', flag: 'warmup', kind: 'int', arg: 'n', help: 'linear warmup steps before the cosine decay (default: 5% of the steps, at most 200)' },
   { key: 'weightDecay', flag: 'weight-decay', kind: 'num', arg: 'x', help: 'AdamW weight decay, on matrices only (default 0.1)' },
   { key: 'beta2', flag: 'beta2', kind: 'num', arg: 'x', help: "AdamW's second-moment decay (default 0.99; beta1 is 0.9)" },
   { key: 'gradAccum', flag: 'grad-accum', kind: 'posint', arg: 'n', help: 'micro-batches per optimizer step (default 1)' },
@@ -100,9 +101,9 @@ const OPTIONS: OptionSpec[] = [
 
 /** Model sizes and training defaults per preset. */
 const PRESETS: Record<PresetName, Partial<PretrainSettings>> = {
-  tiny: { ...modelPart('tiny'), batchSize: 32, maxSteps: 1000, lr: 3e-3, warmup: 40, evalEvery: 200 },
-  small: { ...modelPart('small'), batchSize: 16, maxSteps: 1000, lr: 2e-3, warmup: 50, evalEvery: 125 },
-  base: { ...modelPart('base'), batchSize: 8, maxSteps: 2000, lr: 6e-4, warmup: 200, evalEvery: 250 },
+  tiny: { ...modelPart('tiny'), batchSize: 32, maxSteps: 1000, lr: 3e-3, evalEvery: 200 },
+  small: { ...modelPart('small'), batchSize: 16, maxSteps: 1000, lr: 2e-3, evalEvery: 125 },
+  base: { ...modelPart('base'), batchSize: 8, maxSteps: 2000, lr: 6e-4, evalEvery: 250 },
 };
 
 function modelPart(name: PresetName): Partial<PretrainSettings> {
@@ -116,6 +117,7 @@ const DEFAULTS: Partial<PretrainSettings> = {
   preset: 'small',
   tokenizer: null,
   epochs: null,
+  warmup: null,
   minLr: 0.1,
   weightDecay: 0.1,
   beta2: 0.99,
@@ -142,7 +144,7 @@ function camel(flag: string): string { return flag.replace(/-([a-z0-9])/g, (_, c
 /** Parses and checks one value for a setting; `from` names where it came from for the error. */
 function parseValue(spec: OptionSpec, raw: unknown, from: string): unknown {
   const bad = (want: string): never => { throw new Error(`${from} must be ${want}, got ${JSON.stringify(raw)}`); };
-  if (raw === null && (spec.key === 'maxSteps' || spec.key === 'epochs' || spec.key === 'saveEvery' || spec.key === 'data' || spec.key === 'tokenizer' || spec.key === 'out')) return null;
+  if (raw === null && (spec.key === 'maxSteps' || spec.key === 'epochs' || spec.key === 'saveEvery' || spec.key === 'warmup' || spec.key === 'data' || spec.key === 'tokenizer' || spec.key === 'out')) return null;
   switch (spec.kind) {
     case 'int':
     case 'posint': {
@@ -317,7 +319,7 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
   const fromEpochs = s.epochs ? s.epochs * stepsPerEpoch : Infinity;
   const maxSteps = Math.min(s.maxSteps ?? Infinity, fromEpochs);
   if (!Number.isFinite(maxSteps)) throw new Error('give --max-steps or --epochs');
-  const warmup = Math.max(0, Math.min(s.warmup, maxSteps - 1));
+  const warmup = Math.max(0, Math.min(s.warmup ?? Math.min(200, Math.round(maxSteps * 0.05)), maxSteps - 1));
   const optimizer = new kiln.optim.AdamW(gpt.paramGroups(s.weightDecay), { lr: s.lr, betas: [0.9, s.beta2], eps: 1e-8 });
   const schedule = new kiln.optim.Scheduler(optimizer, kiln.optim.cosineWithWarmup({ warmup, total: maxSteps, floor: s.minLr }));
   log(`model: GPT, ${fmtInt(gpt.numParameters())} parameters (${s.layers} layers, ${s.heads} heads, width ${s.width}, context ${T}, vocabulary ${tokenizer.vocabSize})`);
@@ -434,6 +436,7 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
   log(`  kiln finetune --from ${rel(runDir)} --data chats.jsonl --out ${rel(runDir)}-chat`);
   log(`  kiln dashboard ${rel(resolve(runDir, '..'))}`);
   if (result.stopReason === 'interrupted') log(`  kiln pretrain --out ${rel(runDir)} --resume   (continue where it stopped)`);
+  else if (s.epochs) log(`  kiln pretrain --out ${rel(runDir)} --resume --epochs ${s.epochs * 2}   (train longer)`);
   else log(`  kiln pretrain --out ${rel(runDir)} --resume --max-steps ${result.step * 2}   (train longer)`);
   return {
     runDir, steps: result.step, valLoss: lastVal, valPerplexity: valPpl, baselines: { unigram: uni, bigram: bi },

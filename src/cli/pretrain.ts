@@ -370,7 +370,8 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
       let seq = Array.from(ids.storage);
       const cut = eot === undefined ? -1 : seq.indexOf(eot, prompts[i].length);
       if (cut >= 0) seq = seq.slice(0, cut);
-      out.push(tokenizer.decode(seq).replace(/\s+/g, ' ').trim());
+      // One line per sample; control characters an untrained model may emit would garble the terminal.
+      out.push(tokenizer.decode(seq).replace(/\s+/g, ' ').replace(/[\u0000-\u001f\u007f-\u009f]/g, '\uFFFD').trim());
     }
     return out;
   };

@@ -1,5 +1,5 @@
 // T3/T3b of BENCHMARKS.md: one GPT training step (zero-grad, forward, cross-entropy, backward, AdamW, reading the
-// loss) on random tokens, timed after warm-up. Written against the public API only.
+// loss) on fixed pseudo-random tokens (the same as the PyTorch side), timed after warm-up. Written against the public API only.
 
 import * as kiln from '../src/index.js';
 
@@ -13,6 +13,18 @@ export function stepFlops(s: GPTShape): number {
   return 6 * s.B * s.T * (12 * s.L * s.C * s.C + s.V * s.C) + 12 * s.L * s.B * s.T * s.T * s.C;
 }
 
+/** The step's tokens, the same on the PyTorch side (bench/torch_bench.py): a fixed hash, no generator involved. */
+export function tokens(s: GPTShape): { idx: Int32Array; targets: Int32Array } {
+  const n = s.B * s.T;
+  const idx = new Int32Array(n);
+  const targets = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    idx[i] = (i * 7919 + 17) % s.V;
+    targets[i] = (i * 104729 + 13) % s.V;
+  }
+  return { idx, targets };
+}
+
 export interface StepResult { msPerStep: number; params: number; peakMB: number; firstLoss: number; lastLoss: number }
 
 /** Median ms per step over `steps` steps after `warmup` steps, on the current backend. */
@@ -22,8 +34,9 @@ export function runGPTSteps(s: GPTShape, { warmup = 3, steps = 10 } = {}): StepR
     bias: true, tiedEmbeddings: true });
   const params = model.parameters().reduce((n, p) => n + p.size, 0);
   const opt = new kiln.optim.AdamW(model.parameters(), { lr: 3e-4, betas: [0.9, 0.999], weightDecay: 0.1 });
-  const idx = kiln.randint(0, s.V, [s.B, s.T]);
-  const targets = kiln.randint(0, s.V, [s.B, s.T]);
+  const { idx: ids, targets: tgt } = tokens(s);
+  const idx = kiln.tensor(ids, { shape: [s.B, s.T] });
+  const targets = kiln.tensor(tgt, { shape: [s.B, s.T] });
   const times: number[] = [];
   let firstLoss = NaN;
   let lastLoss = NaN;

@@ -65,7 +65,7 @@ const OPTIONS: OptionSpec[] = [
   { key: 'out', flag: 'out', kind: 'str', arg: 'dir', help: 'the run folder for config.json, tokenizer.json, metrics.jsonl, checkpoints/ and model.safetensors (default: runs/<preset>-<date>-<time>)' },
   { key: 'preset', flag: 'preset', kind: 'str', arg: 'name', choices: ['tiny', 'small', 'base'], help: 'model size and training defaults: tiny (~1 minute), small (default, ~5 minutes on 2 cores), base (~11M parameters, for a long run)' },
   { key: 'tokenizer', flag: 'tokenizer', kind: 'str', arg: 'file', help: 'use this tokenizer.json instead of training a byte-level BPE on the data' },
-  { key: 'vocabSize', flag: 'vocab-size', kind: 'posint', arg: 'n', help: 'BPE vocabulary size to train, special tokens included (preset: 512 / 2048 / 4096)' },
+  { key: 'vocabSize', flag: 'vocab-size', kind: 'posint', arg: 'n', help: 'BPE vocabulary size to train, special tokens included (preset: 512 / 1024 / 4096)' },
   { key: 'context', flag: 'context', kind: 'posint', arg: 'n', help: 'context length T: tokens the model sees at once (preset: 64 / 128 / 256)' },
   { key: 'layers', flag: 'layers', kind: 'posint', arg: 'n', help: 'transformer blocks (preset: 2 / 4 / 6)' },
   { key: 'heads', flag: 'heads', kind: 'posint', arg: 'n', help: 'attention heads; width must be a multiple (preset: 2 / 4 / 6)' },

@@ -202,7 +202,7 @@ export class GPT extends Module {
   /** Size presets; vocabSize is a default that the tokenizer usually overrides. */
   static readonly presets: Readonly<Record<'tiny' | 'small' | 'base', Readonly<ResolvedGPTConfig>>> = Object.freeze({
     tiny: Object.freeze({ vocabSize: 512, context: 64, layers: 2, heads: 2, width: 64, dropout: 0, bias: true, tiedEmbeddings: true }),
-    small: Object.freeze({ vocabSize: 2048, context: 128, layers: 4, heads: 4, width: 128, dropout: 0, bias: true, tiedEmbeddings: true }),
+    small: Object.freeze({ vocabSize: 1024, context: 128, layers: 4, heads: 4, width: 128, dropout: 0, bias: true, tiedEmbeddings: true }),
     base: Object.freeze({ vocabSize: 4096, context: 256, layers: 6, heads: 6, width: 384, dropout: 0.1, bias: true, tiedEmbeddings: true }),
   });
 

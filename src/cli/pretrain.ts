@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as kiln from '../index.js';
+import { startRunDashboard, type Dashboard } from '../dashboard/index.js';
 
 type BatchSource<B> = kiln.train.BatchSource<B>;
 type EvalInfo = kiln.train.EvalInfo;
@@ -53,6 +54,8 @@ export interface PretrainSettings {
   prompt: string[];
   cacheDir: string;
   progress: 'auto' | 'bar' | 'lines' | 'none';
+  dashboard: boolean;
+  dashboardPort: number;
   resume: boolean;
 }
 
@@ -96,6 +99,8 @@ const OPTIONS: OptionSpec[] = [
   { key: 'prompt', flag: 'prompt', kind: 'strs', arg: 'text', help: 'a prompt for the samples (repeat the flag for several; default "The", "He said", "It was")' },
   { key: 'cacheDir', flag: 'cache-dir', kind: 'str', arg: 'dir', help: 'where trained tokenizers and token shards are cached (default $XDG_CACHE_HOME/kiln or ~/.cache/kiln)' },
   { key: 'progress', flag: 'progress', kind: 'str', arg: 'mode', choices: ['auto', 'bar', 'lines', 'none'], help: 'progress display: a bar on a terminal, lines otherwise (auto, default), or none' },
+  { key: 'dashboard', flag: 'dashboard', kind: 'bool', help: 'serve the live training dashboard for this run while it trains (http://127.0.0.1:6006)' },
+  { key: 'dashboardPort', flag: 'dashboard-port', kind: 'int', arg: 'n', help: 'port of --dashboard (default 6006; a free one if taken)' },
   { key: 'resume', flag: 'resume', kind: 'bool', help: 'continue the run in --out from its newest checkpoint, exactly where it stopped (settings come from its config.json; flags given now override)' },
 ];
 
@@ -136,6 +141,8 @@ const DEFAULTS: Partial<PretrainSettings> = {
   prompt: ['The', 'He said', 'It was'],
   cacheDir: join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'kiln'),
   progress: 'auto',
+  dashboard: false,
+  dashboardPort: 6006,
   resume: false,
 };
 
@@ -205,6 +212,7 @@ export function resolveSettings(flags: Partial<PretrainSettings>, file: Partial<
   if (s.minLr > 1) throw new Error(`--min-lr is a fraction of --lr and must be at most 1, got ${s.minLr}`);
   if (s.beta2 >= 1) throw new Error(`--beta2 must be below 1, got ${s.beta2}`);
   if (s.valFraction <= 0 || s.valFraction >= 1) throw new Error(`--val-fraction must be above 0 and below 1, got ${s.valFraction}`);
+  if (s.dashboardPort > 65535) throw new Error(`--dashboard-port must be at most 65535, got ${s.dashboardPort}`);
   if (s.resume && !s.out) throw new Error('--resume needs --out: the run folder to continue (e.g. --out runs/small-20260101-120000)');
   if (!s.tokenizer && s.vocabSize < 258) throw new Error(`--vocab-size must be at least 258 (256 bytes, <|endoftext|> and one merge), got ${s.vocabSize}`);
   return s;
@@ -412,8 +420,18 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
     onEval,
   });
   log(`run folder: ${runDir}${s.resume ? ' (resuming)' : ''}`);
+  let dash: Dashboard | null = null;
+  if (s.dashboard) {
+    dash = await startRunDashboard(runDir, { port: s.dashboardPort }).catch(() => startRunDashboard(runDir, { port: 0 }));
+    log(`dashboard: ${dash.url} (open it in a browser; it stops when training ends)`);
+  }
   const tf = performance.now();
-  const result = await trainer.fit({ resume: s.resume });
+  let result: kiln.train.FitResult;
+  try {
+    result = await trainer.fit({ resume: s.resume });
+  } finally {
+    await dash?.close();
+  }
   const trainSecs = (performance.now() - tf) / 1000;
   const stepsRun = result.step - (result.resumedFrom ?? 0);
   const tokPerSec = stepsRun > 0 ? (stepsRun * tokensPerStep) / trainSecs : 0;

@@ -4,8 +4,9 @@
 
 import type { Command } from 'commander';
 import * as kiln from '../index.js';
+import { dashboardOptions, withDashboard, type DashboardFlags } from './with-dashboard.js';
 
-interface Raw {
+interface Raw extends DashboardFlags {
   from?: string; data?: string; out?: string; epochs?: string; maxSteps?: string; lr?: string; batchSize?: string;
   weightDecay?: string; freeze?: string[]; loraRank?: string; loraAlpha?: string; loraDropout?: string; loraTargets?: string;
   skipBadLines?: boolean; heldout?: string; refusalMarker?: string; maxNewTokens?: string; seed?: string; progress?: string;
@@ -55,7 +56,7 @@ export function finetuneOptions(raw: Raw): kiln.finetune.FinetuneOptions {
 }
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('finetune')
     .description('Fine-tune a GPT on chat conversations ({"messages": [...]}) or prompt/completion pairs, JSONL, with the loss on ' +
       "the assistant's tokens only. Adds ChatML tokens (<|im_start|>, <|im_end|>) to the tokenizer and embedding, and writes a run " +
@@ -83,14 +84,15 @@ export function register(program: Command): void {
     .addHelpText('after', '\nExamples:\n' +
       '  kiln finetune --from runs/small --data data/finetune/train.jsonl --heldout data/finetune/heldout.jsonl --out runs/chat --epochs 3\n' +
       '  kiln finetune --from runs/small --data chats.jsonl --out runs/chat-lora --lora-rank 8 --lora-targets c_attn,attn.c_proj\n' +
-      '  kiln finetune --from runs/small --data chats.jsonl --out runs/chat-top --freeze transformer.wte --freeze "transformer.h.{0..1}.*"\n')
-    .action(async (raw: Raw) => {
-      const r = await kiln.finetune.finetune(finetuneOptions(raw));
-      console.log(`fine-tuned ${r.examples} examples in ${r.fit.step} steps (${r.fit.stopReason}); run folder ${r.out}`);
-      if (r.before && r.after) {
-        console.log(`held-out prompts, before: ${kiln.finetune.formatScore(r.before)}`);
-        console.log(`held-out prompts, after:  ${kiln.finetune.formatScore(r.after)}`);
-      }
-      console.log(`export it with: kiln export --from ${r.out} --out <dir>`);
-    });
+      '  kiln finetune --from runs/small --data chats.jsonl --out runs/chat-top --freeze transformer.wte --freeze "transformer.h.{0..1}.*"\n');
+  dashboardOptions(cmd).action(async (raw: Raw) => {
+    const options = finetuneOptions(raw);
+    const r = await withDashboard(raw, options.out, () => kiln.finetune.finetune(options));
+    console.log(`fine-tuned ${r.examples} examples in ${r.fit.step} steps (${r.fit.stopReason}); run folder ${r.out}`);
+    if (r.before && r.after) {
+      console.log(`held-out prompts, before: ${kiln.finetune.formatScore(r.before)}`);
+      console.log(`held-out prompts, after:  ${kiln.finetune.formatScore(r.after)}`);
+    }
+    console.log(`export it with: kiln export --from ${r.out} --out <dir>`);
+  });
 }

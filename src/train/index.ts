@@ -12,3 +12,6 @@ export { Progress, formatLine, type ProgressMode } from './progress.js';
 export {
   listCheckpoints, readCheckpoint, readTrainerState, writeCheckpoint, checkModelMatches, type TrainerState, type CheckpointInfo,
 } from './checkpoint.js';
+export {
+  plotRun, plotLrFind, lineChartSvg, writeChart, type PlotSeries, type LineChartOptions, type LrFindPlotInput,
+} from './plot.js';

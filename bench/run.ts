@@ -12,7 +12,7 @@ import { backendInfo, jsBackend, setBackend } from '../src/backend/index.js';
 import { dumpMnist, runT2 } from './t2-mnist.js';
 import { runGPTSteps, stepFlops, T3, T3B, type GPTShape } from './t3-gpt.js';
 import { runT4 } from './t4-generate.js';
-import { loadNativeBackend } from '../src/backend/native/index.js';
+import { loadNativeBackend, nativeControls } from '../src/backend/native/index.js';
 import type { Backend } from '../src/backend/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -63,6 +63,7 @@ export function medianRate(fn: () => void, work: number, opts: { warmMs?: number
 /** The environment for Python: numpy's OpenBLAS is benchmarked without the safety settings that slow it. */
 function pythonEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
+  if (benchThreads) env.OMP_NUM_THREADS = String(benchThreads);
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
   return env;
@@ -121,6 +122,9 @@ function rand(n: number, seed: number): Float32Array {
 }
 
 const notes: string[] = [];
+
+/** KILN_BENCH_THREADS=N runs every side on N threads (e.g. 1 on a machine where another job holds a core). */
+const benchThreads = Number(process.env.KILN_BENCH_THREADS ?? 0) || 0;
 
 /**
  * T1: GEMM C = A @ B, GFLOP/s. Kiln, numpy and PyTorch are measured in turn, shape by shape, for several rounds,
@@ -319,6 +323,10 @@ async function main(): Promise<void> {
   const filters = process.argv.slice(2).map((s) => s.toUpperCase());
   const load = loadNativeBackend();
   const native = load.backend;
+  if (benchThreads && native) {
+    nativeControls()?.setThreads(benchThreads);
+    if (load.info) load.info.threads = nativeControls()?.info().threads ?? benchThreads;
+  }
   const info = backendInfo();
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   console.log(`Kiln benchmarks: ${cpu}, ${cpus().length} cores; native: ${native
@@ -343,7 +351,7 @@ async function main(): Promise<void> {
   for (const t of table) console.log(line(t));
   for (const n of notes) console.log(n);
   console.log(`Load average before/after: ${load0.toFixed(1)} / ${loadavg()[0].toFixed(1)}.`);
-  console.log('Figures are medians after warm-up, float32, all threads of the machine; ratios > 1x mean Kiln is faster.');
+  console.log(`Figures are medians after warm-up, float32, ${benchThreads ? `${benchThreads} thread(s) on every side (KILN_BENCH_THREADS)` : 'all threads of the machine'}; ratios > 1x mean Kiln is faster.`);
 }
 
 await main();

@@ -37,8 +37,9 @@ def load_torch():
         return None, "not installed"
     except Exception as e:  # installed but broken
         return None, str(e).splitlines()[0]
-    # Importing torch can leave OpenMP (and so OpenBLAS, numpy's too) at one thread on some VMs: use them all.
-    torch.set_num_threads(os.cpu_count() or 1)
+    # Importing torch can leave OpenMP (and so OpenBLAS, numpy's too) at one thread on some VMs: use them all,
+    # or KILN_BENCH_THREADS when bench/run.ts asks for fewer.
+    torch.set_num_threads(int(os.environ.get("KILN_BENCH_THREADS") or 0) or os.cpu_count() or 1)
     return torch, None
 
 

@@ -1,11 +1,10 @@
 // Causal self-attention straight from the fused c_attn output: qkv (B, T, 3C) with columns [q | k | v] in,
 // (B, T, C) out, on the backend's attention kernel. Forward slices q, k and v out once; backward writes dq, dk
 // and dv into one (B, T, 3C) gradient, where three `narrow`s would each allocate a zero-filled (B, T, 3C) buffer
-// and add them up. (Not declared with defineOp: test/models/gpt.test.ts holds it against the composite in
-// float64; registering it needs a case in test/tensor/gradcheck.test.ts first.)
+// and add them up. test/models/gpt.test.ts also holds it against the composite in float64.
 
 import { backend, type FloatArray } from '../backend/index.js';
-import { record } from '../tensor/autograd.js';
+import { defineOp, record } from '../tensor/autograd.js';
 import { fmt } from '../tensor/shape.js';
 import { allocFloat } from '../tensor/storage.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -14,7 +13,7 @@ import { Tensor } from '../tensor/tensor.js';
  * Multi-head causal attention of qkv (B, T, 3C) = [q | k | v] along the last axis, heads interleaved in each
  * C-wide block as GPT-2 lays them out; equals `attention(narrow(qkv,2,0,C), narrow(qkv,2,C,C), narrow(qkv,2,2C,C))`.
  */
-export function qkvAttention(qkv: Tensor, heads: number): Tensor {
+export const qkvAttention = defineOp('qkvAttention', (qkv: Tensor, heads: number): Tensor => {
   if (qkv.dtype === 'int32') throw new Error('qkvAttention: qkv must be a floating-point tensor, got int32');
   if (qkv.ndim !== 3 || qkv.shape[2] % 3 !== 0) throw new Error(`qkvAttention: qkv must be (B, T, 3C), got ${fmt(qkv.shape)}`);
   const [B, T, C3] = qkv.shape;
@@ -45,4 +44,4 @@ export function qkvAttention(qkv: Tensor, heads: number): Tensor {
     be.sliceAssign(dv, B * T, 3, C, 2, 1, d);
     return [new Tensor(d, qkv.shape)];
   });
-}
+});

@@ -63,12 +63,12 @@ test('conv1d and qkvAttention match their composed references, values and gradie
   const gw = kiln.randn([2, 5, 6], { dtype: 'float64', generator: g });
   const fused = kiln.models.qkvAttention(kiln.models.conv1d(x, w, b), 2);
   fused.mul(gw).sum().backward();
-  const got = [fused, x.grad!, w.grad!, b.grad!].map((t) => Array.from(t.storage));
+  const got = [fused, x.grad!, w.grad!, b.grad!].map((t) => Array.from(t.storage as Float64Array));
   x.grad = null; w.grad = null; b.grad = null;
   const qkv = kiln.matmul(x, w).add(b);
   const ref = kiln.attention(qkv.narrow(2, 0, 6), qkv.narrow(2, 6, 6), qkv.narrow(2, 12, 6), { heads: 2, causal: true });
   ref.mul(gw).sum().backward();
-  const want = [ref, x.grad!, w.grad!, b.grad!].map((t) => Array.from(t.storage));
+  const want = [ref, x.grad!, w.grad!, b.grad!].map((t) => Array.from(t.storage as Float64Array));
   got.forEach((arr, i) => arr.forEach((v, j) => assert.ok(Math.abs(v - want[i][j]) < 1e-12, `tensor ${i}[${j}]: ${v} vs ${want[i][j]}`)));
 });
 

@@ -77,6 +77,7 @@ export const cases: Record<string, Case[]> = {
     { fn: (x, w, b) => kiln.models.conv1d(x, w, b), inputs: () => [leaf([2, 3, 4], 67), leaf([4, 5], 68), leaf([5], 69)] },
     { fn: (x, w) => kiln.models.conv1d(x, w), inputs: () => [leaf([3, 4], 70), leaf([4, 2], 71)] },
   ],
+  qkvAttention: [{ fn: (x) => kiln.models.qkvAttention(x, 2), inputs: () => [leaf([2, 5, 12], 80)] }],
   reshape: unary((x) => x.reshape([4, -1])),
   permute: [{ fn: (x) => x.permute([2, 0, 1]), inputs: () => [leaf([2, 3, 4], 39)] }],
   expand: [{ fn: (x) => x.expand([2, 3, 4]), inputs: () => [leaf([3, 1], 40)] }],

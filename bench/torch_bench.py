@@ -108,11 +108,13 @@ def gpt_step(V, T, L, H, C, B, warmup=3, steps=10):
 
     model = GPT()
     # GPT-2 initialisation, as Kiln's GPT: N(0, 0.02), residual projections N(0, 0.02 / sqrt(2 L)), zero biases.
-    for name, p in model.named_parameters():
-        if name.endswith("bias") or "ln_" in name:
-            continue
-        std = 0.02 / math.sqrt(2 * L) if name.endswith(("c_proj.weight", "mlp_proj.weight")) else 0.02
-        torch.nn.init.normal_(p, 0.0, std)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.zero_()
+            elif "ln_" not in name:
+                std = 0.02 / math.sqrt(2 * L) if name.endswith(("c_proj.weight", "mlp_proj.weight")) else 0.02
+                torch.nn.init.normal_(p, 0.0, std)
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, betas=(0.9, 0.999), weight_decay=0.1)
     # the same tokens as bench/t3-gpt.ts

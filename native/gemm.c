@@ -335,7 +335,7 @@ static void gemm_one(gemm_job *g, const float *A, const float *B, float *C, int 
                      int *iter) {
   const gemm_cfg *cf = &g->cfg;
   const int M = g->M, N = g->N, K = g->K, MR = cf->MR, NR = cf->NR;
-  int mb = (M + 4 * T - 1) / (4 * T);
+  int mb = (M + 8 * T - 1) / (8 * T);
   mb = (mb + MR - 1) / MR * MR;
   if (mb > cf->MC) mb = cf->MC;
   int nblocks = (M + mb - 1) / mb;
@@ -455,7 +455,9 @@ static void gemm_locked(int transA, int transB, int batch, int M, int N, int K, 
   int by_batch = T > 1 && batch >= T && (batch >= 4 * T || flops < 4e6 || batch % T == 0);
   if (T > 1 && !by_batch) {
     if (flops < 2e6) T = 1;
-    else if (units < 4 * T) g.splitN = 1;
+    /* Column panels per thread (no barriers; each thread packs the whole A block itself) win up to ~1800 rows, when
+     * the panels are wide enough for that repacking to be cheap, or when M is small; row blocks win beyond. */
+    else if (units < 16 * T || (units < 64 * T && N >= 512)) g.splitN = 1;
   }
   /* buffers sized for this call */
   int kc = K < g.cfg.KC ? K : g.cfg.KC;

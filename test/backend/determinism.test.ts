@@ -42,6 +42,12 @@ test('gemm is bitwise repeatable (all transposes, threaded shapes, batched)', ()
       });
     }
   }
+  const A3 = randF32(r, 700 * 300);
+  repeatable('gemm tall and narrow (row blocks shared by the threads)', () => {
+    const C = new Float32Array(700 * 100);
+    be.gemm(false, true, 1, 700, 100, 300, 1, A3, 0, B, 0, 0, C, 0);
+    return [C];
+  });
   const B2 = randF32(r, 300 * 2000);
   repeatable('gemm small M (column split)', () => {
     const C = new Float32Array(5 * 2000);

@@ -2,6 +2,8 @@
 // output when grad is enabled and an input requires it; backward() walks the graph in reverse topological
 // order (an explicit stack, so deep graphs cannot overflow) and frees it afterwards.
 
+import type { AnyArray } from '../backend/index.js';
+import { recycle } from './storage.js';
 import type { Tensor } from './tensor.js';
 
 /** Returns one gradient per input (null where the input needs none). Runs with grad disabled. */
@@ -96,23 +98,48 @@ export function runBackward(root: Tensor, gradient: Tensor, options: BackwardOpt
       '{ retainGraph: true } to the first call to backpropagate through it twice');
   }
   const grads = new Map<Tensor, Tensor>([[root, gradient]]);
+  // How many pending gradients use each buffer: one that drops to zero, was not given by the caller and was not
+  // handed to a leaf is garbage the moment its node is done, so it goes back to the allocator's pool.
+  const refs = new Map<AnyArray, number>([[gradient.storage, 1]]);
+  const release = (s: AnyArray): void => {
+    const c = (refs.get(s) ?? 0) - 1;
+    if (c > 0) refs.set(s, c);
+    else refs.delete(s);
+  };
+  const hold = (s: AnyArray): void => { refs.set(s, (refs.get(s) ?? 0) + 1); };
+  const done = (candidates: AnyArray[]): void => {
+    for (const s of candidates) if (!refs.has(s) && s !== gradient.storage) recycle(s);
+  };
   noGrad(() => {
     for (const t of order) {
       const g = grads.get(t);
       grads.delete(t);
       if (!g) continue;
+      release(g.storage);
       const node = t.node;
       if (!node) {
-        accumulateLeaf(t, g);
+        const adopted = accumulateLeaf(t, g, !refs.has(g.storage) && g.storage !== gradient.storage);
+        if (!adopted) done([g.storage]);
         continue;
       }
       const inGrads = node.backward(g);
+      const candidates = [g.storage];
       node.inputs.forEach((input, i) => {
         const gi = inGrads[i];
         if (!gi || !input.requiresGrad) return;
         const prev = grads.get(input);
-        grads.set(input, prev ? prev.add(gi) : gi);
+        if (prev) {
+          const sum = prev.add(gi);
+          release(prev.storage);
+          candidates.push(prev.storage, gi.storage);
+          grads.set(input, sum);
+          hold(sum.storage);
+        } else {
+          grads.set(input, gi);
+          hold(gi.storage);
+        }
       });
+      done(candidates);
       if (!options.retainGraph) {
         t.node = null;
         released.add(t);
@@ -121,13 +148,19 @@ export function runBackward(root: Tensor, gradient: Tensor, options: BackwardOpt
   });
 }
 
-function accumulateLeaf(t: Tensor, g: Tensor): void {
+/** Adds g into t.grad; returns true when g's buffer itself became t.grad (owned is true when nothing else holds it). */
+function accumulateLeaf(t: Tensor, g: Tensor, owned: boolean): boolean {
   if (t.grad) {
     const dst = t.grad.storage;
     const src = g.storage;
     for (let i = 0; i < dst.length; i++) dst[i] += src[i];
-  } else {
-    // A fresh copy: g may be shared with another branch of the graph.
-    t.grad = g.clone().detach();
+    return false;
   }
+  if (owned && g.storage.byteOffset === 0 && g.storage.byteLength === g.storage.buffer.byteLength) {
+    t.grad = g.detach();
+    return true;
+  }
+  // A copy: g may be shared with another branch of the graph or be the caller's own gradient.
+  t.grad = g.clone().detach();
+  return false;
 }

@@ -70,3 +70,22 @@ test('no memory growth over thousands of training steps', () => {
   // 3000 retained graphs of a few tensors each would be far beyond 20 MB.
   assert.ok(grown < 20 * 1024 * 1024, `heap grew by ${(grown / 1e6).toFixed(1)} MB over 3000 steps`);
 });
+
+test('recycled gradient buffers never overwrite gradients or the caller\'s tensors', () => {
+  // Large enough (>= 64 KiB) for the allocator's pool; each backward hands dead gradient buffers back to it.
+  const n = 40000;
+  const a = kiln.randn([n], { requiresGrad: true });
+  const b = kiln.randn([n], { requiresGrad: true });
+  const userGrad = kiln.full([n], 3);
+  const out = a.add(b).mul(2).reshape([200, 200]).tanh().reshape([n]);
+  out.backward(userGrad);
+  const ga = a.grad!.data();
+  const gb = b.grad!.data();
+  assert.deepEqual(ga, gb, 'both inputs of add got the same gradient');
+  for (let i = 0; i < 20; i++) kiln.randn([n], { requiresGrad: true }).mul(2).exp().sum().backward();
+  for (let i = 0; i < 20; i++) kiln.zeros([n]).add(1);
+  assert.ok(userGrad.data().every((v) => v === 3), 'the caller\'s gradient is untouched');
+  assert.deepEqual(a.grad!.data(), ga, 'leaf gradients survive later allocations');
+  assert.deepEqual(b.grad!.data(), gb);
+  assert.ok(kiln.zeros([n]).data().every((v) => v === 0), 'reused buffers come back zeroed');
+});

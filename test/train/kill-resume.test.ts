@@ -4,64 +4,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { readMetrics } from '../../src/train/metrics.js';
 import { listCheckpoints } from '../../src/train/checkpoint.js';
-import { CHILD_STEPS, childTrainer } from './fixtures/child-trainer.js';
-
-const child = 'test/train/fixtures/resume-child.ts';
-const STEPS = CHILD_STEPS;
-const tmp = (): string => mkdtempSync(join(tmpdir(), 'kiln-kill-'));
-
-interface Run { code: number | null; signal: string | null; stdout: string; stderr: string }
-
-/** Runs the child; `killWhen` sees the output so far and returns a signal to send, once. */
-function runChild(runDir: string, mode: 'fresh' | 'resume', env: Record<string, string> = {},
-  killWhen?: (stdout: string, stderr: string) => NodeJS.Signals | null): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', child, runDir, mode], {
-      env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    let sent = false;
-    const check = (): void => {
-      if (sent || !killWhen) return;
-      const sig = killWhen(stdout, stderr);
-      if (sig) {
-        sent = true;
-        p.kill(sig);
-      }
-    };
-    p.stdout.on('data', (d) => { stdout += d; check(); });
-    p.stderr.on('data', (d) => { stderr += d; check(); });
-    p.on('error', reject);
-    p.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-}
-
-const losses = (runDir: string): Map<number, number> =>
-  new Map(readMetrics(join(runDir, 'metrics.jsonl')).filter((l) => l.loss !== undefined).map((l) => [l.step as number, l.loss as number]));
-
-let reference: Map<number, number> | null = null;
-async function referenceLosses(): Promise<Map<number, number>> {
-  if (reference) return reference;
-  // The uninterrupted run, in this process (same code and backend as the children).
-  const dir = tmp();
-  await childTrainer(dir, 'fresh').fit();
-  reference = losses(dir);
-  assert.equal(reference.size, STEPS);
-  return reference;
-}
-
-function assertSame(dir: string, ref: Map<number, number>): void {
-  const got = losses(dir);
-  assert.equal(got.size, STEPS, `metrics.jsonl has every step once: ${[...got.keys()].join(',')}`);
-  for (const [step, loss] of ref) assert.ok(Object.is(got.get(step), loss), `step ${step}: ${got.get(step)} vs ${loss}`);
-}
+import { STEPS, assertSame, referenceLosses, runChild, tmp } from './fixtures/child-run.js';
 
 test('kill -9 in the middle of training, then resume: bitwise the same losses', async () => {
   const ref = await referenceLosses();

@@ -42,6 +42,15 @@ function fmt(v, kind) {
   return Number(v.toPrecision(4)).toString();
 }
 
+/** Tick labels with the fewest significant digits (3 at least) that keep neighbours apart: 0.0015, not 0.002. */
+function tickLabels(ticks) {
+  for (let p = 3; ; p++) {
+    const labels = ticks.map((v) => (v == null ? '' : v === 0 ? '0' : String(Number(v.toPrecision(p)))));
+    const shown = labels.filter(Boolean);
+    if (p >= 10 || new Set(shown).size === shown.length) return labels;
+  }
+}
+
 function colorOf(name) {
   const i = state.selected.indexOf(name);
   return COLORS[(i < 0 ? 0 : i) % COLORS.length];
@@ -202,7 +211,7 @@ function makeChart(chart, series, data) {
     width: chartWidth(box),
     height: 240,
     scales: { x: { time: false }, y: chart.log && state.logY ? { distr: 3 } : {} },
-    axes: [{ label: 'step' }, { label: chart.label, size: 60 }],
+    axes: [{ label: 'step' }, { label: chart.label, size: 60, values: (u, ticks) => tickLabels(ticks) }],
     legend: { live: true },
     series: [{ label: 'step' }].concat(series.map((s) => ({
       label: [multi ? s.name : '', s.tag].filter(Boolean).join(' ') || chart.label,

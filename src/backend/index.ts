@@ -41,7 +41,8 @@ function choose(): Backend {
   if (!warned) {
     warned = true;
     process.emitWarning(`kiln: the native backend is unavailable (${native.error}); running on the reference ` +
-      'TypeScript backend, which is much slower. Reinstall with a C compiler present to build it.', 'KilnWarning');
+      'TypeScript backend, which is much slower. Build it with a C compiler present: `node scripts/build-native.mjs` in ' +
+      "Kiln's folder (npm 11 skips dependencies' install scripts unless allowed).", 'KilnWarning');
   }
   return jsBackend;
 }

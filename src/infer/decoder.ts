@@ -82,12 +82,18 @@ class ModuleDecoder implements Decoder {
 
   feed(ids: readonly number[]): FloatArray {
     checkRoom(this, ids.length);
-    const x = new Tensor(Int32Array.from(ids), [1, ids.length]);
-    const logits = noGrad(() => this.model.forward(x, null, { cache: this.cache, lastOnly: true }).logits);
+    const logits = lastLogits(this.model, ids, this.cache);
     this.n += ids.length;
-    const s = logits.storage as FloatArray;
-    return s.subarray(s.length - this.vocabSize);
+    return logits;
   }
+}
+
+/** The model's logits for the last of ids (batch 1), through the cache when one is given. */
+function lastLogits(model: LanguageModel, ids: readonly number[], cache?: unknown): FloatArray {
+  const x = new Tensor(Int32Array.from(ids), [1, ids.length]);
+  const logits = noGrad(() => model.forward(x, null, { cache, lastOnly: true }).logits);
+  const s = logits.storage as FloatArray;
+  return s.subarray(s.length - model.config.vocabSize);
 }
 
 /** No cache: every step runs the whole sequence through the model (what a KV cache saves). */
@@ -108,10 +114,7 @@ class RecomputeDecoder implements Decoder {
   feed(ids: readonly number[]): FloatArray {
     checkRoom(this, ids.length);
     this.ids.push(...ids);
-    const x = new Tensor(Int32Array.from(this.ids), [1, this.ids.length]);
-    const logits = noGrad(() => this.model.forward(x, null, { lastOnly: true }).logits);
-    const s = logits.storage as FloatArray;
-    return s.subarray(s.length - this.vocabSize);
+    return lastLogits(this.model, this.ids);
   }
 }
 

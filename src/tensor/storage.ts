@@ -24,12 +24,6 @@ export function recycle(buf: AnyArray): void {
   pooledBytes += buf.byteLength;
 }
 
-/** Empties the buffer pool (its memory goes back to the garbage collector). */
-export function clearBufferPool(): void {
-  pool.clear();
-  pooledBytes = 0;
-}
-
 /** A zero-filled buffer of n elements, reused from the pool when one fits. */
 export function alloc(dtype: DType, n: number): AnyArray {
   const list = pool.get(poolKey(dtype, n));

@@ -8,10 +8,6 @@ import { alloc } from '../storage.js';
 import { Tensor } from '../tensor.js';
 import { add, div, eq, exp, log, mul, neg, requireFloat, sqrt, sub } from './elementwise.js';
 
-function keptShape(shape: readonly number[], axes: number[]): number[] {
-  return shape.map((d, i) => (axes.includes(i) ? 1 : d));
-}
-
 /** Raw reduction with keepDim semantics: the output keeps reduced axes as size 1. */
 function reduceRaw(op: ReduceOp, x: Tensor, axes: number[]): Tensor {
   let cur = x.storage;
@@ -119,5 +115,3 @@ function argExtreme(x: Tensor, dim: number | undefined, keepDim: boolean, negate
 export function argmax(x: Tensor, dim?: number, keepDim = false): Tensor { return argExtreme(x, dim, keepDim, false); }
 /** Index of the smallest value over dim (or over everything), as int32. */
 export function argmin(x: Tensor, dim?: number, keepDim = false): Tensor { return argExtreme(x, dim, keepDim, true); }
-
-export { keptShape };

@@ -43,10 +43,10 @@ export function runGPTSteps(s: GPTShape, { warmup = 3, steps = 10 } = {}): StepR
   for (let i = 0; i < warmup + steps; i++) {
     const t0 = performance.now();
     opt.zeroGrad();
-    const { loss } = model.forward(idx, targets);
-    loss!.backward();
+    const loss = model.loss(idx, targets); // as the PyTorch side, whose model returns only the loss
+    loss.backward();
     opt.step();
-    lastLoss = loss!.item();
+    lastLoss = loss.item();
     if (i === 0) firstLoss = lastLoss;
     if (i >= warmup) times.push(performance.now() - t0);
   }

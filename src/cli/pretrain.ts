@@ -401,7 +401,7 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
     model: gpt as kiln.Module, // its forward returns { logits, loss }; the loss function below calls it
     optimizer,
     schedule,
-    loss: (_model, batch) => gpt.forward(batch.x, batch.y).loss!,
+    loss: (_model, batch) => gpt.loss(batch.x, batch.y),
     train: new WindowSource(new kiln.data.TokenWindowSampler(shards.train, { batchSize: B, blockSize: T, seed: s.seed }), stepsPerEpoch * s.gradAccum),
     validation: valBatches,
     maxSteps,

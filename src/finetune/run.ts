@@ -63,7 +63,7 @@ export interface FinetuneResult {
   after?: HeldoutScore;
 }
 
-const loss = (model: unknown, b: ChatBatch) => (model as GPT).forward(b.idx, b.targets).loss!;
+const loss = (model: unknown, b: ChatBatch) => (model as GPT).loss(b.idx, b.targets);
 
 /** Runs a fine-tuning job; see FinetuneOptions. */
 export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {

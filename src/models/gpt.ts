@@ -3,7 +3,7 @@
 // state dicts move across unchanged; a KV cache makes generation one small forward per new token.
 
 import { backend, type DType, type FloatArray } from '../backend/index.js';
-import { noGrad } from '../tensor/autograd.js';
+import { activationScope, noGrad } from '../tensor/autograd.js';
 import { zeros } from '../tensor/creation.js';
 import { linear } from '../tensor/ops/matmul.js';
 import { crossEntropy, dropout, embedding } from '../tensor/ops/nn-ops.js';
@@ -256,8 +256,32 @@ export class GPT extends Module {
       if (targets) throw new Error('GPT.forward: targets cannot be combined with a KV cache (the cache is for inference)');
       return noGrad(() => this.run(idx, cache, options.lastOnly ?? false));
     }
+    if (targets !== undefined && targets !== null) this.checkTargets(idx, targets, options);
+    // Every activation but the logits and the loss stays inside: backward hands their memory to the next step.
+    return activationScope(() => this.runWithLoss(idx, targets ?? null, options), (r) => [r.logits, r.loss]);
+  }
+
+  /**
+   * The training objective alone: forward(idx, targets).loss, but the logits stay inside the model too, so
+   * backward() hands their memory (B·T·V floats) to the next step. What a training loop wants.
+   * `model.loss(idx, targets).backward()`
+   */
+  loss(idx: Tensor, targets: Tensor, options: Omit<GPTForwardOptions, 'cache' | 'lastOnly'> = {}): Tensor {
+    this.checkIdx(idx, undefined);
+    this.checkTargets(idx, targets, options);
+    return activationScope(() => this.runWithLoss(idx, targets, options), (r) => [r.loss]).loss as Tensor;
+  }
+
+  private runWithLoss(idx: Tensor, targets: Tensor | null, options: GPTForwardOptions): GPTOutput {
     const out = this.run(idx, undefined, options.lastOnly ?? false);
     if (!targets) return out;
+    const [B, T] = idx.shape;
+    const loss = crossEntropy(out.logits.reshape([B * T, this.config.vocabSize]), targets.reshape([B * T]),
+      { ignoreIndex: options.ignoreIndex ?? -100 });
+    return { logits: out.logits, loss };
+  }
+
+  private checkTargets(idx: Tensor, targets: Tensor, options: GPTForwardOptions): void {
     if (!(targets instanceof Tensor) || targets.dtype !== 'int32') {
       throw new Error(`GPT.forward: targets must be an int32 tensor of token ids, got ${targets instanceof Tensor ? targets.dtype : typeof targets}`);
     }
@@ -275,8 +299,6 @@ export class GPT extends Module {
           `of ${V} tokens (use ${ignoreIndex} to ignore a position)`);
       }
     }
-    const loss = crossEntropy(out.logits.reshape([B * T, V]), targets.reshape([B * T]), { ignoreIndex });
-    return { logits: out.logits, loss };
   }
 
   private run(idx: Tensor, cache: KVCache | undefined, lastOnly: boolean): GPTOutput {

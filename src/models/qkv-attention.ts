@@ -6,7 +6,7 @@
 import { backend, type FloatArray } from '../backend/index.js';
 import { defineOp, record } from '../tensor/autograd.js';
 import { fmt } from '../tensor/shape.js';
-import { allocFloat } from '../tensor/storage.js';
+import { allocFloat, allocFloatUninit, recycle } from '../tensor/storage.js';
 import { Tensor } from '../tensor/tensor.js';
 
 /**
@@ -23,25 +23,26 @@ export const qkvAttention = defineOp('qkvAttention', (qkv: Tensor, heads: number
   const scale = 1 / Math.sqrt(HS);
   const be = backend();
   const src = qkv.storage as FloatArray;
-  const q = allocFloat(qkv.dtype, B * T * C); // (B, T, C)
-  const k = allocFloat(qkv.dtype, B * T * C);
-  const v = allocFloat(qkv.dtype, B * T * C);
+  const q = allocFloatUninit(qkv.dtype, B * T * C); // (B, T, C)
+  const k = allocFloatUninit(qkv.dtype, B * T * C);
+  const v = allocFloatUninit(qkv.dtype, B * T * C);
   // qkv viewed as (B*T, 3, C): part j is rows' slice j.
   be.sliceCopy(src, B * T, 3, C, 0, 1, q);
   be.sliceCopy(src, B * T, 3, C, 1, 1, k);
   be.sliceCopy(src, B * T, 3, C, 2, 1, v);
-  const out = allocFloat(qkv.dtype, B * T * C); // (B, T, C)
+  const out = allocFloatUninit(qkv.dtype, B * T * C); // (B, T, C)
   const lse = allocFloat(qkv.dtype, B * heads * T); // (B, NH, T)
   be.attention(q, k, v, B, T, T, heads, HS, true, scale, out, lse);
   return record('qkvAttention', new Tensor(out, [B, T, C]), [qkv], (g) => {
-    const dq = allocFloat(qkv.dtype, B * T * C);
-    const dk = allocFloat(qkv.dtype, B * T * C);
-    const dv = allocFloat(qkv.dtype, B * T * C);
+    const dq = allocFloatUninit(qkv.dtype, B * T * C);
+    const dk = allocFloatUninit(qkv.dtype, B * T * C);
+    const dv = allocFloatUninit(qkv.dtype, B * T * C);
     be.attentionBackward(g.storage as FloatArray, q, k, v, out, lse, B, T, T, heads, HS, true, scale, dq, dk, dv);
-    const d = allocFloat(qkv.dtype, qkv.size); // (B, T, 3C)
+    const d = allocFloatUninit(qkv.dtype, qkv.size); // (B, T, 3C)
     be.sliceAssign(dq, B * T, 3, C, 0, 1, d);
     be.sliceAssign(dk, B * T, 3, C, 1, 1, d);
     be.sliceAssign(dv, B * T, 3, C, 2, 1, d);
+    for (const buf of [dq, dk, dv]) recycle(buf);
     return [new Tensor(d, qkv.shape)];
-  });
+  }, [q, k, v]);
 });

@@ -2,6 +2,7 @@
 // and a state dict in PyTorch's shape (parameters referred to by their index across groups).
 
 import type { Tensor } from '../tensor/tensor.js';
+import { clearGrad } from '../tensor/autograd.js';
 
 export type ParamGroupOptions = Record<string, unknown> & { lr?: number; weightDecay?: number };
 export interface ParamGroupInput extends ParamGroupOptions { params: Iterable<Tensor> }
@@ -52,8 +53,11 @@ export abstract class Optimizer {
   /** Every parameter across groups, in order. */
   params(): Tensor[] { return this.paramGroups.flatMap((g) => g.params); }
 
-  /** Clears gradients (sets them to null, as PyTorch's default set_to_none). */
-  zeroGrad(): void { for (const p of this.params()) p.grad = null; }
+  /**
+   * Clears gradients: sets them to null, as PyTorch's default set_to_none. The buffers are kept for each
+   * parameter's next gradient (fresh memory is slow), so clone() a gradient you want to keep past this call.
+   */
+  zeroGrad(): void { for (const p of this.params()) clearGrad(p); }
 
   /** One update of every parameter that has a gradient. */
   abstract step(): void;

@@ -2,9 +2,9 @@
 // output when grad is enabled and an input requires it; backward() walks the graph in reverse topological
 // order (an explicit stack, so deep graphs cannot overflow) and frees it afterwards.
 
-import type { AnyArray } from '../backend/index.js';
+import { backend, type AnyArray } from '../backend/index.js';
 import { recycle } from './storage.js';
-import type { Tensor } from './tensor.js';
+import { Tensor } from './tensor.js';
 
 /** Returns one gradient per input (null where the input needs none). Runs with grad disabled. */
 export type BackwardFn = (grad: Tensor) => (Tensor | null)[];
@@ -13,12 +13,24 @@ export interface Node {
   readonly op: string;
   readonly inputs: readonly Tensor[];
   readonly backward: BackwardFn;
+  /** Buffers only the backward closure reads (an op's private copies): recycled when the graph is freed. */
+  readonly saved?: readonly AnyArray[];
 }
 
 let gradEnabled = true;
 const registered = new Set<string>();
 /** Non-leaf tensors whose graph an earlier backward() freed. */
 const released = new WeakSet<Tensor>();
+/** Op outputs that never left the scope that made them (see activationScope): backward may recycle their memory. */
+const internal = new WeakSet<Tensor>();
+/** Buffers that back more than one tensor (reshape views, detach): the tensor that made the buffer first. */
+const sharers = new WeakMap<AnyArray, Tensor[]>();
+/** Gradient buffers backward() made for leaves (not ones a caller assigned to .grad). */
+const engineGrads = new WeakSet<AnyArray>();
+/** A leaf's last gradient buffer, kept by clearGrad for its next gradient. */
+const parkedGrads = new WeakMap<Tensor, AnyArray>();
+/** Op outputs recorded inside each open activationScope, innermost last. */
+const scopes: Tensor[][] = [];
 
 /** Whether ops currently record the graph. */
 export function isGradEnabled(): boolean { return gradEnabled; }
@@ -57,13 +69,59 @@ export function defineOp<F extends (...args: never[]) => Tensor>(name: string, f
 /** Names of every op declared with defineOp. */
 export function registeredOps(): string[] { return [...registered].sort(); }
 
-/** Attaches the backward closure to out when any input requires grad and grad mode is on. Returns out. */
-export function record(op: string, out: Tensor, inputs: readonly Tensor[], backward: BackwardFn): Tensor {
+/**
+ * Attaches the backward closure to out when any input requires grad and grad mode is on. Returns out. `saved`
+ * names buffers the op allocated for its backward alone; nothing else may hold them.
+ */
+export function record(op: string, out: Tensor, inputs: readonly Tensor[], backward: BackwardFn,
+  saved?: readonly AnyArray[]): Tensor {
   if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
     out.requiresGrad = true;
-    out.node = { op, inputs, backward };
+    out.node = { op, inputs, backward, saved };
+    if (scopes.length > 0) scopes[scopes.length - 1].push(out);
   }
   return out;
+}
+
+/**
+ * Records that view now shares base's buffer (reshape, detach). The buffer is recycled as an activation only
+ * when every tensor on it is internal, and only at its first tensor's node: the last one backward visits.
+ */
+export function markShared(base: Tensor, view: Tensor): void {
+  const group = sharers.get(base.storage);
+  if (group) group.push(view);
+  else sharers.set(base.storage, [base, view]);
+}
+
+function isDeadActivation(t: Tensor): boolean {
+  if (!internal.has(t)) return false;
+  const group = sharers.get(t.storage);
+  return !group || (group[0] === t && group.every((s) => internal.has(s)));
+}
+
+/**
+ * Runs a model's forward pass and declares every op output recorded inside it, except those in keep(result),
+ * internal: nothing outside can reach it, so once backward() has run its node (every consumer is done by then)
+ * its buffer goes back to the allocator's pool and the next forward pass reuses it instead of faulting in fresh
+ * memory. Only a model that knows its intermediates never escape (no caches, hooks or stored activations) may
+ * use this. Views (reshape, detach) keep their buffer out of the pool, and retainGraph keeps everything.
+ */
+export function activationScope<T>(fn: () => T, keep: (result: T) => (Tensor | null | undefined)[]): T {
+  const created: Tensor[] = [];
+  scopes.push(created);
+  let result: T;
+  try {
+    result = fn();
+  } finally {
+    scopes.pop();
+  }
+  const kept = new Set(keep(result));
+  const parent = scopes[scopes.length - 1];
+  for (const t of created) {
+    if (!kept.has(t)) internal.add(t);
+    else if (parent) parent.push(t);
+  }
+  return result;
 }
 
 /** Reverse topological order of the graph below root (root first). */
@@ -108,7 +166,11 @@ export function runBackward(root: Tensor, gradient: Tensor, options: BackwardOpt
   };
   const hold = (s: AnyArray): void => { refs.set(s, (refs.get(s) ?? 0) + 1); };
   const done = (candidates: AnyArray[]): void => {
-    for (const s of candidates) if (!refs.has(s) && s !== gradient.storage) recycle(s);
+    for (const s of candidates) {
+      if (refs.has(s) || s === gradient.storage) continue;
+      sharers.delete(s); // the buffer's next tensors start a new group
+      recycle(s);
+    }
   };
   noGrad(() => {
     for (const t of order) {
@@ -139,13 +201,27 @@ export function runBackward(root: Tensor, gradient: Tensor, options: BackwardOpt
           hold(gi.storage);
         }
       });
-      done(candidates);
       if (!options.retainGraph) {
         t.node = null;
         released.add(t);
+        // Every consumer of t ran before t's own node, so an internal activation is garbage now.
+        if (isDeadActivation(t) && !refs.has(t.storage)) candidates.push(t.storage);
+        if (node.saved) candidates.push(...node.saved);
       }
+      done(candidates);
     }
   });
+}
+
+/**
+ * Sets t.grad to null, as PyTorch's zero_grad(set_to_none=True), but keeps a buffer backward() made so t's next
+ * gradient is written into it instead of fresh memory (which costs far more than the copy). A gradient tensor
+ * held past this call therefore ends up holding t's next gradient, as with PyTorch's in-place zero_grad;
+ * clone() one to keep it.
+ */
+export function clearGrad(t: Tensor): void {
+  if (t.grad && engineGrads.has(t.grad.storage)) parkedGrads.set(t, t.grad.storage);
+  t.grad = null;
 }
 
 /** Adds g into t.grad; returns true when g's buffer itself became t.grad (owned is true when nothing else holds it). */
@@ -156,11 +232,17 @@ function accumulateLeaf(t: Tensor, g: Tensor, owned: boolean): boolean {
     for (let i = 0; i < dst.length; i++) dst[i] += src[i];
     return false;
   }
-  if (owned && g.storage.byteOffset === 0 && g.storage.byteLength === g.storage.buffer.byteLength) {
-    t.grad = g.detach();
-    return true;
+  const parked = parkedGrads.get(t);
+  if (parked && parked.length === g.size && parked.constructor === g.storage.constructor) {
+    parkedGrads.delete(t);
+    backend().copy(g.storage, parked);
+    t.grad = new Tensor(parked, t.shape);
+    return false;
   }
-  // A copy: g may be shared with another branch of the graph or be the caller's own gradient.
-  t.grad = g.clone().detach();
-  return false;
+  let grad: Tensor;
+  if (owned && g.storage.byteOffset === 0 && g.storage.byteLength === g.storage.buffer.byteLength) grad = g.detach();
+  else grad = g.clone().detach(); // a copy: g may be shared with another branch or be the caller's own gradient
+  engineGrads.add(grad.storage);
+  t.grad = grad;
+  return grad.storage === g.storage;
 }

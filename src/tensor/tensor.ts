@@ -2,7 +2,7 @@
 // autograd fields. Methods are thin forwards to the op functions in ./ops/, where forward and backward live.
 
 import type { AnyArray, DType, FloatArray } from '../backend/index.js';
-import { type Node, runBackward, type BackwardOptions } from './autograd.js';
+import { type Node, markShared, runBackward, type BackwardOptions } from './autograd.js';
 import { fmt, sizeOf, type Shape } from './shape.js';
 import { dtypeOf, isFloat } from './storage.js';
 import * as ew from './ops/elementwise.js';
@@ -83,7 +83,11 @@ export class Tensor {
   }
 
   /** A tensor sharing this one's storage, cut off from the graph. */
-  detach(): Tensor { return new Tensor(this.storage, this.shape); }
+  detach(): Tensor {
+    const view = new Tensor(this.storage, this.shape);
+    markShared(this, view);
+    return view;
+  }
 
   /** A copy of the values (differentiable). */
   clone(): Tensor { return ew.clone(this); }

@@ -2,7 +2,7 @@
 // cat/stack/split, indexSelect and gather. Tensors stay contiguous; kernels never see strides.
 
 import { backend, type FloatArray } from '../../backend/index.js';
-import { defineOp, record } from '../autograd.js';
+import { defineOp, markShared, record } from '../autograd.js';
 import { around, fmt, inferShape, normAxis, sizeOf } from '../shape.js';
 import { alloc } from '../storage.js';
 import { Tensor } from '../tensor.js';
@@ -11,6 +11,7 @@ import { sumTo } from './elementwise.js';
 export const reshape = defineOp('reshape', (x: Tensor, shape: readonly number[]): Tensor => {
   const target = inferShape(shape, x.size, 'reshape', x.shape);
   const out = new Tensor(x.storage, target);
+  markShared(x, out);
   return record('reshape', out, [x], (g) => [g.reshape(x.shape)]);
 });
 

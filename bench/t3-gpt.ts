@@ -27,8 +27,8 @@ export function tokens(s: GPTShape): { idx: Int32Array; targets: Int32Array } {
 
 export interface StepResult { msPerStep: number; params: number; peakMB: number; firstLoss: number; lastLoss: number }
 
-/** Median ms per step over `steps` steps after `warmup` steps, on the current backend. */
-export function runGPTSteps(s: GPTShape, { warmup = 3, steps = 10 } = {}): StepResult {
+/** Median ms per step over `steps` steps after `warmup` steps, on the current backend; onStep(i) runs before step i. */
+export function runGPTSteps(s: GPTShape, { warmup = 3, steps = 10, onStep = (_i: number) => {} } = {}): StepResult {
   kiln.manualSeed(0);
   const model = new kiln.models.GPT({ vocabSize: s.V, context: s.T, layers: s.L, heads: s.H, width: s.C, dropout: 0,
     bias: true, tiedEmbeddings: true });
@@ -41,6 +41,7 @@ export function runGPTSteps(s: GPTShape, { warmup = 3, steps = 10 } = {}): StepR
   let firstLoss = NaN;
   let lastLoss = NaN;
   for (let i = 0; i < warmup + steps; i++) {
+    onStep(i);
     const t0 = performance.now();
     opt.zeroGrad();
     const loss = model.loss(idx, targets); // as the PyTorch side, whose model returns only the loss

@@ -36,8 +36,12 @@ static inline int visible(const att_job *j, int i) {
 
 static void forward_task(att_job *j, size_t task, int tid, float *scratch) {
   const int HS = j->HS, C = j->NH * HS, Tq = j->Tq, Tk = j->Tk;
-  int qb = (int)(task % (size_t)j->nqb);
   size_t bh = task / (size_t)j->nqb;
+  /* Later query blocks see more keys and cost more; odd heads take their blocks in reverse order so that
+   * threads taking every n-th task get even shares (with two blocks and two threads, one thread would
+   * otherwise get every long block). */
+  int qb = (int)(task % (size_t)j->nqb);
+  if (bh & 1) qb = j->nqb - 1 - qb;
   int h = (int)(bh % (size_t)j->NH), b = (int)(bh / (size_t)j->NH);
   int i0 = qb * QB, i1 = i0 + QB < Tq ? i0 + QB : Tq, bq = i1 - i0;
   int kmax = visible(j, i1 - 1);

@@ -5,7 +5,7 @@ import { backend, type FloatArray } from '../backend/index.js';
 import { defineOp, record } from '../tensor/autograd.js';
 import { zeros } from '../tensor/creation.js';
 import { fmt } from '../tensor/shape.js';
-import { allocFloat } from '../tensor/storage.js';
+import { allocFloatUninit, fillRows } from '../tensor/storage.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { DType } from '../backend/index.js';
 import { normal_ } from '../nn/init.js';
@@ -27,12 +27,11 @@ export const conv1d = defineOp('conv1d', (x: Tensor, weight: Tensor, bias?: Tens
   }
   if (x.dtype !== weight.dtype) throw new Error(`conv1d: dtype mismatch, input ${x.dtype} and weight ${weight.dtype}`);
   const rows = x.size / inF;
-  const out = allocFloat(x.dtype, rows * outF); // (rows, out)
+  const out = allocFloatUninit(x.dtype, rows * outF); // (rows, out), every element written below
   let beta = 0;
   if (bias) {
     // C starts as the broadcast bias and the product accumulates into it (beta = 1).
-    const bs = bias.storage as FloatArray;
-    for (let r = 0; r < rows; r++) out.set(bs, r * outF);
+    fillRows(out, bias.storage as FloatArray, rows);
     beta = 1;
   }
   const xs = x.storage as FloatArray;
@@ -47,37 +46,25 @@ export const conv1d = defineOp('conv1d', (x: Tensor, weight: Tensor, bias?: Tens
     let db: Tensor | null = null;
     if (x.requiresGrad) {
       // dx (rows, in) = g @ W^T; W is stored (in, out) = (N, K): transB.
-      const d = allocFloat(x.dtype, x.size);
+      const d = allocFloatUninit(x.dtype, x.size);
       backend().gemm(false, true, 1, rows, inF, outF, 1, gs, 0, ws, 0, 0, d, 0);
       dx = new Tensor(d, x.shape);
     }
     if (weight.requiresGrad) {
       // dW (in, out) = x^T @ g; x is stored (rows, in) = (K, M): transA.
-      const d = allocFloat(x.dtype, inF * outF);
+      const d = allocFloatUninit(x.dtype, inF * outF);
       backend().gemm(true, false, 1, inF, outF, rows, 1, xs, 0, gs, 0, 0, d, 0);
       dw = new Tensor(d, weight.shape);
     }
     if (bias?.requiresGrad) {
-      // db (1, out) = ones (1, rows) @ g: the column sums, on the backend's GEMM.
-      const d = allocFloat(x.dtype, outF);
-      backend().gemm(false, false, 1, 1, outF, rows, 1, onesOf(x.dtype, rows), 0, gs, 0, 0, d, 0);
+      // db (out) = the column sums of g (rows, out)
+      const d = allocFloatUninit(x.dtype, outF);
+      backend().reduce('sum', gs, 1, rows, outF, d);
       db = new Tensor(d, bias.shape);
     }
     return bias ? [dx, dw, db] : [dx, dw];
   });
 });
-
-/** A cached vector of ones (grown as needed) for column sums by GEMM. */
-const ones: { float32: Float32Array; float64: Float64Array } = { float32: new Float32Array(0), float64: new Float64Array(0) };
-function onesOf(dtype: DType, n: number): FloatArray {
-  const key = dtype === 'float64' ? 'float64' : 'float32';
-  if (key === 'float64') {
-    if (ones.float64.length < n) ones.float64 = new Float64Array(n).fill(1);
-    return ones.float64.subarray(0, n);
-  }
-  if (ones.float32.length < n) ones.float32 = new Float32Array(n).fill(1);
-  return ones.float32.subarray(0, n);
-}
 
 export interface Conv1DOptions { bias?: boolean; dtype?: DType; std?: number }
 

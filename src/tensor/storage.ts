@@ -9,7 +9,7 @@ import type { AnyArray, DType, FloatArray } from '../backend/index.js';
 // buffers are kept; the pool is bounded, and when full it drops the sizes it has held longest.
 const POOL_MIN_BYTES = 64 * 1024;
 const POOL_MAX_BYTES = 1024 * 1024 * 1024;
-export const pool = new Map<string, AnyArray[]>();
+const pool = new Map<string, AnyArray[]>();
 let pooledBytes = 0;
 
 function poolKey(dtype: DType, n: number): string { return `${dtype}:${n}`; }
@@ -75,6 +75,14 @@ function fresh(dtype: DType, n: number): AnyArray {
 
 export function allocFloat(dtype: DType, n: number): FloatArray {
   return alloc(dtype, n) as FloatArray;
+}
+
+/** out (rows, row.length) = row repeated: a bias broadcast, by doubling copies instead of one call per row. */
+export function fillRows(out: FloatArray, row: FloatArray, rows: number): void {
+  const n = row.length * rows;
+  if (n === 0) return;
+  out.set(row, 0);
+  for (let done = row.length; done < n; done *= 2) out.copyWithin(done, 0, Math.min(done, n - done));
 }
 
 /** allocUninit for float dtypes. */

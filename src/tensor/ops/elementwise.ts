@@ -4,7 +4,7 @@
 import { backend, type BinaryOp, type DType, type FloatArray, type UnaryOp } from '../../backend/index.js';
 import { defineOp, record } from '../autograd.js';
 import { broadcastShapes, fmt, padShape, sizeOf, type Shape } from '../shape.js';
-import { alloc, allocFloat, isFloat } from '../storage.js';
+import { alloc, allocFloat, allocFloatUninit, allocUninit, isFloat } from '../storage.js';
 import { Tensor, type TensorLike } from '../tensor.js';
 
 export function requireFloat(x: Tensor, op: string): void {
@@ -41,11 +41,11 @@ export function sumTo(g: Tensor, shape: Shape): Tensor {
 
 function unary(op: UnaryOp, x: Tensor): Tensor {
   requireFloat(x, op);
-  const out = allocFloat(x.dtype, x.size);
+  const out = allocFloatUninit(x.dtype, x.size);
   backend().unary(op, x.storage as FloatArray, out);
   const y = new Tensor(out, x.shape);
   return record(op, y, [x], (g) => {
-    const dx = allocFloat(x.dtype, x.size);
+    const dx = allocFloatUninit(x.dtype, x.size);
     backend().unaryBackward(op, x.storage as FloatArray, out, g.storage as FloatArray, dx);
     return [new Tensor(dx, x.shape)];
   });
@@ -80,7 +80,7 @@ function binaryRaw(op: BinaryOp, a: Tensor, b: Tensor, outDType?: DType): Tensor
     throw new Error(`${op}: dtype mismatch, ${a.dtype} and ${b.dtype} (convert one with .to())`);
   }
   const shape = broadcastShapes(a.shape, b.shape, op);
-  const out = alloc(outDType ?? a.dtype, sizeOf(shape));
+  const out = allocUninit(outDType ?? a.dtype, sizeOf(shape)); // the kernel writes every element
   backend().binary(op, a.storage, padShape(a.shape, shape.length), b.storage, padShape(b.shape, shape.length), out, shape);
   return new Tensor(out, shape);
 }

@@ -4,7 +4,7 @@
 import { backend, type FloatArray } from '../../backend/index.js';
 import { defineOp, record } from '../autograd.js';
 import { broadcastShapes, fmt, sizeOf } from '../shape.js';
-import { allocFloat } from '../storage.js';
+import { allocFloatUninit, fillRows } from '../storage.js';
 import { Tensor } from '../tensor.js';
 import { requireFloat, sumTo } from './elementwise.js';
 
@@ -30,7 +30,7 @@ function gemmBatched(a: Tensor, b: Tensor, transA: boolean, transB: boolean, op:
   const batch = sizeOf(batchShape);
   const A = materialise(a, batchShape);
   const B = materialise(b, batchShape);
-  const out = allocFloat(a.dtype, batch * M * N);
+  const out = allocFloatUninit(a.dtype, batch * M * N); // beta = 0: the GEMM writes every element
   backend().gemm(transA, transB, batch, M, N, K, 1, A.data, A.stride ? M * K : 0, B.data, B.stride ? K * N : 0,
     0, out, M * N);
   return new Tensor(out, [...batchShape, M, N]);
@@ -87,12 +87,11 @@ export const linear = defineOp('linear', (x: Tensor, weight: Tensor, bias?: Tens
   }
   if (x.dtype !== weight.dtype) throw new Error(`linear: dtype mismatch, input ${x.dtype} and weight ${weight.dtype}`);
   const rows = x.size / inF;
-  const out = allocFloat(x.dtype, rows * outF);
+  const out = allocFloatUninit(x.dtype, rows * outF);
   let beta = 0;
   if (bias) {
     // Start C as the broadcast bias, then accumulate the product into it (beta = 1): no extra pass.
-    const bs = bias.storage as FloatArray;
-    for (let r = 0; r < rows; r++) out.set(bs, r * outF);
+    fillRows(out, bias.storage as FloatArray, rows);
     beta = 1;
   }
   backend().gemm(false, true, 1, rows, outF, inF, 1, x.storage as FloatArray, 0, weight.storage as FloatArray, 0, beta, out, 0);
@@ -104,12 +103,12 @@ export const linear = defineOp('linear', (x: Tensor, weight: Tensor, bias?: Tens
     let dw: Tensor | null = null;
     let db: Tensor | null = null;
     if (x.requiresGrad) {
-      const d = allocFloat(x.dtype, x.size);
+      const d = allocFloatUninit(x.dtype, x.size);
       backend().gemm(false, false, 1, rows, inF, outF, 1, gs, 0, weight.storage as FloatArray, 0, 0, d, 0);
       dx = new Tensor(d, x.shape);
     }
     if (weight.requiresGrad) {
-      const d = allocFloat(x.dtype, outF * inF);
+      const d = allocFloatUninit(x.dtype, outF * inF);
       backend().gemm(true, false, 1, outF, inF, rows, 1, gs, 0, x.storage as FloatArray, 0, 0, d, 0);
       dw = new Tensor(d, weight.shape);
     }

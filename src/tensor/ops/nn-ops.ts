@@ -6,7 +6,7 @@ import { backend, type FloatArray } from '../../backend/index.js';
 import { defineOp, record } from '../autograd.js';
 import { defaultGenerator, type Generator } from '../random.js';
 import { fmt, normAxis, sizeOf } from '../shape.js';
-import { allocFloat } from '../storage.js';
+import { allocFloat, allocFloatUninit } from '../storage.js';
 import { Tensor } from '../tensor.js';
 import { requireFloat } from './elementwise.js';
 import { indexSelect, transpose } from './shape-ops.js';
@@ -19,10 +19,10 @@ function softmaxLike(x: Tensor, dim: number, log: boolean): Tensor {
   if (a !== x.ndim - 1) return transpose(softmaxLike(transpose(x, a, -1), -1, log), a, -1);
   const cols = x.shape[a];
   const rows = x.size / Math.max(cols, 1);
-  const out = allocFloat(x.dtype, x.size);
+  const out = allocFloatUninit(x.dtype, x.size);
   backend().softmax(x.storage as FloatArray, rows, cols, log, out);
   return record(name, new Tensor(out, x.shape), [x], (g) => {
-    const dx = allocFloat(x.dtype, x.size);
+    const dx = allocFloatUninit(x.dtype, x.size);
     backend().softmaxBackward(out, g.storage as FloatArray, rows, cols, log, dx);
     return [new Tensor(dx, x.shape)];
   });
@@ -49,7 +49,7 @@ export const layerNorm = defineOp('layerNorm', (x: Tensor, normalizedShape: numb
     if (p && p.dtype !== x.dtype) throw new Error(`layerNorm: ${name} is ${p.dtype} but the input is ${x.dtype}`);
   }
   const rows = C === 0 ? 0 : x.size / C;
-  const out = allocFloat(x.dtype, x.size);
+  const out = allocFloatUninit(x.dtype, x.size);
   const mean = allocFloat(x.dtype, rows);
   const rstd = allocFloat(x.dtype, rows);
   const w = weight ? (weight.storage as FloatArray) : null;
@@ -57,7 +57,7 @@ export const layerNorm = defineOp('layerNorm', (x: Tensor, normalizedShape: numb
   backend().layerNorm(x.storage as FloatArray, w, b, rows, C, eps, out, mean, rstd);
   const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
   return record('layerNorm', new Tensor(out, x.shape), inputs, (g) => {
-    const dx = allocFloat(x.dtype, x.size);
+    const dx = allocFloatUninit(x.dtype, x.size);
     const dw = weight?.requiresGrad ? allocFloat(x.dtype, C) : null;
     const db = bias?.requiresGrad ? allocFloat(x.dtype, C) : null;
     backend().layerNormBackward(g.storage as FloatArray, x.storage as FloatArray, w, mean, rstd, rows, C, dx, dw, db);
@@ -145,7 +145,7 @@ export const crossEntropy = defineOp('crossEntropy', (logits: Tensor, target: Te
     const gs = g.storage as FloatArray;
     if (reduction === 'none') dl.set(gs);
     else dl.fill(reduction === 'sum' ? gs[0] : gs[0] / count);
-    const dx = allocFloat(x.dtype, x.size);
+    const dx = allocFloatUninit(x.dtype, x.size); // every row written (0 for ignored ones)
     backend().crossEntropyBackward(x.storage as FloatArray, tg, lse, dl, N, V, ignoreIndex, labelSmoothing, dx);
     const d = new Tensor(dx, x.shape);
     if (logits.ndim > 2) return [d.permute([0, logits.ndim - 1, ...range(1, logits.ndim - 1)])];
@@ -185,14 +185,14 @@ export const attention = defineOp('attention', (q: Tensor, k: Tensor, v: Tensor,
   const causal = options.causal ?? true;
   if (causal && Tq > Tk) throw new Error(`attention: causal attention needs at least as many keys (${Tk}) as queries (${Tq})`);
   const scale = options.scale ?? 1 / Math.sqrt(HS);
-  const out = allocFloat(q.dtype, q.size);
+  const out = allocFloatUninit(q.dtype, q.size);
   const lse = allocFloat(q.dtype, B * NH * Tq);
   const [qs, ks, vs] = [q.storage, k.storage, v.storage] as FloatArray[];
   backend().attention(qs, ks, vs, B, Tq, Tk, NH, HS, causal, scale, out, lse);
   return record('attention', new Tensor(out, q.shape), [q, k, v], (g) => {
-    const dq = allocFloat(q.dtype, q.size);
-    const dk = allocFloat(q.dtype, k.size);
-    const dv = allocFloat(q.dtype, v.size);
+    const dq = allocFloatUninit(q.dtype, q.size);
+    const dk = allocFloatUninit(q.dtype, k.size);
+    const dv = allocFloatUninit(q.dtype, v.size);
     backend().attentionBackward(g.storage as FloatArray, qs, ks, vs, out, lse, B, Tq, Tk, NH, HS, causal, scale, dq, dk, dv);
     return [new Tensor(dq, q.shape), new Tensor(dk, k.shape), new Tensor(dv, v.shape)];
   });

@@ -15,16 +15,23 @@ typedef struct {
   const float *q, *k, *v, *out_in, *dout, *lse_in;
   float *out, *lse, *dq, *dk, *dv;
   int B, Tq, Tk, NH, HS, causal, nqb;
+  long ld; /* row stride of q, k, v, dq, dk, dv; out and dout are (B, Tq, NH * HS) */
   float scale;
   size_t tasks;
   int failed;
 } att_job;
 
-static void head_gather(float *dst, const float *src, int T, int C, int HS, int h) {
-  for (int t = 0; t < T; t++) memcpy(dst + (size_t)t * HS, src + (size_t)t * C + (size_t)h * HS, HS * sizeof(float));
+/* dst (T, HS) = head h of src, rows of stride ld */
+static void head_gather(float *dst, const float *src, int T, long ld, int HS, int h) {
+  for (int t = 0; t < T; t++) memcpy(dst + (size_t)t * HS, src + (size_t)t * ld + (size_t)h * HS, HS * sizeof(float));
 }
-static void head_scatter(float *dst, const float *src, int T, int C, int HS, int h) {
-  for (int t = 0; t < T; t++) memcpy(dst + (size_t)t * C + (size_t)h * HS, src + (size_t)t * HS, HS * sizeof(float));
+/* head h of dst, rows of stride ld = src (T, HS) */
+static void head_scatter(float *dst, const float *src, int T, long ld, int HS, int h) {
+  for (int t = 0; t < T; t++) memcpy(dst + (size_t)t * ld + (size_t)h * HS, src + (size_t)t * HS, HS * sizeof(float));
+}
+/* the first C of each of `rows` rows of stride ld = 0 */
+static void zero_rows(float *p, size_t rows, size_t C, long ld) {
+  for (size_t r = 0; r < rows; r++) memset(p + r * (size_t)ld, 0, C * sizeof(float));
 }
 
 /* keys visible to query row i */
@@ -55,9 +62,10 @@ static void forward_task(att_job *j, size_t task, int tid, float *scratch) {
     }
     return;
   }
-  head_gather(Qh, j->q + ((size_t)b * Tq + i0) * C, bq, C, HS, h);
-  head_gather(Kh, j->k + (size_t)b * Tk * C, kmax, C, HS, h);
-  head_gather(Vh, j->v + (size_t)b * Tk * C, kmax, C, HS, h);
+  const long ld = j->ld;
+  head_gather(Qh, j->q + ((size_t)b * Tq + i0) * ld, bq, ld, HS, h);
+  head_gather(Kh, j->k + (size_t)b * Tk * ld, kmax, ld, HS, h);
+  head_gather(Vh, j->v + (size_t)b * Tk * ld, kmax, ld, HS, h);
   kiln_gemm_serial(tid, 0, 1, bq, kmax, HS, j->scale, Qh, Kh, 0.0f, S);
   for (int r = 0; r < bq; r++) {
     float *s = S + (size_t)r * kmax;
@@ -81,11 +89,12 @@ static void backward_task(att_job *j, size_t bh, int tid, float *scratch) {
   float *Kh = dQh + (size_t)Tq * HS, *Vh = Kh + (size_t)Tk * HS, *dKh = Vh + (size_t)Tk * HS;
   float *dVh = dKh + (size_t)Tk * HS, *P = dVh + (size_t)Tk * HS, *dP = P + (size_t)QB * Tk;
   const float *lse = j->lse_in + ((size_t)b * j->NH + h) * Tq;
-  head_gather(Qh, j->q + (size_t)b * Tq * C, Tq, C, HS, h);
+  const long ld = j->ld;
+  head_gather(Qh, j->q + (size_t)b * Tq * ld, Tq, ld, HS, h);
   head_gather(dOh, j->dout + (size_t)b * Tq * C, Tq, C, HS, h);
   head_gather(Oh, j->out_in + (size_t)b * Tq * C, Tq, C, HS, h);
-  head_gather(Kh, j->k + (size_t)b * Tk * C, Tk, C, HS, h);
-  head_gather(Vh, j->v + (size_t)b * Tk * C, Tk, C, HS, h);
+  head_gather(Kh, j->k + (size_t)b * Tk * ld, Tk, ld, HS, h);
+  head_gather(Vh, j->v + (size_t)b * Tk * ld, Tk, ld, HS, h);
   memset(dQh, 0, (size_t)Tq * HS * sizeof(float));
   memset(dKh, 0, (size_t)Tk * HS * sizeof(float));
   memset(dVh, 0, (size_t)Tk * HS * sizeof(float));
@@ -115,9 +124,9 @@ static void backward_task(att_job *j, size_t bh, int tid, float *scratch) {
     kiln_gemm_serial(tid, 0, 0, bq, HS, kmax, 1.0f, dP, Kh, 0.0f, dQh + (size_t)i0 * HS);
     kiln_gemm_serial(tid, 1, 0, kmax, HS, bq, 1.0f, dP, Qb, 1.0f, dKh);
   }
-  head_scatter(j->dq + (size_t)b * Tq * C, dQh, Tq, C, HS, h);
-  head_scatter(j->dk + (size_t)b * Tk * C, dKh, Tk, C, HS, h);
-  head_scatter(j->dv + (size_t)b * Tk * C, dVh, Tk, C, HS, h);
+  head_scatter(j->dq + (size_t)b * Tq * ld, dQh, Tq, ld, HS, h);
+  head_scatter(j->dk + (size_t)b * Tk * ld, dKh, Tk, ld, HS, h);
+  head_scatter(j->dv + (size_t)b * Tk * ld, dVh, Tk, ld, HS, h);
 }
 
 static size_t forward_scratch(const att_job *j) {
@@ -151,10 +160,10 @@ static int threads_for(size_t tasks, double flops) {
 }
 
 void kiln_attention(const float *q, const float *k, const float *v, int B, int Tq, int Tk, int NH, int HS,
-                    int causal, float scale, float *out, float *lse) {
+                    int causal, float scale, float *out, float *lse, long ld) {
   if (B <= 0 || Tq <= 0 || NH <= 0) return;
   att_job j = { .q = q, .k = k, .v = v, .out = out, .lse = lse, .B = B, .Tq = Tq, .Tk = Tk, .NH = NH, .HS = HS,
-                .causal = causal, .scale = scale };
+                .causal = causal, .scale = scale, .ld = ld };
   if (Tk <= 0 || HS <= 0) {
     /* no keys: every row is empty (lse -inf); no head size: out is empty but lse is still the log-sum-exp */
     if (HS > 0) memset(out, 0, (size_t)B * Tq * NH * HS * sizeof(float));
@@ -182,16 +191,16 @@ void kiln_attention(const float *q, const float *k, const float *v, int B, int T
 
 void kiln_attention_backward(const float *dout, const float *q, const float *k, const float *v, const float *out,
                              const float *lse, int B, int Tq, int Tk, int NH, int HS, int causal, float scale,
-                             float *dq, float *dk, float *dv) {
+                             float *dq, float *dk, float *dv, long ld) {
   size_t C = (size_t)NH * (HS > 0 ? HS : 0);
   if (B <= 0 || NH <= 0 || HS <= 0) return;
   if (Tq <= 0 || Tk <= 0) {
-    if (Tq > 0) memset(dq, 0, (size_t)B * Tq * C * sizeof(float));
-    if (Tk > 0) { memset(dk, 0, (size_t)B * Tk * C * sizeof(float)); memset(dv, 0, (size_t)B * Tk * C * sizeof(float)); }
+    if (Tq > 0) zero_rows(dq, (size_t)B * Tq, C, ld);
+    if (Tk > 0) { zero_rows(dk, (size_t)B * Tk, C, ld); zero_rows(dv, (size_t)B * Tk, C, ld); }
     return;
   }
   att_job j = { .dout = dout, .q = q, .k = k, .v = v, .out_in = out, .lse_in = lse, .dq = dq, .dk = dk, .dv = dv,
-                .B = B, .Tq = Tq, .Tk = Tk, .NH = NH, .HS = HS, .causal = causal, .scale = scale };
+                .B = B, .Tq = Tq, .Tk = Tk, .NH = NH, .HS = HS, .causal = causal, .scale = scale, .ld = ld };
   j.tasks = (size_t)B * NH;
   int n = threads_for(j.tasks, 8.0 * B * NH * Tq * (double)Tk * HS);
   kiln_lock();

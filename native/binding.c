@@ -8,7 +8,7 @@
 #include <string.h>
 #include "kiln.h"
 
-#define MAX_ARGS 16
+#define MAX_ARGS 20
 #define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, "kiln native: internal N-API error"); return NULL; } } while (0)
 #define FAIL(...) do { char msg_[256]; snprintf(msg_, sizeof msg_, __VA_ARGS__); napi_throw_range_error(env, NULL, msg_); return NULL; } while (0)
 #define ARGS(n) \
@@ -310,25 +310,32 @@ static napi_value slice_assign(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+/* rows of a (rows, C) tensor stored with row stride ld need (rows - 1) * ld + C elements */
+static size_t strided(size_t rows, size_t C, size_t ld) { return rows == 0 || C == 0 ? 0 : (rows - 1) * ld + C; }
+
 static napi_value attention(napi_env env, napi_callback_info info) {
-  ARGS(12); F32(0, q); F32(1, k); F32(2, v); INT(3, B); INT(4, Tq); INT(5, Tk); INT(6, NH); INT(7, HS);
-  BOOL(8, causal); NUM(9, scale); F32(10, out); F32(11, lse);
-  if (B > 0x7fffffff || Tq > 0x7fffffff || Tk > 0x7fffffff || NH > 0x7fffffff || HS > 0x7fffffff) FAIL("kiln native: attention: dimension too large");
-  NEED(q, B * Tq * NH * HS); NEED(k, B * Tk * NH * HS); NEED(v, B * Tk * NH * HS); NEED(out, B * Tq * NH * HS);
-  NEED(lse, B * NH * Tq);
-  kiln_attention(F(q), F(k), F(v), (int)B, (int)Tq, (int)Tk, (int)NH, (int)HS, causal, (float)scale, F(out), F(lse));
+  ARGS(13); F32(0, q); F32(1, k); F32(2, v); INT(3, B); INT(4, Tq); INT(5, Tk); INT(6, NH); INT(7, HS);
+  BOOL(8, causal); NUM(9, scale); F32(10, out); F32(11, lse); INT(12, ld);
+  if (B > 0x7fffffff || Tq > 0x7fffffff || Tk > 0x7fffffff || NH > 0x7fffffff || HS > 0x7fffffff || ld > 0x7fffffff) FAIL("kiln native: attention: dimension too large");
+  if (ld < NH * HS) FAIL("kiln native: attention: row stride %zu is less than NH * HS = %zu", ld, NH * HS);
+  NEED(q, strided(B * Tq, NH * HS, ld)); NEED(k, strided(B * Tk, NH * HS, ld)); NEED(v, strided(B * Tk, NH * HS, ld));
+  NEED(out, B * Tq * NH * HS); NEED(lse, B * NH * Tq);
+  kiln_attention(F(q), F(k), F(v), (int)B, (int)Tq, (int)Tk, (int)NH, (int)HS, causal, (float)scale, F(out), F(lse),
+                 (long)ld);
   return undef(env);
 }
 
 static napi_value attention_backward(napi_env env, napi_callback_info info) {
-  ARGS(16); F32(0, dout); F32(1, q); F32(2, k); F32(3, v); F32(4, out); F32(5, lse); INT(6, B); INT(7, Tq);
+  ARGS(17); F32(0, dout); F32(1, q); F32(2, k); F32(3, v); F32(4, out); F32(5, lse); INT(6, B); INT(7, Tq);
   INT(8, Tk); INT(9, NH); INT(10, HS); BOOL(11, causal); NUM(12, scale); F32(13, dq); F32(14, dk); F32(15, dv);
-  if (B > 0x7fffffff || Tq > 0x7fffffff || Tk > 0x7fffffff || NH > 0x7fffffff || HS > 0x7fffffff) FAIL("kiln native: attentionBackward: dimension too large");
-  size_t nq = B * Tq * NH * HS, nk = B * Tk * NH * HS;
-  NEED(dout, nq); NEED(q, nq); NEED(out, nq); NEED(dq, nq); NEED(k, nk); NEED(v, nk); NEED(dk, nk); NEED(dv, nk);
+  INT(16, ld);
+  if (B > 0x7fffffff || Tq > 0x7fffffff || Tk > 0x7fffffff || NH > 0x7fffffff || HS > 0x7fffffff || ld > 0x7fffffff) FAIL("kiln native: attentionBackward: dimension too large");
+  if (ld < NH * HS) FAIL("kiln native: attentionBackward: row stride %zu is less than NH * HS = %zu", ld, NH * HS);
+  size_t nq = strided(B * Tq, NH * HS, ld), nk = strided(B * Tk, NH * HS, ld), no = B * Tq * NH * HS;
+  NEED(dout, no); NEED(q, nq); NEED(out, no); NEED(dq, nq); NEED(k, nk); NEED(v, nk); NEED(dk, nk); NEED(dv, nk);
   NEED(lse, B * NH * Tq);
   kiln_attention_backward(F(dout), F(q), F(k), F(v), F(out), F(lse), (int)B, (int)Tq, (int)Tk, (int)NH, (int)HS,
-                          causal, (float)scale, F(dq), F(dk), F(dv));
+                          causal, (float)scale, F(dq), F(dk), F(dv), (long)ld);
   return undef(env);
 }
 

@@ -82,10 +82,10 @@ long kiln_cross_entropy(const float *logits, const int32_t *targets, size_t N, s
 void kiln_cross_entropy_backward(const float *logits, const int32_t *targets, const float *lse, const float *dlosses,
                                  size_t N, size_t V, int ignoreIndex, float labelSmoothing, float *dlogits);
 void kiln_attention(const float *q, const float *k, const float *v, int B, int Tq, int Tk, int NH, int HS,
-                    int causal, float scale, float *out, float *lse);
+                    int causal, float scale, float *out, float *lse, long ld);
 void kiln_attention_backward(const float *dout, const float *q, const float *k, const float *v, const float *out,
                              const float *lse, int B, int Tq, int Tk, int NH, int HS, int causal, float scale,
-                             float *dq, float *dk, float *dv);
+                             float *dq, float *dk, float *dv, long ld);
 void kiln_adamw(float *param, const float *grad, float *m, float *v, size_t n, double lr, double beta1, double beta2,
                 double eps, double weightDecay, double bc1, double bc2);
 

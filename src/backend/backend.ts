@@ -106,13 +106,18 @@ export interface Backend {
    * Scaled dot-product attention, heads interleaved in the channel axis as a Linear layer writes them:
    * q (B, Tq, NH, HS), k and v (B, Tk, NH, HS), out (B, Tq, NH, HS), lse (B, NH, Tq) kept for backward.
    * With causal, query i (0-based among Tq) sees keys 0 .. i + (Tk - Tq), so a KV cache works with Tq < Tk.
+   * ld is the row stride of q, k and v (NH * HS when omitted): with ld = 3C they are the column slices q, k, v
+   * of one fused (B, T, 3C) projection (pass the buffer at offsets 0, C and 2C), read without copies.
    */
   attention(q: FloatArray, k: FloatArray, v: FloatArray, B: number, Tq: number, Tk: number, NH: number, HS: number,
-    causal: boolean, scale: number, out: FloatArray, lse: FloatArray): void;
-  /** Gradients of attention; dq, dk, dv are written (not accumulated). */
+    causal: boolean, scale: number, out: FloatArray, lse: FloatArray, ld?: number): void;
+  /**
+   * Gradients of attention; dq, dk, dv are written (not accumulated). ld is the row stride of q, k, v and of
+   * dq, dk, dv, as in attention: dq, dk, dv may then interleave in one (B, T, 3C) buffer. dout and out are (B, Tq, C).
+   */
   attentionBackward(dout: FloatArray, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray,
     B: number, Tq: number, Tk: number, NH: number, HS: number, causal: boolean, scale: number,
-    dq: FloatArray, dk: FloatArray, dv: FloatArray): void;
+    dq: FloatArray, dk: FloatArray, dv: FloatArray, ld?: number): void;
 
   /**
    * AdamW in place on n elements (PyTorch semantics): p -= lr * wd * p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;

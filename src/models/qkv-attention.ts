@@ -1,12 +1,12 @@
 // Causal self-attention straight from the fused c_attn output: qkv (B, T, 3C) with columns [q | k | v] in,
-// (B, T, C) out, on the backend's attention kernel. Forward slices q, k and v out once; backward writes dq, dk
-// and dv into one (B, T, 3C) gradient, where three `narrow`s would each allocate a zero-filled (B, T, 3C) buffer
-// and add them up. test/models/gpt.test.ts also holds it against the composite in float64.
+// (B, T, C) out, on the backend's attention kernel. The kernel reads q, k and v in place (row stride 3C) and
+// backward writes dq, dk and dv interleaved into one (B, T, 3C) gradient, where three `narrow`s would copy them out
+// and each allocate a zero-filled (B, T, 3C) buffer to add up. test/models/gpt.test.ts also holds it against the composite in float64.
 
 import { backend, type FloatArray } from '../backend/index.js';
 import { defineOp, record } from '../tensor/autograd.js';
 import { fmt } from '../tensor/shape.js';
-import { allocFloat, allocFloatUninit, recycle } from '../tensor/storage.js';
+import { allocFloat, allocFloatUninit } from '../tensor/storage.js';
 import { Tensor } from '../tensor/tensor.js';
 
 /**
@@ -22,27 +22,15 @@ export const qkvAttention = defineOp('qkvAttention', (qkv: Tensor, heads: number
   const HS = C / heads;
   const scale = 1 / Math.sqrt(HS);
   const be = backend();
-  const src = qkv.storage as FloatArray;
-  const q = allocFloatUninit(qkv.dtype, B * T * C); // (B, T, C)
-  const k = allocFloatUninit(qkv.dtype, B * T * C);
-  const v = allocFloatUninit(qkv.dtype, B * T * C);
-  // qkv viewed as (B*T, 3, C): part j is rows' slice j.
-  be.sliceCopy(src, B * T, 3, C, 0, 1, q);
-  be.sliceCopy(src, B * T, 3, C, 1, 1, k);
-  be.sliceCopy(src, B * T, 3, C, 2, 1, v);
+  const src = qkv.storage as FloatArray; // (B, T, 3C): q, k, v are its column slices, read in place (row stride 3C)
+  const [q, k, v] = [0, 1, 2].map((part) => src.subarray(part * C));
   const out = allocFloatUninit(qkv.dtype, B * T * C); // (B, T, C)
   const lse = allocFloat(qkv.dtype, B * heads * T); // (B, NH, T)
-  be.attention(q, k, v, B, T, T, heads, HS, true, scale, out, lse);
+  be.attention(q, k, v, B, T, T, heads, HS, true, scale, out, lse, 3 * C);
   return record('qkvAttention', new Tensor(out, [B, T, C]), [qkv], (g) => {
-    const dq = allocFloatUninit(qkv.dtype, B * T * C);
-    const dk = allocFloatUninit(qkv.dtype, B * T * C);
-    const dv = allocFloatUninit(qkv.dtype, B * T * C);
-    be.attentionBackward(g.storage as FloatArray, q, k, v, out, lse, B, T, T, heads, HS, true, scale, dq, dk, dv);
-    const d = allocFloatUninit(qkv.dtype, qkv.size); // (B, T, 3C)
-    be.sliceAssign(dq, B * T, 3, C, 0, 1, d);
-    be.sliceAssign(dk, B * T, 3, C, 1, 1, d);
-    be.sliceAssign(dv, B * T, 3, C, 2, 1, d);
-    for (const buf of [dq, dk, dv]) recycle(buf);
+    const d = allocFloatUninit(qkv.dtype, qkv.size); // (B, T, 3C): dq, dk, dv interleaved as q, k, v are
+    const [dq, dk, dv] = [0, 1, 2].map((part) => d.subarray(part * C));
+    be.attentionBackward(g.storage as FloatArray, q, k, v, out, lse, B, T, T, heads, HS, true, scale, dq, dk, dv, 3 * C);
     return [new Tensor(d, qkv.shape)];
-  }, [q, k, v]);
+  });
 });

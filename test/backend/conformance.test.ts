@@ -505,6 +505,45 @@ test('attention, forward and backward: causal, KV cache, rows without keys, bloc
   });
 });
 
+test('attention reads q, k, v and writes dq, dk, dv in place in a fused (B, T, 3C) buffer (row stride ld)', () => {
+  const r = rng(16);
+  for (const [B, T, NH, HS] of [[2, 5, 3, 4], [2, 70, 2, 16], [1, 130, 4, 64]]) {
+    const C = NH * HS;
+    const qkv = randF32(r, B * T * 3 * C, -2, 2); // (B, T, 3C)
+    const part = (src: Float32Array, j: number): Float32Array => { // column slice j, copied to (B, T, C)
+      const dst = new Float32Array(B * T * C);
+      for (let row = 0; row < B * T; row++) dst.set(src.subarray(row * 3 * C + j * C, row * 3 * C + (j + 1) * C), row * C);
+      return dst;
+    };
+    const [q, k, v] = [0, 1, 2].map((j) => part(qkv, j));
+    const views = [0, 1, 2].map((j) => qkv.subarray(j * C));
+    const scale = 1 / Math.sqrt(HS);
+    const dout = randF32(r, B * T * C);
+    for (const backend of [be, jsBackend]) {
+      const label = `${backend === be ? be.name : 'js'} B=${B} T=${T} NH=${NH} HS=${HS}`;
+      const out = [new Float32Array(B * T * C), new Float32Array(B * T * C)];
+      const lse = [new Float32Array(B * NH * T), new Float32Array(B * NH * T)];
+      backend.attention(q, k, v, B, T, T, NH, HS, true, scale, out[0], lse[0]);
+      backend.attention(views[0], views[1], views[2], B, T, T, NH, HS, true, scale, out[1], lse[1], 3 * C);
+      assertClose(out[1], out[0], `${label} strided out`, 0, 0);
+      assertClose(lse[1], lse[0], `${label} strided lse`, 0, 0);
+      const g = [0, 1, 2].map(() => new Float32Array(B * T * C));
+      backend.attentionBackward(dout, q, k, v, out[0], lse[0], B, T, T, NH, HS, true, scale, g[0], g[1], g[2]);
+      const fused = new Float32Array(B * T * 3 * C).fill(9); // every element must be written
+      const dviews = [0, 1, 2].map((j) => fused.subarray(j * C));
+      backend.attentionBackward(dout, views[0], views[1], views[2], out[0], lse[0], B, T, T, NH, HS, true, scale,
+        dviews[0], dviews[1], dviews[2], 3 * C);
+      for (const j of [0, 1, 2]) assertClose(part(fused, j), g[j], `${label} strided d${'qkv'[j]}`, 0, 0);
+    }
+  }
+  if (be.name === 'native') {
+    assert.throws(() => be.attention(new Float32Array(8), new Float32Array(8), new Float32Array(8), 1, 2, 2, 1, 4, true, 1,
+      new Float32Array(8), new Float32Array(2), 3), /row stride 3 is less than NH \* HS = 4/);
+    assert.throws(() => be.attention(new Float32Array(8), new Float32Array(8), new Float32Array(8), 1, 2, 2, 1, 4, true, 1,
+      new Float32Array(8), new Float32Array(2), 8), /q has 8 elements, needs 12/);
+  }
+});
+
 test('AdamW in place', () => {
   const r = rng(15);
   for (const n of [0, 1, 33, 300001]) {

@@ -121,18 +121,18 @@ export function crossEntropyBackward(logits: FloatArray, targets: Int32Array, ls
 }
 
 export function attention(q: FloatArray, k: FloatArray, v: FloatArray, B: number, Tq: number, Tk: number, NH: number,
-  HS: number, causal: boolean, scale: number, out: FloatArray, lse: FloatArray): void {
+  HS: number, causal: boolean, scale: number, out: FloatArray, lse: FloatArray, ld = NH * HS): void {
   const C = NH * HS;
   const off = Tk - Tq;
   const scores = new Float64Array(Tk);
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < NH; h++) {
       for (let i = 0; i < Tq; i++) {
-        const qo = (b * Tq + i) * C + h * HS;
+        const qo = (b * Tq + i) * ld + h * HS;
         const last = causal ? Math.min(Tk - 1, i + off) : Tk - 1;
         let max = -Infinity;
         for (let j = 0; j <= last; j++) {
-          const ko = (b * Tk + j) * C + h * HS;
+          const ko = (b * Tk + j) * ld + h * HS;
           let s = 0;
           for (let d = 0; d < HS; d++) s += q[qo + d] * k[ko + d];
           s *= scale;
@@ -141,11 +141,11 @@ export function attention(q: FloatArray, k: FloatArray, v: FloatArray, B: number
         }
         let sum = 0;
         for (let j = 0; j <= last; j++) { scores[j] = Math.exp(scores[j] - max); sum += scores[j]; }
-        const oo = qo;
+        const oo = (b * Tq + i) * C + h * HS;
         for (let d = 0; d < HS; d++) out[oo + d] = 0;
         for (let j = 0; j <= last; j++) {
           const p = scores[j] / sum;
-          const vo = (b * Tk + j) * C + h * HS;
+          const vo = (b * Tk + j) * ld + h * HS;
           for (let d = 0; d < HS; d++) out[oo + d] += p * v[vo + d];
         }
         lse[(b * NH + h) * Tq + i] = last < 0 ? -Infinity : max + Math.log(sum);
@@ -156,30 +156,34 @@ export function attention(q: FloatArray, k: FloatArray, v: FloatArray, B: number
 
 export function attentionBackward(dout: FloatArray, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray,
   lse: FloatArray, B: number, Tq: number, Tk: number, NH: number, HS: number, causal: boolean, scale: number,
-  dq: FloatArray, dk: FloatArray, dv: FloatArray): void {
+  dq: FloatArray, dk: FloatArray, dv: FloatArray, ld = NH * HS): void {
   const C = NH * HS;
   const off = Tk - Tq;
-  dq.fill(0);
-  dk.fill(0);
-  dv.fill(0);
+  // Only the rows' C channels belong to dq, dk, dv: with ld > C they interleave in one buffer.
+  for (let r = 0; r < B * Tq; r++) dq.fill(0, r * ld, r * ld + C);
+  for (let r = 0; r < B * Tk; r++) {
+    dk.fill(0, r * ld, r * ld + C);
+    dv.fill(0, r * ld, r * ld + C);
+  }
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < NH; h++) {
       for (let i = 0; i < Tq; i++) {
-        const qo = (b * Tq + i) * C + h * HS;
+        const qo = (b * Tq + i) * ld + h * HS;
+        const oo = (b * Tq + i) * C + h * HS;
         const last = causal ? Math.min(Tk - 1, i + off) : Tk - 1;
         const l = lse[(b * NH + h) * Tq + i];
         // D = sum_d dout * out: the softmax backward's row constant.
         let D = 0;
-        for (let d = 0; d < HS; d++) D += dout[qo + d] * out[qo + d];
+        for (let d = 0; d < HS; d++) D += dout[oo + d] * out[oo + d];
         for (let j = 0; j <= last; j++) {
-          const ko = (b * Tk + j) * C + h * HS;
+          const ko = (b * Tk + j) * ld + h * HS;
           let s = 0;
           for (let d = 0; d < HS; d++) s += q[qo + d] * k[ko + d];
           const p = Math.exp(s * scale - l);
           let dp = 0;
           for (let d = 0; d < HS; d++) {
-            dv[ko + d] += p * dout[qo + d];
-            dp += dout[qo + d] * v[ko + d];
+            dv[ko + d] += p * dout[oo + d];
+            dp += dout[oo + d] * v[ko + d];
           }
           const ds = p * (dp - D) * scale;
           for (let d = 0; d < HS; d++) {

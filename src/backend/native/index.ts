@@ -43,10 +43,10 @@ interface Addon {
   sliceCopy(src: Float32Array, outer: number, srcDim: number, inner: number, start: number, len: number, dst: Float32Array): void;
   sliceAssign(src: Float32Array, outer: number, dstDim: number, inner: number, start: number, len: number, dst: Float32Array): void;
   attention(q: Float32Array, k: Float32Array, v: Float32Array, B: number, Tq: number, Tk: number, NH: number, HS: number,
-    causal: boolean, scale: number, out: Float32Array, lse: Float32Array): void;
+    causal: boolean, scale: number, out: Float32Array, lse: Float32Array, ld: number): void;
   attentionBackward(dout: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array,
     lse: Float32Array, B: number, Tq: number, Tk: number, NH: number, HS: number, causal: boolean, scale: number,
-    dq: Float32Array, dk: Float32Array, dv: Float32Array): void;
+    dq: Float32Array, dk: Float32Array, dv: Float32Array, ld: number): void;
   adamw(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, lr: number, beta1: number,
     beta2: number, eps: number, weightDecay: number, bc1: number, bc2: number): void;
   info(): { isa: string; threads: number; poolSize: number };
@@ -193,14 +193,14 @@ function wrap(n: Addon): Backend {
       if (f32(src) && f32(dst)) n.sliceAssign(src, outer, dstDim, inner, start, len, dst);
       else js.sliceAssign(src, outer, dstDim, inner, start, len, dst);
     },
-    attention(q, k, v, B, Tq, Tk, NH, HS, causal, scale, out, lse) {
-      if (f32(q) && f32(k) && f32(v) && f32(out) && f32(lse)) n.attention(q, k, v, B, Tq, Tk, NH, HS, causal, scale, out, lse);
-      else js.attention(q, k, v, B, Tq, Tk, NH, HS, causal, scale, out, lse);
+    attention(q, k, v, B, Tq, Tk, NH, HS, causal, scale, out, lse, ld = NH * HS) {
+      if (f32(q) && f32(k) && f32(v) && f32(out) && f32(lse)) n.attention(q, k, v, B, Tq, Tk, NH, HS, causal, scale, out, lse, ld);
+      else js.attention(q, k, v, B, Tq, Tk, NH, HS, causal, scale, out, lse, ld);
     },
-    attentionBackward(dout, q, k, v, out, lse, B, Tq, Tk, NH, HS, causal, scale, dq, dk, dv) {
+    attentionBackward(dout, q, k, v, out, lse, B, Tq, Tk, NH, HS, causal, scale, dq, dk, dv, ld = NH * HS) {
       if (f32(dout) && f32(q) && f32(k) && f32(v) && f32(out) && f32(lse) && f32(dq) && f32(dk) && f32(dv)) {
-        n.attentionBackward(dout, q, k, v, out, lse, B, Tq, Tk, NH, HS, causal, scale, dq, dk, dv);
-      } else js.attentionBackward(dout, q, k, v, out, lse, B, Tq, Tk, NH, HS, causal, scale, dq, dk, dv);
+        n.attentionBackward(dout, q, k, v, out, lse, B, Tq, Tk, NH, HS, causal, scale, dq, dk, dv, ld);
+      } else js.attentionBackward(dout, q, k, v, out, lse, B, Tq, Tk, NH, HS, causal, scale, dq, dk, dv, ld);
     },
     adamw(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, bc1, bc2) {
       if (f32(param) && f32(grad) && f32(m) && f32(v)) n.adamw(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, bc1, bc2);

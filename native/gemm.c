@@ -335,9 +335,14 @@ static void gemm_one(gemm_job *g, const float *A, const float *B, float *C, int 
                      int *iter) {
   const gemm_cfg *cf = &g->cfg;
   const int M = g->M, N = g->N, K = g->K, MR = cf->MR, NR = cf->NR;
+  /* Row blocks for the shared counter: about 8 per thread, a multiple of MR, and a count that divides evenly among
+   * the threads where one close by does (15 blocks on 2 threads leave one thread idle for a block per K step). */
   int mb = (M + 8 * T - 1) / (8 * T);
   mb = (mb + MR - 1) / MR * MR;
   if (mb > cf->MC) mb = cf->MC;
+  for (int cand = mb; T > 1 && cand > MR && cand >= mb / 2; cand -= MR) {
+    if (((M + cand - 1) / cand) % T == 0) { mb = cand; break; }
+  }
   int nblocks = (M + mb - 1) / mb;
   for (int jc = 0; jc < N; jc += cf->NC) {
     int nc = N - jc < cf->NC ? N - jc : cf->NC;

@@ -12,6 +12,7 @@ import * as exportCmd from './export.js';
 import * as generate from './generate.js';
 import * as chat from './chat.js';
 import * as serve from './serve.js';
+import * as doctor from './doctor.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -22,7 +23,8 @@ const program = new Command()
   .showHelpAfterError();
 
 // Subcommands register themselves here, one import and one call each.
-const modules: { register(p: Command): void }[] = [dashboard, plot, pretrain, finetune, exportCmd, generate, chat, serve];
+const modules: { register(p: Command): void }[] = [dashboard, plot, pretrain, finetune, exportCmd, generate, chat, serve,
+  doctor];
 for (const m of modules) m.register(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

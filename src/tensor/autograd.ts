@@ -4,7 +4,7 @@
 
 import { backend, type AnyArray } from '../backend/index.js';
 import { recycle } from './storage.js';
-import { Tensor } from './tensor.js';
+import type { Tensor } from './tensor.js';
 
 /** Returns one gradient per input (null where the input needs none). Runs with grad disabled. */
 export type BackwardFn = (grad: Tensor) => (Tensor | null)[];
@@ -236,7 +236,8 @@ function accumulateLeaf(t: Tensor, g: Tensor, owned: boolean): boolean {
   if (parked && parked.length === g.size && parked.constructor === g.storage.constructor) {
     parkedGrads.delete(t);
     backend().copy(g.storage, parked);
-    t.grad = new Tensor(parked, t.shape);
+    // g's class (Tensor) builds it: a value import of Tensor here would close an import cycle.
+    t.grad = new (g.constructor as new (storage: AnyArray, shape: readonly number[]) => Tensor)(parked, t.shape);
     return false;
   }
   let grad: Tensor;

@@ -1,7 +1,10 @@
 // The tensor layer's public surface: the Tensor class, creation, ops as functions, autograd controls, RNG.
 
 export { Tensor, isTensor, type NestedArray, type TensorLike } from './tensor.js';
-export { noGrad, enableGrad, isGradEnabled, registeredOps, defineOp, record, type BackwardFn } from './autograd.js';
+export {
+  noGrad, enableGrad, isGradEnabled, registeredOps, defineOp, record, activationScope, clearGrad, type BackwardFn,
+} from './autograd.js';
+export { releaseCachedMemory, cachedMemoryBytes } from './storage.js';
 export { Generator, manualSeed, defaultGenerator, type GeneratorState } from './random.js';
 export {
   tensor, zeros, ones, full, zerosLike, onesLike, fullLike, arange, linspace, eye, rand, randn, randint, randperm,

@@ -128,6 +128,15 @@ test('zeroGrad keeps a parameter\'s gradient buffer for its next gradient', () =
   x.mul(2).matmul(fresh).sum().backward();
   assert.deepEqual(w.grad!.data(), fresh.grad!.data(), 'the reused buffer holds exactly the new gradient');
   assert.equal(w.grad!.storage, held.storage, 'written into the parked buffer');
+  assert.equal(w.grad!.constructor, kiln.Tensor, 'a plain tensor, not a Parameter');
   w.grad!.storage.fill(0);
   assert.ok(held.data().every((v) => v === 0), 'a gradient held past zeroGrad aliases the next one (clone to keep it)');
+});
+
+test('releaseCachedMemory empties the pool that backward fills', () => {
+  const { x, w } = setup();
+  kiln.activationScope(() => x.matmul(w).tanh().square().sum(), (l) => [l]).backward();
+  assert.ok(kiln.cachedMemoryBytes() >= N * N * 4, 'dead buffers are kept for reuse');
+  kiln.releaseCachedMemory();
+  assert.equal(kiln.cachedMemoryBytes(), 0);
 });

@@ -1,0 +1,105 @@
+// `kiln doctor [--json]`: what Kiln runs on here (Node, CPU, the backend in use with its instruction set and
+// threads, or why the native backend is not in use) and a quick check that the native GEMM agrees with the
+// reference backend, with its speed. Exit status 1 when the native backend is unavailable.
+
+import type { Command } from 'commander';
+import { cpus, availableParallelism } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { backendInfo, jsBackend, type BackendInfo } from '../backend/index.js';
+import { loadNativeBackend, nativeControls } from '../backend/native/index.js';
+
+export interface DoctorReport {
+  kiln: string;
+  node: string;
+  platform: string;
+  cpu: { model: string; cores: number };
+  /** The backend ops run on, its ISA and threads, or why native is not in use. */
+  backend: BackendInfo;
+  native: { available: boolean; error?: string; isa?: string; threads?: number; poolSize?: number };
+  env: { KILN_BACKEND?: string; KILN_THREADS?: string; KILN_NATIVE_PATH?: string };
+  /** Native GEMM against the reference on random operands, and its rate at 512. */
+  check?: { maxRelError: number; agrees: boolean; gflops512: number };
+}
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+export function register(program: Command): void {
+  program
+    .command('doctor')
+    .description('Report the backend in use (instruction set, threads) or why the native one is not, and check it.')
+    .option('--json', 'print the report as one JSON object')
+    .action((opts: { json?: boolean }) => {
+      const report = diagnose();
+      console.log(opts.json ? JSON.stringify(report, null, 2) : formatReport(report));
+      if (!report.native.available || report.check?.agrees === false) process.exitCode = 1;
+    });
+}
+
+export function diagnose(): DoctorReport {
+  const load = loadNativeBackend();
+  const controls = nativeControls();
+  const info = controls?.info();
+  const env: DoctorReport['env'] = {};
+  for (const k of ['KILN_BACKEND', 'KILN_THREADS', 'KILN_NATIVE_PATH'] as const) if (process.env[k]) env[k] = process.env[k];
+  return {
+    kiln: pkg.version,
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+    cpu: { model: cpus()[0]?.model.trim() ?? 'unknown', cores: availableParallelism() },
+    backend: backendInfo(),
+    native: load.backend
+      ? { available: true, isa: info?.isa, threads: info?.threads, poolSize: info?.poolSize }
+      : { available: false, error: load.error },
+    env,
+    check: load.backend ? checkGemm(load.backend) : undefined,
+  };
+}
+
+/** C = A @ B on random 67 x 45 x 129 operands (odd sizes cross every edge path) on both backends, then a rate. */
+function checkGemm(native: NonNullable<ReturnType<typeof loadNativeBackend>['backend']>): DoctorReport['check'] {
+  const [M, N, K] = [67, 45, 129];
+  let seed = 1;
+  const rand = (n: number) => Float32Array.from({ length: n }, () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) - 0.5);
+  const A = rand(M * K);
+  const B = rand(K * N);
+  const got = new Float32Array(M * N);
+  const want = new Float32Array(M * N);
+  native.gemm(false, false, 1, M, N, K, 1, A, 0, B, 0, 0, got, 0);
+  jsBackend.gemm(false, false, 1, M, N, K, 1, A, 0, B, 0, 0, want, 0);
+  let maxRelError = 0;
+  for (let i = 0; i < got.length; i++) maxRelError = Math.max(maxRelError, Math.abs(got[i] - want[i]) / (1 + Math.abs(want[i])));
+  const S = 512;
+  const [X, Y, Z] = [rand(S * S), rand(S * S), new Float32Array(S * S)];
+  const run = () => native.gemm(false, false, 1, S, S, S, 1, X, 0, Y, 0, 0, Z, 0);
+  run();
+  let calls = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < 200) { run(); calls++; }
+  const gflops512 = (2 * S * S * S * calls) / ((performance.now() - t0) / 1000) / 1e9;
+  return { maxRelError, agrees: maxRelError < 1e-4, gflops512 };
+}
+
+export function formatReport(r: DoctorReport): string {
+  const lines = [
+    `Kiln ${r.kiln} on Node ${r.node}, ${r.platform}`,
+    `CPU: ${r.cpu.model}, ${r.cpu.cores} cores`,
+  ];
+  const b = r.backend;
+  lines.push(b.name === 'native'
+    ? `backend in use: native (${b.isa}, ${b.threads} threads)`
+    : `backend in use: js, the reference TypeScript backend (much slower): ${b.reason ?? 'native unavailable'}`);
+  if (r.native.available) {
+    lines.push(`native addon: loaded; ${r.native.isa} kernels, ${r.native.threads} of ${r.native.poolSize} pool threads in use`);
+  } else {
+    lines.push(`native addon: unavailable: ${r.native.error}`);
+    lines.push("  fix: install a C compiler (build-essential, or Xcode's command line tools) and run " +
+      "`node scripts/build-native.mjs` in Kiln's folder (npm 11 skips dependencies' install scripts unless allowed)");
+  }
+  if (r.check) {
+    lines.push(`check: native GEMM ${r.check.agrees ? 'agrees with' : 'DISAGREES with'} the reference ` +
+      `(max relative error ${r.check.maxRelError.toExponential(1)}); 512 x 512 x 512 at ${r.check.gflops512.toFixed(0)} GFLOP/s`);
+  }
+  const env = Object.entries(r.env).map(([k, v]) => `${k}=${v}`);
+  if (env.length > 0) lines.push(`environment: ${env.join(' ')}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,33 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { diagnose, formatReport } from '../../src/cli/doctor.js';
+import { backendInfo } from '../../src/backend/index.js';
+
+const kiln = (args: string[], env: Record<string, string> = {}) =>
+  spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+
+test('doctor reports the backend in use and checks the native GEMM against the reference', () => {
+  const r = diagnose();
+  assert.deepEqual(r.backend, backendInfo());
+  assert.ok(r.cpu.cores >= 1 && r.node.startsWith('v'));
+  if (r.native.available) {
+    assert.ok(['avx512', 'avx2', 'neon', 'scalar'].includes(r.native.isa ?? ''), `isa ${r.native.isa}`);
+    assert.ok(r.check && r.check.agrees && r.check.gflops512 > 0, JSON.stringify(r.check));
+    assert.match(formatReport(r), /native addon: loaded; \w+ kernels, \d+ of \d+ pool threads in use/);
+  }
+  if (r.backend.name === 'js') assert.match(formatReport(r), /backend in use: js, the reference TypeScript backend/);
+});
+
+test('kiln doctor says why the native backend is unavailable, how to fix it, and exits 1', () => {
+  const res = kiln(['doctor'], { KILN_NATIVE_PATH: '/nonexistent/kiln_native.node', KILN_BACKEND: '' });
+  assert.equal(res.status, 1, res.stderr);
+  assert.match(res.stdout, /backend in use: js/);
+  assert.match(res.stdout, /native addon: unavailable: KILN_NATIVE_PATH is \/nonexistent\/kiln_native.node, which does not exist/);
+  assert.match(res.stdout, /fix: install a C compiler/);
+  const json = kiln(['doctor', '--json'], { KILN_NATIVE_PATH: '/nonexistent/kiln_native.node', KILN_BACKEND: '' });
+  const report = JSON.parse(json.stdout) as { native: { available: boolean }; backend: { name: string; reason: string } };
+  assert.equal(report.native.available, false);
+  assert.equal(report.backend.name, 'js');
+  assert.match(report.backend.reason, /KILN_NATIVE_PATH/);
+});

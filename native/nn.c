@@ -22,8 +22,8 @@ typedef struct {
   const float *x, *y, *dy, *w, *b, *mean, *rstd, *lse, *dl;
   const int32_t *t;
   float *out, *dx, *dw, *db, *m, *s;
-  float *pw, *pb; /* layer norm backward: (rows / block, cols) partial dweight, dbias per block of rows */
-  size_t rows, cols, block;
+  float *pw, *pb; /* layer norm backward: (blocks, cols) partial dweight, dbias per row_chunk(cols) rows */
+  size_t rows, cols;
   int log, ignore;
   float eps, smooth;
   long bad;
@@ -143,7 +143,8 @@ void kiln_softmax_backward(const float *y, const float *dy, size_t rows, size_t 
       if (w) for (c = 0; c < C; c++) dx[c] = s * (dy[c] * w[c] - sumD - (x[c] - m) * s * sumDN);        \
       else for (c = 0; c < C; c++) dx[c] = s * (dy[c] - sumD - (x[c] - m) * s * sumDN);                 \
       /* this row's share of dweight, dbias, into the partial sums of its fixed block of rows */        \
-      float *pw = j->pw ? j->pw + (r / j->block) * C : NULL, *pb = j->pb ? j->pb + (r / j->block) * C : NULL; \
+      size_t blk_ = r / row_chunk(C);                                                                   \
+      float *pw = j->pw ? j->pw + blk_ * C : NULL, *pb = j->pb ? j->pb + blk_ * C : NULL;               \
       if (pw) for (c = 0; c < C; c++) pw[c] += dy[c] * ((x[c] - m) * s);                                \
       if (pb) for (c = 0; c < C; c++) pb[c] += dy[c];                                                   \
     }                                                                                                   \
@@ -188,7 +189,7 @@ void kiln_layernorm_backward(const float *dy, const float *x, const float *weigh
     if (part) memset(part, 0, bytes);
   }
   nn_job j = { .dy = dy, .x = x, .w = weight, .mean = mean, .rstd = rstd, .rows = rows, .cols = C, .dx = dx,
-               .dw = dweight, .db = dbias, .block = block };
+               .dw = dweight, .db = dbias };
   if (part) { j.pw = dweight ? part : NULL; j.pb = dbias ? part + blocks * C : NULL; }
   kiln_parallel_for(rows, row_chunk(C), row_min(C), layernorm_backward_rows, &j);
   if (!part) { /* out of memory for the partials: accumulate in row order instead, one thread */

@@ -19,6 +19,10 @@ export interface BackendInfo {
   reason?: string;
 }
 
+/** How to build the native addon by hand; the fallback warning and `kiln doctor` both say it. */
+export const NATIVE_BUILD_COMMAND = "`node scripts/build-native.mjs` in Kiln's folder (npm 11 skips dependencies' " +
+  'install scripts unless allowed)';
+
 let active: Backend | null = null;
 let info: BackendInfo = { name: 'js' };
 let warned = false;
@@ -41,8 +45,8 @@ function choose(): Backend {
   if (!warned) {
     warned = true;
     process.emitWarning(`kiln: the native backend is unavailable (${native.error}); running on the reference ` +
-      'TypeScript backend, which is much slower. Build it with a C compiler present: `node scripts/build-native.mjs` in ' +
-      "Kiln's folder (npm 11 skips dependencies' install scripts unless allowed).", 'KilnWarning');
+      `TypeScript backend, which is much slower. Build it with a C compiler present: ${NATIVE_BUILD_COMMAND}.`,
+    'KilnWarning');
   }
   return jsBackend;
 }

@@ -5,8 +5,10 @@
 import type { Command } from 'commander';
 import { cpus, availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
-import { backendInfo, jsBackend, type BackendInfo } from '../backend/index.js';
+import { backendInfo, jsBackend, NATIVE_BUILD_COMMAND, type Backend, type BackendInfo } from '../backend/index.js';
 import { loadNativeBackend, nativeControls } from '../backend/native/index.js';
+import { rand } from '../tensor/creation.js';
+import { Generator } from '../tensor/random.js';
 
 export interface DoctorReport {
   kiln: string;
@@ -56,12 +58,12 @@ export function diagnose(): DoctorReport {
 }
 
 /** C = A @ B on random 67 x 45 x 129 operands (odd sizes cross every edge path) on both backends, then a rate. */
-function checkGemm(native: NonNullable<ReturnType<typeof loadNativeBackend>['backend']>): DoctorReport['check'] {
+function checkGemm(native: Backend): DoctorReport['check'] {
   const [M, N, K] = [67, 45, 129];
-  let seed = 1;
-  const rand = (n: number) => Float32Array.from({ length: n }, () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) - 0.5);
-  const A = rand(M * K);
-  const B = rand(K * N);
+  const generator = new Generator(1);
+  const random = (n: number) => rand([n], { generator }).storage as Float32Array;
+  const A = random(M * K);
+  const B = random(K * N);
   const got = new Float32Array(M * N);
   const want = new Float32Array(M * N);
   native.gemm(false, false, 1, M, N, K, 1, A, 0, B, 0, 0, got, 0);
@@ -69,7 +71,7 @@ function checkGemm(native: NonNullable<ReturnType<typeof loadNativeBackend>['bac
   let maxRelError = 0;
   for (let i = 0; i < got.length; i++) maxRelError = Math.max(maxRelError, Math.abs(got[i] - want[i]) / (1 + Math.abs(want[i])));
   const S = 512;
-  const [X, Y, Z] = [rand(S * S), rand(S * S), new Float32Array(S * S)];
+  const [X, Y, Z] = [random(S * S), random(S * S), new Float32Array(S * S)];
   const run = () => native.gemm(false, false, 1, S, S, S, 1, X, 0, Y, 0, 0, Z, 0);
   run();
   let calls = 0;
@@ -92,8 +94,7 @@ export function formatReport(r: DoctorReport): string {
     lines.push(`native addon: loaded; ${r.native.isa} kernels, ${r.native.threads} of ${r.native.poolSize} pool threads in use`);
   } else {
     lines.push(`native addon: unavailable: ${r.native.error}`);
-    lines.push("  fix: install a C compiler (build-essential, or Xcode's command line tools) and run " +
-      "`node scripts/build-native.mjs` in Kiln's folder (npm 11 skips dependencies' install scripts unless allowed)");
+    lines.push(`  fix: install a C compiler (build-essential, or Xcode's command line tools) and run ${NATIVE_BUILD_COMMAND}`);
   }
   if (r.check) {
     lines.push(`check: native GEMM ${r.check.agrees ? 'agrees with' : 'DISAGREES with'} the reference ` +

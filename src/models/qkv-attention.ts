@@ -1,7 +1,8 @@
 // Causal self-attention straight from the fused c_attn output: qkv (B, T, 3C) with columns [q | k | v] in,
 // (B, T, C) out, on the backend's attention kernel. The kernel reads q, k and v in place (row stride 3C) and
-// backward writes dq, dk and dv interleaved into one (B, T, 3C) gradient, where three `narrow`s would copy them out
-// and each allocate a zero-filled (B, T, 3C) buffer to add up. test/models/gpt.test.ts also holds it against the composite in float64.
+// backward writes dq, dk and dv interleaved into one (B, T, 3C) gradient, where three `narrow`s would copy them
+// out and each allocate a zero-filled (B, T, 3C) buffer to add up. test/models/gpt.test.ts also holds it against
+// the composite in float64.
 
 import { backend, type FloatArray } from '../backend/index.js';
 import { defineOp, record } from '../tensor/autograd.js';

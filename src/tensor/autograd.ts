@@ -13,8 +13,6 @@ export interface Node {
   readonly op: string;
   readonly inputs: readonly Tensor[];
   readonly backward: BackwardFn;
-  /** Buffers only the backward closure reads (an op's private copies): recycled when the graph is freed. */
-  readonly saved?: readonly AnyArray[];
 }
 
 let gradEnabled = true;
@@ -69,15 +67,11 @@ export function defineOp<F extends (...args: never[]) => Tensor>(name: string, f
 /** Names of every op declared with defineOp. */
 export function registeredOps(): string[] { return [...registered].sort(); }
 
-/**
- * Attaches the backward closure to out when any input requires grad and grad mode is on. Returns out. `saved`
- * names buffers the op allocated for its backward alone; nothing else may hold them.
- */
-export function record(op: string, out: Tensor, inputs: readonly Tensor[], backward: BackwardFn,
-  saved?: readonly AnyArray[]): Tensor {
+/** Attaches the backward closure to out when any input requires grad and grad mode is on. Returns out. */
+export function record(op: string, out: Tensor, inputs: readonly Tensor[], backward: BackwardFn): Tensor {
   if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
     out.requiresGrad = true;
-    out.node = { op, inputs, backward, saved };
+    out.node = { op, inputs, backward };
     if (scopes.length > 0) scopes[scopes.length - 1].push(out);
   }
   return out;
@@ -206,7 +200,6 @@ export function runBackward(root: Tensor, gradient: Tensor, options: BackwardOpt
         released.add(t);
         // Every consumer of t ran before t's own node, so an internal activation is garbage now.
         if (isDeadActivation(t) && !refs.has(t.storage)) candidates.push(t.storage);
-        if (node.saved) candidates.push(...node.saved);
       }
       done(candidates);
     }

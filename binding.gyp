@@ -3,7 +3,7 @@
     {
       "target_name": "kiln_native",
       "sources": [
-        "native/binding.c", "native/cpu.c", "native/pool.c", "native/gemm.c", "native/vmath.c",
+        "native/binding.c", "native/cpu.c", "native/pool.c", "native/gemm.c", "native/gemv.c", "native/memory.c", "native/vmath.c",
         "native/elementwise.c", "native/layout.c", "native/nn.c", "native/attention.c"
       ],
       "cflags": ["-std=gnu11", "-O3", "-ffp-contract=fast", "-fno-math-errno", "-Wall", "-Wno-unused-function"],

@@ -388,6 +388,26 @@ static napi_value gemm_tune(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+static napi_value memory_init(napi_env env, napi_callback_info info) {
+  ARGS(1); INT(0, bound);
+  napi_value r;
+  napi_create_double(env, (double)kiln_memory_init(bound > 0 ? (size_t)bound : 0), &r);
+  return r;
+}
+
+static napi_value memory_release(napi_env env, napi_callback_info info) {
+  (void)info;
+  kiln_memory_release();
+  return undef(env);
+}
+
+static napi_value memory_cached(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value r;
+  napi_create_double(env, (double)kiln_memory_cached(), &r);
+  return r;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   static const struct { const char *name; napi_callback cb; } fns[] = {
     { "fill", fill }, { "copy", copy }, { "unary", unary }, { "unaryBackward", unary_backward }, { "clamp", clamp },
@@ -398,7 +418,8 @@ static napi_value init(napi_env env, napi_value exports) {
     { "gather", gather }, { "scatterAdd", scatter_add }, { "permute", permute }, { "sliceCopy", slice_copy },
     { "sliceAssign", slice_assign }, { "attention", attention }, { "attentionBackward", attention_backward },
     { "adamw", adamw }, { "info", get_info }, { "setIsa", set_isa }, { "setThreads", set_threads },
-    { "gemmTune", gemm_tune },
+    { "gemmTune", gemm_tune }, { "memoryInit", memory_init }, { "memoryRelease", memory_release },
+    { "memoryCached", memory_cached },
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -452,6 +452,13 @@ static void gemm_locked(int transA, int transB, int batch, int M, int N, int K, 
     for (int b = 0; b < batch; b++) scale_c(C + (size_t)b * strideC, (size_t)M * N, beta);
     return;
   }
+  /* Decoding-sized products stream B once instead of packing it; a transposed A's rows are gathered into abuf[0]
+   * (when that buffer cannot grow, the packed path below still works). */
+  if (kiln_gemv_applies(batch, M, K) && (long)N * K > 512 &&
+      !(transA && M > 1 && ensure(&abuf[0], &abuf_n[0], (size_t)M * K))) {
+    kiln_gemv_locked(transA, transB, M, N, K, alpha, A, B, beta, C, abuf[0]);
+    return;
+  }
   gemm_job g = { config(), transA, transB, M, N, K, alpha, beta, A, B, C, strideA, strideB, strideC, batch, 0, { 0, 0 }, { 0, 0 } };
   int T = kiln_threads();
   double flops = 2.0 * M * N * K;

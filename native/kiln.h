@@ -38,6 +38,19 @@ void kiln_gemm_tune(int mc, int kc, int nc);
 void kiln_gemm_serial(int tid, int transA, int transB, int M, int N, int K, float alpha, const float *A,
                       const float *B, float beta, float *C);
 
+/* ---- memory policy (memory.c) ---- */
+/* Keeps up to `bound` bytes of freed memory mapped for reuse (0: leave the C library's policy); returns the bound
+ * in force (0 where the C library cannot be tuned). */
+size_t kiln_memory_init(size_t bound);
+void kiln_memory_release(void);  /* gives the cached free memory back to the system */
+size_t kiln_memory_cached(void); /* bytes of free memory the C library holds */
+
+/* ---- small-M GEMM without packing (gemv.c), used by kiln_gemm for decoding-sized products ---- */
+#define KILN_GEMV_MAX_M 4
+int kiln_gemv_applies(int batch, int M, int K);
+void kiln_gemv_locked(int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B,
+                      float beta, float *C, float *scratch);
+
 /* ---- element-wise, reductions, layout (elementwise.c, layout.c) ---- */
 enum {
   U_NEG, U_EXP, U_LOG, U_SQRT, U_RSQRT, U_ABS, U_SIGN, U_SQUARE, U_RECIPROCAL, U_TANH, U_SIGMOID, U_RELU,

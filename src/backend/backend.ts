@@ -126,4 +126,9 @@ export interface Backend {
    */
   adamw(param: FloatArray, grad: FloatArray, m: FloatArray, v: FloatArray, lr: number, beta1: number, beta2: number,
     eps: number, weightDecay: number, bc1: number, bc2: number): void;
+
+  /** Gives memory the backend keeps for reuse back to the system (optional: backends that keep none omit it). */
+  releaseMemory?(): void;
+  /** Bytes of freed memory the backend keeps for reuse (optional). */
+  cachedMemoryBytes?(): number;
 }

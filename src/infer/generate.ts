@@ -1,25 +1,17 @@
-// Text generation: a KV-cached decoding loop with seeded sampling, end-of-text and stop sequences, as token ids
-// (generate), as text (generateText) and as a stream of text pieces (streamGenerate).
+// Text generation over the one decoding loop (models/generate.ts): token ids (generate), text (generateText) and
+// a stream of text pieces (streamGenerate), with end-of-text, stop sequences and incremental detokenisation.
 //
 // Context policy: the prompt must fit in the model's context (else an error says so); generation stops with
 // finishReason 'length' once the context is full (the token predicted from the last position is still
 // emitted, so prompt + output is at most context + 1 tokens). Nothing slides.
 
 import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
-import { defaultGenerator, Generator as RandomGenerator } from '../tensor/random.js';
-import { createDecoder, type Decoder, type DecoderEngine, type LanguageModel } from './decoder.js';
-import { checkSamplingOptions, Sampler, type SamplingOptions } from './sampling.js';
+import { checkSequenceOptions, generateTokens as decodeTokens, type FinishReason, type LanguageModel, type SequenceOptions } from '../models/generate.js';
 
-export type FinishReason = 'stop' | 'length';
+export type { FinishReason, LanguageModel };
 
 /** Options of every generation function. All are optional; the defaults decode greedily for 64 tokens. */
-export interface GenerateOptions extends SamplingOptions {
-  /** Most tokens to add (default 64). Generation also ends at end-of-text, a stop sequence or a full context. */
-  maxNewTokens?: number;
-  /** Seed for a fresh random stream: the same seed, prompt and options give the same output. */
-  seed?: number;
-  /** A random stream to draw from instead of a seed (default: a fresh one from `seed`, else the global one). */
-  generator?: RandomGenerator;
+export interface GenerateOptions extends Omit<SequenceOptions, 'slide'> {
   /** Strings that end generation; the text stops just before the first one (needs a tokenizer for id APIs). */
   stop?: readonly string[];
   /**
@@ -29,12 +21,6 @@ export interface GenerateOptions extends SamplingOptions {
   eosTokenIds?: readonly number[];
   /** The KV cache (default true); false recomputes the whole sequence for every token (for comparison). */
   cache?: boolean;
-  /**
-   * Which decoding path: 'auto' (default: the lean GPT path when the model is a float32 GPT-2, else its own
-   * forward), 'fast' (the lean path or an error), 'module' (the model's own forward), 'recompute' (the model's
-   * own forward without a cache).
-   */
-  engine?: DecoderEngine;
   /** Needed by `generate` for stop sequences and the default end-of-text id. */
   tokenizer?: Tokenizer;
   /** Stops early (finishReason 'stop') when aborted; checked before each token. */
@@ -61,72 +47,22 @@ export interface StreamChunk {
   finishReason?: FinishReason;
 }
 
-const DEFAULT_MAX_NEW_TOKENS = 64;
-
-function checkOptions(o: GenerateOptions): void {
-  checkSamplingOptions(o);
-  if (o.maxNewTokens !== undefined && !(Number.isInteger(o.maxNewTokens) && o.maxNewTokens >= 0)) {
-    throw new Error(`generate: maxNewTokens must be an integer >= 0, got ${JSON.stringify(o.maxNewTokens)}`);
-  }
-  if (o.seed !== undefined && !Number.isSafeInteger(o.seed)) throw new Error(`generate: seed must be an integer, got ${JSON.stringify(o.seed)}`);
+/** Checks generation options; throws one sentence naming the option at fault. */
+export function checkGenerateOptions(o: GenerateOptions): void {
+  checkSequenceOptions(o);
   if (o.stop !== undefined && (!Array.isArray(o.stop) || o.stop.some((s) => typeof s !== 'string' || s.length === 0))) {
     throw new Error('generate: stop must be a list of non-empty strings');
   }
 }
 
-// Decoders keep big buffers (and a copy of the weights for the mat-vec kernel): reuse one per model and engine.
-const pool = new WeakMap<object, Map<string, Decoder[]>>();
-
-function acquire(model: LanguageModel, o: GenerateOptions): { decoder: Decoder; release: () => void } {
-  const key = `${o.cache === false ? 'nocache:' : ''}${o.engine ?? 'auto'}`;
-  let byKey = pool.get(model);
-  if (!byKey) pool.set(model, (byKey = new Map()));
-  const free = byKey.get(key) ?? [];
-  byKey.set(key, free);
-  const reused = free.pop();
-  const decoder = reused ?? createDecoder(model, { engine: o.engine, cache: o.cache }); // a new one starts empty
-  if (reused) decoder.reset();
-  return { decoder, release: () => { if (free.length < 2) free.push(decoder); } };
-}
-
 /**
  * The token-level loop: yields each new token id until end-of-text, maxNewTokens or a full context, and returns
- * why it stopped. The lowest layer; generate, generateText and streamGenerate are built on it.
+ * why it stopped. generate, generateText and streamGenerate are built on it; it runs models/generate.ts's loop.
  */
 export function* generateTokens(model: LanguageModel, promptIds: readonly number[], options: GenerateOptions = {}): Generator<number, FinishReason> {
-  checkOptions(options);
-  const maxNew = options.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS;
-  const context = model.config.context;
-  if (!Array.isArray(promptIds) || promptIds.length === 0) throw new Error('generate: the prompt is empty; give at least one token');
-  if (promptIds.length > context) {
-    throw new Error(`generate: the prompt has ${promptIds.length} tokens but the model's context is ${context}; ` +
-      `shorten it to at most ${context} tokens`);
-  }
-  const eos = new Set(options.eosTokenIds ?? defaultEos(options.tokenizer));
-  const gen = options.generator ?? (options.seed !== undefined ? new RandomGenerator(options.seed) : defaultGenerator);
-  const sampler = new Sampler(model.config.vocabSize, options, gen);
-  if (options.repetitionPenalty !== undefined && options.repetitionPenalty !== 1) sampler.observe(promptIds);
-  if (maxNew === 0) return 'length';
-  const { decoder, release } = acquire(model, options);
-  const wasTraining = model.training;
-  model.eval?.();
-  try {
-    let logits = decoder.feed(promptIds);
-    for (let step = 0; ; step++) {
-      if (options.signal?.aborted) return 'stop';
-      const id = sampler.pick(logits);
-      if (eos.has(id)) return 'stop';
-      sampler.observe([id]);
-      yield id;
-      if (step + 1 >= maxNew || decoder.length >= context) return 'length';
-      logits = decoder.feed([id]);
-    }
-  } finally {
-    release();
-    if (wasTraining && typeof (model as { train?: (m: boolean) => unknown }).train === 'function') {
-      (model as unknown as { train(m: boolean): unknown }).train(true);
-    }
-  }
+  checkGenerateOptions(options);
+  const eosTokenIds = options.eosTokenIds ?? defaultEos(options.tokenizer);
+  return yield* decodeTokens(model, promptIds, { ...options, eosTokenIds, slide: false });
 }
 
 function defaultEos(tokenizer?: Tokenizer): number[] {
@@ -135,13 +71,17 @@ function defaultEos(tokenizer?: Tokenizer): number[] {
 }
 
 /**
- * Turns token ids into text as they come: decodes the whole generated suffix each time (so characters split
- * across tokens come out whole), holds back an incomplete character and any tail that could begin a stop
- * sequence, and cuts the text before the first stop sequence.
+ * Turns token ids into text as they come, at constant cost per token: it decodes only the last few tokens (from
+ * a prefix offset a little behind the newest, as vLLM's incremental detokeniser does, so decoders that treat a
+ * sequence's first token specially still see context), holds back an incomplete character and any tail that
+ * could begin a stop sequence, and cuts the text before the first stop sequence.
  */
 export class TextStreamer {
   private ids: number[] = [];
-  private emitted = 0;
+  private prefixOffset = 0; // decoding starts here
+  private readOffset = 0; // text of ids before this is already in `decoded`
+  private decoded = ''; // text of ids[0, readOffset)
+  private emitted = 0; // characters of `decoded` (plus pending) shown so far
   private readonly maxStop: number;
   /** Set once a stop sequence appeared. */
   stopped = false;
@@ -156,7 +96,8 @@ export class TextStreamer {
   /** Adds a token; returns the new text that is safe to show (possibly ''). */
   push(id: number): string {
     this.ids.push(id);
-    let full = this.tokenizer.decode(this.ids);
+    const tail = this.pending(); // first: it may commit text to `decoded`
+    let full = this.decoded + tail;
     // Stop sequences: search only where a new match can be (the tail that changed).
     if (this.stops.length) {
       const from = Math.max(0, this.emitted - this.maxStop);
@@ -180,8 +121,27 @@ export class TextStreamer {
   /** Everything not yet shown (the end of generation). */
   flush(): string {
     if (this.stopped) return '';
-    const full = this.tokenizer.decode(this.ids);
+    const tail = this.pending();
+    const full = this.decoded + tail;
     return this.emit(full, full.length);
+  }
+
+  /**
+   * Text of the tokens after readOffset, decoded with the few tokens before them as context; once it ends in a
+   * whole character it is committed to `decoded` and the offsets move up.
+   */
+  private pending(): string {
+    const before = this.tokenizer.decode(this.ids.slice(this.prefixOffset, this.readOffset));
+    const after = this.tokenizer.decode(this.ids.slice(this.prefixOffset));
+    if (!after.startsWith(before)) return after.slice(Math.min(before.length, after.length)); // decoder changed its mind
+    const delta = after.slice(before.length);
+    if (delta.length > 0 && delta.charCodeAt(delta.length - 1) !== 0xfffd) {
+      this.decoded += delta;
+      this.readOffset = this.ids.length;
+      this.prefixOffset = Math.max(this.prefixOffset, this.readOffset - PREFIX_TOKENS);
+      return '';
+    }
+    return delta;
   }
 
   private emit(full: string, upTo: number): string {
@@ -205,6 +165,9 @@ export class TextStreamer {
     return best;
   }
 }
+
+/** Tokens of context kept before the newest when detokenising incrementally. */
+const PREFIX_TOKENS = 5;
 
 /**
  * New token ids for a prompt of ids (the prompt is not repeated). With `tokenizer` and `stop`, generation ends

@@ -1,13 +1,11 @@
-// Inference: KV-cached generation with seeded sampling and streaming, chat templates, and the
-// OpenAI-compatible HTTP server. Exported as kiln.infer.
+// Inference: text generation with streaming over the one decoding loop (kiln.models' BatchDecoder and Sampler),
+// chat templates, and the OpenAI-compatible HTTP server. Exported as kiln.infer.
 
 export {
-  generate, generateTokens, generateText, streamGenerate, TextStreamer,
-  type GenerateOptions, type GenerationResult, type StreamChunk, type FinishReason,
+  generate, generateTokens, generateText, streamGenerate, TextStreamer, checkGenerateOptions,
+  type GenerateOptions, type GenerationResult, type StreamChunk, type FinishReason, type LanguageModel,
 } from './generate.js';
-export { Sampler, argmax, checkSamplingOptions, type SamplingOptions } from './sampling.js';
-export { createDecoder, FastGPTDecoder, type Decoder, type DecoderEngine, type LanguageModel } from './decoder.js';
-export { matVecAvailable } from './matvec.js';
+export { Sampler, argmax, checkSamplingOptions, type SamplingOptions } from '../models/sampling.js';
 export { ChatTemplate, DEFAULT_CHAT_TEMPLATE, DEFAULT_CHAT_STOPS, checkMessages, type ChatMessage } from './chat-template.js';
 export { loadModel, loadWeights, bestCheckpoint, type LoadedModel } from '../io/model-folder.js';
 export { startServer, FifoQueue, type ServerOptions, type RunningServer } from './server.js';

@@ -2,7 +2,7 @@
 // and a tanh-GELU MLP, a final LayerNorm and a tied LM head. Names and layout follow Hugging Face GPT-2, so
 // state dicts move across unchanged; a KV cache makes generation one small forward per new token.
 
-import { backend, type DType, type FloatArray } from '../backend/index.js';
+import type { DType, FloatArray } from '../backend/index.js';
 import { activationScope, noGrad } from '../tensor/autograd.js';
 import { zeros } from '../tensor/creation.js';
 import { linear } from '../tensor/ops/matmul.js';
@@ -15,37 +15,48 @@ import { Tensor } from '../tensor/tensor.js';
 import { normal_ } from '../nn/init.js';
 import { LayerNorm } from '../nn/layers/norm.js';
 import { Module, ModuleList, Parameter } from '../nn/module.js';
+import { cachedAttention, qkvAttention, type KVBuffers } from '../tensor/ops/attention.js';
 import { Conv1D } from './conv1d.js';
-import { qkvAttention } from './qkv-attention.js';
+import { acquireDecoder } from './generate.js';
 import { resolveGPTConfig, type GPTConfig, type ResolvedGPTConfig } from './gpt-config.js';
-import { sampleToken, type SampleOptions } from './sample.js';
+import type { SamplingOptions } from './sampling.js';
 
 /**
- * Per-layer key and value buffers for incremental decoding, preallocated to the full context:
- * keys[l] and values[l] are (batch, context, width), of which the first `length` positions are filled.
+ * Per-layer key and value buffers for incremental decoding, preallocated to the full context for `batch`
+ * sequences: keys[l] and values[l] are (batch, context, width), of which row b's first lengths[b] positions are
+ * filled.
  */
 export class KVCache {
-  /** Positions already in the cache (the next token's position). */
-  length = 0;
+  /** Positions already cached in each row (the next token's position). */
+  readonly lengths: Int32Array;
   readonly keys: FloatArray[];
   readonly values: FloatArray[];
 
   constructor(readonly batch: number, readonly context: number, readonly width: number, layers: number, dtype: DType) {
     const n = batch * context * width;
+    this.lengths = new Int32Array(batch);
     this.keys = Array.from({ length: layers }, () => allocFloat(dtype, n));
     this.values = Array.from({ length: layers }, () => allocFloat(dtype, n));
   }
 
-  /** Empties the cache for a new sequence (the buffers are reused). */
+  /** Positions cached in row 0 (the whole cache, for batch 1). */
+  get length(): number { return this.lengths[0]; }
+
+  /** Empties every row for new sequences (the buffers are reused). */
   reset(): this {
-    this.length = 0;
+    this.lengths.fill(0);
     return this;
   }
+
+  /** Layer l's buffers, as the attention op takes them. */
+  layer(l: number): KVBuffers { return { keys: this.keys[l], values: this.values[l], context: this.context }; }
 }
 
 export interface GPTForwardOptions {
-  /** Incremental decoding: attend over the cached prefix, append the new keys and values, advance cache.length. */
+  /** Incremental decoding: attend over the cached prefix, append the new keys and values, advance the lengths. */
   cache?: KVCache;
+  /** With a cache: the cache row of each batch row of idx (default 0, 1, ...); rows may hold different lengths. */
+  rows?: readonly number[];
   /** Compute logits only for the last position (B, 1, V): what sampling needs. */
   lastOnly?: boolean;
   /** Target value that does not count in the loss (default -100, as fine-tuning masks prompts). */
@@ -59,7 +70,9 @@ export interface GPTOutput {
   loss?: Tensor;
 }
 
-export interface GenerateOptions extends SampleOptions {
+export interface GenerateOptions extends SamplingOptions {
+  /** Random stream for sampling (default: the global generator). */
+  generator?: Generator;
   /** Called with each new column of tokens (one id per batch row) as it is chosen. */
   onToken?: (ids: number[], step: number) => void;
 }
@@ -81,47 +94,20 @@ class CausalSelfAttention extends Module {
     this.c_proj = new Conv1D(C, C, { bias: cfg.bias, std: 0 });
   }
 
-  forward(x: Tensor, cache?: KVCache, layer = 0): Tensor {
+  forward(x: Tensor, cache?: CacheView, layer = 0): Tensor {
     const qkv = this.c_attn.forward(x); // (B, T, 3C), columns [q | k | v]
     const y = cache
-      ? this.cached(qkv, cache, layer)
+      ? cachedAttention(qkv, cache.cache.layer(layer), cache.rows, cache.starts, this.cfg.heads)
       : qkvAttention(qkv, this.cfg.heads); // = attention(narrow q, k, v) without the copies in backward
     return dropout(this.c_proj.forward(y), this.cfg.dropout, this.training);
   }
+}
 
-  /** Appends the new keys and values to the cache and attends over the whole prefix; no graph is recorded. */
-  private cached(qkv: Tensor, cache: KVCache, layer: number): Tensor {
-    const [B, Tn] = qkv.shape;
-    const C = this.cfg.width;
-    const NH = this.cfg.heads;
-    const HS = C / NH;
-    const P = cache.context;
-    const L = cache.length;
-    const Tk = L + Tn;
-    const src = qkv.storage as FloatArray; // (B, Tn, 3C)
-    const kc = cache.keys[layer]; // (B, P, C)
-    const vc = cache.values[layer];
-    const q = allocFloat(qkv.dtype, B * Tn * C); // (B, Tn, C)
-    for (let b = 0; b < B; b++) {
-      for (let t = 0; t < Tn; t++) {
-        const row = (b * Tn + t) * 3 * C;
-        const dst = (b * P + L + t) * C;
-        q.set(src.subarray(row, row + C), (b * Tn + t) * C);
-        kc.set(src.subarray(row + C, row + 2 * C), dst);
-        vc.set(src.subarray(row + 2 * C, row + 3 * C), dst);
-      }
-    }
-    const out = allocFloat(qkv.dtype, B * Tn * C); // (B, Tn, C)
-    const lse = allocFloat(qkv.dtype, NH * Tn); // (NH, Tn), unused outside the kernel
-    const scale = 1 / Math.sqrt(HS);
-    for (let b = 0; b < B; b++) {
-      // Batch row b's prefix is contiguous in the cache: (Tk, C) starting at b * P * C.
-      const o = b * P * C;
-      backend().attention(q.subarray(b * Tn * C, (b + 1) * Tn * C), kc.subarray(o, o + Tk * C), vc.subarray(o, o + Tk * C),
-        1, Tn, Tk, NH, HS, true, scale, out.subarray(b * Tn * C, (b + 1) * Tn * C), lse);
-    }
-    return new Tensor(out, [B, Tn, C]);
-  }
+/** The cache rows a forward continues and how many positions each held before it. */
+interface CacheView {
+  cache: KVCache;
+  rows: readonly number[];
+  starts: readonly number[];
 }
 
 class MLP extends Module {
@@ -156,7 +142,7 @@ class Block extends Module {
     this.mlp = new MLP(cfg);
   }
 
-  forward(x: Tensor, cache?: KVCache, layer = 0): Tensor {
+  forward(x: Tensor, cache?: CacheView, layer = 0): Tensor {
     const h = x.add(this.attn.forward(this.ln_1.forward(x), cache, layer));
     return h.add(this.mlp.forward(this.ln_2.forward(h)));
   }
@@ -254,8 +240,10 @@ export class GPT extends Module {
     this.checkIdx(idx, cache);
     if (cache) {
       if (targets) throw new Error('GPT.forward: targets cannot be combined with a KV cache (the cache is for inference)');
-      return noGrad(() => this.run(idx, cache, options.lastOnly ?? false));
+      const view = this.cacheView(idx, cache, options.rows);
+      return noGrad(() => this.run(idx, view, options.lastOnly ?? false));
     }
+    if (options.rows) throw new Error('GPT.forward: rows select cache rows; give a cache too');
     if (targets !== undefined && targets !== null) this.checkTargets(idx, targets, options);
     // Every activation but the logits and the loss stays inside: backward hands their memory to the next step.
     return activationScope(() => this.runWithLoss(idx, targets ?? null, options), (r) => [r.logits, r.loss]);
@@ -301,19 +289,44 @@ export class GPT extends Module {
     }
   }
 
-  private run(idx: Tensor, cache: KVCache | undefined, lastOnly: boolean): GPTOutput {
-    const [, T] = idx.shape;
-    const start = cache?.length ?? 0;
+  private run(idx: Tensor, cache: CacheView | undefined, lastOnly: boolean): GPTOutput {
+    const [B, T] = idx.shape;
     const tr = this.transformer;
-    const pos = narrow(tr.wpe.weight, 0, start, T); // (T, C)
+    const pos = cache
+      ? embedding(positions(cache.starts, T), tr.wpe.weight) // (B, T, C): each row from its own position
+      : narrow(tr.wpe.weight, 0, 0, T); // (T, C)
     let x = embedding(idx, tr.wte.weight).add(pos); // (B, T, C)
     x = dropout(x, this.config.dropout, this.training);
     const blocks = this.blocks;
     for (let l = 0; l < blocks.length; l++) x = blocks[l].forward(x, cache, l);
-    if (cache) cache.length += T;
+    if (cache) for (let b = 0; b < B; b++) cache.cache.lengths[cache.rows[b]] += T;
     if (lastOnly && T > 1) x = narrow(x, 1, T - 1, 1); // (B, 1, C): the norm and head only where needed
     x = tr.ln_f.forward(x);
     return { logits: this.lm_head.forward(x) }; // (B, T, V)
+  }
+
+  /** Checks a cache against the model and idx, and notes where each row starts. */
+  private cacheView(idx: Tensor, cache: KVCache, rows?: readonly number[]): CacheView {
+    if (!(cache instanceof KVCache)) throw new Error('GPT.forward: cache must be a KVCache from gpt.createCache()');
+    const [B, T] = idx.shape;
+    if (cache.width !== this.config.width || cache.keys.length !== this.config.layers || cache.context !== this.config.context) {
+      throw new Error('GPT.forward: the cache was made for a different model');
+    }
+    const use = rows ?? Array.from({ length: B }, (_, b) => b);
+    if (use.length !== B) throw new Error(`GPT.forward: rows has ${use.length} entries but idx has batch ${B}`);
+    if (new Set(use).size !== B) throw new Error('GPT.forward: rows must not repeat a cache row');
+    const starts = use.map((r) => {
+      if (!Number.isInteger(r) || r < 0 || r >= cache.batch) {
+        throw new Error(rows ? `GPT.forward: cache row ${r} is outside the cache's ${cache.batch} rows`
+          : `GPT.forward: the cache was made for batch ${cache.batch} but idx has batch ${B}`);
+      }
+      const held = cache.lengths[r];
+      if (held + T > this.config.context) {
+        throw new Error(`GPT.forward: the cache holds ${held} tokens and ${T} more would exceed the model's context of ${this.config.context}`);
+      }
+      return held;
+    });
+    return { cache, rows: use, starts };
   }
 
   private checkIdx(idx: Tensor, cache?: KVCache): void {
@@ -324,17 +337,9 @@ export class GPT extends Module {
     if (idx.ndim !== 2 || idx.shape[1] === 0) {
       throw new Error(`GPT.forward: idx must have shape (batch, time) with time >= 1, got ${fmt(idx.shape)}`);
     }
-    const [B, T] = idx.shape;
+    const [, T] = idx.shape;
     const { context, vocabSize } = this.config;
-    if (cache) {
-      if (cache.batch !== B) throw new Error(`GPT.forward: the cache was made for batch ${cache.batch} but idx has batch ${B}`);
-      if (cache.width !== this.config.width || cache.keys.length !== this.config.layers) {
-        throw new Error('GPT.forward: the cache was made for a different model');
-      }
-      if (cache.length + T > context) {
-        throw new Error(`GPT.forward: the cache holds ${cache.length} tokens and ${T} more would exceed the model's context of ${context}`);
-      }
-    } else if (T > context) {
+    if (!cache && T > context) {
       throw new Error(`GPT.forward: the sequence has ${T} tokens but the model's context is ${context}; crop idx to the last ${context}`);
     }
     const s = idx.storage as Int32Array;
@@ -346,9 +351,10 @@ export class GPT extends Module {
   }
 
   /**
-   * Extends idx (int32, (B, T)) by maxNewTokens sampled tokens and returns (B, T + maxNewTokens). Greedy with
-   * temperature 0; topK keeps the k most likely tokens. Uses a KV cache; the model sees at most the last
-   * `context` tokens.
+   * Extends idx (int32, (B, T)) by maxNewTokens sampled tokens and returns (B, T + maxNewTokens). Sampling as in
+   * kiln.infer (temperature, default 1 here as in nanoGPT; 0 is greedy; topK, topP, repetitionPenalty), from
+   * `generator` (default the global one). Decodes all rows together with a KV cache; past the context the model
+   * sees the last `context` tokens.
    */
   generate(idx: Tensor, maxNewTokens: number, options: GenerateOptions = {}): Tensor {
     if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) {
@@ -360,36 +366,27 @@ export class GPT extends Module {
     }
     const [B, T0] = idx.shape;
     const P = this.config.context;
-    const V = this.config.vocabSize;
-    const rows: number[][] = Array.from({ length: B }, (_, b) => Array.from((idx.storage as Int32Array).subarray(b * T0, (b + 1) * T0)));
-    const wasTraining = this.training;
-    this.eval();
+    const generator = options.generator ?? defaultGenerator;
+    const sampling = { temperature: options.temperature ?? 1, topK: options.topK, topP: options.topP,
+      repetitionPenalty: options.repetitionPenalty, generator, maxNewTokens, slide: true };
+    const { decoder, release } = acquireDecoder(this, B);
     try {
-      return noGrad(() => {
-        const cache = this.createCache(B);
-        let feed = cropped(rows, P);
-        for (let step = 0; step < maxNewTokens; step++) {
-          if (cache.length + feed[0].length > P) {
-            // The window is full: start again from the last context - 1 tokens plus the newest (exact cropping).
-            cache.reset();
-            feed = cropped(rows, P);
-          }
-          const x = new Tensor(Int32Array.from(feed.flat()), [B, feed[0].length]);
-          const logits = this.forward(x, null, { cache, lastOnly: true }).logits.storage as FloatArray; // (B, 1, V)
-          const next = rows.map((r, b) => {
-            const id = sampleToken(logits.subarray(b * V, (b + 1) * V), options);
-            r.push(id);
-            return id;
-          });
-          options.onToken?.(next, step);
-          feed = next.map((id) => [id]);
-        }
-        const out = new Int32Array(B * (T0 + maxNewTokens));
-        rows.forEach((r, b) => out.set(r, b * (T0 + maxNewTokens)));
-        return new Tensor(out, [B, T0 + maxNewTokens]);
+      const seqs = Array.from({ length: B }, (_, b) => {
+        const row = Array.from((idx.storage as Int32Array).subarray(b * T0, (b + 1) * T0));
+        return decoder.start(row.length > P ? row.slice(row.length - P) : row, sampling);
       });
+      for (let step = 0; step < maxNewTokens; step++) {
+        const events = decoder.step();
+        options.onToken?.(events.map((e) => e.id as number), step);
+      }
+      const out = new Int32Array(B * (T0 + maxNewTokens));
+      seqs.forEach((s, b) => {
+        out.set((idx.storage as Int32Array).subarray(b * T0, (b + 1) * T0), b * (T0 + maxNewTokens));
+        out.set(s.ids.slice(s.ids.length - s.generated), b * (T0 + maxNewTokens) + T0);
+      });
+      return new Tensor(out, [B, T0 + maxNewTokens]);
     } finally {
-      this.train(wasTraining);
+      release();
     }
   }
 
@@ -413,7 +410,9 @@ export class GPT extends Module {
   }
 }
 
-/** The last `P` tokens of each row (the whole row when shorter). */
-function cropped(rows: number[][], P: number): number[][] {
-  return rows.map((r) => (r.length > P ? r.slice(r.length - P) : r.slice()));
+/** Position ids (B, T): row b counts from starts[b]. */
+function positions(starts: readonly number[], T: number): Tensor {
+  const ids = new Int32Array(starts.length * T);
+  starts.forEach((s, b) => { for (let t = 0; t < T; t++) ids[b * T + t] = s + t; });
+  return new Tensor(ids, [starts.length, T]);
 }

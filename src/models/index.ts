@@ -1,7 +1,11 @@
-// Complete models built from nn: the GPT (Hugging Face GPT-2 names and layout, presets, KV cache). Exported as kiln.models.
+// Complete models built from nn: the GPT (Hugging Face GPT-2 names and layout, presets, KV cache), and the one
+// decoding loop and sampler every generation path uses. Exported as kiln.models.
 
 export { GPT, KVCache, type GPTForwardOptions, type GPTOutput, type GenerateOptions } from './gpt.js';
 export { resolveGPTConfig, toHFConfig, gptConfigFromJSON, type GPTConfig, type ResolvedGPTConfig } from './gpt-config.js';
-export { Conv1D, conv1d, type Conv1DOptions } from './conv1d.js';
-export { qkvAttention } from './qkv-attention.js';
-export { sampleToken, argmax, type SampleOptions } from './sample.js';
+export { Conv1D, type Conv1DOptions } from './conv1d.js';
+export {
+  BatchDecoder, Sequence, acquireDecoder, generateTokens, checkSequenceOptions,
+  type LanguageModel, type DecodingCache, type SequenceOptions, type StepEvent, type FinishReason,
+} from './generate.js';
+export { Sampler, argmax, checkSamplingOptions, type SamplingOptions } from './sampling.js';

@@ -1,6 +1,6 @@
 // Allocation of flat typed arrays per dtype, and dtype checks shared by the ops.
 
-import type { AnyArray, DType, FloatArray } from '../backend/index.js';
+import { backend, type AnyArray, type DType, type FloatArray } from '../backend/index.js';
 
 // Fresh memory is expensive: the first write to each new page faults, and a large zero-filled typed array costs
 // far more than reusing one (16 MB: about 14 ms fresh against 1.5 ms to re-zero, measured here). The autograd
@@ -33,14 +33,18 @@ function evictOldest(): void {
   if (list.length === 0) pool.delete(key);
 }
 
-/** Hands every pooled buffer back to the garbage collector (after training, to shrink the process). */
+/**
+ * Hands every pooled buffer back to the garbage collector, and the memory the backend keeps for reuse back to the
+ * system (after training, to shrink the process).
+ */
 export function releaseCachedMemory(): void {
   pool.clear();
   pooledBytes = 0;
+  backend().releaseMemory?.();
 }
 
-/** Bytes the pool holds for reuse. */
-export function cachedMemoryBytes(): number { return pooledBytes; }
+/** Bytes kept for reuse: the pool's buffers and the backend's freed memory. */
+export function cachedMemoryBytes(): number { return pooledBytes + (backend().cachedMemoryBytes?.() ?? 0); }
 
 /** A zero-filled buffer of n elements, reused from the pool when one fits. */
 export function alloc(dtype: DType, n: number): AnyArray {
@@ -54,7 +58,24 @@ export function alloc(dtype: DType, n: number): AnyArray {
  * that writes every element before anything reads it, which saves a pass over memory.
  */
 export function allocUninit(dtype: DType, n: number): AnyArray {
-  return takePooled(dtype, n) ?? fresh(dtype, n);
+  return takePooled(dtype, n) ?? freshUninit(dtype, n);
+}
+
+// Node's Buffer.allocUnsafeSlow takes memory without zero-filling it (a pass over memory saved); elsewhere a
+// typed array is always zeroed. Small buffers are not worth it.
+const unsafeAlloc = (globalThis as { Buffer?: { allocUnsafeSlow(bytes: number): Uint8Array } }).Buffer?.allocUnsafeSlow;
+const UNINIT_MIN_BYTES = 16 * 1024;
+
+function freshUninit(dtype: DType, n: number): AnyArray {
+  const bytes = n * (dtype === 'float64' ? 8 : 4);
+  if (!unsafeAlloc || bytes < UNINIT_MIN_BYTES) return fresh(dtype, n);
+  const buf = unsafeAlloc(bytes).buffer;
+  switch (dtype) {
+    case 'float32': return new Float32Array(buf, 0, n);
+    case 'float64': return new Float64Array(buf, 0, n);
+    case 'int32': return new Int32Array(buf, 0, n);
+    default: return fresh(dtype, n);
+  }
 }
 
 function takePooled(dtype: DType, n: number): AnyArray | undefined {

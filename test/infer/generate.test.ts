@@ -1,64 +1,101 @@
-// Generation: the lean decoder against PyTorch's GPT-2 logits, cache vs no cache, seeded sampling, the
-// sampler's filters, stop sequences, streaming with multi-byte characters, and the guards on bad input.
+// Generation: the one decoding path against PyTorch's GPT-2 logits and against the greedy output of the old lean
+// decoder, cache vs no cache, batched decoding, seeded sampling, the sampler's filters, stop sequences,
+// streaming with multi-byte characters, and the guards on bad input.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import * as kiln from '../../src/index.js';
 import { loadSafetensors } from '../../src/io/safetensors.js';
 import { loadWeights } from '../../src/io/model-folder.js';
 import { GPT } from '../../src/models/gpt.js';
 import { gptConfigFromJSON } from '../../src/models/gpt-config.js';
-import { createDecoder, FastGPTDecoder } from '../../src/infer/decoder.js';
+import { BatchDecoder } from '../../src/models/generate.js';
 import { generate, generateText, streamGenerate, TextStreamer } from '../../src/infer/generate.js';
-import { Sampler } from '../../src/infer/sampling.js';
+import { kthLargest, massThreshold, Sampler } from '../../src/models/sampling.js';
 import { Generator } from '../../src/tensor/random.js';
 import { bpeTokenizer, charTokenizer, tinyGPT } from './helpers.js';
 
 const GOLDEN = 'test/golden/hf-gpt2-tiny';
 
-test('the fast decoder reproduces Hugging Face GPT-2 logits (prefill and token by token)', () => {
+function hfTiny(): GPT {
   const cfg = gptConfigFromJSON(JSON.parse(readFileSync(`${GOLDEN}/config.json`, 'utf8')));
   const gpt = new GPT(cfg);
   loadWeights(gpt, loadSafetensors(`${GOLDEN}/model.safetensors`).tensors, GOLDEN);
+  return gpt.eval();
+}
+
+test('decoding with the KV cache reproduces Hugging Face GPT-2 logits (prefill and token by token)', () => {
+  const gpt = hfTiny();
   const golden = JSON.parse(readFileSync(`${GOLDEN}/logits.json`, 'utf8')) as {
     idx: { shape: number[]; data: number[] }; logits: { shape: number[]; data: number[] };
   };
   const [B, T] = golden.idx.shape;
   const V = golden.logits.shape[2];
-  for (const engine of ['fast', 'module'] as const) {
-    const dec = createDecoder(gpt, { engine });
-    assert.equal(dec.kind, engine);
-    for (let b = 0; b < B; b++) {
-      const ids = golden.idx.data.slice(b * T, (b + 1) * T);
-      dec.reset();
-      // A 5-token prompt in one pass, then one token at a time.
-      let worst = 0;
-      for (let t = 4; t < T; t++) {
-        const logits = t === 4 ? dec.feed(ids.slice(0, 5)) : dec.feed([ids[t]]);
-        const o = (b * T + t) * V;
-        for (let v = 0; v < V; v++) worst = Math.max(worst, Math.abs(logits[v] - golden.logits.data[o + v]));
-      }
-      assert.ok(worst < 1e-4, `${engine}: row ${b} differs from PyTorch by ${worst}`);
+  for (let b = 0; b < B; b++) {
+    const ids = golden.idx.data.slice(b * T, (b + 1) * T);
+    const cache = gpt.createCache(1);
+    // A 5-token prompt in one pass, then one token at a time.
+    let worst = 0;
+    for (let t = 4; t < T; t++) {
+      const feed = t === 4 ? ids.slice(0, 5) : [ids[t]];
+      const logits = gpt.forward(kiln.tensor([feed], { dtype: 'int32' }), null, { cache, lastOnly: true }).logits.storage;
+      const o = (b * T + t) * V;
+      for (let v = 0; v < V; v++) worst = Math.max(worst, Math.abs(logits[v] - golden.logits.data[o + v]));
     }
+    assert.ok(worst < 1e-4, `row ${b} differs from PyTorch by ${worst}`);
   }
 });
 
-test('greedy output with the cache equals greedy output without it, on every decoding path', () => {
+test('greedy output is unchanged from the old lean decoder that `kiln generate` ran (golden)', () => {
+  const golden = JSON.parse(readFileSync('test/golden/greedy-generate.json', 'utf8')) as {
+    char: { prompt: string; seed: number; text: string }[]; bpe: { prompt: string; seed: number; text: string }[];
+    hf: { prompt: number[]; ids: number[] }[];
+  };
+  const ct = charTokenizer();
+  const bt = bpeTokenizer();
+  const o = { maxNewTokens: 40, temperature: 0, eosTokenIds: [] };
+  for (const g of golden.char) assert.equal(generateText(tinyGPT(ct.vocabSize, g.seed), ct, g.prompt, o).text, g.text);
+  for (const g of golden.bpe) assert.equal(generateText(tinyGPT(bt.vocabSize, g.seed), bt, g.prompt, o).text, g.text);
+  const hf = hfTiny();
+  for (const g of golden.hf) assert.deepEqual(generate(hf, g.prompt, { maxNewTokens: 16 - g.prompt.length, eosTokenIds: [] }), g.ids);
+});
+
+test('greedy output with the cache equals greedy output without it; gpt.generate decodes the same tokens', () => {
   const tok = charTokenizer();
   const gpt = tinyGPT(tok.vocabSize);
   const prompt = tok.encode('the quick');
   const opts = { maxNewTokens: 40, eosTokenIds: [] };
-  const fast = generate(gpt, prompt, { ...opts, engine: 'fast' });
-  const mod = generate(gpt, prompt, { ...opts, engine: 'module' });
+  const cached = generate(gpt, prompt, opts);
   const none = generate(gpt, prompt, { ...opts, cache: false });
-  const moduleNone = generate(gpt, prompt, { ...opts, engine: 'recompute' });
-  assert.equal(createDecoder(gpt, { cache: false }).kind, 'fast-recompute');
-  assert.equal(createDecoder(gpt, { engine: 'module', cache: false }).kind, 'recompute');
-  assert.equal(fast.length, 40);
-  assert.deepEqual(fast, moduleNone);
-  assert.deepEqual(mod, moduleNone);
-  assert.deepEqual(none, moduleNone);
-  assert.ok(new Set(fast).size > 3, 'the model should not just repeat one token');
+  assert.equal(cached.length, 40);
+  assert.deepEqual(cached, none);
+  assert.ok(new Set(cached).size > 3, 'the model should not just repeat one token');
+  const viaModel = gpt.generate(kiln.tensor([prompt], { dtype: 'int32' }), 40, { temperature: 0 });
+  assert.deepEqual([...viaModel.storage].slice(prompt.length), cached);
+});
+
+test('a batch of sequences of different lengths decodes as each would alone, joining and leaving at steps', () => {
+  const tok = charTokenizer();
+  const gpt = tinyGPT(tok.vocabSize, 6);
+  const prompts = ['the', 'quick brown', 'a'].map((p) => tok.encode(p));
+  const alone = prompts.map((p, i) => generate(gpt, p, { maxNewTokens: 6 + 4 * i, eosTokenIds: [] }));
+  const dec = new BatchDecoder(gpt, 2);
+  const got = new Map<number, number[]>();
+  const seqs = [dec.start(prompts[0], { maxNewTokens: 6 }), dec.start(prompts[1], { maxNewTokens: 10 })];
+  assert.throws(() => dec.start(prompts[2]), /all 2 rows are decoding/);
+  let third = false;
+  while (dec.running > 0) {
+    for (const e of dec.step()) {
+      const i = seqs.indexOf(e.sequence);
+      if (e.id !== undefined) got.set(i, [...(got.get(i) ?? []), e.id]);
+    }
+    if (!third && dec.hasRoom) {
+      seqs.push(dec.start(prompts[2], { maxNewTokens: 14 })); // joins in the row the first one left
+      third = true;
+    }
+  }
+  assert.deepEqual([0, 1, 2].map((i) => got.get(i)), alone);
 });
 
 test('the same seed repeats a sampled generation; top-k 1 and a tiny top-p are greedy', () => {
@@ -103,6 +140,29 @@ test('the sampler: repetition penalty (CTRL style), top-k and top-p keep only th
   assert.throws(() => new Sampler(3, { temperature: -1 }, new Generator(0)), /temperature must be a number >= 0/);
   assert.throws(() => new Sampler(3, { topK: 1.5 }, new Generator(0)), /topK must be an integer/);
   assert.throws(() => new Sampler(3, { repetitionPenalty: 0 }, new Generator(0)), /repetitionPenalty must be a number > 0/);
+});
+
+test('top-k and top-p thresholds by selection equal the sorted definitions, ties included', () => {
+  const g = new Generator(11);
+  for (let trial = 0; trial < 200; trial++) {
+    const n = 1 + g.int(0, 300);
+    // Rounded values make ties common.
+    const p = Float64Array.from({ length: n }, () => Math.round(g.uniform() * 20) / 20);
+    const sorted = [...p].sort((a, b) => b - a);
+    const k = 1 + g.int(0, n);
+    assert.equal(kthLargest(p, n, k, new Float64Array(n)), sorted[k - 1]);
+    const floor = trial % 2 ? sorted[k - 1] : 0;
+    const kept = sorted.filter((v) => v >= floor);
+    const total = kept.reduce((a, b) => a + b, 0);
+    const topP = g.uniform();
+    let acc = 0;
+    let want = floor;
+    for (const v of kept) {
+      acc += v;
+      if (acc >= topP * total) { want = Math.max(v, floor); break; }
+    }
+    assert.equal(massThreshold(p, n, floor, topP * total, new Float64Array(n)), want, `trial ${trial}`);
+  }
 });
 
 test('stop sequences end the text just before them, and streaming never shows part of one', async () => {
@@ -180,31 +240,23 @@ test('end-of-text stops generation; maxNewTokens and the context bound the outpu
   assert.throws(() => generate(gpt, prompt, { stop: [''] }), /stop must be a list of non-empty strings/);
 });
 
-test('the fast path is chosen for a float32 GPT and sees weights changed after it was built', () => {
+test('decoding sees weights changed between calls; float64 models and models without biases match recomputation', () => {
   const tok = charTokenizer();
   const gpt = tinyGPT(tok.vocabSize, 5);
-  assert.ok(FastGPTDecoder.tryCreate(gpt));
   const prompt = tok.encode('dog');
   const before = generate(gpt, prompt, { maxNewTokens: 10, eosTokenIds: [] });
   const w = gpt.transformer.h.at(0) as unknown as { mlp: { c_fc: { weight: { storage: Float32Array } } } };
   w.mlp.c_fc.weight.storage.fill(0.5);
   const after = generate(gpt, prompt, { maxNewTokens: 10, eosTokenIds: [] });
-  const ref = generate(gpt, prompt, { maxNewTokens: 10, eosTokenIds: [], engine: 'recompute' });
-  assert.deepEqual(after, ref);
+  assert.deepEqual(after, generate(gpt, prompt, { maxNewTokens: 10, eosTokenIds: [], cache: false }));
   assert.notDeepEqual(after, before);
-});
-
-test('models without biases take the fast path; float64 models the module path; both match recomputation', () => {
-  const tok = charTokenizer();
   const noBias = new GPT({ vocabSize: tok.vocabSize, context: 32, layers: 2, heads: 2, width: 16, bias: false }, { generator: new Generator(9) });
   for (const p of noBias.parameters()) if (p.ndim === 2) for (let i = 0; i < p.size; i++) p.storage[i] *= 40;
-  assert.equal(createDecoder(noBias).kind, 'fast');
-  const prompt = tok.encode('over');
   const o = { maxNewTokens: 12, eosTokenIds: [] };
-  assert.deepEqual(generate(noBias, prompt, o), generate(noBias, prompt, { ...o, engine: 'recompute' }));
+  const p2 = tok.encode('over');
+  assert.deepEqual(generate(noBias, p2, o), generate(noBias, p2, { ...o, cache: false }));
   const f64 = new GPT({ vocabSize: tok.vocabSize, context: 32, layers: 1, heads: 2, width: 16 }, { generator: new Generator(9), dtype: 'float64' });
-  assert.equal(createDecoder(f64).kind, 'module');
-  assert.deepEqual(generate(f64, prompt, o), generate(f64, prompt, { ...o, cache: false }));
+  assert.deepEqual(generate(f64, p2, o), generate(f64, p2, { ...o, cache: false }));
 });
 
 test('a model with LoRA adapters decodes through its own forward (the adapters count)', async () => {
@@ -213,7 +265,6 @@ test('a model with LoRA adapters decodes through its own forward (the adapters c
   const gpt = tinyGPT(tok.vocabSize, 12);
   applyLoRA(gpt, { rank: 2, targets: ['c_attn'] });
   for (const [name, p] of gpt.namedParameters()) if (name.includes('lora_B')) p.storage.fill(0.3);
-  assert.equal(createDecoder(gpt).kind, 'module');
   const prompt = tok.encode('lazy');
   const o = { maxNewTokens: 10, eosTokenIds: [] };
   assert.deepEqual(generate(gpt, prompt, o), generate(gpt, prompt, { ...o, cache: false }));

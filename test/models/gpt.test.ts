@@ -61,7 +61,7 @@ test('conv1d and qkvAttention match their composed references, values and gradie
   const w = kiln.randn([12, 18], { dtype: 'float64', generator: g }).requiresGrad_();
   const b = kiln.randn([18], { dtype: 'float64', generator: g }).requiresGrad_();
   const gw = kiln.randn([2, 5, 6], { dtype: 'float64', generator: g });
-  const fused = kiln.models.qkvAttention(kiln.models.conv1d(x, w, b), 2);
+  const fused = kiln.qkvAttention(kiln.conv1d(x, w, b), 2);
   fused.mul(gw).sum().backward();
   const got = [fused, x.grad!, w.grad!, b.grad!].map((t) => Array.from(t.storage as Float64Array));
   x.grad = null; w.grad = null; b.grad = null;

@@ -74,10 +74,10 @@ export const cases: Record<string, Case[]> = {
     { fn: (x, w) => kiln.linear(x, w), inputs: () => [leaf([3, 4], 37), leaf([2, 4], 38)] },
   ],
   conv1d: [
-    { fn: (x, w, b) => kiln.models.conv1d(x, w, b), inputs: () => [leaf([2, 3, 4], 67), leaf([4, 5], 68), leaf([5], 69)] },
-    { fn: (x, w) => kiln.models.conv1d(x, w), inputs: () => [leaf([3, 4], 70), leaf([4, 2], 71)] },
+    { fn: (x, w, b) => kiln.conv1d(x, w, b), inputs: () => [leaf([2, 3, 4], 67), leaf([4, 5], 68), leaf([5], 69)] },
+    { fn: (x, w) => kiln.conv1d(x, w), inputs: () => [leaf([3, 4], 70), leaf([4, 2], 71)] },
   ],
-  qkvAttention: [{ fn: (x) => kiln.models.qkvAttention(x, 2), inputs: () => [leaf([2, 5, 12], 80)] }],
+  qkvAttention: [{ fn: (x) => kiln.qkvAttention(x, 2), inputs: () => [leaf([2, 5, 12], 80)] }],
   reshape: unary((x) => x.reshape([4, -1])),
   permute: [{ fn: (x) => x.permute([2, 0, 1]), inputs: () => [leaf([2, 3, 4], 39)] }],
   expand: [{ fn: (x) => x.expand([2, 3, 4]), inputs: () => [leaf([3, 1], 40)] }],

@@ -53,6 +53,9 @@ interface Addon {
   setIsa(name: string): boolean;
   setThreads(n: number): void;
   gemmTune(mc: number, kc: number, nc: number): void;
+  memoryInit(bound: number): number;
+  memoryRelease(): void;
+  memoryCached(): number;
 }
 
 // Op codes: the order of the enums in native/kiln.h.
@@ -206,6 +209,8 @@ function wrap(n: Addon): Backend {
       if (f32(param) && f32(grad) && f32(m) && f32(v)) n.adamw(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, bc1, bc2);
       else js.adamw(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, bc1, bc2);
     },
+    releaseMemory: () => n.memoryRelease(),
+    cachedMemoryBytes: () => n.memoryCached(),
   };
 }
 
@@ -221,6 +226,22 @@ export interface NativeControls {
 }
 
 let cached: (NativeLoad & { addon?: Addon }) | undefined;
+
+const DEFAULT_CACHE_BYTES = 1024 * 1024 * 1024;
+
+/**
+ * How much freed memory the process keeps mapped for reuse (native/memory.c): KILN_CACHE_BYTES, default 1 GiB;
+ * 0 leaves the C library's own policy.
+ */
+function memoryCacheBound(): number {
+  const raw = process.env.KILN_CACHE_BYTES;
+  if (raw === undefined || raw.trim() === '') return DEFAULT_CACHE_BYTES;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new Error(`KILN_CACHE_BYTES must be a whole number of bytes (0 keeps the C library's policy), got '${raw}'`);
+  }
+  return n;
+}
 
 /** Loads the addon once and caches the result; never throws: returns { error } when unavailable. */
 export function loadNativeBackend(): NativeLoad {
@@ -240,6 +261,7 @@ export function loadNativeBackend(): NativeLoad {
       if (typeof addon?.gemm !== 'function' || typeof addon.info !== 'function') {
         cached = { error: `${path} is not Kiln's native addon` };
       } else {
+        addon.memoryInit(memoryCacheBound());
         const i = addon.info();
         cached = { backend: wrap(addon), info: { isa: i.isa, threads: i.threads }, addon };
       }

@@ -1,5 +1,6 @@
-// Picking the next token from a row of logits: repetition penalty, temperature, top-k, top-p, then a seeded
-// draw (or arg-max when greedy). The same order as Hugging Face's logits processors and warpers.
+// The one sampler: picks the next token from a row of logits with repetition penalty, temperature, top-k, top-p,
+// then a seeded draw (or arg-max when greedy), in the order of Hugging Face's logits processors and warpers.
+// Top-k and top-p thresholds come from a selection in expected linear time, never a sort of the vocabulary.
 
 import type { Generator } from '../tensor/random.js';
 
@@ -33,17 +34,17 @@ export function checkSamplingOptions(o: SamplingOptions): void {
 
 /**
  * A reusable sampler: scratch buffers are kept between calls so decoding allocates nothing per token.
- * `new Sampler(vocabSize, { temperature: 0.8, topK: 40 }, new kiln.Generator(1)).pick(logits, seen)`
+ * `new Sampler(vocabSize, { temperature: 0.8, topK: 40 }, new kiln.Generator(1)).pick(logits)`
  */
 export class Sampler {
   private probs: Float64Array;
-  private sorted: Float64Array;
+  private scratch: Float64Array;
   private seenMark: Uint8Array;
 
   constructor(readonly vocabSize: number, readonly options: SamplingOptions, private readonly generator: Generator) {
     checkSamplingOptions(options);
     this.probs = new Float64Array(vocabSize);
-    this.sorted = new Float64Array(vocabSize);
+    this.scratch = new Float64Array(vocabSize);
     this.seenMark = new Uint8Array(vocabSize);
   }
 
@@ -74,30 +75,18 @@ export class Sampler {
     for (let i = 0; i < V; i++) if (logits[i] > mx) mx = logits[i];
     if (!Number.isFinite(mx)) return argmax(logits, V);
     const p = this.probs;
-    for (let i = 0; i < V; i++) p[i] = Math.exp((logits[i] - mx) / temperature);
-    // Top-k and top-p as one probability threshold, found on a sorted copy (a typed-array sort, no comparator):
-    // tokens at or above it stay. Ties at the boundary all stay, so the draw never depends on sort order.
+    let all = 0;
+    for (let i = 0; i < V; i++) all += p[i] = Math.exp((logits[i] - mx) / temperature);
+    // Top-k and top-p as one probability threshold: tokens at or above it stay. Ties at the boundary all stay, so
+    // the draw never depends on the order of equal values.
     let threshold = 0;
-    if ((topK > 0 && topK < V) || topP < 1) {
-      const sorted = this.sorted;
-      sorted.set(p);
-      sorted.sort(); // ascending
-      const n = topK > 0 && topK < V ? topK : V;
-      threshold = sorted[V - n];
-      if (topP < 1) {
-        let total = 0;
-        for (let i = V - n; i < V; i++) total += sorted[i];
-        // The smallest set of most likely tokens whose mass reaches topP (at least one token).
-        let acc = 0;
-        for (let i = V - 1; i >= V - n; i--) {
-          acc += sorted[i];
-          if (acc >= topP * total) {
-            threshold = Math.max(threshold, sorted[i]);
-            break;
-          }
-        }
-      }
+    let kept = all;
+    if (topK > 0 && topK < V) {
+      threshold = kthLargest(p, V, topK, this.scratch);
+      kept = 0;
+      for (let i = 0; i < V; i++) if (p[i] >= threshold) kept += p[i];
     }
+    if (topP < 1) threshold = Math.max(threshold, massThreshold(p, V, threshold, topP * kept, this.scratch));
     let total = 0;
     for (let i = 0; i < V; i++) if (p[i] >= threshold) total += p[i];
     let r = this.generator.uniform() * total;
@@ -111,6 +100,70 @@ export class Sampler {
     // Rounding left a sliver: the last token with any mass.
     return last >= 0 ? last : argmax(logits, V);
   }
+}
+
+/** The k-th largest of p[0, n) (quickselect on a scratch copy, expected O(n)). */
+export function kthLargest(p: Float64Array, n: number, k: number, scratch: Float64Array): number {
+  scratch.set(p.subarray(0, n));
+  let lo = 0;
+  let hi = n; // the answer is in scratch[lo, hi), with k - 1 larger values left of lo
+  let want = k;
+  for (;;) {
+    const pivot = scratch[lo + ((hi - lo) >> 1)];
+    const [gt, eq] = partition3(scratch, lo, hi, pivot);
+    if (want <= gt - lo) hi = gt;
+    else if (want <= eq - lo) return pivot;
+    else {
+      want -= eq - lo;
+      lo = eq;
+    }
+  }
+}
+
+/**
+ * The nucleus threshold: the largest value t such that the values >= t among those >= floor reach `mass`
+ * (the smallest set of most likely tokens whose probability reaches top-p). Selection by mass, expected O(n).
+ */
+export function massThreshold(p: Float64Array, n: number, floor: number, mass: number, scratch: Float64Array): number {
+  let m = 0;
+  for (let i = 0; i < n; i++) if (p[i] >= floor) scratch[m++] = p[i];
+  let lo = 0;
+  let hi = m;
+  let above = 0; // mass of the values already known to be larger than everything in [lo, hi)
+  while (hi > lo) {
+    const pivot = scratch[lo + ((hi - lo) >> 1)];
+    const [gt, eq] = partition3(scratch, lo, hi, pivot);
+    let sumGt = 0;
+    for (let i = lo; i < gt; i++) sumGt += scratch[i];
+    if (above + sumGt >= mass) {
+      hi = gt;
+      continue;
+    }
+    const sumEq = pivot * (eq - gt);
+    if (above + sumGt + sumEq >= mass) return pivot;
+    above += sumGt + sumEq;
+    lo = eq;
+  }
+  return floor; // rounding left the whole mass short of the target: keep every candidate
+}
+
+/** Three-way partition of a[lo, hi) around pivot, largest first: [lo, gt) > pivot, [gt, eq) == pivot, rest <. */
+function partition3(a: Float64Array, lo: number, hi: number, pivot: number): [number, number] {
+  let gt = lo;
+  let i = lo;
+  let lt = hi;
+  while (i < lt) {
+    const v = a[i];
+    if (v > pivot) {
+      a[i] = a[gt];
+      a[gt++] = v;
+      i++;
+    } else if (v < pivot) {
+      a[i] = a[--lt];
+      a[lt] = v;
+    } else i++;
+  }
+  return [gt, lt];
 }
 
 /** Index of the largest of the first n values (first on ties). */

@@ -1,0 +1,240 @@
+/* Small-M GEMM (M <= KILN_GEMV_MAX_M rows of A, batch 1): C = alpha * A @ op(B) + beta * C without packing.
+ * Decoding feeds one token (M = 1) or a few through every weight matrix; the packed GEMM would copy all of B and
+ * pad A to a 14-row tile, so here B is streamed once, straight from memory, with the rows of A in registers.
+ * Threads split the N output columns in fixed chunks and never split K: the same inputs give bitwise the same
+ * result for any thread count. */
+#include "kiln.h"
+#include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define KILN_X86 1
+#endif
+
+typedef struct {
+  int transA, transB, M, N, K;
+  float alpha, beta;
+  const float *A; /* (M, K), or (K, M) with transA */
+  const float *B; /* (K, N), or (N, K) with transB */
+  float *C;       /* (M, N) */
+} gemv_job;
+
+/* A's row i as a contiguous (K) vector: rows of a transposed A are gathered into `rowbuf` once per call. */
+static const float *a_row(const gemv_job *g, int i, float *rowbuf) {
+  if (!g->transA) return g->A + (size_t)i * g->K;
+  if (g->M == 1) return g->A;
+  for (int k = 0; k < g->K; k++) rowbuf[k] = g->A[(size_t)k * g->M + i];
+  return rowbuf;
+}
+
+static inline void store_c(const gemv_job *g, int i, int j, float acc) {
+  float *c = g->C + (size_t)i * g->N + j;
+  float r = g->alpha * acc;
+  *c = g->beta == 0.0f ? r : r + g->beta * *c;
+}
+
+/* ---- B (K, N): columns [j0, j1) of every row, B read row by row ---- */
+
+static void rows_scalar(const gemv_job *g, const float *const *a, int j0, int j1) {
+  for (int i = 0; i < g->M; i++)
+    for (int j = j0; j < j1; j++) {
+      float s = 0.0f;
+      for (int k = 0; k < g->K; k++) s += a[i][k] * g->B[(size_t)k * g->N + j];
+      store_c(g, i, j, s);
+    }
+}
+
+#ifdef KILN_X86
+/* 64 columns a block (4 vectors) for up to 4 rows of A: 16 accumulators */
+__attribute__((target("avx512f,avx2,fma")))
+static void rows_avx512(const gemv_job *g, const float *const *a, int j0, int j1) {
+  const int M = g->M, N = g->N, K = g->K;
+  int j = j0;
+  for (; j + 64 <= j1; j += 64) {
+    __m512 acc[KILN_GEMV_MAX_M][4];
+    for (int i = 0; i < M; i++) for (int v = 0; v < 4; v++) acc[i][v] = _mm512_setzero_ps();
+    const float *b = g->B + j;
+    for (int k = 0; k < K; k++, b += N) {
+      __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), b2 = _mm512_loadu_ps(b + 32), b3 = _mm512_loadu_ps(b + 48);
+      for (int i = 0; i < M; i++) {
+        __m512 x = _mm512_set1_ps(a[i][k]);
+        acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
+        acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
+        acc[i][2] = _mm512_fmadd_ps(x, b2, acc[i][2]);
+        acc[i][3] = _mm512_fmadd_ps(x, b3, acc[i][3]);
+      }
+    }
+    for (int i = 0; i < M; i++) {
+      _Alignas(64) float t[64];
+      for (int v = 0; v < 4; v++) _mm512_store_ps(t + 16 * v, acc[i][v]);
+      for (int c = 0; c < 64; c++) store_c(g, i, j + c, t[c]);
+    }
+  }
+  for (; j < j1; j += 16) { /* the last columns, 16 at a time with a mask */
+    int w = j1 - j < 16 ? j1 - j : 16;
+    __mmask16 m = (__mmask16)((1u << w) - 1);
+    __m512 acc[KILN_GEMV_MAX_M];
+    for (int i = 0; i < M; i++) acc[i] = _mm512_setzero_ps();
+    const float *b = g->B + j;
+    for (int k = 0; k < K; k++, b += N) {
+      __m512 b0 = _mm512_maskz_loadu_ps(m, b);
+      for (int i = 0; i < M; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i][k]), b0, acc[i]);
+    }
+    for (int i = 0; i < M; i++) {
+      _Alignas(64) float t[16];
+      _mm512_store_ps(t, acc[i]);
+      for (int c = 0; c < w; c++) store_c(g, i, j + c, t[c]);
+    }
+  }
+}
+
+/* 32 columns a block (4 vectors) for up to 4 rows of A */
+__attribute__((target("avx2,fma")))
+static void rows_avx2(const gemv_job *g, const float *const *a, int j0, int j1) {
+  const int M = g->M, N = g->N, K = g->K;
+  int j = j0;
+  for (; j + 32 <= j1; j += 32) {
+    __m256 acc[KILN_GEMV_MAX_M][4];
+    for (int i = 0; i < M; i++) for (int v = 0; v < 4; v++) acc[i][v] = _mm256_setzero_ps();
+    const float *b = g->B + j;
+    for (int k = 0; k < K; k++, b += N) {
+      __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), b2 = _mm256_loadu_ps(b + 16), b3 = _mm256_loadu_ps(b + 24);
+      for (int i = 0; i < M; i++) {
+        __m256 x = _mm256_set1_ps(a[i][k]);
+        acc[i][0] = _mm256_fmadd_ps(x, b0, acc[i][0]);
+        acc[i][1] = _mm256_fmadd_ps(x, b1, acc[i][1]);
+        acc[i][2] = _mm256_fmadd_ps(x, b2, acc[i][2]);
+        acc[i][3] = _mm256_fmadd_ps(x, b3, acc[i][3]);
+      }
+    }
+    for (int i = 0; i < M; i++) {
+      _Alignas(32) float t[32];
+      for (int v = 0; v < 4; v++) _mm256_store_ps(t + 8 * v, acc[i][v]);
+      for (int c = 0; c < 32; c++) store_c(g, i, j + c, t[c]);
+    }
+  }
+  if (j < j1) rows_scalar(g, a, j, j1);
+}
+#endif
+
+/* ---- B (N, K): output column j is the dot product of A's row with B's row j ---- */
+
+static void dots_scalar(const gemv_job *g, const float *const *a, int j0, int j1) {
+  for (int j = j0; j < j1; j++) {
+    const float *b = g->B + (size_t)j * g->K;
+    for (int i = 0; i < g->M; i++) {
+      float s = 0.0f;
+      for (int k = 0; k < g->K; k++) s += a[i][k] * b[k];
+      store_c(g, i, j, s);
+    }
+  }
+}
+
+#ifdef KILN_X86
+/* 4 rows of B at a time against up to 4 rows of A: 16 accumulators, reduced once at the end */
+__attribute__((target("avx512f,avx2,fma")))
+static void dots_avx512(const gemv_job *g, const float *const *a, int j0, int j1) {
+  const int M = g->M, K = g->K;
+  const int K16 = K & ~15;
+  const __mmask16 tail = (__mmask16)((1u << (K - K16)) - 1);
+  for (int j = j0; j < j1; j += 4) {
+    int nb = j1 - j < 4 ? j1 - j : 4;
+    const float *b[4];
+    for (int r = 0; r < 4; r++) b[r] = g->B + (size_t)(j + (r < nb ? r : 0)) * K;
+    __m512 acc[KILN_GEMV_MAX_M][4];
+    for (int i = 0; i < M; i++) for (int r = 0; r < 4; r++) acc[i][r] = _mm512_setzero_ps();
+    for (int k = 0; k <= K16; k += 16) {
+      __mmask16 m = k < K16 ? (__mmask16)0xffff : tail;
+      if (!m) break;
+      __m512 b0 = _mm512_maskz_loadu_ps(m, b[0] + k), b1 = _mm512_maskz_loadu_ps(m, b[1] + k);
+      __m512 b2 = _mm512_maskz_loadu_ps(m, b[2] + k), b3 = _mm512_maskz_loadu_ps(m, b[3] + k);
+      for (int i = 0; i < M; i++) {
+        __m512 x = _mm512_maskz_loadu_ps(m, a[i] + k);
+        acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
+        acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
+        acc[i][2] = _mm512_fmadd_ps(x, b2, acc[i][2]);
+        acc[i][3] = _mm512_fmadd_ps(x, b3, acc[i][3]);
+      }
+    }
+    for (int i = 0; i < M; i++)
+      for (int r = 0; r < nb; r++) store_c(g, i, j + r, _mm512_reduce_add_ps(acc[i][r]));
+  }
+}
+
+__attribute__((target("avx2,fma")))
+static float hsum256(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx2,fma")))
+static void dots_avx2(const gemv_job *g, const float *const *a, int j0, int j1) {
+  const int M = g->M, K = g->K;
+  const int K8 = K & ~7;
+  for (int j = j0; j < j1; j += 4) {
+    int nb = j1 - j < 4 ? j1 - j : 4;
+    const float *b[4];
+    for (int r = 0; r < 4; r++) b[r] = g->B + (size_t)(j + (r < nb ? r : 0)) * K;
+    __m256 acc[KILN_GEMV_MAX_M][4];
+    for (int i = 0; i < M; i++) for (int r = 0; r < 4; r++) acc[i][r] = _mm256_setzero_ps();
+    for (int k = 0; k < K8; k += 8) {
+      __m256 b0 = _mm256_loadu_ps(b[0] + k), b1 = _mm256_loadu_ps(b[1] + k);
+      __m256 b2 = _mm256_loadu_ps(b[2] + k), b3 = _mm256_loadu_ps(b[3] + k);
+      for (int i = 0; i < M; i++) {
+        __m256 x = _mm256_loadu_ps(a[i] + k);
+        acc[i][0] = _mm256_fmadd_ps(x, b0, acc[i][0]);
+        acc[i][1] = _mm256_fmadd_ps(x, b1, acc[i][1]);
+        acc[i][2] = _mm256_fmadd_ps(x, b2, acc[i][2]);
+        acc[i][3] = _mm256_fmadd_ps(x, b3, acc[i][3]);
+      }
+    }
+    for (int i = 0; i < M; i++)
+      for (int r = 0; r < nb; r++) {
+        float s = hsum256(acc[i][r]);
+        for (int k = K8; k < K; k++) s += a[i][k] * b[r][k];
+        store_c(g, i, j + r, s);
+      }
+  }
+}
+#endif
+
+typedef void (*span_fn)(const gemv_job *g, const float *const *a, int j0, int j1);
+
+static span_fn pick(int transB) {
+  switch (kiln_isa()) {
+#ifdef KILN_X86
+    case KILN_ISA_AVX512: return transB ? dots_avx512 : rows_avx512;
+    case KILN_ISA_AVX2: return transB ? dots_avx2 : rows_avx2;
+#endif
+    default: return transB ? dots_scalar : rows_scalar;
+  }
+}
+
+typedef struct { const gemv_job *g; const float *const *a; span_fn fn; size_t per; } gemv_task;
+
+static void gemv_range(void *p, size_t begin, size_t end) {
+  const gemv_task *t = p;
+  size_t j0 = begin * t->per, j1 = end * t->per;
+  if (j1 > (size_t)t->g->N) j1 = (size_t)t->g->N;
+  t->fn(t->g, t->a, (int)j0, (int)j1);
+}
+
+int kiln_gemv_applies(int batch, int M, int K) { return batch == 1 && M >= 1 && M <= KILN_GEMV_MAX_M && K >= 1; }
+
+/* Called with the kernel lock held (from kiln_gemm); `scratch` holds M * K floats for a transposed A. */
+void kiln_gemv_locked(int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B,
+                      float beta, float *C, float *scratch) {
+  gemv_job g = { transA, transB, M, N, K, alpha, beta, A, B, C };
+  const float *a[KILN_GEMV_MAX_M];
+  for (int i = 0; i < M; i++) a[i] = a_row(&g, i, scratch + (size_t)i * K);
+  /* One chunk of columns per thread, a multiple of 64 (the widest column block): every column is computed the same
+   * way wherever the chunk edges fall, so the thread count never changes a result. */
+  int T = kiln_threads();
+  size_t per = (((size_t)N + T - 1) / T + 63) / 64 * 64;
+  gemv_task t = { &g, a, pick(transB), per };
+  size_t chunks = ((size_t)N + per - 1) / per;
+  /* ~64K multiply-adds is about what waking a worker costs */
+  size_t min_parallel = (size_t)M * K * N >= 65536 ? 2 : chunks + 1;
+  kiln_parallel_for(chunks, 1, min_parallel, gemv_range, &t);
+}

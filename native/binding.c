@@ -401,13 +401,6 @@ static napi_value memory_release(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
-static napi_value memory_cached(napi_env env, napi_callback_info info) {
-  (void)info;
-  napi_value r;
-  napi_create_double(env, (double)kiln_memory_cached(), &r);
-  return r;
-}
-
 static napi_value init(napi_env env, napi_value exports) {
   static const struct { const char *name; napi_callback cb; } fns[] = {
     { "fill", fill }, { "copy", copy }, { "unary", unary }, { "unaryBackward", unary_backward }, { "clamp", clamp },
@@ -419,7 +412,6 @@ static napi_value init(napi_env env, napi_value exports) {
     { "sliceAssign", slice_assign }, { "attention", attention }, { "attentionBackward", attention_backward },
     { "adamw", adamw }, { "info", get_info }, { "setIsa", set_isa }, { "setThreads", set_threads },
     { "gemmTune", gemm_tune }, { "memoryInit", memory_init }, { "memoryRelease", memory_release },
-    { "memoryCached", memory_cached },
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

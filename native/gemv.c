@@ -160,6 +160,32 @@ static void dots_avx512(const gemv_job *g, const float *const *a, int j0, int j1
   }
 }
 
+/* M = 1: 8 rows of B at a time (more loads in flight; the head of a language model is one such product) */
+__attribute__((target("avx512f,avx2,fma")))
+static void dots1_avx512(const gemv_job *g, const float *const *a, int j0, int j1) {
+  const int K = g->K;
+  const int K16 = K & ~15;
+  const __mmask16 tail = (__mmask16)((1u << (K - K16)) - 1);
+  const float *x = a[0];
+  for (int j = j0; j < j1; j += 8) {
+    int nb = j1 - j < 8 ? j1 - j : 8;
+    const float *b[8];
+    for (int r = 0; r < 8; r++) b[r] = g->B + (size_t)(j + (r < nb ? r : 0)) * K;
+    __m512 acc[8];
+    for (int r = 0; r < 8; r++) acc[r] = _mm512_setzero_ps();
+    for (int k = 0; k < K16; k += 16) {
+      __m512 xv = _mm512_loadu_ps(x + k);
+#pragma GCC unroll 8
+      for (int r = 0; r < 8; r++) acc[r] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(b[r] + k), acc[r]);
+    }
+    if (tail) {
+      __m512 xv = _mm512_maskz_loadu_ps(tail, x + K16);
+      for (int r = 0; r < 8; r++) acc[r] = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(tail, b[r] + K16), acc[r]);
+    }
+    for (int r = 0; r < nb; r++) store_c(g, 0, j + r, _mm512_reduce_add_ps(acc[r]));
+  }
+}
+
 __attribute__((target("avx2,fma")))
 static float hsum256(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -201,10 +227,10 @@ static void dots_avx2(const gemv_job *g, const float *const *a, int j0, int j1) 
 
 typedef void (*span_fn)(const gemv_job *g, const float *const *a, int j0, int j1);
 
-static span_fn pick(int transB) {
+static span_fn pick(int transB, int M) {
   switch (kiln_isa()) {
 #ifdef KILN_X86
-    case KILN_ISA_AVX512: return transB ? dots_avx512 : rows_avx512;
+    case KILN_ISA_AVX512: return transB ? (M == 1 ? dots1_avx512 : dots_avx512) : rows_avx512;
     case KILN_ISA_AVX2: return transB ? dots_avx2 : rows_avx2;
 #endif
     default: return transB ? dots_scalar : rows_scalar;
@@ -222,17 +248,22 @@ static void gemv_range(void *p, size_t begin, size_t end) {
 
 int kiln_gemv_applies(int batch, int M, int K) { return batch == 1 && M >= 1 && M <= KILN_GEMV_MAX_M && K >= 1; }
 
-/* Called with the kernel lock held (from kiln_gemm); `scratch` holds M * K floats for a transposed A. */
+/* Called with the kernel lock held (from kiln_gemm); `scratch` holds M * K floats for a transposed A. With
+ * `serial`, runs on the calling thread only (a kernel already running on a pool thread). */
 void kiln_gemv_locked(int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B,
-                      float beta, float *C, float *scratch) {
+                      float beta, float *C, float *scratch, int serial) {
   gemv_job g = { transA, transB, M, N, K, alpha, beta, A, B, C };
   const float *a[KILN_GEMV_MAX_M];
   for (int i = 0; i < M; i++) a[i] = a_row(&g, i, scratch + (size_t)i * K);
+  if (serial) {
+    pick(transB, M)(&g, a, 0, N);
+    return;
+  }
   /* One chunk of columns per thread, a multiple of 64 (the widest column block): every column is computed the same
    * way wherever the chunk edges fall, so the thread count never changes a result. */
   int T = kiln_threads();
   size_t per = (((size_t)N + T - 1) / T + 63) / 64 * 64;
-  gemv_task t = { &g, a, pick(transB), per };
+  gemv_task t = { &g, a, pick(transB, M), per };
   size_t chunks = ((size_t)N + per - 1) / per;
   /* ~64K multiply-adds is about what waking a worker costs */
   size_t min_parallel = (size_t)M * K * N >= 65536 ? 2 : chunks + 1;

@@ -43,13 +43,12 @@ void kiln_gemm_serial(int tid, int transA, int transB, int M, int N, int K, floa
  * in force (0 where the C library cannot be tuned). */
 size_t kiln_memory_init(size_t bound);
 void kiln_memory_release(void);  /* gives the cached free memory back to the system */
-size_t kiln_memory_cached(void); /* bytes of free memory the C library holds */
 
 /* ---- small-M GEMM without packing (gemv.c), used by kiln_gemm for decoding-sized products ---- */
 #define KILN_GEMV_MAX_M 4
 int kiln_gemv_applies(int batch, int M, int K);
 void kiln_gemv_locked(int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B,
-                      float beta, float *C, float *scratch);
+                      float beta, float *C, float *scratch, int serial);
 
 /* ---- element-wise, reductions, layout (elementwise.c, layout.c) ---- */
 enum {

@@ -32,12 +32,3 @@ void kiln_memory_release(void) {
   malloc_trim(0);
 #endif
 }
-
-size_t kiln_memory_cached(void) {
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
-  struct mallinfo2 m = mallinfo2();
-  return m.fordblks;
-#else
-  return 0;
-#endif
-}

@@ -129,6 +129,4 @@ export interface Backend {
 
   /** Gives memory the backend keeps for reuse back to the system (optional: backends that keep none omit it). */
   releaseMemory?(): void;
-  /** Bytes of freed memory the backend keeps for reuse (optional). */
-  cachedMemoryBytes?(): number;
 }

@@ -43,8 +43,8 @@ export function releaseCachedMemory(): void {
   backend().releaseMemory?.();
 }
 
-/** Bytes kept for reuse: the pool's buffers and the backend's freed memory. */
-export function cachedMemoryBytes(): number { return pooledBytes + (backend().cachedMemoryBytes?.() ?? 0); }
+/** Bytes the pool holds for reuse (the backend's freed memory, which releaseCachedMemory also returns, not counted). */
+export function cachedMemoryBytes(): number { return pooledBytes; }
 
 /** A zero-filled buffer of n elements, reused from the pool when one fits. */
 export function alloc(dtype: DType, n: number): AnyArray {

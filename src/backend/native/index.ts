@@ -55,7 +55,6 @@ interface Addon {
   gemmTune(mc: number, kc: number, nc: number): void;
   memoryInit(bound: number): number;
   memoryRelease(): void;
-  memoryCached(): number;
 }
 
 // Op codes: the order of the enums in native/kiln.h.
@@ -210,7 +209,6 @@ function wrap(n: Addon): Backend {
       else js.adamw(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, bc1, bc2);
     },
     releaseMemory: () => n.memoryRelease(),
-    cachedMemoryBytes: () => n.memoryCached(),
   };
 }
 

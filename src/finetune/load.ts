@@ -1,17 +1,12 @@
-// Where fine-tuning and export start from: any folder loadModel reads (a run's best checkpoint, a frozen Kiln
-// model folder, a Hugging Face GPT-2 folder), plus Kiln fine-tuning runs trained with LoRA, whose checkpoints
-// hold the adapters beside the frozen base weights: those are rebuilt and merged into a plain GPT.
+// Where fine-tuning and export start from: any folder the one loader (hub/load) reads (a run's best checkpoint,
+// a LoRA fine-tuning run with its adapters merged, a frozen Kiln model folder, a Hugging Face GPT-2 folder),
+// handed back trainable.
 
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { loadTokenizer } from '../data/tokenizer/load.js';
+import { existsSync, statSync } from 'node:fs';
 import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
-import { loadSafetensors } from '../io/safetensors.js';
-import { bestCheckpoint, loadModel } from '../io/model-folder.js';
-import { GPT } from '../models/gpt.js';
-import { gptConfigFromJSON } from '../models/gpt-config.js';
-import { applyLoRA, mergeLoRA, type AdapterConfig } from '../nn/lora.js';
-import { readTokenizerConfig, type TokenizerConfig } from './chat-template.js';
+import { loadModel } from '../hub/load.js';
+import type { TokenizerConfig } from '../hub/tokenizer-config.js';
+import type { GPT } from '../models/gpt.js';
 
 export interface SourceModel {
   model: GPT;
@@ -24,48 +19,19 @@ export interface SourceModel {
   weightsPath: string;
 }
 
-/** The LoRA settings a fine-tuning run recorded in its config.json (finetune.lora), if any. */
-function runLoRA(dir: string): AdapterConfig | null {
-  const path = join(dir, 'config.json');
-  if (!existsSync(path)) return null;
-  try {
-    const cfg = JSON.parse(readFileSync(path, 'utf8')) as { finetune?: { lora?: AdapterConfig | null } };
-    return cfg.finetune?.lora ?? null;
-  } catch {
-    return null;
-  }
-}
-
 /**
  * Loads a model to fine-tune or export, in training mode with every parameter trainable (the caller freezes).
  * Fails with one sentence when the folder is not a model.
  */
 export function loadSourceModel(dir: string): SourceModel {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`--from '${dir}' does not exist or is not a folder`);
-  const lora = runLoRA(dir);
-  let out: SourceModel;
-  if (lora && existsSync(join(dir, 'checkpoints'))) {
-    const cfg = gptConfigFromJSON(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
-    const model = new GPT(cfg);
-    applyLoRA(model, { rank: lora.r, alpha: lora.lora_alpha, dropout: lora.lora_dropout, targets: lora.target_modules });
-    const best = bestCheckpoint(dir);
-    const weightsPath = join(best.dir, 'model.safetensors');
-    model.loadStateDict(loadSafetensors(weightsPath).tensors);
-    mergeLoRA(model);
-    const tokPath = join(dir, 'tokenizer.json');
-    if (!existsSync(tokPath)) throw new Error(`--from '${dir}': the run has no tokenizer.json`);
-    out = { model, tokenizer: loadTokenizer(tokPath), tokenizerConfig: null, kind: 'lora-run', weightsPath };
-  } else {
-    let loaded;
-    try {
-      loaded = loadModel(dir);
-    } catch (err) {
-      throw new Error(`--from '${dir}' is not a model Kiln can load: ${(err as Error).message}`);
-    }
-    out = { model: loaded.model, tokenizer: loaded.tokenizer, tokenizerConfig: null, kind: loaded.kind, weightsPath: loaded.weightsPath };
+  let loaded;
+  try {
+    loaded = loadModel(dir);
+  } catch (err) {
+    throw new Error(`--from '${dir}' is not a model Kiln can load: ${(err as Error).message}`);
   }
-  out.tokenizerConfig = readTokenizerConfig(join(dir, 'tokenizer_config.json'));
-  out.model.unfreeze();
-  out.model.train();
-  return out;
+  loaded.model.unfreeze();
+  loaded.model.train();
+  return { model: loaded.model, tokenizer: loaded.tokenizer, tokenizerConfig: loaded.tokenizerConfig, kind: loaded.kind, weightsPath: loaded.weightsPath };
 }

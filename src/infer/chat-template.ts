@@ -75,10 +75,3 @@ export function checkMessages(messages: readonly ChatMessage[]): void {
     if (typeof m.content !== 'string') throw new Error(`chat: messages[${i}].content must be a string`);
   });
 }
-
-/** The token string of a tokenizer_config.json entry ("<|im_end|>" or { content: "<|im_end|>" }). */
-export function tokenString(v: unknown): string | undefined {
-  if (typeof v === 'string') return v;
-  if (v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string') return (v as { content: string }).content;
-  return undefined;
-}

@@ -9,5 +9,5 @@ export { Sampler, argmax, checkSamplingOptions, type SamplingOptions } from './s
 export { createDecoder, FastGPTDecoder, type Decoder, type DecoderEngine, type LanguageModel } from './decoder.js';
 export { matVecAvailable } from './matvec.js';
 export { ChatTemplate, DEFAULT_CHAT_TEMPLATE, DEFAULT_CHAT_STOPS, checkMessages, type ChatMessage } from './chat-template.js';
-export { loadModel, loadWeights, bestCheckpoint, type LoadedModel } from '../io/model-folder.js';
+export { loadModel, loadWeights, bestCheckpoint, type LoadedModel } from '../hub/load.js';
 export { startServer, FifoQueue, type ServerOptions, type RunningServer } from './server.js';

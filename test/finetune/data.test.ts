@@ -10,9 +10,8 @@ import * as kiln from '../../src/index.js';
 import { trainByteLevelBPE } from '../../src/data/tokenizer/index.js';
 import { GPT } from '../../src/models/gpt.js';
 import { parseFinetuneJsonl, loadFinetuneData, type Conversation } from '../../src/finetune/jsonl.js';
-import {
-  ChatTemplate, CHAT_SPECIAL_TOKENS, tokenizerConfig, writeTokenizerConfig, readTokenizerConfig, CHATML_TEMPLATE,
-} from '../../src/finetune/chat-template.js';
+import { ChatTemplate, CHAT_SPECIAL_TOKENS, CHATML_TEMPLATE } from '../../src/finetune/chat-template.js';
+import { tokenizerConfig, writeTokenizerConfig, readTokenizerConfig } from '../../src/hub/tokenizer-config.js';
 import { encodeConversation, prepareRows, padBatch, PaddedBatches, IGNORE_INDEX } from '../../src/finetune/encode.js';
 import { resizeTokenEmbeddings } from '../../src/finetune/vocab.js';
 import { parseHeldout } from '../../src/finetune/evaluate.js';

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { loadSafetensors } from '../../src/io/safetensors.js';
-import { loadWeights } from '../../src/io/model-folder.js';
+import { loadWeights } from '../../src/hub/load.js';
 import { GPT } from '../../src/models/gpt.js';
 import { gptConfigFromJSON } from '../../src/models/gpt-config.js';
 import { createDecoder, FastGPTDecoder } from '../../src/infer/decoder.js';

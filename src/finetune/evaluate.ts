@@ -8,7 +8,7 @@ import { noGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Tokenizer } from '../data/tokenizer/index.js';
 import type { GPT } from '../models/gpt.js';
-import { IM_END, type ChatTemplate } from './chat-template.js';
+import { IM_END, type ChatTemplate } from '../infer/chat-template.js';
 import { encodePrompt } from './encode.js';
 import { toConversation, type ChatMessage } from './jsonl.js';
 

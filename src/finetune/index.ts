@@ -2,7 +2,7 @@
 // batches, vocabulary growth, held-out measurement) and the frozen-model export. Exported as kiln.finetune.
 
 export { parseFinetuneJsonl, loadFinetuneData, toConversation, ROLES, type ChatMessage, type Conversation, type Role, type LineError, type ParseResult, type LoadFinetuneOptions } from './jsonl.js';
-export { ChatTemplate, CHATML_TEMPLATE, CHAT_SPECIAL_TOKENS, IM_START, IM_END, type RenderOptions } from './chat-template.js';
+export { ChatTemplate, CHATML_TEMPLATE, CHAT_SPECIAL_TOKENS, IM_START, IM_END, type RenderOptions } from '../infer/chat-template.js';
 export { tokenizerConfig, readTokenizerConfig, writeTokenizerConfig, type TokenizerConfig } from '../hub/tokenizer-config.js';
 export { encodeConversation, encodePrompt, prepareRows, padBatch, PaddedBatches, IGNORE_INDEX, type EncodedExample, type TrainingRow, type ChatBatch } from './encode.js';
 export { resizeTokenEmbeddings } from './vocab.js';

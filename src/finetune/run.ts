@@ -14,7 +14,7 @@ import { adapterConfig, adapterStateDict, applyLoRA, type AdapterConfig } from '
 import { manualSeed } from '../tensor/random.js';
 import type { GPT } from '../models/gpt.js';
 import { tokenizerConfig, writeTokenizerConfig, type TokenizerConfig } from '../hub/tokenizer-config.js';
-import { CHATML_TEMPLATE, CHAT_SPECIAL_TOKENS, ChatTemplate, IM_END } from './chat-template.js';
+import { CHATML_TEMPLATE, CHAT_SPECIAL_TOKENS, ChatTemplate, IM_END } from '../infer/chat-template.js';
 import { encodeConversation, prepareRows, PaddedBatches, type ChatBatch } from './encode.js';
 import { formatScore, parseHeldout, scoreHeldout, type HeldoutScore } from './evaluate.js';
 import { loadFinetuneData, type LineError } from './jsonl.js';

@@ -8,6 +8,9 @@ export {
 export { Sampler, argmax, checkSamplingOptions, type SamplingOptions } from './sampling.js';
 export { createDecoder, FastGPTDecoder, type Decoder, type DecoderEngine, type LanguageModel } from './decoder.js';
 export { matVecAvailable } from './matvec.js';
-export { ChatTemplate, DEFAULT_CHAT_TEMPLATE, DEFAULT_CHAT_STOPS, checkMessages, type ChatMessage } from './chat-template.js';
+export {
+  ChatTemplate, DEFAULT_CHAT_TEMPLATE, DEFAULT_CHAT_STOPS, CHATML_TEMPLATE, CHAT_SPECIAL_TOKENS, IM_START, IM_END, checkMessages,
+  type ChatMessage, type Role, type RenderOptions,
+} from './chat-template.js';
 export { loadModel, loadWeights, bestCheckpoint, type LoadedModel } from '../hub/load.js';
 export { startServer, FifoQueue, type ServerOptions, type RunningServer } from './server.js';

@@ -3,10 +3,10 @@
 // handed back trainable.
 
 import { existsSync, statSync } from 'node:fs';
-import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
-import { loadModel } from '../hub/load.js';
-import type { TokenizerConfig } from '../hub/tokenizer-config.js';
-import type { GPT } from '../models/gpt.js';
+import type { Tokenizer } from '../../data/tokenizer/tokenizer.js';
+import { loadModel } from '../../hub/load.js';
+import type { TokenizerConfig } from '../../hub/tokenizer-config.js';
+import type { GPT } from '../../models/gpt.js';
 
 export interface SourceModel {
   model: GPT;

@@ -6,15 +6,15 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as kiln from '../../src/index.js';
-import { trainByteLevelBPE } from '../../src/data/tokenizer/index.js';
-import { GPT } from '../../src/models/gpt.js';
-import { parseFinetuneJsonl, loadFinetuneData, type Conversation } from '../../src/finetune/jsonl.js';
-import { ChatTemplate, CHAT_SPECIAL_TOKENS, CHATML_TEMPLATE } from '../../src/infer/chat-template.js';
-import { tokenizerConfig, writeTokenizerConfig, readTokenizerConfig } from '../../src/hub/tokenizer-config.js';
-import { encodeConversation, prepareRows, padBatch, PaddedBatches, IGNORE_INDEX } from '../../src/finetune/encode.js';
-import { resizeTokenEmbeddings } from '../../src/finetune/vocab.js';
-import { parseHeldout } from '../../src/finetune/evaluate.js';
+import * as kiln from '../../../src/index.js';
+import { trainByteLevelBPE } from '../../../src/data/tokenizer/index.js';
+import { GPT } from '../../../src/models/gpt.js';
+import { parseFinetuneJsonl, loadFinetuneData, type Conversation } from '../../../src/recipes/finetune/jsonl.js';
+import { ChatTemplate, CHAT_SPECIAL_TOKENS, CHATML_TEMPLATE } from '../../../src/infer/chat-template.js';
+import { tokenizerConfig, writeTokenizerConfig, readTokenizerConfig } from '../../../src/hub/tokenizer-config.js';
+import { encodeConversation, prepareRows, padBatch, PaddedBatches, IGNORE_INDEX } from '../../../src/recipes/finetune/encode.js';
+import { resizeTokenEmbeddings } from '../../../src/recipes/finetune/vocab.js';
+import { parseHeldout } from '../../../src/recipes/finetune/evaluate.js';
 
 const tmp = (): string => mkdtempSync(join(tmpdir(), 'kiln-ft-'));
 

@@ -2,7 +2,7 @@
 // by line. Every bad line is reported with its number and the reason; the caller decides to stop or skip.
 
 import { readFileSync } from 'node:fs';
-import type { ChatMessage, Role } from '../infer/chat-template.js';
+import type { ChatMessage, Role } from '../../infer/chat-template.js';
 
 export type { ChatMessage, Role };
 export const ROLES: readonly Role[] = ['system', 'user', 'assistant'];

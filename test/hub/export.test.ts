@@ -15,7 +15,7 @@ import { gptConfigFromJSON } from '../../src/models/gpt-config.js';
 import { loadModel, loadWeights } from '../../src/hub/load.js';
 import { loadSafetensors } from '../../src/io/safetensors.js';
 import { exportModel } from '../../src/hub/export.js';
-import { loadSourceModel } from '../../src/finetune/load.js';
+import { loadSourceModel } from '../../src/recipes/finetune/load.js';
 import { applyLoRA } from '../../src/nn/lora.js';
 
 const GOLDEN = 'test/golden/hf-gpt2-tiny';

@@ -2,10 +2,10 @@
 // rendered turn by turn so each assistant reply (its content and closing marker) is found exactly; every other
 // token gets the ignore index -100 and does not count in the loss.
 
-import { Generator } from '../tensor/random.js';
-import { Tensor } from '../tensor/tensor.js';
-import type { Tokenizer } from '../data/tokenizer/index.js';
-import type { ChatTemplate, RenderOptions } from '../infer/chat-template.js';
+import { Generator } from '../../tensor/random.js';
+import { Tensor } from '../../tensor/tensor.js';
+import type { Tokenizer } from '../../data/tokenizer/index.js';
+import type { ChatTemplate, RenderOptions } from '../../infer/chat-template.js';
 import type { ChatMessage, Conversation } from './jsonl.js';
 
 export const IGNORE_INDEX = -100;

@@ -107,7 +107,7 @@ function runLoRA(configJson: Record<string, unknown>): AdapterConfig | null {
  *
  * @example
  * ```ts
- * const { model, tokenizer } = loadModel('runs/tiny');
+ * const { model, tokenizer } = kiln.hub.loadModel('runs/tiny');
  * kiln.infer.generateText(model, tokenizer, 'Once upon a time').text;
  * ```
  */

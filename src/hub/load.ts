@@ -150,7 +150,11 @@ export function loadModel(dir: string): LoadedModel {
   if (kind === 'lora-run') {
     // The checkpoint holds the run's own names: the frozen base weights and the adapters beside them.
     applyLoRA(model, { rank: lora!.r, alpha: lora!.lora_alpha, dropout: lora!.lora_dropout, targets: lora!.target_modules });
-    model.loadStateDict(tensors);
+    try {
+      model.loadStateDict(tensors);
+    } catch (err) {
+      throw new Error(`weights '${weightsPath}' do not fit the LoRA run's config: ${(err as Error).message.replace(/^loadStateDict: /, '')}`);
+    }
     mergeLoRA(model);
   } else {
     loadWeights(model, tensors, weightsPath);

@@ -91,10 +91,16 @@ test('LoRA fine-tuning trains adapters (and the grown embedding) only, saves the
   assert.deepEqual(cfg.modules_to_save, ['transformer.wte']);
   // The run reloads with the adapters merged; the base weights under the adapters were not changed by training.
   const src = loadSourceModel(out);
+  const wpeOf = (m: GPT) => [...m.transformer.wpe.weight.storage];
   assert.equal(src.kind, 'lora-run');
+  // The same loader opens it for kiln generate/chat/serve: merged, frozen, in evaluation mode, with its chat template.
+  const served = loadModel(out);
+  assert.equal(served.kind, 'lora-run');
+  assert.ok(!served.model.training && served.model.parameters().every((p) => !p.requiresGrad));
+  assert.ok(served.chatTemplate?.includes('<|im_start|>'));
+  assert.deepEqual(wpeOf(served.model), wpeOf(src.model));
   const base = loadModel(s.dir).model;
-  const wpe = (m: GPT) => [...m.transformer.wpe.weight.storage];
-  assert.deepEqual(wpe(src.model), wpe(base));
+  assert.deepEqual(wpeOf(src.model), wpeOf(base));
   const exported = join(tmp(), 'merged');
   exportModel(src.model, src.tokenizer, exported, { tokenizerConfig: src.tokenizerConfig! });
   const names = Object.keys(loadSafetensors(join(exported, 'model.safetensors')).tensors);

@@ -11,5 +11,6 @@ export { saveSafetensors, loadSafetensors, encodeSafetensors, decodeSafetensors,
 export { Trainer, lrFind, NonFiniteError } from './train/index.js';
 export { DataLoader, TensorDataset, trainValidationSplit } from './data/index.js';
 export { Module, Parameter } from './nn/index.js';
-export * as finetune from './finetune/index.js';
+export * as recipes from './recipes/index.js';
 export * as infer from './infer/index.js';
+export * as hub from './hub/index.js';

@@ -21,7 +21,7 @@ export function register(program: Command): void {
       const context = m.model.config.context;
       const interactive = process.stdin.isTTY === true;
       const out = process.stdout;
-      out.write(`kiln chat: ${m.name} (${m.kind === 'run' ? `checkpoint step ${m.step ?? '?'}` : 'model folder'}, ` +
+      out.write(`kiln chat: ${m.name} (${m.kind !== 'model' ? `checkpoint step ${m.step ?? '?'}` : 'model folder'}, ` +
         `context ${context}, ${template.isDefault ? 'plain default template' : 'its chat template'}). /reset starts over, /exit quits.\n`);
       const start: kiln.infer.ChatMessage[] = f.system ? [{ role: 'system', content: f.system }] : [];
       let history = [...start];

@@ -15,11 +15,11 @@ export function register(program: Command): void {
     .option('--dtype <type>', 'stored weight type: float32 (default), float16 or bfloat16')
     .option('--overwrite', 'replace a non-empty --out folder')
     .action((raw: { from: string; out: string; dtype?: string; overwrite?: boolean }) => {
-      const dtype = (raw.dtype ?? 'float32') as kiln.finetune.ExportDType;
-      if (!kiln.finetune.EXPORT_DTYPES.includes(dtype)) throw new Error(`--dtype expects float32, float16 or bfloat16, got '${raw.dtype}'`);
-      const src = kiln.finetune.loadSourceModel(raw.from);
-      const tc = src.tokenizerConfig ?? kiln.finetune.tokenizerConfig(src.tokenizer, { context: src.model.config.context });
-      const r = kiln.finetune.exportModel(src.model, src.tokenizer, raw.out, {
+      const dtype = (raw.dtype ?? 'float32') as kiln.hub.ExportDType;
+      if (!kiln.hub.EXPORT_DTYPES.includes(dtype)) throw new Error(`--dtype expects float32, float16 or bfloat16, got '${raw.dtype}'`);
+      const src = kiln.recipes.finetune.loadSourceModel(raw.from);
+      const tc = src.tokenizerConfig ?? kiln.hub.tokenizerConfig(src.tokenizer, { context: src.model.config.context });
+      const r = kiln.hub.exportModel(src.model, src.tokenizer, raw.out, {
         dtype, tokenizerConfig: tc, overwrite: raw.overwrite ?? false, source: raw.from,
       });
       console.log(`exported ${r.tensors} tensors (${r.dtype}${src.kind === 'lora-run' ? ', LoRA merged' : ''}) from ${src.weightsPath} to ${r.dir}`);

@@ -1,6 +1,6 @@
 // `kiln finetune`: supervised fine-tuning of a GPT on chat conversations or prompt/completion pairs, with the loss
 // on the assistant's tokens only, optional freezing by name pattern or LoRA adapters, and before/after figures on
-// held-out prompts. Thin: parses and checks flags, then calls kiln.finetune.finetune.
+// held-out prompts. Thin: parses and checks flags, then calls kiln.recipes.finetune.finetune.
 
 import type { Command } from 'commander';
 import * as kiln from '../index.js';
@@ -25,7 +25,7 @@ function num(v: string | undefined, flag: string, kind: 'posint' | 'int' | 'pos'
 }
 
 /** Turns parsed flags into finetune options, failing with one sentence per bad flag. */
-export function finetuneOptions(raw: Raw): kiln.finetune.FinetuneOptions {
+export function finetuneOptions(raw: Raw): kiln.recipes.finetune.FinetuneOptions {
   for (const f of ['from', 'data', 'out'] as const) if (!raw[f]) throw new Error(`--${f} is required`);
   const rank = num(raw.loraRank, '--lora-rank', 'posint');
   const loraFlags = ([['--lora-alpha', raw.loraAlpha], ['--lora-dropout', raw.loraDropout], ['--lora-targets', raw.loraTargets]] as const)
@@ -87,11 +87,11 @@ export function register(program: Command): void {
       '  kiln finetune --from runs/small --data chats.jsonl --out runs/chat-top --freeze transformer.wte --freeze "transformer.h.{0..1}.*"\n');
   dashboardOptions(cmd).action(async (raw: Raw) => {
     const options = finetuneOptions(raw);
-    const r = await withDashboard(raw, options.out, () => kiln.finetune.finetune(options));
+    const r = await withDashboard(raw, options.out, () => kiln.recipes.finetune.finetune(options));
     console.log(`fine-tuned ${r.examples} examples in ${r.fit.step} steps (${r.fit.stopReason}); run folder ${r.out}`);
     if (r.before && r.after) {
-      console.log(`held-out prompts, before: ${kiln.finetune.formatScore(r.before)}`);
-      console.log(`held-out prompts, after:  ${kiln.finetune.formatScore(r.after)}`);
+      console.log(`held-out prompts, before: ${kiln.recipes.finetune.formatScore(r.before)}`);
+      console.log(`held-out prompts, after:  ${kiln.recipes.finetune.formatScore(r.after)}`);
     }
     console.log(`export it with: kiln export --from ${r.out} --out <dir>`);
   });

@@ -3,8 +3,7 @@
 // Also holds the flag parsing and model opening that `kiln chat` and `kiln serve` share.
 
 import { InvalidArgumentError, type Command } from 'commander';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import * as kiln from '../index.js';
 
 /** A commander parser for numbers with bounds, failing with the flag's expectation. */
@@ -39,29 +38,9 @@ export function samplingOptions(f: SamplingFlags): kiln.infer.GenerateOptions {
  * Opens --model: a run folder (its best checkpoint), a frozen model folder, a Hugging Face GPT-2 folder, or a
  * LoRA fine-tuning run (its adapters merged into the base), frozen and in evaluation mode.
  */
-export function openModel(dir: string): kiln.infer.LoadedModel {
+export function openModel(dir: string): kiln.hub.LoadedModel {
   if (!existsSync(dir)) throw new Error(`--model '${dir}' does not exist`);
-  const isLoRARun = (() => {
-    try {
-      const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { finetune?: { lora?: unknown } };
-      return !!cfg.finetune?.lora && existsSync(join(dir, 'checkpoints'));
-    } catch {
-      return false;
-    }
-  })();
-  if (!isLoRARun) return kiln.infer.loadModel(dir);
-  const src = kiln.finetune.loadSourceModel(dir);
-  src.model.eval();
-  src.model.freeze();
-  const tc = (src.tokenizerConfig ?? {}) as Record<string, unknown>;
-  const tokenString = (v: unknown): string | undefined => typeof v === 'string' ? v
-    : v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string' ? (v as { content: string }).content : undefined;
-  return {
-    model: src.model, tokenizer: src.tokenizer, config: src.model.config, weightsPath: src.weightsPath, kind: 'run',
-    chatTemplate: typeof tc.chat_template === 'string' ? tc.chat_template : undefined,
-    specialTokens: { bos_token: tokenString(tc.bos_token), eos_token: tokenString(tc.eos_token) },
-    name: dir.split(/[\\/]/).filter(Boolean).pop() ?? 'model',
-  };
+  return kiln.hub.loadModel(dir);
 }
 
 export function register(program: Command): void {

@@ -1,11 +1,15 @@
-// Chat templates: turn a list of messages into the prompt a model was tuned on. A folder's Hugging Face style
-// `chat_template` (Jinja) is rendered with @huggingface/jinja; a model without one (a pre-trained base model)
-// gets a plain "User: ... / Assistant:" template, so chat works on every model.
+// Chat templates, the one module: turn a list of messages into the text a model was tuned on. A Jinja string
+// (a folder's Hugging Face `chat_template`, or ChatML, which fine-tuning writes into tokenizer_config.json) is
+// rendered with @huggingface/jinja, the engine made for HF chat templates, so a template renders as it does in
+// Python's transformers. A model without one (a pre-trained base model) gets a plain "User: ... / Assistant:"
+// template, so chat works on every model.
 
 import { Template } from '@huggingface/jinja';
 
+export type Role = 'system' | 'user' | 'assistant';
+
 export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant';
+  role: Role;
   content: string;
 }
 
@@ -17,6 +21,29 @@ export const DEFAULT_CHAT_TEMPLATE =
 /** Stop sequences that end an assistant turn under the default template (the model starting the next turn). */
 export const DEFAULT_CHAT_STOPS: readonly string[] = ['\nUser:', '\nSystem:', '\nAssistant:'];
 
+/** ChatML's turn markers, added to the tokenizer as special tokens when fine-tuning with ChatML. */
+export const IM_START = '<|im_start|>';
+export const IM_END = '<|im_end|>';
+export const CHAT_SPECIAL_TOKENS: readonly string[] = [IM_START, IM_END];
+
+/** ChatML: `<|im_start|>role\ncontent<|im_end|>\n` per turn; the generation prompt opens an assistant turn. */
+export const CHATML_TEMPLATE =
+  "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}" +
+  "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+export interface RenderOptions {
+  /** Open an assistant turn at the end, so the text ends where the reply begins (default true). */
+  addGenerationPrompt?: boolean;
+  /** bos_token / eos_token for this rendering, over the template's own. */
+  bosToken?: string;
+  eosToken?: string;
+  /**
+   * Accept an empty message list (default false: a conversation needs a message). Fine-tuning renders the empty
+   * prefix before a conversation whose first turn is the assistant's.
+   */
+  allowEmpty?: boolean;
+}
+
 /** A compiled chat template with the stop sequences that end an assistant turn. */
 export class ChatTemplate {
   private readonly template: Template;
@@ -24,8 +51,9 @@ export class ChatTemplate {
   readonly stops: readonly string[];
 
   /**
-   * `source`: the Jinja text (default: {@link DEFAULT_CHAT_TEMPLATE}); `specialTokens`: bos_token / eos_token
-   * values for the template (as tokenizer_config.json has them); `stops`: end-of-turn strings.
+   * `source`: the Jinja text (default: {@link DEFAULT_CHAT_TEMPLATE}; {@link CHATML_TEMPLATE} is ChatML);
+   * `specialTokens`: bos_token / eos_token values for the template (as tokenizer_config.json has them);
+   * `stops`: end-of-turn strings.
    */
   constructor(readonly source: string = DEFAULT_CHAT_TEMPLATE,
     private readonly specialTokens: { bos_token?: string; eos_token?: string } = {}, stops?: readonly string[]) {
@@ -43,15 +71,20 @@ export class ChatTemplate {
   /** Whether this is the plain default template. */
   get isDefault(): boolean { return this.source === DEFAULT_CHAT_TEMPLATE; }
 
-  /** The prompt for these messages; with addGenerationPrompt (default true) it ends where the reply begins. */
-  render(messages: readonly ChatMessage[], addGenerationPrompt = true): string {
-    checkMessages(messages);
+  /**
+   * The text for these messages. `options` is RenderOptions, or just addGenerationPrompt (default true: the
+   * text ends where the reply begins).
+   * `new ChatTemplate(CHATML_TEMPLATE).render([{ role: 'user', content: 'hi' }])`
+   */
+  render(messages: readonly ChatMessage[], options: boolean | RenderOptions = true): string {
+    const o: RenderOptions = typeof options === 'boolean' ? { addGenerationPrompt: options } : options;
+    if (!(o.allowEmpty && Array.isArray(messages) && messages.length === 0)) checkMessages(messages);
     try {
       return this.template.render({
         messages,
-        add_generation_prompt: addGenerationPrompt,
-        bos_token: this.specialTokens.bos_token ?? '',
-        eos_token: this.specialTokens.eos_token ?? '',
+        add_generation_prompt: o.addGenerationPrompt ?? true,
+        bos_token: o.bosToken ?? this.specialTokens.bos_token ?? '',
+        eos_token: o.eosToken ?? this.specialTokens.eos_token ?? '',
       });
     } catch (err) {
       throw new Error(`chat template: rendering failed: ${(err as Error).message}`);
@@ -74,11 +107,4 @@ export function checkMessages(messages: readonly ChatMessage[]): void {
     if (!ROLES.has(m.role)) throw new Error(`chat: messages[${i}].role must be 'system', 'user' or 'assistant', got ${JSON.stringify(m.role)}`);
     if (typeof m.content !== 'string') throw new Error(`chat: messages[${i}].content must be a string`);
   });
-}
-
-/** The token string of a tokenizer_config.json entry ("<|im_end|>" or { content: "<|im_end|>" }). */
-export function tokenString(v: unknown): string | undefined {
-  if (typeof v === 'string') return v;
-  if (v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string') return (v as { content: string }).content;
-  return undefined;
 }

@@ -6,6 +6,10 @@ export {
   type GenerateOptions, type GenerationResult, type StreamChunk, type FinishReason, type LanguageModel,
 } from './generate.js';
 export { Sampler, argmax, checkSamplingOptions, type SamplingOptions } from '../models/sampling.js';
-export { ChatTemplate, DEFAULT_CHAT_TEMPLATE, DEFAULT_CHAT_STOPS, checkMessages, type ChatMessage } from './chat-template.js';
-export { loadModel, loadWeights, bestCheckpoint, type LoadedModel } from '../io/model-folder.js';
+export {
+  ChatTemplate, DEFAULT_CHAT_TEMPLATE, DEFAULT_CHAT_STOPS, CHATML_TEMPLATE, CHAT_SPECIAL_TOKENS, IM_START, IM_END, checkMessages,
+  type ChatMessage, type Role, type RenderOptions,
+} from './chat-template.js';
+// The hub's one loader, here too because inference starts from it (kiln.infer.loadModel === kiln.hub.loadModel).
+export { loadModel, loadWeights, bestCheckpoint, type LoadedModel } from '../hub/load.js';
 export { startServer, FifoQueue, type ServerOptions, type RunningServer } from './server.js';

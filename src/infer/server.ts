@@ -5,7 +5,7 @@
 
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
-import { loadModel, type LoadedModel } from '../io/model-folder.js';
+import { loadModel, type LoadedModel } from '../hub/load.js';
 import { ChatTemplate, type ChatMessage } from './chat-template.js';
 import { streamGenerate, type FinishReason, type GenerateOptions } from './generate.js';
 

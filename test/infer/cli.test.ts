@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { loadModel } from '../../src/io/model-folder.js';
+import { loadModel } from '../../src/hub/load.js';
 import { ChatTemplate } from '../../src/infer/chat-template.js';
 import { generateText } from '../../src/infer/generate.js';
 import { charTokenizer, tinyGPT, writeModelFolder } from './helpers.js';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as kiln from '../../src/index.js';
 import { loadSafetensors } from '../../src/io/safetensors.js';
-import { loadWeights } from '../../src/io/model-folder.js';
+import { loadWeights } from '../../src/hub/load.js';
 import { GPT } from '../../src/models/gpt.js';
 import { gptConfigFromJSON } from '../../src/models/gpt-config.js';
 import { BatchDecoder } from '../../src/models/generate.js';

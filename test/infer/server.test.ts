@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { loadModel } from '../../src/io/model-folder.js';
+import { loadModel } from '../../src/hub/load.js';
 import { generateText } from '../../src/infer/generate.js';
 import { startServer, type RunningServer } from '../../src/infer/server.js';
 import { charTokenizer, tinyGPT, writeModelFolder } from './helpers.js';

@@ -8,11 +8,11 @@ import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { saveSafetensors } from '../../src/io/safetensors.js';
-import { bestCheckpoint, loadModel } from '../../src/io/model-folder.js';
+import { bestCheckpoint, loadModel } from '../../src/hub/load.js';
 import { ChatTemplate, DEFAULT_CHAT_STOPS } from '../../src/infer/chat-template.js';
 import { generate } from '../../src/infer/generate.js';
 import { CharTokenizer } from '../../src/data/tokenizer/char.js';
-import { charTokenizer, tinyGPT, writeModelFolder } from './helpers.js';
+import { charTokenizer, tinyGPT, writeModelFolder } from '../infer/helpers.js';
 
 function runFolder(states: { step: number; val_loss: number | null; best_checkpoint_step?: number | null }[]): { dir: string; gpts: Map<number, ReturnType<typeof tinyGPT>> } {
   const tok = charTokenizer();

@@ -3,14 +3,14 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as kiln from '../../src/index.js';
-import { Module, nn, type Tensor } from '../../src/index.js';
-import { freezeParameters, namePattern } from '../../src/nn/freeze.js';
+import * as kiln from '../../../src/index.js';
+import { Module, nn, type Tensor } from '../../../src/index.js';
+import { freezeParameters, namePattern } from '../../../src/nn/freeze.js';
 import {
   applyLoRA, mergeLoRA, LoRALinear, adapterStateDict, adapterConfig, loadAdapter, loraLayers,
-} from '../../src/nn/lora.js';
-import { Conv1D } from '../../src/models/conv1d.js';
-import { gradcheck } from '../helpers/gradcheck.js';
+} from '../../../src/nn/lora.js';
+import { Conv1D } from '../../../src/models/conv1d.js';
+import { gradcheck } from '../../helpers/gradcheck.js';
 
 class Block extends Module {
   c_attn: Conv1D;

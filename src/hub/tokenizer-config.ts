@@ -1,22 +1,13 @@
-// The chat template: a Jinja string rendered with @huggingface/jinja (the engine made for HF chat templates),
-// ChatML by default, stored in tokenizer_config.json as `chat_template` with bos/eos/pad fields as Hugging Face
-// does, so the same template renders identically in Python's transformers.
+// Hugging Face's tokenizer_config.json: the one reader and writer. It holds the chat template (`chat_template`,
+// a Jinja string) and the special-token fields (bos/eos/pad) as transformers expects them, so a folder Kiln
+// writes renders its chat template identically in Python.
 
 import { existsSync, readFileSync } from 'node:fs';
-import { Template } from '@huggingface/jinja';
+import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import type { Tokenizer } from '../data/tokenizer/index.js';
-import type { ChatMessage } from './jsonl.js';
 
-/** ChatML's turn markers, added to the tokenizer as special tokens. */
-export const IM_START = '<|im_start|>';
-export const IM_END = '<|im_end|>';
-export const CHAT_SPECIAL_TOKENS: readonly string[] = [IM_START, IM_END];
-
-/** ChatML: `<|im_start|>role\ncontent<|im_end|>\n` per turn; the generation prompt opens an assistant turn. */
-export const CHATML_TEMPLATE =
-  "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}" +
-  "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+/** ChatML's end-of-turn token (infer/chat-template's IM_END): the default eos of a tokenizer that has it. */
+const CHATML_END = '<|im_end|>';
 
 /** The fields of Hugging Face's tokenizer_config.json that Kiln writes and reads. */
 export interface TokenizerConfig {
@@ -34,36 +25,6 @@ export interface TokenizerConfig {
   [key: string]: unknown;
 }
 
-export interface RenderOptions {
-  /** Open an assistant turn at the end (what inference needs). */
-  addGenerationPrompt?: boolean;
-  bosToken?: string;
-  eosToken?: string;
-}
-
-/** A compiled chat template. `new ChatTemplate(CHATML_TEMPLATE).render([{ role: 'user', content: 'hi' }], { addGenerationPrompt: true })` */
-export class ChatTemplate {
-  private readonly compiled: Template;
-
-  constructor(readonly source: string = CHATML_TEMPLATE) {
-    if (typeof source !== 'string' || source.length === 0) throw new Error('chat template: expected a non-empty Jinja string');
-    try {
-      this.compiled = new Template(source);
-    } catch (e) {
-      throw new Error(`chat template: cannot parse the Jinja template (${(e as Error).message})`);
-    }
-  }
-
-  render(messages: readonly ChatMessage[], options: RenderOptions = {}): string {
-    return this.compiled.render({
-      messages,
-      add_generation_prompt: options.addGenerationPrompt ?? false,
-      bos_token: options.bosToken ?? '',
-      eos_token: options.eosToken ?? '',
-    });
-  }
-}
-
 /** tokenizer_config.json for a tokenizer and chat template (added_tokens_decoder lists its special tokens). */
 export function tokenizerConfig(tok: Tokenizer, options: { chatTemplate?: string; context?: number; eosToken?: string; bosToken?: string; padToken?: string } = {}): TokenizerConfig {
   const decoder: TokenizerConfig['added_tokens_decoder'] = {};
@@ -71,7 +32,7 @@ export function tokenizerConfig(tok: Tokenizer, options: { chatTemplate?: string
     decoder[String(id)] = { content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true };
   }
   const specials = tok.specialTokens();
-  const eos = options.eosToken ?? (specials.has(IM_END) ? IM_END : specials.has('<|endoftext|>') ? '<|endoftext|>' : null);
+  const eos = options.eosToken ?? (specials.has(CHATML_END) ? CHATML_END : specials.has('<|endoftext|>') ? '<|endoftext|>' : null);
   return {
     tokenizer_class: 'GPT2Tokenizer',
     add_bos_token: false,
@@ -91,7 +52,10 @@ export function writeTokenizerConfig(path: string, config: TokenizerConfig): voi
   writeFileAtomic(path, `${JSON.stringify(config, null, 2)}\n`);
 }
 
-/** Reads tokenizer_config.json, or returns null when the file is absent. */
+/**
+ * Reads tokenizer_config.json, or returns null when the file is absent. A list of named chat templates (which
+ * Hugging Face also allows) becomes its 'default' entry.
+ */
 export function readTokenizerConfig(path: string): TokenizerConfig | null {
   if (!existsSync(path)) return null;
   let obj: unknown;
@@ -103,11 +67,22 @@ export function readTokenizerConfig(path: string): TokenizerConfig | null {
   if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new Error(`${path}: expected a JSON object`);
   const c = obj as TokenizerConfig;
   if (c.chat_template !== undefined && typeof c.chat_template !== 'string') {
-    // Hugging Face also allows a list of named templates; take the default one.
     const list = c.chat_template as unknown;
     const named = Array.isArray(list) ? (list as { name?: string; template?: string }[]).find((t) => t.name === 'default') : undefined;
     if (named?.template) c.chat_template = named.template;
     else throw new Error(`${path}: chat_template must be a string (or a list with a 'default' entry)`);
   }
   return c;
+}
+
+/** The token string of a tokenizer_config.json entry ("<|im_end|>" or { content: "<|im_end|>" }). */
+export function tokenString(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  if (v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string') return (v as { content: string }).content;
+  return undefined;
+}
+
+/** bos_token / eos_token of a tokenizer config as plain strings, for a chat template. */
+export function chatSpecialTokens(config: TokenizerConfig | null): { bos_token?: string; eos_token?: string } {
+  return { bos_token: tokenString(config?.bos_token), eos_token: tokenString(config?.eos_token) };
 }

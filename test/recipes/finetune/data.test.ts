@@ -6,16 +6,15 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as kiln from '../../src/index.js';
-import { trainByteLevelBPE } from '../../src/data/tokenizer/index.js';
-import { GPT } from '../../src/models/gpt.js';
-import { parseFinetuneJsonl, loadFinetuneData, type Conversation } from '../../src/finetune/jsonl.js';
-import {
-  ChatTemplate, CHAT_SPECIAL_TOKENS, tokenizerConfig, writeTokenizerConfig, readTokenizerConfig, CHATML_TEMPLATE,
-} from '../../src/finetune/chat-template.js';
-import { encodeConversation, prepareRows, padBatch, PaddedBatches, IGNORE_INDEX } from '../../src/finetune/encode.js';
-import { resizeTokenEmbeddings } from '../../src/finetune/vocab.js';
-import { parseHeldout } from '../../src/finetune/evaluate.js';
+import * as kiln from '../../../src/index.js';
+import { trainByteLevelBPE } from '../../../src/data/tokenizer/index.js';
+import { GPT } from '../../../src/models/gpt.js';
+import { parseFinetuneJsonl, loadFinetuneData, type Conversation } from '../../../src/recipes/finetune/jsonl.js';
+import { ChatTemplate, CHAT_SPECIAL_TOKENS, CHATML_TEMPLATE } from '../../../src/infer/chat-template.js';
+import { tokenizerConfig, writeTokenizerConfig, readTokenizerConfig } from '../../../src/hub/tokenizer-config.js';
+import { encodeConversation, prepareRows, padBatch, PaddedBatches, IGNORE_INDEX } from '../../../src/recipes/finetune/encode.js';
+import { resizeTokenEmbeddings } from '../../../src/recipes/finetune/vocab.js';
+import { parseHeldout } from '../../../src/recipes/finetune/evaluate.js';
 
 const tmp = (): string => mkdtempSync(join(tmpdir(), 'kiln-ft-'));
 
@@ -76,11 +75,11 @@ test('loadFinetuneData refuses a file with errors unless told to skip them, and 
 });
 
 test('the ChatML template renders with Jinja, with and without the generation prompt', () => {
-  const t = new ChatTemplate();
+  const t = new ChatTemplate(CHATML_TEMPLATE);
   const msgs = [{ role: 'system' as const, content: 'Be brief.' }, { role: 'user' as const, content: 'Hi' }];
-  assert.equal(t.render(msgs), '<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n');
+  assert.equal(t.render(msgs, false), '<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n');
   assert.equal(t.render(msgs, { addGenerationPrompt: true }).slice(-22), '<|im_end|>\n<|im_start|>assistant\n'.slice(-22));
-  assert.throws(() => new ChatTemplate('{% for %}'), /cannot parse the Jinja template/);
+  assert.throws(() => new ChatTemplate('{% for %}'), /does not parse as Jinja/);
 });
 
 test('tokenizer_config.json carries the chat template and special tokens as Hugging Face writes them', () => {
@@ -102,7 +101,7 @@ test('tokenizer_config.json carries the chat template and special tokens as Hugg
 
 test('the loss mask covers exactly the assistant replies and their end-of-turn marker', () => {
   const tok = smallTokenizer();
-  const t = new ChatTemplate();
+  const t = new ChatTemplate(CHATML_TEMPLATE);
   const msgs = [
     { role: 'user' as const, content: 'how much is the bread?' },
     { role: 'assistant' as const, content: 'It costs $3.' },
@@ -111,7 +110,7 @@ test('the loss mask covers exactly the assistant replies and their end-of-turn m
   ];
   const { ids, labels } = encodeConversation(tok, t, msgs);
   assert.equal(ids.length, labels.length);
-  assert.equal(tok.decode(ids), t.render(msgs));
+  assert.equal(tok.decode(ids), t.render(msgs, false));
   // The learned tokens, decoded run by run, are the two replies with their closing markers.
   const runs: string[] = [];
   let cur: number[] = [];
@@ -122,9 +121,22 @@ test('the loss mask covers exactly the assistant replies and their end-of-turn m
   assert.deepEqual(runs, ['It costs $3.<|im_end|>\n', 'Hello!<|im_end|>\n']);
 });
 
+test('a conversation that opens with the assistant: its first reply is learned from the bare generation prompt', () => {
+  const tok = smallTokenizer();
+  const t = new ChatTemplate(CHATML_TEMPLATE);
+  const msgs = [{ role: 'assistant' as const, content: 'Hello!' }, { role: 'user' as const, content: 'hi' }, { role: 'assistant' as const, content: 'It costs $3.' }];
+  const { ids, labels } = encodeConversation(tok, t, msgs);
+  assert.equal(tok.decode(ids), t.render(msgs, false));
+  const first = labels.findIndex((l) => l !== IGNORE_INDEX);
+  assert.equal(tok.decode(ids.slice(0, first)), '<|im_start|>assistant\n');
+  const end = labels.findIndex((l, i) => i > first && l === IGNORE_INDEX);
+  assert.equal(tok.decode(labels.slice(first, end)), 'Hello!<|im_end|>\n');
+  assert.throws(() => t.render([]), /messages must be a non-empty list/);
+});
+
 test('rows are shifted and cut to the context; padded batches mask pads; the batch source is seeded and resumable', () => {
   const tok = smallTokenizer();
-  const t = new ChatTemplate();
+  const t = new ChatTemplate(CHATML_TEMPLATE);
   const convs = [
     { line: 1, messages: [{ role: 'user' as const, content: 'hello' }, { role: 'assistant' as const, content: 'It costs $3.' }] },
     { line: 2, messages: [{ role: 'user' as const, content: 'how much is the bread? '.repeat(20) }, { role: 'assistant' as const, content: 'hi' }] },
@@ -194,5 +206,5 @@ test('the template renders the same in Python Jinja2 (as transformers does), whe
     'sys.stdout.write(json.dumps(t.render(messages=d["m"], add_generation_prompt=True)))';
   const r = spawnSync('/usr/bin/python3', ['-c', py], { input: JSON.stringify({ t: CHATML_TEMPLATE, m: msgs }), encoding: 'utf8' });
   if (r.status !== 0) { t.skip('/usr/bin/python3 with jinja2 is not installed here'); return; }
-  assert.equal(JSON.parse(r.stdout), new ChatTemplate().render(msgs as never, { addGenerationPrompt: true }));
+  assert.equal(JSON.parse(r.stdout), new ChatTemplate(CHATML_TEMPLATE).render(msgs as never, { addGenerationPrompt: true }));
 });

@@ -1,15 +1,17 @@
-// Loads a model for inference from a folder: a training run (its best checkpoint), a frozen model folder
-// (config.json, model.safetensors, tokenizer.json, tokenizer_config.json) or a Hugging Face GPT-2 folder.
-// (It builds a GPT, so this io file reaches up into src/models; the loader belongs with the other file formats.)
+// The one model loader: a training run (its best checkpoint), a LoRA fine-tuning run (its adapters rebuilt and
+// merged into the base), a frozen model folder (config.json, model.safetensors, tokenizer.json,
+// tokenizer_config.json) or a Hugging Face GPT-2 folder. Inference, fine-tuning (--from) and export all load here.
 
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadTokenizer } from '../data/tokenizer/load.js';
 import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
+import { loadSafetensors } from '../io/safetensors.js';
 import { GPT } from '../models/gpt.js';
 import { gptConfigFromJSON, type ResolvedGPTConfig } from '../models/gpt-config.js';
+import { applyLoRA, mergeLoRA, type AdapterConfig } from '../nn/lora.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { loadSafetensors } from './safetensors.js';
+import { chatSpecialTokens, readTokenizerConfig, type TokenizerConfig } from './tokenizer-config.js';
 
 /** What loadModel returns: a frozen model in evaluation mode and everything needed to talk to it. */
 export interface LoadedModel {
@@ -20,10 +22,15 @@ export interface LoadedModel {
   chatTemplate?: string;
   /** bos_token / eos_token from tokenizer_config.json, for the chat template. */
   specialTokens: { bos_token?: string; eos_token?: string };
+  /** The folder's tokenizer_config.json, when it has one. */
+  tokenizerConfig: TokenizerConfig | null;
   /** Where the weights came from. */
   weightsPath: string;
-  /** 'run' (a training run's checkpoint) or 'model' (a frozen or Hugging Face folder). */
-  kind: 'run' | 'model';
+  /**
+   * 'run' (a training run's checkpoint), 'lora-run' (a LoRA fine-tuning run's checkpoint, adapters merged) or
+   * 'model' (a frozen or Hugging Face folder).
+   */
+  kind: 'run' | 'lora-run' | 'model';
   /** The checkpoint step, for a run. */
   step?: number;
   /** A name for the model (the folder's name), as the server reports it. */
@@ -85,15 +92,22 @@ export function bestCheckpoint(runDir: string): CheckpointChoice {
   return best ?? newest;
 }
 
+/** The LoRA settings a fine-tuning run recorded in its config.json (finetune.lora), if any. */
+function runLoRA(configJson: Record<string, unknown>): AdapterConfig | null {
+  const ft = configJson.finetune as { lora?: AdapterConfig | null } | undefined;
+  return ft && typeof ft === 'object' ? ft.lora ?? null : null;
+}
+
 /**
- * Loads a model folder for inference. `dir` is a run folder (config.json, tokenizer.json,
- * checkpoints/step-N/...: its best checkpoint is used), a frozen model folder written by `kiln export`, or a
- * Hugging Face GPT-2 folder (config.json with n_embd/n_layer/..., model.safetensors, tokenizer.json). The
- * model comes back in evaluation mode with every parameter frozen.
+ * Loads a model folder. `dir` is a run folder (config.json, tokenizer.json, checkpoints/step-N/...: its best
+ * checkpoint is used; a LoRA fine-tuning run's adapters are merged into the base weights), a frozen model
+ * folder written by `kiln export`, or a Hugging Face GPT-2 folder (config.json with n_embd/n_layer/...,
+ * model.safetensors, tokenizer.json). The model comes back in evaluation mode with every parameter frozen
+ * (call `model.unfreeze()` and `model.train()` to fine-tune it).
  *
  * @example
  * ```ts
- * const { model, tokenizer } = loadModel('runs/tiny');
+ * const { model, tokenizer } = kiln.hub.loadModel('runs/tiny');
  * kiln.infer.generateText(model, tokenizer, 'Once upon a time').text;
  * ```
  */
@@ -110,12 +124,13 @@ export function loadModel(dir: string): LoadedModel {
     throw new Error(`model config '${configPath}': ${(err as Error).message}`);
   }
   let weightsPath: string;
-  let kind: 'run' | 'model';
+  let kind: LoadedModel['kind'];
   let step: number | undefined;
+  const lora = runLoRA(configJson);
   if (existsSync(join(root, 'checkpoints'))) {
     const best = bestCheckpoint(root);
     weightsPath = join(best.dir, 'model.safetensors');
-    kind = 'run';
+    kind = lora ? 'lora-run' : 'run';
     step = best.step;
   } else {
     weightsPath = join(root, 'model.safetensors');
@@ -124,8 +139,7 @@ export function loadModel(dir: string): LoadedModel {
   }
   const tokPath = join(root, 'tokenizer.json');
   if (!existsSync(tokPath)) throw new Error(`model folder '${dir}' has no tokenizer.json`);
-  const tokConfigPath = join(root, 'tokenizer_config.json');
-  const tokConfig = existsSync(tokConfigPath) ? readJSON(tokConfigPath, 'tokenizer config') : {};
+  const tokConfig = readTokenizerConfig(join(root, 'tokenizer_config.json'));
   const tokenizer = loadTokenizer(tokPath);
   if (tokenizer.vocabSize > config.vocabSize) {
     throw new Error(`model folder '${dir}': the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${config.vocabSize}`);
@@ -133,18 +147,27 @@ export function loadModel(dir: string): LoadedModel {
 
   const model = new GPT(config);
   const { tensors } = loadSafetensors(weightsPath);
-  loadWeights(model, tensors, weightsPath);
+  if (kind === 'lora-run') {
+    // The checkpoint holds the run's own names: the frozen base weights and the adapters beside them.
+    applyLoRA(model, { rank: lora!.r, alpha: lora!.lora_alpha, dropout: lora!.lora_dropout, targets: lora!.target_modules });
+    try {
+      model.loadStateDict(tensors);
+    } catch (err) {
+      throw new Error(`weights '${weightsPath}' do not fit the LoRA run's config: ${(err as Error).message.replace(/^loadStateDict: /, '')}`);
+    }
+    mergeLoRA(model);
+  } else {
+    loadWeights(model, tensors, weightsPath);
+  }
   model.eval();
   model.freeze();
 
-  const template = typeof tokConfig.chat_template === 'string' ? tokConfig.chat_template
-    : typeof configJson.chat_template === 'string' ? configJson.chat_template : undefined;
-  const tokenString = (v: unknown): string | undefined => typeof v === 'string' ? v
-    : v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string' ? (v as { content: string }).content : undefined;
+  const template = tokConfig?.chat_template ?? (typeof configJson.chat_template === 'string' ? configJson.chat_template : undefined);
   return {
     model, tokenizer, config, weightsPath, kind, step,
     chatTemplate: template,
-    specialTokens: { bos_token: tokenString(tokConfig.bos_token), eos_token: tokenString(tokConfig.eos_token) },
+    specialTokens: chatSpecialTokens(tokConfig),
+    tokenizerConfig: tokConfig,
     name: root.split(/[\\/]/).filter(Boolean).pop() ?? 'model',
   };
 }

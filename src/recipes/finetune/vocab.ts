@@ -2,12 +2,12 @@
 // rows plus small noise, so a new token starts as an "average" token and the tokens differ from each other),
 // the tied LM head grows with it, position embeddings stay, and config.vocabSize follows.
 
-import { noGrad } from '../tensor/autograd.js';
-import { defaultGenerator, type Generator } from '../tensor/random.js';
-import { allocFloat } from '../tensor/storage.js';
-import { Tensor } from '../tensor/tensor.js';
-import { Parameter } from '../nn/module.js';
-import type { GPT } from '../models/gpt.js';
+import { noGrad } from '../../tensor/autograd.js';
+import { defaultGenerator, type Generator } from '../../tensor/random.js';
+import { allocFloat } from '../../tensor/storage.js';
+import { Tensor } from '../../tensor/tensor.js';
+import { Parameter } from '../../nn/module.js';
+import type { GPT } from '../../models/gpt.js';
 
 function grownRows(old: Parameter, rows: number, noise: number, g: Generator): Parameter {
   const [V, C] = old.shape;

@@ -7,15 +7,15 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as kiln from '../../src/index.js';
-import { trainByteLevelBPE } from '../../src/data/tokenizer/index.js';
-import { GPT } from '../../src/models/gpt.js';
-import { exportModel } from '../../src/io/export.js';
-import { loadModel } from '../../src/io/model-folder.js';
-import { loadSafetensors } from '../../src/io/safetensors.js';
-import { finetune } from '../../src/finetune/run.js';
-import { loadSourceModel } from '../../src/finetune/load.js';
-import { finetuneOptions } from '../../src/cli/finetune.js';
+import * as kiln from '../../../src/index.js';
+import { trainByteLevelBPE } from '../../../src/data/tokenizer/index.js';
+import { GPT } from '../../../src/models/gpt.js';
+import { exportModel } from '../../../src/hub/export.js';
+import { loadModel } from '../../../src/hub/load.js';
+import { loadSafetensors } from '../../../src/io/safetensors.js';
+import { finetune } from '../../../src/recipes/finetune/run.js';
+import { loadSourceModel } from '../../../src/recipes/finetune/load.js';
+import { finetuneOptions } from '../../../src/cli/finetune.js';
 
 const tmp = (): string => mkdtempSync(join(tmpdir(), 'kiln-finetune-'));
 const quiet = { progress: false as const, log: () => {} };
@@ -91,10 +91,16 @@ test('LoRA fine-tuning trains adapters (and the grown embedding) only, saves the
   assert.deepEqual(cfg.modules_to_save, ['transformer.wte']);
   // The run reloads with the adapters merged; the base weights under the adapters were not changed by training.
   const src = loadSourceModel(out);
+  const wpeOf = (m: GPT) => [...m.transformer.wpe.weight.storage];
   assert.equal(src.kind, 'lora-run');
+  // The same loader opens it for kiln generate/chat/serve: merged, frozen, in evaluation mode, with its chat template.
+  const served = loadModel(out);
+  assert.equal(served.kind, 'lora-run');
+  assert.ok(!served.model.training && served.model.parameters().every((p) => !p.requiresGrad));
+  assert.ok(served.chatTemplate?.includes('<|im_start|>'));
+  assert.deepEqual(wpeOf(served.model), wpeOf(src.model));
   const base = loadModel(s.dir).model;
-  const wpe = (m: GPT) => [...m.transformer.wpe.weight.storage];
-  assert.deepEqual(wpe(src.model), wpe(base));
+  assert.deepEqual(wpeOf(src.model), wpeOf(base));
   const exported = join(tmp(), 'merged');
   exportModel(src.model, src.tokenizer, exported, { tokenizerConfig: src.tokenizerConfig! });
   const names = Object.keys(loadSafetensors(join(exported, 'model.safetensors')).tensors);

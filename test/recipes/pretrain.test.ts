@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as kiln from '../../src/index.js';
 import { loadSafetensors } from '../../src/io/safetensors.js';
-import { pretrain, readConfigFile, resolveSettings, savedSettings, type PretrainSettings } from '../../src/cli/pretrain.js';
+import { pretrain, readConfigFile, resolveSettings, savedSettings, type PretrainSettings } from '../../src/recipes/pretrain.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-pretrain-'));
 const corpus = join(dir, 'corpus.txt');

@@ -2,11 +2,10 @@
 // by line. Every bad line is reported with its number and the reason; the caller decides to stop or skip.
 
 import { readFileSync } from 'node:fs';
+import type { ChatMessage, Role } from '../../infer/chat-template.js';
 
-export type Role = 'system' | 'user' | 'assistant';
+export type { ChatMessage, Role };
 export const ROLES: readonly Role[] = ['system', 'user', 'assistant'];
-
-export interface ChatMessage { role: Role; content: string }
 
 /** One training example: a conversation (prompt/completion pairs become a user turn and an assistant turn). */
 export interface Conversation {

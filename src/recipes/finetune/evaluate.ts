@@ -3,12 +3,12 @@
 // refusal marker phrase the training data uses; a benign prompt counts as answered when the reply is non-empty
 // and not declined (and as correct when it also contains the expected fact, where the prompt names one).
 
-import type { FloatArray } from '../backend/index.js';
-import { noGrad } from '../tensor/autograd.js';
-import { Tensor } from '../tensor/tensor.js';
-import type { Tokenizer } from '../data/tokenizer/index.js';
-import type { GPT } from '../models/gpt.js';
-import { IM_END, type ChatTemplate } from './chat-template.js';
+import type { FloatArray } from '../../backend/index.js';
+import { noGrad } from '../../tensor/autograd.js';
+import { Tensor } from '../../tensor/tensor.js';
+import type { Tokenizer } from '../../data/tokenizer/index.js';
+import type { GPT } from '../../models/gpt.js';
+import { IM_END, type ChatTemplate } from '../../infer/chat-template.js';
 import { encodePrompt } from './encode.js';
 import { toConversation, type ChatMessage } from './jsonl.js';
 

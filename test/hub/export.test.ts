@@ -12,10 +12,10 @@ import * as kiln from '../../src/index.js';
 import { CharTokenizer } from '../../src/data/tokenizer/index.js';
 import { GPT } from '../../src/models/gpt.js';
 import { gptConfigFromJSON } from '../../src/models/gpt-config.js';
-import { loadModel, loadWeights } from '../../src/io/model-folder.js';
+import { loadModel, loadWeights } from '../../src/hub/load.js';
 import { loadSafetensors } from '../../src/io/safetensors.js';
-import { exportModel } from '../../src/io/export.js';
-import { loadSourceModel } from '../../src/finetune/load.js';
+import { exportModel } from '../../src/hub/export.js';
+import { loadSourceModel } from '../../src/recipes/finetune/load.js';
 import { applyLoRA } from '../../src/nn/lora.js';
 
 const GOLDEN = 'test/golden/hf-gpt2-tiny';

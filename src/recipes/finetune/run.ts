@@ -4,16 +4,17 @@
 
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Trainer, type FitResult, type JSONValue } from '../train/index.js';
-import { AdamW } from '../optim/index.js';
-import { Scheduler, cosineWithWarmup } from '../optim/schedule.js';
-import { saveSafetensors } from '../io/safetensors.js';
-import { writeFileAtomic } from '../io/atomic.js';
-import { freezeParameters, namePattern } from '../nn/freeze.js';
-import { adapterConfig, adapterStateDict, applyLoRA, type AdapterConfig } from '../nn/lora.js';
-import { manualSeed } from '../tensor/random.js';
-import type { GPT } from '../models/gpt.js';
-import { CHATML_TEMPLATE, CHAT_SPECIAL_TOKENS, ChatTemplate, tokenizerConfig, IM_END, type TokenizerConfig } from './chat-template.js';
+import { Trainer, type FitResult, type JSONValue } from '../../train/index.js';
+import { AdamW } from '../../optim/index.js';
+import { Scheduler, cosineWithWarmup } from '../../optim/schedule.js';
+import { saveSafetensors } from '../../io/safetensors.js';
+import { writeFileAtomic } from '../../io/atomic.js';
+import { freezeParameters, namePattern } from '../../nn/freeze.js';
+import { adapterConfig, adapterStateDict, applyLoRA, type AdapterConfig } from '../../nn/lora.js';
+import { manualSeed } from '../../tensor/random.js';
+import type { GPT } from '../../models/gpt.js';
+import { tokenizerConfig, writeTokenizerConfig, type TokenizerConfig } from '../../hub/tokenizer-config.js';
+import { CHATML_TEMPLATE, CHAT_SPECIAL_TOKENS, ChatTemplate, IM_END } from '../../infer/chat-template.js';
 import { encodeConversation, prepareRows, PaddedBatches, type ChatBatch } from './encode.js';
 import { formatScore, parseHeldout, scoreHeldout, type HeldoutScore } from './evaluate.js';
 import { loadFinetuneData, type LineError } from './jsonl.js';
@@ -150,7 +151,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   // The tokenizer (with the chat tokens) and its config go next to the checkpoints, so the run loads as a model.
   const tc: TokenizerConfig = tokenizerConfig(tok, { chatTemplate: templateSource, context: gpt.config.context });
   tok.save(join(out, 'tokenizer.json'));
-  writeFileAtomic(join(out, 'tokenizer_config.json'), `${JSON.stringify(tc, null, 2)}\n`);
+  writeTokenizerConfig(join(out, 'tokenizer_config.json'), tc);
   const fit = await trainer.fit();
   if (lora) {
     // The adapters alone, as PEFT saves them; a grown token embedding travels with them (modules_to_save).

@@ -2,10 +2,10 @@
 // rendered turn by turn so each assistant reply (its content and closing marker) is found exactly; every other
 // token gets the ignore index -100 and does not count in the loss.
 
-import { Generator } from '../tensor/random.js';
-import { Tensor } from '../tensor/tensor.js';
-import type { Tokenizer } from '../data/tokenizer/index.js';
-import type { ChatTemplate, RenderOptions } from './chat-template.js';
+import { Generator } from '../../tensor/random.js';
+import { Tensor } from '../../tensor/tensor.js';
+import type { Tokenizer } from '../../data/tokenizer/index.js';
+import type { ChatTemplate, RenderOptions } from '../../infer/chat-template.js';
 import type { ChatMessage, Conversation } from './jsonl.js';
 
 export const IGNORE_INDEX = -100;
@@ -29,7 +29,7 @@ export function encodeConversation(tok: Tokenizer, template: ChatTemplate, messa
   const spans: [number, number][] = [];
   messages.forEach((m, i) => {
     if (m.role !== 'assistant') return;
-    const before = template.render(messages.slice(0, i), { ...render, addGenerationPrompt: true });
+    const before = template.render(messages.slice(0, i), { ...render, addGenerationPrompt: true, allowEmpty: true });
     const upto = template.render(messages.slice(0, i + 1), { ...render, addGenerationPrompt: false });
     if (!upto.startsWith(before) || !full.startsWith(upto)) {
       throw new Error('chat template: rendering a conversation turn by turn does not give prefixes of the whole ' +
@@ -57,7 +57,7 @@ export function encodeConversation(tok: Tokenizer, template: ChatTemplate, messa
 
 /** The prompt for generation: the conversation so far with an assistant turn opened. */
 export function encodePrompt(tok: Tokenizer, template: ChatTemplate, messages: readonly ChatMessage[], render: RenderOptions = {}): number[] {
-  return tok.encode(template.render(messages, { ...render, addGenerationPrompt: true }), { allowSpecial: true });
+  return tok.encode(template.render(messages, { allowEmpty: true, ...render, addGenerationPrompt: true }), { allowSpecial: true });
 }
 
 /** One training row: inputs and next-token targets (targets[t] is what position t should predict). */

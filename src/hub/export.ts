@@ -2,17 +2,17 @@
 // under "kiln"), model.safetensors (HF names and Conv1D layout, LoRA merged, float32 or float16/bfloat16),
 // tokenizer.json and tokenizer_config.json. The folder is written under a temporary name and renamed into place.
 
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { readFileSync } from 'node:fs';
 import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
 import type { GPT } from '../models/gpt.js';
 import { toHFConfig } from '../models/gpt-config.js';
 import { loraLayers, mergeLoRA } from '../nn/lora.js';
 import { zeros } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { renameDirAtomic, tempPathFor, writeFileAtomic } from './atomic.js';
-import { saveSafetensors } from './safetensors.js';
+import { renameDirAtomic, tempPathFor, writeFileAtomic } from '../io/atomic.js';
+import { saveSafetensors } from '../io/safetensors.js';
+import { writeTokenizerConfig, type TokenizerConfig } from './tokenizer-config.js';
 
 export type ExportDType = 'float32' | 'float16' | 'bfloat16';
 export const EXPORT_DTYPES: readonly ExportDType[] = ['float32', 'float16', 'bfloat16'];
@@ -22,7 +22,7 @@ export interface ExportOptions {
   /** Stored weight type (default float32). */
   dtype?: ExportDType;
   /** tokenizer_config.json contents (chat template, bos/eos, ...). */
-  tokenizerConfig?: Record<string, unknown>;
+  tokenizerConfig?: TokenizerConfig;
   /** Replace an existing non-empty folder (default false: refuse, so nothing on disk is lost). */
   overwrite?: boolean;
   /** Recorded in config.json under kiln.source. */
@@ -112,7 +112,7 @@ export function exportModel(model: GPT, tokenizer: Tokenizer, outDir: string, op
     saveSafetensors(join(tmp, 'model.safetensors'), sd, { floatDType: STORED[dtype], metadata: { format: 'pt' } });
     writeFileAtomic(join(tmp, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
     tokenizer.save(join(tmp, 'tokenizer.json'));
-    writeFileAtomic(join(tmp, 'tokenizer_config.json'), `${JSON.stringify(tc, null, 2)}\n`);
+    writeTokenizerConfig(join(tmp, 'tokenizer_config.json'), tc);
     renameDirAtomic(tmp, dir);
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });

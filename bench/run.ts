@@ -1,371 +1,446 @@
 // Kiln's reference workloads (BENCHMARKS.md), side by side with PyTorch on the same machine in the same run.
-// `npm run bench` prints one table; `npm run bench -- T1 T3` runs only those workloads (ids: T1 T2 T3 T3b T4).
-// Each workload is a function returning rows; T2-T4 are added here as the layers above the backend land.
+//
+//   npm run bench                         every workload, 5 rounds
+//   npm run bench -- T1 T3                only those (ids: T1 T1api MLP T2 T3 T3b T4)
+//   npm run bench -- --quick              (or KILN_BENCH_QUICK=1) a smoke run: 2 rounds, small sizes, not publishable
+//   npm run bench -- --allow-busy         exit 0 even when the run is flagged busy (the table still says INVALID)
+//   KILN_BENCH_ROUNDS=N (at least 5), KILN_BENCH_THREADS=N (threads of every side; default: Kiln's pool size)
+//
+// Honesty rules: every figure comes from alternating rounds (Kiln, PyTorch, Kiln, PyTorch, ...), each round a
+// fresh process per side (bench/kiln-worker.ts, bench/torch_bench.py, bench/t4_generate.py); the table gives the
+// median and the best round of each side and the ratio of the medians. PyTorch, numpy and OpenBLAS run on the same
+// thread count as Kiln. Memory is RSS growth during the timed steps (bench/rss.ts). A run during which other
+// processes load the machine is printed as INVALID and exits non-zero.
 
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { backendInfo, jsBackend, setBackend } from '../src/backend/index.js';
-import { dumpMnist, runT2 } from './t2-mnist.js';
-import { runGPTSteps, stepFlops, T3, T3B, type GPTShape } from './t3-gpt.js';
-import { runT4 } from './t4-generate.js';
-import { loadNativeBackend, nativeControls } from '../src/backend/native/index.js';
-import type { Backend } from '../src/backend/index.js';
+import { loadNativeBackend } from '../src/backend/native/index.js';
+import { median } from './stats.js';
+import { dumpMnist } from './t2-mnist.js';
+import { stepFlops, T3, T3B, type GPTShape } from './t3-gpt.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const PYTHON = '/usr/bin/python3';
+const args = process.argv.slice(2);
+const quick = args.includes('--quick') || process.env.KILN_BENCH_QUICK === '1';
+const allowBusy = args.includes('--allow-busy');
+const filters = args.filter((a) => !a.startsWith('--')).map((s) => s.toLowerCase());
+const ROUNDS = quick ? 2 : Math.max(5, Number(process.env.KILN_BENCH_ROUNDS ?? 5) || 5);
+const NCPU = cpus().length;
 
-/** One line of the table. Figures are numbers, or a string saying why there is none. */
-export interface Row {
-  id: string;
-  workload: string;
-  unit: string;
-  kiln: number | string;
-  js: number | string;
-  torch: number | string;
-  /** numpy/OpenBLAS, the practical peak, where it applies */
-  peak?: number | string;
-  /** lower is better (ms/step) instead of higher (rates) */
-  lowerIsBetter?: boolean;
-  /** a figure that is not a speed (accuracy): no ratio */
-  noRatio?: boolean;
-}
+/** Sizes and repetitions: the full run, or the quick smoke run (checks that everything runs, measures nothing). */
+const S = quick ? {
+  t1Shapes: [[256, 256, 256, 'square 256'], [512, 512, 512, 'square 512'], [1024, 1024, 256, '(1024x256)@(256x1024) (quick)'],
+    [1024, 256, 1024, '(1024x1024)@(1024x256) (quick)']] as [number, number, number, string][],
+  t1Timing: { warm_s: 0.2, sample_s: 0.05, samples: 3 },
+  t1api: { follow_s: 0.2, min_calls: 3, max_calls: 10 },
+  mlp: { warmup: 3, steps: 20 },
+  t2: { max_batches: 5 } as { max_batches?: number },
+  gpt: { warmup: 1, steps: 2 },
+  t4: { repeats: 1 },
+  peakShape: [1024, 1024, 1024] as [number, number, number],
+} : {
+  t1Shapes: [[256, 256, 256, 'square 256'], [512, 512, 512, 'square 512'], [1024, 1024, 1024, 'square 1024'],
+    [2048, 2048, 2048, 'square 2048'], [4096, 1024, 256, '(4096x256)@(256x1024)'],
+    [4096, 256, 1024, '(4096x1024)@(1024x256)']] as [number, number, number, string][],
+  t1Timing: { warm_s: 0.3, sample_s: 0.1, samples: 5 },
+  t1api: { follow_s: 1, min_calls: 5, max_calls: 50 },
+  mlp: { warmup: 20, steps: 200 },
+  t2: {} as { max_batches?: number },
+  gpt: { warmup: 3, steps: 10 },
+  t4: { repeats: 5 },
+  peakShape: [2048, 2048, 2048] as [number, number, number],
+};
 
-/** Samples of fn's rate (work per second) after warm-up, each sample about sampleMs long. */
-export function rateSamples(fn: () => void, work: number, { warmMs = 300, sampleMs = 100, samples = 5 } = {}): number[] {
-  let calls = 0;
-  const t0 = performance.now();
-  while (calls < 2 || performance.now() - t0 < warmMs) { fn(); calls++; }
-  const perCall = (performance.now() - t0) / calls;
-  const reps = Math.max(1, Math.floor(sampleMs / Math.max(perCall, 1e-6)));
-  const rates: number[] = [];
-  for (let s = 0; s < samples; s++) {
-    const t = performance.now();
-    for (let i = 0; i < reps; i++) fn();
-    rates.push((work * reps) / ((performance.now() - t) / 1000));
+// ---------------------------------------------------------------------------------------------------------------
+// Processes: one fresh process per side per round.
+
+type Result = Record<string, unknown> & { error?: string };
+
+function runChild(cmd: string, argv: string[], env: NodeJS.ProcessEnv): Result {
+  const res = spawnSync(cmd, argv, { env, encoding: 'utf8', timeout: 30 * 60 * 1000, maxBuffer: 64 * 1024 * 1024 });
+  if (res.error) return { error: `${cmd} not runnable (${res.error.message})` };
+  try {
+    return JSON.parse(res.stdout.trim().split('\n').pop() ?? '') as Result;
+  } catch {
+    if (/No module named 'torch'/.test(res.stderr)) return { error: 'not installed' };
+    return { error: (res.stderr.trim().split('\n').pop() ?? `exit ${res.status}`).slice(0, 100) };
   }
-  return rates;
 }
 
-export function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+let threads = 1;
+
+function kilnEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, KILN_BACKEND: 'native', KILN_THREADS: String(threads) };
 }
 
-/** Median rate of fn after warm-up. */
-export function medianRate(fn: () => void, work: number, opts: { warmMs?: number; sampleMs?: number; samples?: number } = {}): number {
-  return median(rateSamples(fn, work, opts));
-}
-
-/** The environment for Python: numpy's OpenBLAS is benchmarked without the safety settings that slow it. */
+/** Python's environment: the same thread count everywhere, and without the machine's OpenBLAS overrides. */
 function pythonEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  if (benchThreads) env.OMP_NUM_THREADS = String(benchThreads);
+  const env: NodeJS.ProcessEnv = { ...process.env, BENCH_THREADS: String(threads), OMP_NUM_THREADS: String(threads),
+    OPENBLAS_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) };
+  // This machine sets these two for its other users; they pin numpy's OpenBLAS to an older, slower kernel.
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
   return env;
 }
 
-/** A long-lived `torch_bench.py serve`: one JSON request per line, one JSON answer per line. */
-class PyServer {
-  private proc: ChildProcessWithoutNullStreams;
-  private waiting: ((line: string | null) => void)[] = [];
-  private closed = false;
-  constructor() {
-    this.proc = spawn(PYTHON, [join(here, 'torch_bench.py'), 'serve'], { env: pythonEnv() });
-    this.proc.on('error', () => this.close());
-    this.proc.on('close', () => this.close());
-    this.proc.stderr.resume();
-    createInterface({ input: this.proc.stdout }).on('line', (line) => this.waiting.shift()?.(line));
+let kilnUnavailable: string | undefined;
+let torchUnavailable: string | undefined;
+
+const kilnJob = (job: string, params: object): Result => (kilnUnavailable ? { error: kilnUnavailable }
+  : runChild(process.execPath, ['--import', 'tsx', join(here, 'kiln-worker.ts'), job, JSON.stringify(params)], kilnEnv()));
+const pyJob = (job: string, params: object): Result =>
+  runChild(PYTHON, [join(here, 'torch_bench.py'), job, JSON.stringify(params)], pythonEnv());
+
+/** ROUNDS alternating rounds, Kiln first: each call of kiln() and of each other side is one fresh process. */
+function alternate(label: string, kiln: () => Result, py: () => Result, py2?: () => Result): { kiln: Result[]; py: Result[]; py2: Result[] } {
+  const out = { kiln: [] as Result[], py: [] as Result[], py2: [] as Result[] };
+  for (let r = 0; r < ROUNDS; r++) {
+    process.stderr.write(`  ${label}: round ${r + 1}/${ROUNDS}\r`);
+    out.kiln.push(kiln());
+    out.py.push(py());
+    if (py2) out.py2.push(py2());
   }
-  private close(): void {
-    this.closed = true;
-    for (const w of this.waiting.splice(0)) w(null);
-  }
-  /** The next answer line, parsed; an { error } when the process is gone or printed something else. */
-  next(): Promise<Record<string, unknown>> {
-    if (this.closed) return Promise.resolve({ error: `${PYTHON} bench/torch_bench.py is not running` });
-    return new Promise((resolve) => this.waiting.push((line) => {
-      if (line === null) { resolve({ error: `${PYTHON} bench/torch_bench.py exited` }); return; }
-      try { resolve(JSON.parse(line)); } catch { resolve({ error: line.slice(0, 80) }); }
-    }));
-  }
-  request(req: Record<string, unknown>): Promise<Record<string, unknown>> {
-    if (this.closed) return this.next();
-    const answer = this.next();
-    this.proc.stdin.write(`${JSON.stringify(req)}\n`);
-    return answer;
-  }
-  end(): void { if (!this.closed) this.proc.stdin.end(); }
+  process.stderr.write(`${' '.repeat(label.length + 20)}\r`);
+  return out;
 }
 
-/** Runs bench/torch_bench.py; numpy's OpenBLAS is benchmarked without the safety settings that slow it. */
-function python(args: string[]): { out?: Record<string, unknown>; error?: string } {
-  const res = spawnSync(PYTHON, [join(here, 'torch_bench.py'), ...args], { env: pythonEnv(), encoding: 'utf8',
-    timeout: 30 * 60 * 1000 });
-  if (res.error) return { error: `${PYTHON} not runnable` };
-  try {
-    return { out: JSON.parse(res.stdout.trim().split('\n').pop() ?? '') };
-  } catch {
-    return { error: (res.stderr.trim().split('\n').pop() ?? 'python failed').slice(0, 80) };
-  }
+// ---------------------------------------------------------------------------------------------------------------
+// Figures: per-round values, summarised as median and best round.
+
+/** One figure per round, or a sentence saying why there is none. */
+type Fig = number[] | string;
+
+function fig(results: Result[], get: (r: Result) => unknown): Fig {
+  const values = results.map(get).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+  if (values.length > 0) return values;
+  return results.find((r) => r.error)?.error ?? 'failed';
 }
 
-function rand(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; a[i] = s / 4294967296 - 0.5; }
-  return a;
+/** A line of the table. */
+interface Row {
+  id: string;
+  workload: string;
+  unit: string;
+  kiln: Fig;
+  torch?: Fig;
+  numpy?: Fig;
+  /** lower is better (ms/step, MB) instead of higher (rates) */
+  lowerIsBetter?: boolean;
+  /** a figure that is not a speed (accuracy, memory): no ratio */
+  noRatio?: boolean;
 }
 
 const notes: string[] = [];
 
-/** KILN_BENCH_THREADS=N runs every side on N threads (e.g. 1 on a machine where another job holds a core). */
-const benchThreads = Number(process.env.KILN_BENCH_THREADS ?? 0) || 0;
+// ---------------------------------------------------------------------------------------------------------------
+// Busy detection: the load average before the run, and the CPU time other processes took during it (the machine's
+// busy time from /proc/stat minus this process's and its children's from /proc/self/stat).
 
-/**
- * T1: GEMM C = A @ B, GFLOP/s. Kiln, numpy and PyTorch are measured in turn, shape by shape, for several rounds,
- * and each figure is the median of all its samples: load from elsewhere on the machine then hits all sides alike.
- */
-async function t1(native: Backend | undefined): Promise<Row[]> {
-  const shapes: [number, number, number, string][] = [
-    [256, 256, 256, 'square 256'], [512, 512, 512, 'square 512'], [1024, 1024, 1024, 'square 1024'],
-    [2048, 2048, 2048, 'square 2048'], [4096, 1024, 256, '(4096x256)@(256x1024)'],
-    [4096, 256, 1024, '(4096x1024)@(1024x256)'],
-  ];
-  const rounds = 3;
-  const py = new PyServer();
-  const head = await py.next() as { numpy?: string; torch?: string | null; torch_error?: string; threads?: number; error?: string };
-  if (head.torch) notes.push(`PyTorch ${head.torch} (${head.threads} threads), numpy ${head.numpy}, T1 in ${rounds} interleaved rounds`);
-  const torchMissing = head.error ?? head.torch_error ?? (head.torch ? undefined : 'not installed');
-  const rows: Row[] = [];
-  for (const [M, N, K, name] of shapes) {
-    const flops = 2 * M * N * K;
-    const A = rand(M * K, 1);
-    const B = rand(K * N, 2);
-    const C = new Float32Array(M * N);
-    const gemm = (be: Backend) => () => be.gemm(false, false, 1, M, N, K, 1, A, 0, B, 0, 0, C, 0);
-    const kilnS: number[] = [];
-    const numpyS: number[] = [];
-    const torchS: number[] = [];
-    let numpyErr: string | undefined;
-    for (let r = 0; r < rounds; r++) {
-      if (native) kilnS.push(...rateSamples(gemm(native), flops).map((v) => v / 1e9));
-      const np = await py.request({ op: 'gemm', lib: 'numpy', m: M, n: N, k: K });
-      if (Array.isArray(np.rates)) numpyS.push(...(np.rates as number[])); else numpyErr = String(np.error);
-      if (!torchMissing) {
-        const tr = await py.request({ op: 'gemm', lib: 'torch', m: M, n: N, k: K });
-        if (Array.isArray(tr.rates)) torchS.push(...(tr.rates as number[]));
-      }
-    }
-    const js = flops <= 3e8 ? medianRate(gemm(jsBackend), flops, { warmMs: 200, sampleMs: 200, samples: 3 }) / 1e9
-      : 'skipped (slow)';
-    rows.push({
-      id: 'T1', workload: `GEMM ${name}`, unit: 'GFLOP/s', kiln: native ? median(kilnS) : 'unavailable', js,
-      torch: torchS.length ? median(torchS) : torchMissing ?? 'failed',
-      peak: numpyS.length ? median(numpyS) : numpyErr ?? 'failed',
-    });
+interface CpuSnap { busy: number; total: number; own: number; procs: Map<number, { comm: string; ticks: number }> }
+
+function cpuSnap(): CpuSnap {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = f;
+  const ticksOf = (stat: string) => {
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // field 3 onwards
+    return { comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), utime: Number(rest[11]), stime: Number(rest[12]),
+      cutime: Number(rest[13]), cstime: Number(rest[14]) };
+  };
+  const self = ticksOf(readFileSync('/proc/self/stat', 'utf8'));
+  const procs = new Map<number, { comm: string; ticks: number }>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      const p = ticksOf(readFileSync(`/proc/${name}/stat`, 'utf8'));
+      procs.set(Number(name), { comm: p.comm, ticks: p.utime + p.stime });
+    } catch { /* gone */ }
   }
-  py.end();
-  if (typeof rows[3].peak === 'number') peakGflops = rows[3].peak;
-  // PyTorch's sanity check: over 50 GFLOP/s at 2048. Below that, numpy tells a reference BLAS from a busy machine.
-  const largest = rows[3];
-  if (typeof largest.torch === 'number' && largest.torch < 50) {
-    const peak = typeof largest.peak === 'number' ? largest.peak : NaN;
-    notes.push(peak >= 50 && largest.torch < 0.3 * peak
-      ? `WARNING: PyTorch's GEMM runs at ${largest.torch.toFixed(1)} GFLOP/s at 2048 (numpy ${peak.toFixed(0)}): it is ` +
-        'using the reference BLAS, not OpenBLAS (apt-get install libopenblas0-openmp); its column is not meaningful.'
-      : `WARNING: PyTorch's GEMM runs at ${largest.torch.toFixed(1)} GFLOP/s at 2048 and numpy at ${peak.toFixed(1)}: ` +
-        'the machine looks busy (check uptime); all figures of this run are suspect.');
-  } else if (typeof largest.torch === 'number') {
-    notes.push(`PyTorch's GEMM is sane (${largest.torch.toFixed(0)} GFLOP/s at 2048 > 50).`);
+  return { busy: user + nice + system + irq + softirq + steal, total: user + nice + system + idle + iowait + irq + softirq + steal,
+    own: self.utime + self.stime + self.cutime + self.cstime, procs };
+}
+
+/** Cores' worth of CPU that processes other than this bench used between two snapshots. */
+function othersCores(a: CpuSnap, b: CpuSnap): number {
+  const total = b.total - a.total;
+  return total > 0 ? Math.max(0, (b.busy - a.busy - (b.own - a.own)) / total) * NCPU : 0;
+}
+
+/** The busiest other processes alive at both snapshots, as "name (pid) 45%". */
+function busiestOthers(a: CpuSnap, b: CpuSnap, seconds: number): string[] {
+  const hz = 100; // USER_HZ on Linux
+  const out: { label: string; share: number }[] = [];
+  for (const [pid, p] of b.procs) {
+    const before = a.procs.get(pid);
+    if (!before) continue;
+    const share = (p.ticks - before.ticks) / hz / seconds;
+    if (share >= 0.02) out.push({ label: `${p.comm} (${pid}) ${(share * 100).toFixed(0)}%`, share });
+  }
+  return out.sort((x, y) => y.share - x.share).slice(0, 6).map((o) => o.label);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Workloads.
+
+/** numpy's GEMM rate at the peak shape (square 2048; 1024 in quick mode), for model FLOPs utilisation. */
+let peakGflops: number | undefined;
+
+function t1(): Row[] {
+  const shapes = S.t1Shapes.map(([m, n, k]) => [m, n, k]);
+  const p = { shapes, ...S.t1Timing };
+  const r = alternate('T1 kernel', () => kilnJob('t1kernel', p), () => (torchUnavailable ? { error: torchUnavailable }
+    : pyJob('t1kernel', { ...p, lib: 'torch' })), () => pyJob('t1kernel', { ...p, lib: 'numpy' }));
+  const rows = S.t1Shapes.map(([M, N, K, name], i): Row => ({
+    id: 'T1', workload: `GEMM ${name}, into a preallocated output`, unit: 'GFLOP/s',
+    kiln: fig(r.kiln, (x) => (x.gflops as number[] | undefined)?.[i]),
+    torch: torchUnavailable ?? fig(r.py, (x) => (x.gflops as number[] | undefined)?.[i]),
+    numpy: fig(r.py2, (x) => (x.gflops as number[] | undefined)?.[i]),
+  }));
+  notes.push('T1: Kiln through the backend\'s gemm, numpy np.matmul(a, b, out=c), PyTorch torch.matmul(a, b, out=c): ' +
+    'each into a preallocated output, one library per process (rounds: Kiln, PyTorch, numpy); per round the median of ' +
+    'samples after warm-up.');
+  const peakIdx = S.t1Shapes.findIndex(([m, n, k]) => m === S.peakShape[0] && n === S.peakShape[1] && k === S.peakShape[2]);
+  const peakRow = rows[peakIdx];
+  if (peakRow && Array.isArray(peakRow.numpy)) peakGflops = median(peakRow.numpy);
+  // PyTorch's sanity check: without libopenblas0-openmp Debian's torch runs the reference BLAS, ~40x slower.
+  if (peakRow && Array.isArray(peakRow.torch) && Array.isArray(peakRow.numpy)) {
+    const tq = median(peakRow.torch);
+    const nq = median(peakRow.numpy);
+    notes.push(tq < 0.3 * nq
+      ? `WARNING: PyTorch's GEMM runs at ${tq.toFixed(1)} GFLOP/s at ${S.peakShape[0]} against numpy's ${nq.toFixed(0)}: ` +
+        'it is using the reference BLAS, not OpenBLAS (apt-get install libopenblas0-openmp); its column is not meaningful.'
+      : `PyTorch's GEMM is sane: ${tq.toFixed(0)} GFLOP/s at ${S.peakShape[0]} (numpy ${nq.toFixed(0)}).`);
   }
   return rows;
 }
 
-/** T2: the MNIST MLP, training samples/s over epochs 2-3 and test accuracy after epoch 3. */
-async function t2(native: Backend | undefined): Promise<Row[]> {
+function t1api(): Row[] {
+  const rows: Row[] = [];
+  for (const [M, N, K, name] of S.t1Shapes) {
+    const p = { shape: [M, N, K], ...S.t1api };
+    const r = alternate(`T1 API ${name}`, () => kilnJob('t1api', p), () => pyJob('t1api', p));
+    rows.push(
+      { id: 'T1api', workload: `${name}: first call in a fresh process`, unit: 'GFLOP/s',
+        kiln: fig(r.kiln, (x) => x.first_gflops), numpy: fig(r.py, (x) => x.first_gflops) },
+      { id: 'T1api', workload: `${name}: median of the following calls`, unit: 'GFLOP/s',
+        kiln: fig(r.kiln, (x) => x.follow_gflops), numpy: fig(r.py, (x) => x.follow_gflops) },
+    );
+  }
+  notes.push('T1api: Kiln kiln.noGrad(() => a.matmul(b)) through the public API against numpy a @ b, both allocating ' +
+    'their result; one fresh process per shape per round.');
+  return rows;
+}
+
+function mlp(): Row[] {
+  const r = alternate('MLP', () => kilnJob('mlp', S.mlp), () => pyJob('mlp', S.mlp));
+  notes.push(`MLP: 784-256-256-10 Linear/ReLU, cross-entropy, Adam lr 1e-3, batch 128, one random batch; ${S.mlp.warmup} ` +
+    `warm-up steps, then ${S.mlp.steps} timed; Kiln through the public API without activationScope.`);
+  return [
+    { id: 'MLP', workload: 'MLP training via the tensor API', unit: 'steps/s', kiln: fig(r.kiln, (x) => x.steps_per_s),
+      torch: fig(r.py, (x) => x.steps_per_s) },
+    { id: 'MLP', workload: 'RSS growth during the timed steps', unit: 'MB', kiln: fig(r.kiln, (x) => x.rss_growth_mb),
+      torch: fig(r.py, (x) => x.rss_growth_mb), lowerIsBetter: true, noRatio: true },
+  ];
+}
+
+function t2(): Row[] {
   const dir = mkdtempSync(join(tmpdir(), 'kiln-t2-'));
-  let py: ReturnType<typeof python>;
   try {
     dumpMnist(dir, (path, data) => writeFileSync(path, data));
-    py = python(['t2', dir]);
+    const r = alternate('T2', () => kilnJob('t2', S.t2), () => pyJob('t2', { dir, ...S.t2 }));
+    const accuracy = S.t2.max_batches === undefined;
+    if (!accuracy) notes.push(`T2 (quick): ${S.t2.max_batches} batches per epoch, no test accuracy.`);
+    return [
+      { id: 'T2', workload: 'MNIST MLP training', unit: 'samples/s', kiln: fig(r.kiln, (x) => x.samples_per_s),
+        torch: fig(r.py, (x) => x.samples_per_s) },
+      ...(accuracy ? [{ id: 'T2', workload: 'MNIST MLP test accuracy', unit: '%', noRatio: true,
+        kiln: fig(r.kiln, (x) => (typeof x.accuracy === 'number' ? x.accuracy * 100 : undefined)),
+        torch: fig(r.py, (x) => (typeof x.accuracy === 'number' ? x.accuracy * 100 : undefined)) }] : []),
+    ];
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  const res = py.out as { samples_per_s?: number; accuracy?: number; error?: string } | undefined;
-  const torchFig = (key: 'samples_per_s' | 'accuracy') => res?.[key] ?? res?.error ?? py.error ?? 'not run';
-  const before = backendInfo().name as 'js' | 'native';
-  let kiln: { samplesPerSecond: number | string; accuracy: number | string } = { samplesPerSecond: 'unavailable', accuracy: 'unavailable' };
-  if (native) {
-    setBackend('native');
-    const r = runT2();
-    kiln = { samplesPerSecond: r.samplesPerSecond, accuracy: r.accuracy * 100 };
-  }
-  setBackend('js');
-  const js = runT2({ maxBatches: 6 });
-  setBackend(before);
-  notes.push(`T2 Kiln js: ${js.batches} batches of epochs 2-3 only (the full run takes minutes on the reference backend)`);
-  return [
-    { id: 'T2', workload: 'MNIST MLP training', unit: 'samples/s', kiln: kiln.samplesPerSecond, js: js.samplesPerSecond,
-      torch: torchFig('samples_per_s') },
-    { id: 'T2', workload: 'MNIST MLP test accuracy', unit: '%', kiln: kiln.accuracy, js: '-', noRatio: true,
-      torch: typeof res?.accuracy === 'number' ? res.accuracy * 100 : torchFig('accuracy') },
-  ];
 }
 
-/** T4: greedy generation with the T3 model, new tokens/s with a KV cache (and without, for comparison). */
-async function t4(native: Backend | undefined): Promise<Row[]> {
-  const res = spawnSync(PYTHON, [join(here, 't4_generate.py'), '5'], { encoding: 'utf8', timeout: 30 * 60 * 1000 });
-  let py: { cached_tokens_per_s?: number; uncached_tokens_per_s?: number } | undefined;
-  let pyError = res.error ? `${PYTHON} not runnable` : undefined;
-  try {
-    py = JSON.parse(res.stdout.trim().split('\n').pop() ?? '');
-  } catch {
-    pyError ??= /No module named 'torch'/.test(res.stderr) ? 'not installed' : (res.stderr.trim().split('\n').pop() ?? 'python failed').slice(0, 80);
-  }
-  const before = backendInfo().name as 'js' | 'native';
-  let kiln: ReturnType<typeof runT4> | undefined;
-  if (native) {
-    setBackend('native');
-    kiln = runT4();
-  }
-  setBackend('js');
-  const js = runT4({ repeats: 3, skipUncached: true }); // recomputing on the reference GEMM takes minutes
-  setBackend(before);
-  if (kiln) notes.push(`T4 Kiln: greedy output with the cache ${kiln.cacheMatchesRecompute ? 'equals' : 'DIFFERS FROM'} the output without it; ` +
-    `single-token steps on the ${kiln.simdMatVec ? 'WebAssembly SIMD mat-vec' : 'backend GEMM'}; the model's own cached forward: ${kiln.moduleCachedTokensPerSecond.toFixed(0)} tokens/s`);
-  return [
-    { id: 'T4', workload: 'GPT generation, KV cache', unit: 'new tokens/s', kiln: kiln?.cachedTokensPerSecond ?? 'unavailable',
-      js: js.cachedTokensPerSecond, torch: py?.cached_tokens_per_s ?? pyError ?? 'not run' },
-    { id: 'T4', workload: 'GPT generation, no cache', unit: 'new tokens/s', kiln: kiln?.uncachedTokensPerSecond ?? 'unavailable',
-      js: 'skipped (slow)', torch: py?.uncached_tokens_per_s ?? pyError ?? 'not run' },
-  ];
-}
-
-/** numpy's GEMM rate at 2048, the practical peak for model FLOPs utilisation (from T1 when it ran). */
-let peakGflops: number | undefined;
-
-async function measuredPeak(): Promise<number | undefined> {
-  if (peakGflops !== undefined) return peakGflops;
-  const py = new PyServer();
-  await py.next();
-  const np = await py.request({ op: 'gemm', lib: 'numpy', m: 2048, n: 2048, k: 2048 });
-  py.end();
-  if (Array.isArray(np.rates)) peakGflops = median(np.rates as number[]);
-  return peakGflops;
-}
-
-/**
- * T3 / T3b: GPT training step, ms/step, tokens/s, peak memory and model FLOPs utilisation, vs PyTorch. Kiln and
- * PyTorch take turns for a few rounds (each a fresh model, warm-up, then timed steps), so that load from elsewhere
- * on the machine hits both alike; each side's figure is the median of its round medians.
- */
-function gptWorkload(id: string, s: GPTShape, rounds = 3) {
-  return async (native: Backend | undefined): Promise<Row[]> => {
-    const label = `GPT step V=${s.V} T=${s.T} L=${s.L} H=${s.H} C=${s.C} B=${s.B}`;
-    const py = new PyServer();
-    const head = await py.next();
-    const before = backendInfo().name as 'js' | 'native';
-    const torchRounds: Record<string, unknown>[] = [];
-    const kilnRounds: ReturnType<typeof runGPTSteps>[] = [];
-    for (let r = 0; r < rounds; r++) {
-      torchRounds.push(head.torch ? await py.request({ op: 'gpt', ...s }) : { error: head.torch_error ?? 'not installed' });
-      if (native) {
-        setBackend('native');
-        kilnRounds.push(runGPTSteps(s));
-        setBackend(before);
-      }
+function gptWorkload(id: string, s: GPTShape) {
+  return (): Row[] => {
+    const p = { ...s, ...S.gpt };
+    const r = alternate(id, () => kilnJob('gpt', p), () => pyJob('gpt', p));
+    if (peakGflops === undefined) {
+      const np = pyJob('t1kernel', { shapes: [S.peakShape], ...S.t1Timing, lib: 'numpy' });
+      if (Array.isArray(np.gflops)) peakGflops = np.gflops[0] as number;
     }
-    py.end();
-    const tr = { ...torchRounds[torchRounds.length - 1] };
-    const torchMs = torchRounds.map((t) => t.ms_per_step).filter((v): v is number => typeof v === 'number');
-    if (torchMs.length > 0) tr.ms_per_step = median(torchMs);
-    const torchErr = typeof tr.error === 'string' ? tr.error : undefined;
-    const k = kilnRounds.length > 0
-      ? { ...kilnRounds[kilnRounds.length - 1], msPerStep: median(kilnRounds.map((r) => r.msPerStep)) }
-      : undefined;
     const flops = stepFlops(s);
     const tokens = s.B * s.T;
-    const peak = await measuredPeak();
-    const tMs = typeof tr.ms_per_step === 'number' ? tr.ms_per_step : undefined;
-    const fig = (v: number | undefined) => v ?? torchErr ?? 'failed';
-    const mfu = (ms: number | undefined) => (ms && peak ? (flops / (ms / 1000) / 1e9 / peak) * 100 : undefined);
-    notes.push(`${id}: ${k ? `${k.params} parameters, Kiln loss ${k.firstLoss.toFixed(3)} -> ${k.lastLoss.toFixed(3)}` : ''}` +
-      `${typeof tr.params === 'number' ? `; PyTorch ${tr.params} parameters, loss ${Number(tr.first_loss).toFixed(3)} -> ` +
-      `${Number(tr.last_loss).toFixed(3)}` : ''}; ${(flops / 1e9).toFixed(2)} GFLOP/step; MFU over numpy's ` +
-      `${peak ? peak.toFixed(0) : '?'} GFLOP/s at 2048; ms/step per round: Kiln ` +
-      `${kilnRounds.map((r) => r.msPerStep.toFixed(0)).join(', ')}, PyTorch ${torchMs.map((v) => v.toFixed(0)).join(', ')}`);
-    const kf = (f: (r: StepResultLike) => number) => (k ? f(k) : 'unavailable');
+    const ms = (x: Result) => x.ms_per_step;
+    const per = (xs: Result[], f: (v: number) => number) => fig(xs, (x) => (typeof x.ms_per_step === 'number' ? f(x.ms_per_step) : undefined));
+    const mfu = (v: number) => (peakGflops ? (flops / (v / 1000) / 1e9 / peakGflops) * 100 : NaN);
+    const k = r.kiln.find((x) => typeof x.params === 'number');
+    const t = r.py.find((x) => typeof x.params === 'number');
+    notes.push(`${id}: ${s.B}x${s.T} tokens, ${(flops / 1e9).toFixed(2)} GFLOP/step, ${S.gpt.warmup} warm-up + ${S.gpt.steps} ` +
+      `timed steps per round; ${k ? `Kiln ${k.params} parameters, loss ${Number(k.first_loss).toFixed(3)} -> ${Number(k.last_loss).toFixed(3)}` : ''}` +
+      `${t ? `; PyTorch ${t.params} parameters, loss ${Number(t.first_loss).toFixed(3)} -> ${Number(t.last_loss).toFixed(3)}` : ''}` +
+      `; MFU over numpy's ${peakGflops ? peakGflops.toFixed(0) : '?'} GFLOP/s at ${S.peakShape.join('x')}.`);
     return [
-      { id, workload: label, unit: 'ms/step', kiln: kf((r) => r.msPerStep), js: 'skipped (slow)', torch: fig(tMs), lowerIsBetter: true },
-      { id, workload: 'tokens/s', unit: 'tokens/s', kiln: kf((r) => tokens / (r.msPerStep / 1000)), js: '-',
-        torch: fig(tMs ? tokens / (tMs / 1000) : undefined) },
-      { id, workload: 'peak memory (process max RSS)', unit: 'MB', kiln: kf((r) => r.peakMB), js: '-',
-        torch: fig(typeof tr.peak_mb === 'number' ? tr.peak_mb : undefined), lowerIsBetter: true },
-      { id, workload: 'model FLOPs utilisation', unit: '%', kiln: k ? mfu(k.msPerStep) ?? 'no peak' : 'unavailable', js: '-',
-        torch: fig(mfu(tMs)) },
+      { id, workload: `GPT step V=${s.V} T=${s.T} L=${s.L} H=${s.H} C=${s.C} B=${s.B}`, unit: 'ms/step',
+        kiln: fig(r.kiln, ms), torch: fig(r.py, ms), lowerIsBetter: true },
+      { id, workload: 'tokens/s', unit: 'tokens/s', kiln: per(r.kiln, (v) => tokens / (v / 1000)), torch: per(r.py, (v) => tokens / (v / 1000)) },
+      { id, workload: 'RSS growth during the timed steps', unit: 'MB', kiln: fig(r.kiln, (x) => x.rss_growth_mb),
+        torch: fig(r.py, (x) => x.rss_growth_mb), lowerIsBetter: true, noRatio: true },
+      { id, workload: 'model FLOPs utilisation', unit: '%', kiln: per(r.kiln, mfu), torch: per(r.py, mfu) },
     ];
   };
 }
 
-type StepResultLike = ReturnType<typeof runGPTSteps>;
+function t4(): Row[] {
+  const r = alternate('T4', () => kilnJob('t4', S.t4),
+    () => runChild(PYTHON, [join(here, 't4_generate.py'), JSON.stringify(S.t4)], pythonEnv()));
+  const torchGreedy = fig(r.py, (x) => x.cached_tokens_per_s);
+  const cost = (xs: Result[], greedy: string, sampling: string) =>
+    fig(xs, (x) => (typeof x[greedy] === 'number' && typeof x[sampling] === 'number' ? (x[greedy] as number) / (x[sampling] as number) : undefined));
+  const mismatch = r.kiln.filter((x) => x.greedy_outputs_match === false).length;
+  notes.push(`T4: greedy, batch 1, prompt 16, 112 new tokens, KV cache, prefill included; per round the median of ` +
+    `${S.t4.repeats} generations after one warm-up. Headline: gpt.generate(idx, 112, { temperature: 0 }) against a Hugging ` +
+    `Face GPT-2 style loop (bench/t4_generate.py); the CLI path is kiln.infer.generate(gpt, promptIds, { maxNewTokens: 112 }). ` +
+    `Greedy outputs of the two Kiln paths ${mismatch ? `DIFFER in ${mismatch} round(s)` : 'are identical'}.`);
+  return [
+    { id: 'T4', workload: 'generation: gpt.generate, greedy (headline)', unit: 'new tokens/s',
+      kiln: fig(r.kiln, (x) => x.model_generate_tokens_per_s), torch: torchGreedy },
+    { id: 'T4', workload: 'generation: kiln.infer.generate, greedy (CLI path)', unit: 'new tokens/s',
+      kiln: fig(r.kiln, (x) => x.infer_greedy_tokens_per_s), torch: torchGreedy },
+    { id: 'T4', workload: 'sampling t=0.8 top-p 0.95 (CLI defaults): time over greedy', unit: 'x greedy', lowerIsBetter: true,
+      noRatio: true, kiln: cost(r.kiln, 'infer_greedy_tokens_per_s', 'infer_sampling_tokens_per_s'),
+      torch: cost(r.py, 'cached_tokens_per_s', 'sampling_tokens_per_s') },
+  ];
+}
 
-const WORKLOADS: { id: string; run: (native: Backend | undefined) => Promise<Row[]> }[] = [
-  { id: 'T1', run: t1 },
-  { id: 'T2', run: t2 },
-  { id: 'T3', run: gptWorkload('T3', T3) },
-  { id: 'T3b', run: gptWorkload('T3b', T3B) },
-  { id: 'T4', run: t4 },
+const WORKLOADS: { id: string; needsTorch: boolean; run: () => Row[] }[] = [
+  { id: 'T1', needsTorch: false, run: t1 },
+  { id: 'T1api', needsTorch: false, run: t1api },
+  { id: 'MLP', needsTorch: true, run: mlp },
+  { id: 'T2', needsTorch: true, run: t2 },
+  { id: 'T3', needsTorch: true, run: gptWorkload('T3', T3) },
+  { id: 'T3b', needsTorch: true, run: gptWorkload('T3b', T3B) },
+  { id: 'T4', needsTorch: true, run: t4 },
 ];
 
-function fmt(v: number | string | undefined): string {
-  if (v === undefined) return '';
-  if (typeof v === 'string') return v;
-  return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
+// ---------------------------------------------------------------------------------------------------------------
+// The table.
+
+function fmt(v: number): string {
+  if (!Number.isFinite(v)) return '-';
+  const a = Math.abs(v);
+  return a >= 100 ? v.toFixed(0) : a >= 10 ? v.toFixed(1) : v.toFixed(2);
 }
 
-function ratio(a: number | string | undefined, b: number | string | undefined, lowerIsBetter?: boolean): string {
-  if (typeof a !== 'number' || typeof b !== 'number' || b === 0) return '-';
-  return `${(lowerIsBetter ? b / a : a / b).toFixed(2)}x`;
+function summary(f: Fig | undefined, lowerIsBetter?: boolean): [string, string] {
+  if (f === undefined) return ['', ''];
+  if (typeof f === 'string') return [f, ''];
+  return [fmt(median(f)), fmt(lowerIsBetter ? Math.min(...f) : Math.max(...f))];
 }
 
-async function main(): Promise<void> {
-  const filters = process.argv.slice(2).map((s) => s.toUpperCase());
-  const load = loadNativeBackend();
-  const native = load.backend;
-  if (benchThreads && native) {
-    nativeControls()?.setThreads(benchThreads);
-    if (load.info) load.info.threads = nativeControls()?.info().threads ?? benchThreads;
-  }
-  const info = backendInfo();
-  const cpu = cpus()[0]?.model ?? 'unknown CPU';
-  console.log(`Kiln benchmarks: ${cpu}, ${cpus().length} cores; native: ${native
-    ? `${load.info?.isa}, ${load.info?.threads} threads` : `unavailable (${load.error})`}; default backend ${info.name}`);
-  const load0 = loadavg()[0];
-  if (load0 > cpus().length * 0.5) {
-    console.log(`WARNING: the machine is busy (load average ${load0.toFixed(1)} on ${cpus().length} cores): absolute ` +
-      'figures will be low and ratios noisy; rerun when it is idle.');
-  }
-  const rows: Row[] = [];
-  for (const w of WORKLOADS) {
-    if (filters.length > 0 && !filters.includes(w.id.toUpperCase())) continue;
-    rows.push(...(await w.run(native)));
-  }
-  const header = ['id', 'workload', 'unit', 'Kiln native', 'Kiln js', 'PyTorch', 'numpy peak', 'native/PyTorch', 'native/peak'];
-  const table = rows.map((r) => [r.id, r.workload, r.unit, fmt(r.kiln), fmt(r.js), fmt(r.torch), fmt(r.peak),
-    r.noRatio ? '-' : ratio(r.kiln, r.torch, r.lowerIsBetter), r.noRatio ? '-' : ratio(r.kiln, r.peak, r.lowerIsBetter)]);
+function ratio(a: Fig | undefined, b: Fig | undefined, row: Row): string {
+  if (row.noRatio || !Array.isArray(a) || !Array.isArray(b)) return '-';
+  const ma = median(a);
+  const mb = median(b);
+  if (!(ma > 0) || !(mb > 0)) return '-';
+  return `${(row.lowerIsBetter ? mb / ma : ma / mb).toFixed(2)}x`;
+}
+
+function printTable(rows: Row[], torchLabel: string, title: string): void {
+  const header = ['id', 'workload', 'unit', 'Kiln median', 'Kiln best', `${torchLabel} median`, 'best', 'Kiln/PyTorch',
+    'numpy median', 'best', 'Kiln/numpy'];
+  const table = rows.map((r) => [r.id, r.workload, r.unit, ...summary(r.kiln, r.lowerIsBetter), ...summary(r.torch, r.lowerIsBetter),
+    ratio(r.kiln, r.torch, r), ...summary(r.numpy, r.lowerIsBetter), ratio(r.kiln, r.numpy, r)]);
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i].length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
+  console.log(title);
   console.log(line(header));
   console.log(`|${widths.map((w, i) => (i < 3 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`);
   for (const t of table) console.log(line(t));
-  for (const n of notes) console.log(n);
-  console.log(`Load average before/after: ${load0.toFixed(1)} / ${loadavg()[0].toFixed(1)}.`);
-  console.log(`Figures are medians after warm-up, float32, ${benchThreads ? `${benchThreads} thread(s) on every side (KILN_BENCH_THREADS)` : 'all threads of the machine'}; ratios > 1x mean Kiln is faster.`);
 }
 
-await main();
+function main(): number {
+  const load0 = loadavg()[0];
+  const snap0 = cpuSnap();
+  const t0 = performance.now();
+  const load = loadNativeBackend();
+  const benchThreads = Number(process.env.KILN_BENCH_THREADS ?? 0) || 0;
+  if (load.backend) threads = benchThreads || load.info?.threads || NCPU;
+  else { kilnUnavailable = `unavailable (${load.error})`; threads = benchThreads || NCPU; }
+  console.log(`Kiln benchmarks: ${cpus()[0]?.model ?? 'unknown CPU'}, ${NCPU} cores; Kiln native: ${load.backend
+    ? `${load.info?.isa}, ${threads} threads` : kilnUnavailable}; ${ROUNDS} alternating rounds, a fresh process per side per round` +
+    `${quick ? '; QUICK mode (small sizes, few rounds)' : ''}.`);
+
+  // PyTorch's and numpy's versions, threads, and the OpenBLAS kernel they run, in the benchmark's environment.
+  const env = pyJob('env', {});
+  let torchLabel = 'PyTorch';
+  if (typeof env.torch === 'string') {
+    const debian = String(env.torch_path ?? '').startsWith('/usr/lib/python3/dist-packages/');
+    const ob = env.openblas as { method: string; libs: { lib: string; corename: string; config: string; threads: number }[]; show_config?: string };
+    const kernels = [...new Set(ob.libs.map((l) => `${l.config} (kernel ${l.corename}, ${l.threads} threads)`))];
+    const tags = [debian ? 'Debian' : '', ob.libs.length ? 'OpenBLAS' : ''].filter(Boolean);
+    torchLabel = `PyTorch ${env.torch}${tags.length ? ` (${tags.join(', ')})` : ''}`;
+    console.log(`PyTorch column: torch.__version__ ${env.torch} from ${env.torch_path}, ${env.threads} threads ` +
+      `(torch.set_num_threads); numpy ${env.numpy}; OMP_NUM_THREADS=OPENBLAS_NUM_THREADS=${threads}; OPENBLAS_CORETYPE and ` +
+      'OPENBLAS_L2_SIZE unset for the Python side only.');
+    console.log(`OpenBLAS in the Python processes (${ob.method}): ${kernels.length ? kernels.join('; ') : 'none found'}` +
+      `${ob.show_config ? `\n${ob.show_config.trim()}` : ''}`);
+  } else {
+    torchUnavailable = env.error ?? String(env.torch_error ?? 'not installed');
+    console.log(`PyTorch: ${torchUnavailable} (${PYTHON}); the PyTorch column is empty.`);
+    if (typeof env.numpy !== 'string') console.log(`numpy: ${env.error ?? 'unavailable'}`);
+  }
+
+  const rows: Row[] = [];
+  const perWorkload: string[] = [];
+  for (const w of WORKLOADS) {
+    if (filters.length > 0 && !filters.includes(w.id.toLowerCase())) continue;
+    const a = cpuSnap();
+    const wt = performance.now();
+    const out = w.run();
+    if (torchUnavailable) for (const r of out) if (r.torch !== undefined && typeof r.torch === 'string') r.torch = torchUnavailable;
+    rows.push(...out);
+    perWorkload.push(`${w.id} ${othersCores(a, cpuSnap()).toFixed(2)} (${((performance.now() - wt) / 1000).toFixed(0)} s)`);
+  }
+  const snap1 = cpuSnap();
+  const seconds = (performance.now() - t0) / 1000;
+  const others = othersCores(snap0, snap1);
+
+  // Busy: the machine was loaded before the run, or other processes took CPU during it.
+  const reasons: string[] = [];
+  if (load0 > NCPU * 0.5) reasons.push(`load average ${load0.toFixed(2)} on ${NCPU} cores before the run (limit ${(NCPU * 0.5).toFixed(1)})`);
+  if (others > NCPU * 0.1) {
+    const top = busiestOthers(snap0, snap1, seconds);
+    // Short-lived processes (compilers, test runs) come and go between snapshots: look at who is busy right now too.
+    const a = cpuSnap();
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000);
+    const now = busiestOthers(a, cpuSnap(), 1);
+    reasons.push(`other processes used ${others.toFixed(2)} cores on average during the run (limit ${(NCPU * 0.1).toFixed(2)})` +
+      `${top.length ? `; busiest throughout: ${top.join(', ')}` : ''}${now.length ? `; busiest in the last second: ${now.join(', ')}` : ''}` +
+      `${top.length + now.length === 0 ? ' from short-lived processes (none alive long enough to name)' : ''}`);
+  }
+  const busy = reasons.length > 0;
+  const title = busy
+    ? `RESULTS INVALID: busy. ${reasons.join('; ')}. Do not publish these figures; rerun on an idle machine.`
+    : quick ? 'Results (QUICK smoke run: small sizes and 2 rounds; checks that the bench runs, not for publication):'
+      : 'Results:';
+  console.log('');
+  printTable(rows, torchLabel, busy ? `${title}${quick ? ' (QUICK smoke run, not for publication either way.)' : ''}` : title);
+  for (const n of notes) console.log(n);
+  console.log(`Other processes' CPU during each workload (cores): ${perWorkload.join(', ')}; load average before/after ` +
+    `${load0.toFixed(2)} / ${loadavg()[0].toFixed(2)}.`);
+  console.log(`Median and best of ${ROUNDS} rounds per side (best: the fastest round, or the smallest for ms and MB); ` +
+    `ratios are of the medians, > 1x means Kiln is faster; float32, ${threads} thread(s) on every side. Memory: RSS ` +
+    'growth during the timed steps (peak minus RSS after warm-up), each side in a fresh process.');
+  if (busy) {
+    console.log(`INVALID (busy): ${allowBusy ? '--allow-busy given, exiting 0' : 'exiting with status 3; pass --allow-busy to exit 0'}.`);
+    return allowBusy ? 0 : 3;
+  }
+  return 0;
+}
+
+process.exitCode = main();

@@ -2,6 +2,7 @@
 // loss) on fixed pseudo-random tokens (the same as the PyTorch side), timed after warm-up. Written against the public API only.
 
 import * as kiln from '../src/index.js';
+import { RssGrowth } from './rss.js';
 
 export interface GPTShape { V: number; T: number; L: number; H: number; C: number; B: number }
 
@@ -25,7 +26,11 @@ export function tokens(s: GPTShape): { idx: Int32Array; targets: Int32Array } {
   return { idx, targets };
 }
 
-export interface StepResult { msPerStep: number; params: number; peakMB: number; firstLoss: number; lastLoss: number }
+export interface StepResult {
+  msPerStep: number; params: number; firstLoss: number; lastLoss: number;
+  /** RSS growth during the timed steps (peak during them minus RSS after warm-up), MB; exact: the peak is the kernel's */
+  rssGrowthMB: number; rssExact: boolean;
+}
 
 /** Median ms per step over `steps` steps after `warmup` steps, on the current backend; onStep(i) runs before step i. */
 export function runGPTSteps(s: GPTShape, { warmup = 3, steps = 10, onStep = (_i: number) => {} } = {}): StepResult {
@@ -40,8 +45,10 @@ export function runGPTSteps(s: GPTShape, { warmup = 3, steps = 10, onStep = (_i:
   const times: number[] = [];
   let firstLoss = NaN;
   let lastLoss = NaN;
+  let mem: RssGrowth | undefined;
   for (let i = 0; i < warmup + steps; i++) {
     onStep(i);
+    if (i === warmup) mem = new RssGrowth();
     const t0 = performance.now();
     opt.zeroGrad();
     const loss = model.loss(idx, targets); // as the PyTorch side, whose model returns only the loss
@@ -49,8 +56,9 @@ export function runGPTSteps(s: GPTShape, { warmup = 3, steps = 10, onStep = (_i:
     opt.step();
     lastLoss = loss.item();
     if (i === 0) firstLoss = lastLoss;
-    if (i >= warmup) times.push(performance.now() - t0);
+    if (i >= warmup) { times.push(performance.now() - t0); mem!.sample(); }
   }
   times.sort((a, b) => a - b);
-  return { msPerStep: times[times.length >> 1], params, peakMB: process.resourceUsage().maxRSS / 1024, firstLoss, lastLoss };
+  const msPerStep = times.length % 2 ? times[times.length >> 1] : (times[times.length / 2 - 1] + times[times.length / 2]) / 2;
+  return { msPerStep, params, firstLoss, lastLoss, rssGrowthMB: mem?.growthMB() ?? NaN, rssExact: mem?.exact ?? false };
 }

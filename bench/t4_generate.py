@@ -1,10 +1,13 @@
 # T4 of BENCHMARKS.md on PyTorch: greedy generation with the T3 model (V=4096, T=128, L=4, H=4, C=256),
 # prompt 16 tokens, 112 new tokens, batch 1, with a KV cache kept as Hugging Face GPT-2 keeps it (past keys and
 # values per layer, concatenated each step) and without one (the whole sequence every step).
-# Usage: /usr/bin/python3 bench/t4_generate.py [repeats]; prints one JSON line:
-#   {"torch": version, "threads": n, "cached_tokens_per_s": x, "uncached_tokens_per_s": y}
+# Also sampling at Kiln's CLI defaults (temperature 0.8, top-p 0.95) the way Hugging Face's TemperatureLogitsWarper
+# and TopPLogitsWarper do, to report its cost over greedy. Threads: BENCH_THREADS (bench/run.ts sets Kiln's count).
+# Usage: /usr/bin/python3 bench/t4_generate.py ['{"repeats": 5, "uncached": false}']; prints one JSON line:
+#   {"torch": version, "threads": n, "cached_tokens_per_s": x, "sampling_tokens_per_s": s, "uncached_tokens_per_s": y}
 import json
 import math
+import os
 import sys
 import time
 
@@ -93,7 +96,18 @@ class GPT(nn.Module):
         return F.linear(x, self.wte.weight), presents  # tied head, last position only
 
 
-def generate(model, prompt, cached):
+def sample_top_p(logits, temperature=0.8, top_p=0.95):
+    """Hugging Face's temperature and top-p warpers, then a multinomial draw."""
+    logits = logits / temperature
+    sorted_logits, sorted_idx = torch.sort(logits, descending=False)
+    cum = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+    remove = cum <= (1 - top_p)
+    remove[..., -1:] = False  # keep at least one token
+    logits = logits.masked_fill(remove.scatter(1, sorted_idx, remove), float('-inf'))
+    return torch.multinomial(logits.softmax(dim=-1), num_samples=1)
+
+
+def generate(model, prompt, cached, sample=False):
     idx = prompt
     with torch.inference_mode():
         if cached:
@@ -101,7 +115,7 @@ def generate(model, prompt, cached):
             out = [idx]
             n = idx.size(1)
             for _ in range(NEW):
-                nxt = logits[:, -1, :].argmax(-1, keepdim=True)
+                nxt = sample_top_p(logits[:, -1, :]) if sample else logits[:, -1, :].argmax(-1, keepdim=True)
                 out.append(nxt)
                 if len(out) - 1 == NEW:
                     break
@@ -114,31 +128,33 @@ def generate(model, prompt, cached):
         return idx
 
 
-def rate(model, prompt, cached, repeats):
-    generate(model, prompt, cached)  # warm-up
+def rate(model, prompt, cached, repeats, sample=False):
+    generate(model, prompt, cached, sample)  # warm-up
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        generate(model, prompt, cached)
+        generate(model, prompt, cached, sample)
         times.append(time.perf_counter() - t)
     times.sort()
     return NEW / times[len(times) // 2]
 
 
 def main():
-    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    params = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
+    repeats = int(params.get('repeats', 5))
+    torch.set_num_threads(int(os.environ.get('BENCH_THREADS') or 0) or os.cpu_count() or 1)
     torch.manual_seed(0)
     model = GPT().eval()
     prompt = torch.randint(0, V, (1, PROMPT))
-    a = generate(model, prompt, True)
-    b = generate(model, prompt, False)
-    print(json.dumps({
-        'torch': torch.__version__,
-        'threads': torch.get_num_threads(),
-        'cached_tokens_per_s': rate(model, prompt, True, repeats),
-        'uncached_tokens_per_s': rate(model, prompt, False, max(1, repeats // 2)),
-        'cache_matches_recompute': bool(torch.equal(a, b)),
-    }))
+    out = {'torch': torch.__version__, 'threads': torch.get_num_threads(),
+           'cached_tokens_per_s': rate(model, prompt, True, repeats),
+           'sampling_tokens_per_s': rate(model, prompt, True, repeats, sample=True)}
+    if params.get('uncached'):
+        a = generate(model, prompt, True)
+        b = generate(model, prompt, False)
+        out['uncached_tokens_per_s'] = rate(model, prompt, False, max(1, repeats // 2))
+        out['cache_matches_recompute'] = bool(torch.equal(a, b))
+    print(json.dumps(out))
 
 
 if __name__ == '__main__':

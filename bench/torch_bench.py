@@ -1,15 +1,51 @@
 """PyTorch and numpy side of Kiln's reference workloads (BENCHMARKS.md), run by bench/run.ts with /usr/bin/python3.
 
-Usage: python3 bench/torch_bench.py t1 M,N,K [M,N,K ...]   |   python3 bench/torch_bench.py t2 DATA_DIR
-Prints one JSON object. t1: versions, threads, and for each shape the GFLOP/s of numpy (OpenBLAS, the practical
-peak) and of torch.matmul, medians after warm-up. t2: the MNIST MLP's training samples/s and test accuracy, on
-the split bench/run.ts writes to DATA_DIR. torch missing gives "not installed"; a torch GEMM rate under
-50 GFLOP/s at the largest shape is reported as not sane (reference BLAS instead of OpenBLAS).
+Usage: python3 bench/torch_bench.py JOB 'JSON-PARAMS'  (one fresh process per round; prints one JSON line)
+Jobs: env (versions, threads, the OpenBLAS kernel in use), t1kernel (numpy and torch GEMM into a preallocated
+output, out=), t1api (numpy `a @ b` allocating: the first call in this process and the median of the following
+ones), mlp (an MLP training loop on random data, steps/s), t2 (the MNIST MLP on the split bench/run.ts writes),
+gpt (T3/T3b training steps). Threads: BENCH_THREADS (set by bench/run.ts to Kiln's thread count) for torch, and
+OMP_NUM_THREADS / OPENBLAS_NUM_THREADS in the environment for OpenBLAS. Memory: RSS growth during the timed steps
+(VmHWM after the timed steps, with the high-water mark reset after warm-up, minus VmRSS after warm-up).
 """
 import json
 import os
+import statistics
 import sys
 import time
+
+
+def threads():
+    return int(os.environ.get("BENCH_THREADS") or 0) or os.cpu_count() or 1
+
+
+def _status_mb(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class RssGrowth:
+    """RSS growth over a stretch of code: reset the high-water mark (Linux clear_refs 5), then VmHWM - VmRSS."""
+
+    def __init__(self):
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            self.exact = True
+        except OSError:
+            self.exact = False
+        self.base = _status_mb("VmRSS")
+        self.peak = self.base
+
+    def sample(self):  # used only where the high-water mark cannot be reset
+        self.peak = max(self.peak, _status_mb("VmRSS"))
+
+    def growth_mb(self):
+        peak = _status_mb("VmHWM") if self.exact else max(self.peak, _status_mb("VmRSS"))
+        return peak - self.base
 
 
 def rates(fn, flops, warm_s=0.3, sample_s=0.1, samples=5):
@@ -33,41 +69,148 @@ def rates(fn, flops, warm_s=0.3, sample_s=0.1, samples=5):
 def load_torch():
     try:
         import torch
-    except ImportError:
-        return None, "not installed"
+    except ModuleNotFoundError as e:
+        if e.name == "torch":
+            return None, "not installed"
+        return None, str(e).splitlines()[0]
     except Exception as e:  # installed but broken
         return None, str(e).splitlines()[0]
-    # Importing torch can leave OpenMP (and so OpenBLAS, numpy's too) at one thread on some VMs: use them all,
-    # or KILN_BENCH_THREADS when bench/run.ts asks for fewer.
-    torch.set_num_threads(int(os.environ.get("KILN_BENCH_THREADS") or 0) or os.cpu_count() or 1)
+    torch.set_num_threads(threads())
     return torch, None
 
 
-_operands = {}
-
-
-def gemm_rates(lib, m, n, k, torch):
-    """Samples of numpy's or torch's float32 GEMM rate at (m, k) @ (k, n)."""
+def openblas_info():
+    """The OpenBLAS libraries loaded in this process and the kernel (core) each runs: threadpoolctl when present,
+    else OpenBLAS's own openblas_get_corename/openblas_get_config through ctypes, else numpy.show_config()."""
+    try:
+        import threadpoolctl
+        return {"method": "threadpoolctl", "libs": [
+            {"lib": i.get("filepath"), "corename": i.get("architecture"), "threads": i.get("num_threads"),
+             "version": i.get("version")} for i in threadpoolctl.threadpool_info() if i.get("internal_api") == "openblas"]}
+    except ImportError:
+        pass
+    import ctypes
+    libs = []
+    with open("/proc/self/maps") as f:
+        paths = sorted({line.split()[-1] for line in f if "openblas" in line.split()[-1].lower()})
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            lib.openblas_get_config.restype = ctypes.c_char_p
+            libs.append({"lib": path, "corename": lib.openblas_get_corename().decode(),
+                         "config": lib.openblas_get_config().decode().strip(), "threads": lib.openblas_get_num_threads()})
+        except (OSError, AttributeError):
+            continue
+    if libs:
+        return {"method": "ctypes (threadpoolctl not installed)", "libs": libs}
+    import contextlib
+    import io
     import numpy as np
-    key = (m, n, k)
-    if key not in _operands:
-        _operands.clear()
-        rng = np.random.default_rng(0)
-        _operands[key] = (rng.standard_normal((m, k), dtype=np.float32), rng.standard_normal((k, n), dtype=np.float32))
-    a, b = _operands[key]
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        np.show_config()
+    return {"method": "numpy.show_config (threadpoolctl not installed)", "libs": [], "show_config": buf.getvalue()}
+
+
+def job_env(_p):
+    import numpy as np
+    np.ones((64, 64), dtype=np.float32) @ np.ones((64, 64), dtype=np.float32)  # loads numpy's BLAS
+    torch, err = load_torch()
+    if torch is not None:
+        torch.ones(64, 64) @ torch.ones(64, 64)
+    return {"numpy": np.__version__, "torch": torch.__version__ if torch else None, "torch_error": err,
+            "torch_path": torch.__file__ if torch else None, "threads": torch.get_num_threads() if torch else None,
+            "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE",
+                                                   "OPENBLAS_L2_SIZE")},
+            "openblas": openblas_info()}
+
+
+def operands(m, n, k):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((m, k), dtype=np.float32), rng.standard_normal((k, n), dtype=np.float32)
+
+
+def job_t1kernel(p):
+    """GFLOP/s per shape (median of samples after warm-up) of one library (p["lib"]: numpy or torch, one per process,
+    so that neither's threads sit in the other's measurement), into a preallocated output (out=)."""
+    import numpy as np
+    torch = None
+    if p["lib"] == "torch":
+        torch, err = load_torch()
+        if torch is None:
+            return {"error": err}
+    kw = {k: p[k] for k in ("warm_s", "sample_s", "samples") if k in p}
+    out = []
+    for m, n, k in p["shapes"]:
+        a, b = operands(m, n, k)
+        c = np.empty((m, n), dtype=np.float32)
+        flops = 2.0 * m * n * k
+        if torch is None:
+            out.append(statistics.median(rates(lambda: np.matmul(a, b, out=c), flops, **kw)))
+        else:
+            ta, tb, tc = torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(c)
+            with torch.no_grad():
+                out.append(statistics.median(rates(lambda: torch.matmul(ta, tb, out=tc), flops, **kw)))
+    return {"gflops": out}
+
+
+def job_t1api(p):
+    """numpy `a @ b`, allocating its result: the first call in this fresh process, then the median of the rest."""
+    m, n, k = p["shape"]
+    a, b = operands(m, n, k)
     flops = 2.0 * m * n * k
-    if lib == "numpy":
-        return rates(lambda: a @ b, flops)
-    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-    with torch.no_grad():
-        return rates(lambda: torch.matmul(ta, tb), flops)
+    t = time.perf_counter()
+    a @ b
+    first = time.perf_counter() - t
+    times = []
+    t_end = time.perf_counter() + p.get("follow_s", 1.0)
+    while len(times) < p.get("min_calls", 5) or (time.perf_counter() < t_end and len(times) < p.get("max_calls", 50)):
+        t = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t)
+    return {"first_gflops": flops / first / 1e9, "follow_gflops": flops / statistics.median(times) / 1e9,
+            "calls": len(times)}
+
+
+def job_mlp(p):
+    """A plain MLP 784-256-256-10 (Linear/ReLU), cross-entropy, Adam lr 1e-3, batch 128, random data."""
+    torch, err = load_torch()
+    if torch is None:
+        return {"error": err}
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256),
+                                torch.nn.ReLU(), torch.nn.Linear(256, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x, y = torch.randn(128, 784), torch.randint(0, 10, (128,))
+
+    def step():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    for _ in range(p["warmup"]):
+        step()
+    mem = RssGrowth()
+    t = time.perf_counter()
+    for _ in range(p["steps"]):
+        step()
+        mem.sample()
+    secs = time.perf_counter() - t
+    return {"steps_per_s": p["steps"] / secs, "rss_growth_mb": mem.growth_mb(), "rss_exact": mem.exact}
+
+
+def job_gpt(p):
+    return gpt_step(**{k: p[k] for k in ("V", "T", "L", "H", "C", "B", "warmup", "steps")})
 
 
 def gpt_step(V, T, L, H, C, B, warmup=3, steps=10):
     """T3: the same GPT-2 style model as bench/t3-gpt.ts (pre-LayerNorm, eps 1e-5, causal attention, tanh-GELU MLP
     4x wide, biases, tied LM head, no dropout), AdamW lr 3e-4, betas 0.9/0.999, wd 0.1, random tokens."""
     import math
-    import resource
     torch, err = load_torch()
     if torch is None:
         return {"error": err}
@@ -121,7 +264,10 @@ def gpt_step(V, T, L, H, C, B, warmup=3, steps=10):
     i = torch.arange(B * T, dtype=torch.int64)
     idx, targets = ((i * 7919 + 17) % V).view(B, T), ((i * 104729 + 13) % V).view(B, T)
     times, losses = [], []
+    mem = None
     for i in range(warmup + steps):
+        if i == warmup:
+            mem = RssGrowth()
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss = model(idx, targets)
@@ -130,37 +276,15 @@ def gpt_step(V, T, L, H, C, B, warmup=3, steps=10):
         losses.append(loss.item())
         if i >= warmup:
             times.append((time.perf_counter() - t0) * 1000)
-    times.sort()
-    return {"ms_per_step": times[len(times) // 2], "params": params, "first_loss": losses[0], "last_loss": losses[-1],
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            mem.sample()
+    return {"ms_per_step": statistics.median(times), "params": params, "first_loss": losses[0], "last_loss": losses[-1],
+            "rss_growth_mb": mem.growth_mb(), "rss_exact": mem.exact, "threads": torch.get_num_threads()}
 
 
-def serve():
-    """One JSON request per stdin line, one JSON answer per stdout line; bench/run.ts interleaves these requests
-    with its own measurements so that load from elsewhere on the machine hits both sides alike."""
-    import numpy as np
-    torch, err = load_torch()
-    print(json.dumps({"numpy": np.__version__, "torch": torch.__version__ if torch else None, "torch_error": err,
-                      "threads": torch.get_num_threads() if torch else None}), flush=True)
-    for line in sys.stdin:
-        req = json.loads(line)
-        try:
-            if req["op"] == "gpt":
-                ans = gpt_step(req["V"], req["T"], req["L"], req["H"], req["C"], req["B"])
-            elif req["op"] == "gemm":
-                if req["lib"] == "torch" and torch is None:
-                    ans = {"error": err}
-                else:
-                    ans = {"rates": gemm_rates(req["lib"], req["m"], req["n"], req["k"], torch)}
-            else:
-                ans = {"error": f"unknown op {req['op']}"}
-        except Exception as e:
-            ans = {"error": str(e).splitlines()[0]}
-        print(json.dumps(ans), flush=True)
-
-
-def t2(data_dir):
-    """The MNIST MLP of T2 with the same model, loss, optimizer, batch and epochs as bench/t2-mnist.ts."""
+def job_t2(p):
+    """The MNIST MLP of T2 with the same model, loss, optimizer, batch and epochs as bench/t2-mnist.ts; with
+    max_batches (quick mode), epochs 2-3 stop after that many batches each and there is no accuracy."""
+    data_dir, max_batches = p["dir"], p.get("max_batches")
     import numpy as np
     torch, err = load_torch()
     if torch is None:
@@ -181,7 +305,10 @@ def t2(data_dir):
         model.train()
         order = torch.randperm(n)
         t0 = time.perf_counter()
-        for b in range(0, n, 128):
+        seen = 0
+        for k, b in enumerate(range(0, n, 128)):
+            if max_batches is not None and k >= max_batches:
+                break
             idx = order[b:b + 128]
             x, y = train_x[idx], train_y[idx]
             opt.zero_grad()
@@ -189,25 +316,35 @@ def t2(data_dir):
             loss.backward()
             opt.step()
             loss.item()
+            seen += idx.shape[0]
         if epoch > 1:
-            samples += n
+            samples += seen
             seconds += time.perf_counter() - t0
-    model.eval()
-    with torch.no_grad():
-        acc = (model(test_x).argmax(1) == test_y).float().mean().item()
+    acc = None
+    if max_batches is None:
+        model.eval()
+        with torch.no_grad():
+            acc = (model(test_x).argmax(1) == test_y).float().mean().item()
     return {"samples_per_s": samples / seconds, "accuracy": acc, "torch": torch.__version__,
             "threads": torch.get_num_threads()}
 
 
+JOBS = {"env": job_env, "t1kernel": job_t1kernel, "t1api": job_t1api, "mlp": job_mlp, "t2": job_t2, "gpt": job_gpt}
+
+
 def main():
-    if len(sys.argv) == 2 and sys.argv[1] == "serve":
-        serve()
-        return 0
-    if len(sys.argv) == 3 and sys.argv[1] == "t2":
-        print(json.dumps(t2(sys.argv[2])))
-        return 0
-    print(json.dumps({"error": "usage: torch_bench.py serve | t2 DATA_DIR"}))
-    return 2
+    if len(sys.argv) not in (2, 3) or sys.argv[1] not in JOBS:
+        print(json.dumps({"error": f"usage: torch_bench.py {'|'.join(JOBS)} [JSON]"}))
+        return 2
+    params = json.loads(sys.argv[2]) if len(sys.argv) == 3 else {}
+    try:
+        out = JOBS[sys.argv[1]](params)
+    except Exception as e:  # one line for the table; the traceback on stderr
+        import traceback
+        traceback.print_exc()
+        out = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+    print(json.dumps(out))
+    return 0
 
 
 if __name__ == "__main__":

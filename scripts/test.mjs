@@ -1,5 +1,9 @@
 // Runs every test file under test/ once per backend (reference `js`, then `native`), with Node's test runner,
 // and prints one closing line with the totals. Extra arguments filter test files by substring.
+// Every skipped test is listed with its reason. A test that skips because a prerequisite from outside Node is
+// missing (python3-torch, python3-jinja2, chromium: reason starting "missing prerequisite:", see
+// test/helpers/prereq.ts) fails the run when CI=true, since .ci/run installs all of them; other skips (a test that
+// runs in one backend's pass only) never do.
 
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -21,6 +25,9 @@ const backends = (process.env.KILN_TEST_BACKENDS ?? 'js,native').split(',').filt
 let passed = 0;
 let failed = 0;
 let skipped = 0;
+const MISSING_PREREQUISITE = 'missing prerequisite:';
+const ci = process.env.CI === 'true' || process.env.CI === '1';
+const skips = [];
 for (const backendName of backends) {
   console.log(`\n=== tests on the ${backendName} backend (${files.length} files) ===`);
   const res = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=tap', ...files], {
@@ -35,6 +42,18 @@ for (const backendName of backends) {
   failed += count('fail') + count('cancelled');
   skipped += count('skipped') + count('todo');
   if (res.status !== 0 && count('fail') + count('cancelled') === 0) failed += 1; // a crash with no failing test
+  for (const m of (res.stdout ?? '').matchAll(/^\s*ok \d+ - (.*?) # SKIP ?(.*)$/gm)) {
+    skips.push({ backend: backendName, name: m[1], reason: m[2].trim() });
+  }
 }
-console.log(`\ntests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+const required = skips.filter((s) => s.reason.startsWith(MISSING_PREREQUISITE));
+if (skips.length > 0) {
+  console.log(`\nskipped tests:`);
+  for (const s of skips) console.log(`  [${s.backend}] ${s.name}: ${s.reason || '(no reason given)'}`);
+}
+if (ci && required.length > 0) {
+  failed += required.length;
+  console.log(`\nCI=true: ${required.length} skipped test(s) lack a prerequisite that .ci/run installs; counted as failures.`);
+}
+console.log(`\ntests: ${passed} passed, ${failed} failed, ${skipped} skipped${required.length ? ` (${required.length} for a missing prerequisite)` : ''}`);
 process.exit(failed > 0 || passed === 0 ? 1 : 0);

@@ -11,11 +11,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { startDashboard } from '../../src/dashboard/index.js';
+import { MISSING_PREREQUISITE } from '../helpers/prereq.js';
 
 const CHROMIUM = process.env.KILN_CHROMIUM ?? '/usr/bin/chromium';
 const OUT = resolve('test-output', 'dashboard');
 const TSX = ['--import', 'tsx'];
-const missing = existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM} (apt-get install -y chromium, or set KILN_CHROMIUM)`;
+const missing = existsSync(CHROMIUM) ? false : `${MISSING_PREREQUISITE} Chromium not found at ${CHROMIUM} (apt-get install -y chromium, or set KILN_CHROMIUM)`;
 if (missing) console.log(`# SKIP dashboard browser tests: ${missing}`);
 
 let context: BrowserContext | null = null;

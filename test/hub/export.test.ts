@@ -17,6 +17,7 @@ import { loadSafetensors } from '../../src/io/safetensors.js';
 import { exportModel } from '../../src/hub/export.js';
 import { loadSourceModel } from '../../src/recipes/finetune/load.js';
 import { applyLoRA } from '../../src/nn/lora.js';
+import { missingPythonModule, PYTHON } from '../helpers/prereq.js';
 
 const GOLDEN = 'test/golden/hf-gpt2-tiny';
 const tmp = (): string => mkdtempSync(join(tmpdir(), 'kiln-export-'));
@@ -81,14 +82,15 @@ test('an exported folder has HF names and reloads frozen with identical logits',
 test('the PyTorch check (tools/golden/check_export.py) passes on an exported folder, where /usr/bin/python3 has torch', (t) => {
   // Importing torch takes seconds, so the suite runs this once (on the native pass of scripts/test.mjs).
   if (process.env.KILN_BACKEND === 'js') { t.skip('run on the native backend pass only'); return; }
+  const missing = missingPythonModule('torch');
+  if (missing) { t.skip(missing); return; }
   const src = loadSourceModel(hfFolderWithTokenizer());
   src.model.eval();
   const out = join(tmp(), 'frozen');
   exportModel(src.model, src.tokenizer, out, { dtype: 'bfloat16' });
   const logits = logitsOf(loadModel(out).model);
   writeFileSync(join(out, 'logits.json'), JSON.stringify({ idx: golden.idx, logits: { shape: golden.logits.shape, data: [...logits] } }));
-  const py = spawnSync('/usr/bin/python3', ['tools/golden/check_export.py', out], { encoding: 'utf8' });
-  if (py.error || /No module named 'torch'/.test(py.stderr)) { t.skip('/usr/bin/python3 with PyTorch is not installed'); return; }
+  const py = spawnSync(PYTHON, ['tools/golden/check_export.py', out], { encoding: 'utf8' });
   assert.equal(py.status, 0, py.stdout + py.stderr);
   assert.match(py.stdout, /^PASS/);
 });

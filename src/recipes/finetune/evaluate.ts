@@ -3,12 +3,10 @@
 // refusal marker phrase the training data uses; a benign prompt counts as answered when the reply is non-empty
 // and not declined (and as correct when it also contains the expected fact, where the prompt names one).
 
-import type { FloatArray } from '../../backend/index.js';
-import { noGrad } from '../../tensor/autograd.js';
-import { Tensor } from '../../tensor/tensor.js';
 import type { Tokenizer } from '../../data/tokenizer/index.js';
 import type { GPT } from '../../models/gpt.js';
 import { IM_END, type ChatTemplate } from '../../infer/chat-template.js';
+import { generate } from '../../infer/generate.js';
 import { encodePrompt } from './encode.js';
 import { toConversation, type ChatMessage } from './jsonl.js';
 
@@ -22,7 +20,7 @@ export interface ReplyOptions {
   stopIds?: number[];
 }
 
-/** Greedy decoding of the assistant's reply to a conversation, with a KV cache; the reply text without the stop token. */
+/** Greedy decoding of the assistant's reply to a conversation (kiln.infer's loop); the reply text without the stop token. */
 export function greedyReply(gpt: GPT, tok: Tokenizer, template: ChatTemplate, messages: readonly ChatMessage[], options: ReplyOptions = {}): string {
   const specials = tok.specialTokens();
   const stop = new Set(options.stopIds ?? [IM_END, '<|endoftext|>'].map((s) => specials.get(s)).filter((x): x is number => x !== undefined));
@@ -30,26 +28,7 @@ export function greedyReply(gpt: GPT, tok: Tokenizer, template: ChatTemplate, me
   const P = gpt.config.context;
   const maxNew = Math.min(options.maxNewTokens ?? 48, P - 1);
   if (prompt.length + maxNew > P) prompt = prompt.slice(prompt.length + maxNew - P); // keep the end of the prompt
-  const V = gpt.config.vocabSize;
-  const out: number[] = [];
-  const wasTraining = gpt.training;
-  gpt.eval();
-  try {
-    noGrad(() => {
-      const cache = gpt.createCache(1);
-      let feed = prompt;
-      for (let i = 0; i < maxNew; i++) {
-        const logits = gpt.forward(new Tensor(Int32Array.from(feed), [1, feed.length]), null, { cache, lastOnly: true }).logits.storage as FloatArray;
-        let best = 0;
-        for (let v = 1; v < V; v++) if (logits[v] > logits[best]) best = v;
-        if (stop.has(best)) break;
-        out.push(best);
-        feed = [best];
-      }
-    });
-  } finally {
-    gpt.train(wasTraining);
-  }
+  const out = generate(gpt, prompt, { maxNewTokens: maxNew, temperature: 0, eosTokenIds: [...stop] }); // the one decoding loop
   return tok.decode(out);
 }
 

@@ -15,6 +15,7 @@ import { tokenizerConfig, writeTokenizerConfig, readTokenizerConfig } from '../.
 import { encodeConversation, prepareRows, padBatch, PaddedBatches, IGNORE_INDEX } from '../../../src/recipes/finetune/encode.js';
 import { resizeTokenEmbeddings } from '../../../src/recipes/finetune/vocab.js';
 import { parseHeldout } from '../../../src/recipes/finetune/evaluate.js';
+import { missingPythonModule, PYTHON } from '../../helpers/prereq.js';
 
 const tmp = (): string => mkdtempSync(join(tmpdir(), 'kiln-ft-'));
 
@@ -204,7 +205,9 @@ test('the template renders the same in Python Jinja2 (as transformers does), whe
   const msgs = [{ role: 'system', content: 'Be "brief".' }, { role: 'user', content: 'Héllo\nthere' }];
   const py = 'import sys, json, jinja2\nd = json.load(sys.stdin)\nt = jinja2.Environment(trim_blocks=True, lstrip_blocks=True).from_string(d["t"])\n' +
     'sys.stdout.write(json.dumps(t.render(messages=d["m"], add_generation_prompt=True)))';
-  const r = spawnSync('/usr/bin/python3', ['-c', py], { input: JSON.stringify({ t: CHATML_TEMPLATE, m: msgs }), encoding: 'utf8' });
-  if (r.status !== 0) { t.skip('/usr/bin/python3 with jinja2 is not installed here'); return; }
+  const missing = missingPythonModule('jinja2');
+  if (missing) { t.skip(missing); return; }
+  const r = spawnSync(PYTHON, ['-c', py], { input: JSON.stringify({ t: CHATML_TEMPLATE, m: msgs }), encoding: 'utf8' });
+  assert.equal(r.status, 0, `${PYTHON} failed to render the template with jinja2:\n${r.stderr}`);
   assert.equal(JSON.parse(r.stdout), new ChatTemplate(CHATML_TEMPLATE).render(msgs as never, { addGenerationPrompt: true }));
 });

@@ -8,7 +8,7 @@ import { fsyncDir, writeFileAtomic } from '../text/atomic.js';
 import type { TextDocument } from '../text/sources.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { bytesPerToken, ShardWriter, TokenShard } from './format.js';
-import { DataRng } from './rng.js';
+import { Generator } from '../../tensor/random.js';
 
 /** Options for {@link buildShards}. */
 export interface BuildShardsOptions {
@@ -118,13 +118,7 @@ export function buildShards(options: BuildShardsOptions): ShardSet {
   // The split: a seeded shuffle of document numbers; the first nVal go to validation.
   const order = new Int32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
-  const rng = new DataRng(seed);
-  for (let i = n - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    const t = order[i]!;
-    order[i] = order[j]!;
-    order[j] = t;
-  }
+  new Generator(seed).shuffle(order);
   const isVal = new Uint8Array(n);
   for (let i = 0; i < nVal; i++) isVal[order[i]!] = 1;
 

@@ -2,9 +2,9 @@
 // by a hash of the corpus, the tokenizer and the split settings, and reused when it is already there.
 
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fsyncDir, writeFileAtomic } from '../text/atomic.js';
+import { renameAtomic, renameDirAtomic, tempPathFor, writeFileAtomic } from '../../io/atomic.js';
 import type { TextDocument } from '../text/sources.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { bytesPerToken, ShardWriter, TokenShard } from './format.js';
@@ -124,7 +124,7 @@ export function buildShards(options: BuildShardsOptions): ShardSet {
 
   // Pass 2: tokenize into a temporary folder, then rename it into place.
   mkdirSync(dir, { recursive: true });
-  const tmp = join(dir, `.tmp-${key}-${process.pid}-${Date.now()}`);
+  const tmp = tempPathFor(out);
   mkdirSync(tmp);
   const splits = { train: new SplitWriter(tmp, 'train', vocabSize, shardTokens), val: new SplitWriter(tmp, 'val', vocabSize, shardTokens) };
   const encodeOpts = tokenizer.kind === 'hf' ? undefined : { allowSpecial: false };
@@ -158,14 +158,8 @@ export function buildShards(options: BuildShardsOptions): ShardSet {
     };
     writeFileAtomic(join(tmp, 'tokenizer.json'), tokenizerJson);
     writeFileAtomic(join(tmp, 'meta.json'), JSON.stringify(meta, null, 2));
-    fsyncDir(tmp);
-    try {
-      renameSync(tmp, out);
-    } catch (err) {
-      if (!existsSync(join(out, 'meta.json'))) throw err; // someone else finished the same cache first: use theirs
-      rmSync(tmp, { recursive: true, force: true });
-    }
-    fsyncDir(dir);
+    // Someone else may have finished the same cache first: then theirs is kept and ours dropped.
+    renameDirAtomic(tmp, out, { keepExisting: true });
   } catch (err) {
     splits.train.abort();
     splits.val.abort();
@@ -266,7 +260,7 @@ class SplitWriter {
       return [{ file: `${this.name}.bin`, tokens: 0 }];
     }
     if (this.files.length === 1) {
-      renameSync(join(this.dir, this.files[0]!.file), join(this.dir, `${this.name}.bin`));
+      renameAtomic(join(this.dir, this.files[0]!.file), join(this.dir, `${this.name}.bin`));
       this.files[0]!.file = `${this.name}.bin`;
     }
     return this.files;

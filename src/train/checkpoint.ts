@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Tensor } from '../tensor/index.js';
+import { Tensor, type GeneratorState } from '../tensor/index.js';
 import { fsyncDir, removeStaleTemps, renameDirAtomic, tempPathFor, writeFileSynced } from '../io/atomic.js';
 import { decodeSafetensors, encodeSafetensors } from '../io/safetensors.js';
 
@@ -26,7 +26,7 @@ export interface TrainerState {
   /** The training source's position (a DataLoader's { epoch, position, ... }). */
   data: JSONValue;
   /** Every random generator's state, by name ('default' is the global generator). */
-  rng: Record<string, { s: [number, number, number, number] }>;
+  rng: Record<string, GeneratorState>;
   best_val_loss: number | null;
   best_step: number | null;
   best_checkpoint_step: number | null;

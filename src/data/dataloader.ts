@@ -106,15 +106,7 @@ export class DataLoader<T = unknown, B = Collated<T>> implements Iterable<B> {
     if (this.orderCache?.epoch === epoch) return this.orderCache.order;
     const n = this.dataset.length;
     const order = Array.from({ length: n }, (_, i) => i);
-    if (this.shuffle) {
-      const g = new RandomGenerator(epochSeed(this.seed, epoch));
-      for (let i = n - 1; i > 0; i--) {
-        const j = g.int(0, i + 1);
-        const t = order[i];
-        order[i] = order[j];
-        order[j] = t;
-      }
-    }
+    if (this.shuffle) new RandomGenerator(epochSeed(this.seed, epoch)).shuffle(order);
     this.orderCache = { epoch, order };
     return order;
   }

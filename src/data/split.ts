@@ -15,16 +15,6 @@ export interface SplitOptions {
   stratify?: Tensor | readonly (number | string)[] | ((index: number) => number | string);
 }
 
-function shuffled(indices: number[], g: Generator): number[] {
-  for (let i = indices.length - 1; i > 0; i--) {
-    const j = g.int(0, i + 1);
-    const t = indices[i];
-    indices[i] = indices[j];
-    indices[j] = t;
-  }
-  return indices;
-}
-
 /**
  * Splits a dataset into train and validation subsets with a seeded shuffle; both keep dataset order inside.
  * `const { train, validation } = trainValidationSplit(ds, { validation: 0.1, seed: 1, stratify: labels })`
@@ -40,7 +30,7 @@ export function trainValidationSplit<T>(dataset: Dataset<T>, options: SplitOptio
   let valIdx: number[];
   if (stratify === undefined) {
     const count = share < 1 ? Math.round(share * n) : share;
-    valIdx = shuffled(Array.from({ length: n }, (_, i) => i), g).slice(0, count);
+    valIdx = g.shuffle(Array.from({ length: n }, (_, i) => i)).slice(0, count);
   } else {
     let labelOf: (i: number) => number | string;
     if (typeof stratify === 'function') labelOf = stratify;
@@ -60,7 +50,7 @@ export function trainValidationSplit<T>(dataset: Dataset<T>, options: SplitOptio
     const labels = [...groups.keys()].sort((a, b) => (String(a) < String(b) ? -1 : String(a) > String(b) ? 1 : 0));
     for (const label of labels) {
       const list = groups.get(label)!;
-      valIdx.push(...shuffled(list, g).slice(0, Math.round(fraction * list.length)));
+      valIdx.push(...g.shuffle(list).slice(0, Math.round(fraction * list.length)));
     }
   }
   const inVal = new Uint8Array(n);
@@ -86,7 +76,7 @@ export function randomSplit<T>(dataset: Dataset<T>, sizes: readonly number[], op
   } else {
     throw new Error(`randomSplit: sizes [${sizes.join(', ')}] must be counts summing to ${n} or fractions summing to 1`);
   }
-  const order = shuffled(Array.from({ length: n }, (_, i) => i), new Generator(options.seed ?? 0));
+  const order = new Generator(options.seed ?? 0).shuffle(Array.from({ length: n }, (_, i) => i));
   const out: Subset<T>[] = [];
   let at = 0;
   for (const c of counts) {

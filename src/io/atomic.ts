@@ -65,13 +65,96 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
 }
 
 /**
- * Moves a finished folder (written under a temporary name) to `dest` atomically. If `dest` exists it is first
- * renamed aside and removed only after the new folder is in place, so a crash never leaves neither.
+ * A file written in pieces (a stream of token chunks, a header patched at the end) and published atomically:
+ * the bytes go to a temporary name beside `path`; commit() fsyncs, renames into place and fsyncs the folder;
+ * abort() drops the temporary.
+ *
+ * @example
+ * ```ts
+ * const w = new AtomicFileWriter('data/train.bin');
+ * w.writeAt(new Uint8Array([1, 2, 3]), 0);
+ * w.commit();
+ * ```
  */
-export function renameDirAtomic(src: string, dest: string): void {
+export class AtomicFileWriter {
+  readonly path: string;
+  private tmp: string;
+  private fd: number | null;
+
+  constructor(path: string) {
+    mkdirSync(dirname(path), { recursive: true });
+    this.path = path;
+    this.tmp = tempPathFor(path);
+    this.fd = openSync(this.tmp, 'w');
+  }
+
+  /** Writes all of `bytes` at byte `position` of the (temporary) file. */
+  writeAt(bytes: Uint8Array, position: number): void {
+    if (this.fd === null) throw new Error(`AtomicFileWriter ${this.path}: expected an open file, found it already committed or aborted.`);
+    let off = 0;
+    while (off < bytes.length) off += writeSync(this.fd, bytes, off, bytes.length - off, position + off);
+  }
+
+  /** fsyncs the file, renames it to its final name and fsyncs the folder. */
+  commit(): void {
+    if (this.fd === null) throw new Error(`AtomicFileWriter ${this.path}: expected an open file, found it already committed or aborted.`);
+    const fd = this.fd;
+    this.fd = null;
+    try {
+      fsyncSync(fd);
+    } catch (err) {
+      closeSync(fd);
+      rmSync(this.tmp, { force: true });
+      throw err;
+    }
+    closeSync(fd);
+    try {
+      renameSync(this.tmp, this.path);
+    } catch (err) {
+      rmSync(this.tmp, { force: true });
+      throw err;
+    }
+    fsyncDir(dirname(this.path));
+  }
+
+  /** Drops the unfinished file (a no-op once committed). */
+  abort(): void {
+    if (this.fd === null) return;
+    try {
+      closeSync(this.fd);
+    } catch {
+      // already closed
+    }
+    this.fd = null;
+    rmSync(this.tmp, { force: true });
+  }
+}
+
+/** Renames a finished file (or folder) to `dest` and fsyncs the folders involved, so the rename survives a crash. */
+export function renameAtomic(src: string, dest: string): void {
+  renameSync(src, dest);
+  fsyncDir(dirname(dest));
+  if (dirname(src) !== dirname(dest)) fsyncDir(dirname(src));
+}
+
+/**
+ * Moves a finished folder (written under a temporary name) to `dest` atomically. If `dest` exists it is first
+ * renamed aside and removed only after the new folder is in place, so a crash never leaves neither. With
+ * `keepExisting` (content-addressed caches, where another writer may have finished the same folder first), an
+ * existing `dest` is kept instead, `src` is removed, and the result is false.
+ */
+export function renameDirAtomic(src: string, dest: string, options: { keepExisting?: boolean } = {}): boolean {
   const parent = dirname(dest);
   fsyncDir(src);
-  if (existsSync(dest)) {
+  if (options.keepExisting) {
+    try {
+      renameSync(src, dest);
+    } catch (err) {
+      if (!existsSync(dest)) throw err;
+      rmSync(src, { recursive: true, force: true });
+      return false;
+    }
+  } else if (existsSync(dest)) {
     const aside = tempPathFor(dest);
     renameSync(dest, aside);
     renameSync(src, dest);
@@ -81,6 +164,7 @@ export function renameDirAtomic(src: string, dest: string): void {
     renameSync(src, dest);
   }
   fsyncDir(parent);
+  return true;
 }
 
 /** Removes the temporary files and folders this module left in `dir` (from a crashed writer); returns their names. */

@@ -1,9 +1,9 @@
-// Adam (L2 weight decay added to the gradient) and AdamW (decoupled weight decay), on the backend's fused
-// AdamW kernel, following torch.optim.Adam / AdamW.
+// Adam (L2 weight decay added to the gradient) and AdamW (decoupled weight decay), on the fused AdamW
+// update op (tensor's adamwUpdate_), following torch.optim.Adam / AdamW.
 
-import { backend, type FloatArray } from '../backend/index.js';
 import { noGrad } from '../tensor/autograd.js';
 import { zerosLike } from '../tensor/creation.js';
+import { adamwUpdate_ } from '../tensor/ops/optim-ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Optimizer, type ParamsInput } from './optimizer.js';
 
@@ -32,19 +32,10 @@ abstract class AdamBase extends Optimizer {
           }
           const t = (st.step as number) + 1;
           st.step = t;
-          let grad = p.grad.storage as FloatArray;
-          let wd = g.weightDecay;
-          if (!this.decoupled && wd !== 0) {
-            // Adam's L2 decay: g + wd * p, then the update with no decoupled decay.
-            const w = p.storage as FloatArray;
-            const d = grad.slice();
-            for (let i = 0; i < d.length; i++) d[i] += wd * w[i];
-            grad = d;
-            wd = 0;
-          }
-          backend().adamw(p.storage as FloatArray, grad, (st.exp_avg as Tensor).storage as FloatArray,
-            (st.exp_avg_sq as Tensor).storage as FloatArray, g.lr, b1, b2, g.eps as number, wd,
-            1 - b1 ** t, 1 - b2 ** t);
+          adamwUpdate_(p, p.grad, st.exp_avg as Tensor, st.exp_avg_sq as Tensor, {
+            lr: g.lr, beta1: b1, beta2: b2, eps: g.eps as number, weightDecay: g.weightDecay, step: t,
+            decoupled: this.decoupled,
+          });
         }
       }
     });

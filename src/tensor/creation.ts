@@ -156,12 +156,5 @@ export function randperm(n: number, options: { generator?: Generator } = {}): Te
   const g = options.generator ?? defaultGenerator;
   const p = new Int32Array(n);
   for (let i = 0; i < n; i++) p[i] = i;
-  // Fisher-Yates from the end, one draw per position.
-  for (let i = n - 1; i > 0; i--) {
-    const j = g.int(0, i + 1);
-    const t = p[i];
-    p[i] = p[j];
-    p[j] = t;
-  }
-  return new Tensor(p, [n]);
+  return new Tensor(g.shuffle(p), [n]);
 }

@@ -26,4 +26,5 @@ export {
   softmax, logSoftmax, layerNorm, embedding, dropout, crossEntropy, attention,
   type CrossEntropyOptions, type AttentionOptions,
 } from './ops/nn-ops.js';
+export { adamwUpdate_, type AdamwUpdateOptions } from './ops/optim-ops.js';
 export { sizeOf, broadcastShapes, type Shape } from './shape.js';

@@ -1,11 +1,20 @@
-// Seeded random numbers: xoshiro128** seeded through splitmix32. Every random draw in Kiln goes through a
-// Generator, and its state is a small plain object so checkpoints can save and restore it exactly.
+// Seeded random numbers, the one RNG of Kiln: xoshiro128** seeded through splitmix32. Tensors, init, dropout, data
+// shuffles, splits and window samplers all draw from a Generator, whose four-word state checkpoints save exactly.
 
 export interface GeneratorState { s: [number, number, number, number] }
 
 /**
  * A seeded random generator. `new kiln.Generator(42).uniform()`; pass one as `generator` to rand/randn/dropout
  * to keep a stream separate from the global one.
+ *
+ * @example
+ * ```ts
+ * const g = new kiln.Generator(42);
+ * const saved = g.getState();
+ * const a = g.int(0, 100);
+ * g.setState(saved);
+ * g.int(0, 100) === a; // true
+ * ```
  */
 export class Generator {
   private s = new Uint32Array(4);
@@ -57,18 +66,49 @@ export class Generator {
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
   }
 
-  /** An integer in [low, high). */
+  /**
+   * A uniform integer in [low, high), both safe integers. Unbiased for ranges up to 2^32 (rejection on one
+   * 32-bit draw, which is also what a data sampler needs per window); wider ranges use 53 random bits.
+   */
   int(low: number, high: number): number {
-    return low + Math.floor(this.uniform() * (high - low));
+    if (!Number.isSafeInteger(low) || !Number.isSafeInteger(high) || high <= low) {
+      throw new Error(`Generator.int: expected safe integers low < high, got ${low} and ${high}`);
+    }
+    const n = high - low;
+    if (n <= 0x100000000) {
+      const limit = 0x100000000 - (0x100000000 % n);
+      for (;;) {
+        const u = this.nextUint32();
+        if (u < limit) return low + (u % n);
+      }
+    }
+    return low + Math.floor(this.uniform() * n);
   }
 
+  /**
+   * Shuffles an array (or typed array) in place and returns it: Fisher-Yates from the end, one draw per position,
+   * so the same state always gives the same permutation. `g.shuffle([0, 1, 2, 3])`
+   */
+  shuffle<A extends { length: number; [i: number]: unknown }>(items: A): A {
+    for (let i = items.length - 1; i > 0; i--) {
+      const j = this.int(0, i + 1);
+      const t = items[i];
+      items[i] = items[j];
+      items[j] = t;
+    }
+    return items;
+  }
+
+  /** The whole state (four 32-bit words), JSON-able: a checkpoint saves it and setState resumes the stream exactly. */
   getState(): GeneratorState { return { s: [this.s[0], this.s[1], this.s[2], this.s[3]] }; }
 
   setState(state: GeneratorState): this {
-    if (!state || !Array.isArray(state.s) || state.s.length !== 4 || !state.s.every((v) => Number.isInteger(v))) {
-      throw new Error('Generator.setState: expected { s: [four unsigned 32-bit integers] }');
+    const ok = state !== null && typeof state === 'object' && Array.isArray(state.s) && state.s.length === 4 &&
+      state.s.every((v) => Number.isInteger(v) && v >= 0 && v <= 0xffffffff) && state.s.some((v) => v !== 0);
+    if (!ok) {
+      throw new Error(`Generator.setState: expected { s: four unsigned 32-bit integers, not all zero }, found ${JSON.stringify(state)}`);
     }
-    this.s.set(state.s.map((v) => v >>> 0));
+    this.s.set(state.s);
     return this;
   }
 }

@@ -6,8 +6,8 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Tensor } from '../tensor/index.js';
-import { fsyncDir, removeStaleTemps, renameDirAtomic, TEMP_MARK, writeFileSynced } from '../io/atomic.js';
+import { Tensor, type GeneratorState } from '../tensor/index.js';
+import { fsyncDir, removeStaleTemps, renameDirAtomic, tempPathFor, writeFileSynced } from '../io/atomic.js';
 import { decodeSafetensors, encodeSafetensors } from '../io/safetensors.js';
 
 export const MODEL_FILE = 'model.safetensors';
@@ -26,7 +26,7 @@ export interface TrainerState {
   /** The training source's position (a DataLoader's { epoch, position, ... }). */
   data: JSONValue;
   /** Every random generator's state, by name ('default' is the global generator). */
-  rng: Record<string, { s: [number, number, number, number] }>;
+  rng: Record<string, GeneratorState>;
   best_val_loss: number | null;
   best_step: number | null;
   best_checkpoint_step: number | null;
@@ -141,7 +141,7 @@ export function writeCheckpoint(checkpointsDir: string, state: Omit<TrainerState
   modelState: Record<string, Tensor>, optimizerState: unknown): string {
   mkdirSync(checkpointsDir, { recursive: true });
   const final = join(checkpointsDir, `step-${state.step}`);
-  const tmp = join(checkpointsDir, `${TEMP_MARK}step-${state.step}-${process.pid}-${Date.now()}`);
+  const tmp = tempPathFor(final);
   mkdirSync(tmp);
   try {
     const model = encodeSafetensors(modelState, { metadata: { format: 'pt', producer: 'kiln' } });

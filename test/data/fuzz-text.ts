@@ -1,7 +1,7 @@
 // Seeded random text for tokenizer tests: ASCII words, Latin-1, CJK, emoji (astral), combining marks,
 // digits, contractions and many kinds of white space. Not a test file itself.
 
-import { DataRng } from '../../src/data/shards/rng.js';
+import { Generator } from '../../src/tensor/random.js';
 
 const PIECES = [
   'the', ' cat', "'s", "'ll", "n't", ' 42', '3.14', '\n', '\n\n', '  ', '\t', ' ', '\r\n', '!!', '?', '...', '"', '(', ')',
@@ -13,15 +13,15 @@ const PIECES = [
 export const JS_WHITESPACE_QUIRKS = ['\u0085', '\ufeff'];
 
 /** A random string of `pieces` pieces; `extra` adds more pieces to draw from, `raw` adds random code points. */
-export function fuzzText(rng: DataRng, pieces: number, options: { extra?: string[]; raw?: boolean } = {}): string {
+export function fuzzText(rng: Generator, pieces: number, options: { extra?: string[]; raw?: boolean } = {}): string {
   const pool = [...PIECES, ...(options.extra ?? [])];
   let s = '';
   for (let i = 0; i < pieces; i++) {
-    if (options.raw && rng.int(4) === 0) {
-      let cp = rng.int(0x110000);
+    if (options.raw && rng.int(0, 4) === 0) {
+      let cp = rng.int(0, 0x110000);
       if (cp >= 0xd800 && cp <= 0xdfff) cp = 0x41; // no lone surrogates: not representable in UTF-8
       s += String.fromCodePoint(cp);
-    } else s += pool[rng.int(pool.length)];
+    } else s += pool[rng.int(0, pool.length)];
   }
   return s;
 }

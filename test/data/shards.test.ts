@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import {
   buildShards,
   countSequentialWindows,
-  DataRng,
   openShards,
   sequentialWindows,
   ShardWriter,
@@ -151,7 +150,7 @@ test('the sampler is seeded and its state restores exactly', () => {
     assert.deepEqual(c.next(), next[0]);
     assert.deepEqual(c.next(), next[1]);
     assert.equal(c.state().batches, 3);
-    assert.throws(() => c.setState({ rng: { algorithm: 'xoshiro128**', s: [0, 0, 0, 0] }, batches: 1 }), /DataRng state: expected/);
+    assert.throws(() => c.setState({ rng: { s: [0, 0, 0, 0] }, batches: 1 }), /Generator.setState: expected \{ s: four unsigned 32-bit integers, not all zero \}/);
     assert.throws(() => new TokenWindowSampler(set.val, { batchSize: 1, blockSize: 100000 }), /expected a split with at least blockSize \+ 1 = 100001 tokens in one shard, found \d+ tokens in 1 shard\(s\)\./);
   });
 });
@@ -193,13 +192,4 @@ test('buildShards bad inputs fail with one clear sentence', () => {
     assert.equal(one.meta.tokens.train, 4);
     assert.equal(one.meta.tokens.val, 0);
   });
-});
-
-test('DataRng: uniform ints in range, reproducible', () => {
-  const r = new DataRng(123);
-  const counts = new Array(10).fill(0);
-  for (let i = 0; i < 10000; i++) counts[r.int(10)]++;
-  for (const c of counts) assert.ok(c > 850 && c < 1150);
-  assert.equal(new DataRng(5).uint32(), new DataRng(5).uint32());
-  assert.notEqual(new DataRng(5).uint32(), new DataRng(6).uint32());
 });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ByteLevelBPE, trainByteLevelBPE, loadTokenizer, preTokenize } from '../../src/data/tokenizer/index.js';
 import { brownCorpus } from '../../src/data/text/brown.js';
-import { DataRng } from '../../src/data/shards/rng.js';
+import { Generator } from '../../src/tensor/random.js';
 import { fuzzText, JS_WHITESPACE_QUIRKS } from './fuzz-text.js';
 
 // A ~300 KB slice of the Brown corpus (every 25th document, all genres) keeps training under a second.
@@ -31,7 +31,7 @@ test('training is deterministic', () => {
 
 test('round trip on the corpus and on random Unicode', () => {
   for (const t of slice) assert.equal(tok.decode(tok.encode(t)), t);
-  const rng = new DataRng(7);
+  const rng = new Generator(7);
   for (let i = 0; i < 300; i++) {
     const s = fuzzText(rng, 40, { raw: true, extra: JS_WHITESPACE_QUIRKS });
     assert.equal(tok.decode(tok.encode(s)), s);
@@ -40,10 +40,10 @@ test('round trip on the corpus and on random Unicode', () => {
 });
 
 test('round trip on arbitrary bytes, valid UTF-8 or not', () => {
-  const rng = new DataRng(11);
+  const rng = new Generator(11);
   for (let i = 0; i < 300; i++) {
-    const bytes = new Uint8Array(rng.int(64));
-    for (let j = 0; j < bytes.length; j++) bytes[j] = rng.int(4) === 0 ? rng.int(256) : 0x20 + rng.int(95);
+    const bytes = new Uint8Array(rng.int(0, 64));
+    for (let j = 0; j < bytes.length; j++) bytes[j] = rng.int(0, 4) === 0 ? rng.int(0, 256) : 0x20 + rng.int(0, 95);
     assert.deepEqual(tok.decodeBytes(tok.encodeBytes(bytes)), bytes);
   }
   const bom = new Uint8Array([0xef, 0xbb, 0xbf, 0x41, 0xff, 0xc3]);

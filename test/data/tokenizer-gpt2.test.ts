@@ -7,7 +7,7 @@ import gpt2Ranks from 'js-tiktoken/ranks/gpt2';
 import { Tokenizer as HfLibTokenizer } from '@huggingface/tokenizers';
 import { gpt2Tokenizer, GPT2_EOT_ID, loadTokenizer } from '../../src/data/tokenizer/index.js';
 import { brownCorpus } from '../../src/data/text/brown.js';
-import { DataRng } from '../../src/data/shards/rng.js';
+import { Generator } from '../../src/tensor/random.js';
 import { fuzzText } from './fuzz-text.js';
 
 const tok = gpt2Tokenizer();
@@ -26,7 +26,7 @@ test('GPT-2: 50257 tokens, the known ids, <|endoftext|> = 50256', () => {
 test('GPT-2 encodes as js-tiktoken does on a corpus slice and random text', () => {
   const docs = brownCorpus().filter((_, i) => i % 20 === 0);
   for (const d of docs) assert.deepEqual(tok.encode(d.text), tiktoken.encode(d.text, [], []));
-  const rng = new DataRng(5);
+  const rng = new Generator(5);
   for (let i = 0; i < 200; i++) {
     const s = fuzzText(rng, 30, { raw: true });
     assert.deepEqual(tok.encode(s, { allowSpecial: false }), tiktoken.encode(s, [], []), JSON.stringify(s));
@@ -35,13 +35,13 @@ test('GPT-2 encodes as js-tiktoken does on a corpus slice and random text', () =
 });
 
 test('GPT-2 matches js-tiktoken on long words (the heap merge path)', () => {
-  const rng = new DataRng(1);
+  const rng = new Generator(1);
   const alphabets = ['abcdefghijklmnopqrstuvwxyz', '0123456789', '+/=-_*#', 'aeiouéü', 'ab'];
   for (let i = 0; i < 40; i++) {
     const alpha = alphabets[i % alphabets.length]!;
     let s = i % 3 === 0 ? ' ' : '';
-    const n = 49 + rng.int(400); // past 48 bytes the encoder takes its heap path; js-tiktoken is quadratic here
-    for (let k = 0; k < n; k++) s += alpha[rng.int(alpha.length)];
+    const n = 49 + rng.int(0, 400); // past 48 bytes the encoder takes its heap path; js-tiktoken is quadratic here
+    for (let k = 0; k < n; k++) s += alpha[rng.int(0, alpha.length)];
     assert.deepEqual(tok.encode(s), tiktoken.encode(s, [], []));
   }
 });

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { Tokenizer as HfLibTokenizer } from '@huggingface/tokenizers';
 import { CharTokenizer, HfTokenizer, loadTokenizer, trainByteLevelBPE } from '../../src/data/tokenizer/index.js';
 import { brownCorpus } from '../../src/data/text/brown.js';
-import { DataRng } from '../../src/data/shards/rng.js';
+import { Generator } from '../../src/tensor/random.js';
 import { fuzzText } from './fuzz-text.js';
 
 // Data tests do not touch tensors, so the slow corpus check runs in the reference-backend pass of
@@ -46,7 +46,7 @@ test(`the library encodes ${full ? 'the whole' : 'half the'} Brown corpus exactl
 });
 
 test('the library agrees with Kiln on random Unicode text with special tokens', () => {
-  const rng = new DataRng(3);
+  const rng = new Generator(3);
   for (let i = 0; i < 300; i++) {
     const s = fuzzText(rng, 30, { raw: true, extra: multilingual });
     sameIds(lib.encode(s, { add_special_tokens: false }).ids, tok.encode(s), JSON.stringify(s));

@@ -1,12 +1,14 @@
 // Atomic writes: the file appears whole under its final name, no temporary is left, folders are replaced
-// atomically, and stale temporaries (from a killed writer) are recognised and removed.
+// atomically (or kept, for caches), files written in pieces appear only on commit, and stale temporaries (from a killed writer) are recognised and removed.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { removeStaleTemps, renameDirAtomic, tempPathFor, writeFileAtomic } from '../../src/io/atomic.js';
+import {
+  AtomicFileWriter, removeStaleTemps, renameAtomic, renameDirAtomic, tempPathFor, writeFileAtomic,
+} from '../../src/io/atomic.js';
 
 test('writeFileAtomic writes whole files, creates folders, leaves no temporary', () => {
   const dir = mkdtempSync(join(tmpdir(), 'kiln-atomic-'));
@@ -33,4 +35,38 @@ test('renameDirAtomic replaces a folder; removeStaleTemps removes only temporari
   writeFileSync(tempPathFor(join(dir, 'x.json')), 'partial');
   assert.equal(removeStaleTemps(dir).length, 2);
   assert.deepEqual(readdirSync(dir), ['step-1']);
+});
+
+test('renameDirAtomic with keepExisting keeps a folder another writer finished first', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-atomic-'));
+  const dest = join(dir, 'cache');
+  for (const v of ['first', 'second']) {
+    const tmp = tempPathFor(dest);
+    mkdirSync(tmp);
+    writeFileSync(join(tmp, 'f'), v);
+    assert.equal(renameDirAtomic(tmp, dest, { keepExisting: true }), v === 'first');
+  }
+  assert.equal(readFileSync(join(dest, 'f'), 'utf8'), 'first');
+  assert.deepEqual(readdirSync(dir), ['cache']);
+});
+
+test('AtomicFileWriter: nothing under the final name until commit; abort leaves nothing; renameAtomic moves', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-atomic-'));
+  const p = join(dir, 'sub/data.bin');
+  const w = new AtomicFileWriter(p);
+  w.writeAt(new Uint8Array([0, 0, 3, 4]), 0);
+  w.writeAt(new Uint8Array([1, 2]), 0);
+  assert.equal(existsSync(p), false);
+  w.commit();
+  assert.deepEqual([...readFileSync(p)], [1, 2, 3, 4]);
+  assert.throws(() => w.writeAt(new Uint8Array([9]), 0), /already committed or aborted/);
+  w.abort(); // a no-op once committed
+  assert.deepEqual([...readFileSync(p)], [1, 2, 3, 4]);
+  const dropped = new AtomicFileWriter(join(dir, 'sub/other.bin'));
+  dropped.writeAt(new Uint8Array([5]), 0);
+  dropped.abort();
+  assert.deepEqual(readdirSync(join(dir, 'sub')), ['data.bin']);
+  renameAtomic(p, join(dir, 'moved.bin'));
+  assert.deepEqual([...readFileSync(join(dir, 'moved.bin'))], [1, 2, 3, 4]);
+  assert.deepEqual(readdirSync(join(dir, 'sub')), []);
 });

@@ -2,13 +2,13 @@
 // by a hash of the corpus, the tokenizer and the split settings, and reused when it is already there.
 
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fsyncDir, writeFileAtomic } from '../text/atomic.js';
+import { renameAtomic, renameDirAtomic, tempPathFor, writeFileAtomic } from '../../io/atomic.js';
 import type { TextDocument } from '../text/sources.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { bytesPerToken, ShardWriter, TokenShard } from './format.js';
-import { DataRng } from './rng.js';
+import { Generator } from '../../tensor/random.js';
 
 /** Options for {@link buildShards}. */
 export interface BuildShardsOptions {
@@ -118,19 +118,13 @@ export function buildShards(options: BuildShardsOptions): ShardSet {
   // The split: a seeded shuffle of document numbers; the first nVal go to validation.
   const order = new Int32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
-  const rng = new DataRng(seed);
-  for (let i = n - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    const t = order[i]!;
-    order[i] = order[j]!;
-    order[j] = t;
-  }
+  new Generator(seed).shuffle(order);
   const isVal = new Uint8Array(n);
   for (let i = 0; i < nVal; i++) isVal[order[i]!] = 1;
 
   // Pass 2: tokenize into a temporary folder, then rename it into place.
   mkdirSync(dir, { recursive: true });
-  const tmp = join(dir, `.tmp-${key}-${process.pid}-${Date.now()}`);
+  const tmp = tempPathFor(out);
   mkdirSync(tmp);
   const splits = { train: new SplitWriter(tmp, 'train', vocabSize, shardTokens), val: new SplitWriter(tmp, 'val', vocabSize, shardTokens) };
   const encodeOpts = tokenizer.kind === 'hf' ? undefined : { allowSpecial: false };
@@ -164,14 +158,8 @@ export function buildShards(options: BuildShardsOptions): ShardSet {
     };
     writeFileAtomic(join(tmp, 'tokenizer.json'), tokenizerJson);
     writeFileAtomic(join(tmp, 'meta.json'), JSON.stringify(meta, null, 2));
-    fsyncDir(tmp);
-    try {
-      renameSync(tmp, out);
-    } catch (err) {
-      if (!existsSync(join(out, 'meta.json'))) throw err; // someone else finished the same cache first: use theirs
-      rmSync(tmp, { recursive: true, force: true });
-    }
-    fsyncDir(dir);
+    // Someone else may have finished the same cache first: then theirs is kept and ours dropped.
+    renameDirAtomic(tmp, out, { keepExisting: true });
   } catch (err) {
     splits.train.abort();
     splits.val.abort();
@@ -272,7 +260,7 @@ class SplitWriter {
       return [{ file: `${this.name}.bin`, tokens: 0 }];
     }
     if (this.files.length === 1) {
-      renameSync(join(this.dir, this.files[0]!.file), join(this.dir, `${this.name}.bin`));
+      renameAtomic(join(this.dir, this.files[0]!.file), join(this.dir, `${this.name}.bin`));
       this.files[0]!.file = `${this.name}.bin`;
     }
     return this.files;

@@ -4,9 +4,9 @@
 // Header: bytes 0-7 magic "KILNTOK\0"; 8-11 u32 version (1); 12-15 u32 bytes per token (2 or 4);
 // 16-19 u32 vocabulary size; 20-23 u32 header size (32); 24-31 u64 token count.
 
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
-import { tempPathFor } from '../text/atomic.js';
+import { AtomicFileWriter } from '../../io/atomic.js';
 
 export const SHARD_MAGIC = 'KILNTOK\0';
 export const SHARD_VERSION = 1;
@@ -30,14 +30,9 @@ function header(vocabSize: number, bpt: number, count: number): Uint8Array {
   return h;
 }
 
-function writeAll(fd: number, bytes: Uint8Array, position: number): void {
-  let off = 0;
-  while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off, position + off);
-}
-
 /**
  * Streams tokens into a shard file: appended in chunks, the header's count filled in by {@link close},
- * the file fsynced and renamed into place only then.
+ * the file published atomically (fsync, rename, fsync the folder) only then.
  *
  * @example
  * ```ts
@@ -50,8 +45,7 @@ export class ShardWriter {
   readonly path: string;
   readonly vocabSize: number;
   readonly bytesPerToken: 2 | 4;
-  private tmp: string;
-  private fd: number;
+  private file: AtomicFileWriter;
   private buf: Uint16Array | Uint32Array;
   private used = 0;
   private count = 0;
@@ -65,9 +59,8 @@ export class ShardWriter {
     this.vocabSize = vocabSize;
     this.bytesPerToken = bytesPerToken(vocabSize);
     this.buf = this.bytesPerToken === 2 ? new Uint16Array(chunkTokens) : new Uint32Array(chunkTokens);
-    this.tmp = tempPathFor(path);
-    this.fd = openSync(this.tmp, 'w');
-    writeAll(this.fd, header(vocabSize, this.bytesPerToken, 0), 0);
+    this.file = new AtomicFileWriter(path);
+    this.file.writeAt(header(vocabSize, this.bytesPerToken, 0), 0);
   }
 
   /** Tokens written so far. */
@@ -95,29 +88,22 @@ export class ShardWriter {
     const view = this.buf.subarray(0, this.used);
     let bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
     if (!LE) bytes = toLittleEndian(view);
-    writeAll(this.fd, bytes, this.pos);
+    this.file.writeAt(bytes, this.pos);
     this.pos += bytes.length;
     this.used = 0;
   }
 
-  /** Finishes the file: flush, write the count, fsync, rename into place. Returns the token count. */
+  /** Finishes the file: flush, write the count, publish it atomically. Returns the token count. */
   close(): number {
     this.flush();
-    writeAll(this.fd, header(this.vocabSize, this.bytesPerToken, this.count), 0);
-    fsyncSync(this.fd);
-    closeSync(this.fd);
-    renameSync(this.tmp, this.path);
+    this.file.writeAt(header(this.vocabSize, this.bytesPerToken, this.count), 0);
+    this.file.commit();
     return this.count;
   }
 
   /** Drops the unfinished file. */
   abort(): void {
-    try {
-      closeSync(this.fd);
-    } catch {
-      // already closed
-    }
-    rmSync(this.tmp, { force: true });
+    this.file.abort();
   }
 }
 

@@ -12,4 +12,3 @@ export {
   type WindowSamplerState,
   type SequentialWindowOptions,
 } from './sampler.js';
-export { DataRng, type DataRngState } from './rng.js';

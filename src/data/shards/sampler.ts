@@ -2,7 +2,7 @@
 // state a checkpoint restores exactly) and consecutive windows covering the split for evaluation.
 
 import type { TokenShard } from './format.js';
-import { DataRng, type DataRngState } from './rng.js';
+import { Generator as RandomGenerator, type GeneratorState } from '../../tensor/random.js';
 
 /** A batch: inputs x and next-token targets y, each (B, T) row-major. */
 export interface TokenBatch {
@@ -23,7 +23,7 @@ export interface WindowSamplerOptions {
 
 /** The sampler's position, JSON-able, for checkpoints. */
 export interface WindowSamplerState {
-  rng: DataRngState;
+  rng: GeneratorState;
   /** Batches drawn so far. */
   batches: number;
 }
@@ -51,7 +51,7 @@ export class TokenWindowSampler {
   private shards: TokenShard[];
   private cum: number[] = []; // cumulative window counts
   private total: number;
-  private rng: DataRng;
+  private rng: RandomGenerator;
   private batches = 0;
   private row: Int32Array;
 
@@ -73,7 +73,7 @@ export class TokenWindowSampler {
       );
     }
     this.total = total;
-    this.rng = new DataRng(options.seed ?? 0);
+    this.rng = new RandomGenerator(options.seed ?? 0);
     this.row = new Int32Array(this.blockSize + 1);
   }
 
@@ -89,7 +89,7 @@ export class TokenWindowSampler {
     const x = new Int32Array(B * T);
     const y = new Int32Array(B * T);
     for (let b = 0; b < B; b++) {
-      const [shard, start] = this.locate(this.rng.int(this.total));
+      const [shard, start] = this.locate(this.rng.int(0, this.total));
       shard.read(start, T + 1, this.row);
       x.set(this.row.subarray(0, T), b * T);
       y.set(this.row.subarray(1), b * T);
@@ -110,7 +110,7 @@ export class TokenWindowSampler {
   }
 
   state(): WindowSamplerState {
-    return { rng: this.rng.state(), batches: this.batches };
+    return { rng: this.rng.getState(), batches: this.batches };
   }
 
   setState(state: WindowSamplerState): void {

@@ -2,7 +2,7 @@
 // tokenizer.json. Training lives in bpe-train.ts; both share the byte table and regex in byte-level.ts.
 
 import { readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../text/atomic.js';
+import { writeFileAtomic } from '../../io/atomic.js';
 import { decodeUtf8Strict, firstInvalidUtf8 } from '../text/utf8.js';
 import { BYTE_TO_CHAR, gpt2SplitRegex, tokenStringToBytes, utf8Bytes } from './byte-level.js';
 import {

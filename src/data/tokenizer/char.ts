@@ -1,7 +1,7 @@
 // A character-level tokenizer for tiny demos: one id per Unicode code point seen in the training text.
 // Its tokenizer.json is a BPE model with no merges and a Fuse decoder, which Hugging Face reads as-is.
 
-import { writeFileAtomic } from '../text/atomic.js';
+import { writeFileAtomic } from '../../io/atomic.js';
 import { readTokenizerJson } from './bpe.js';
 import {
   checkIds,

@@ -2,7 +2,7 @@
 // library behind Kiln's Tokenizer interface. Kiln's own tokenizers are checked against this library.
 
 import { Tokenizer as HfLibTokenizer } from '@huggingface/tokenizers';
-import { writeFileAtomic } from '../text/atomic.js';
+import { writeFileAtomic } from '../../io/atomic.js';
 import { readTokenizerJson } from './bpe.js';
 import { checkIds, checkSpecialTokens, specialAddedToken, type EncodeOptions, type HfTokenizerJson, type Tokenizer } from './tokenizer.js';
 

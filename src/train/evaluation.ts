@@ -1,0 +1,91 @@
+// Evaluation: the mean validation loss (and accuracy) in eval mode without gradients, and what the loop makes of
+// it: the best loss so far, early-stopping patience, a best checkpoint due, and the metrics fields.
+
+import { noGrad, Tensor } from '../tensor/index.js';
+import { DataLoader } from '../data/dataloader.js';
+import { countCorrect, type MetricsRecord } from './metrics.js';
+import { checkpointsOn, type EvalResult, type TrainerOptions } from './options.js';
+import { samplesIn } from './loss.js';
+import type { RunState } from './run-state.js';
+import type { Trainer } from './trainer.js';
+
+function validationBatches<B>(data: TrainerOptions<B>['validation']): Iterable<B> {
+  if (!data) throw new Error('Trainer.evaluate: no validation data was given');
+  if (data instanceof DataLoader) return data.iterEpoch(0);
+  if (typeof data === 'function') return data();
+  if (Array.isArray(data)) return data;
+  throw new Error('Trainer: validation must be a DataLoader, an array of batches or a function returning batches');
+}
+
+/** Trainer.evaluate: weighted mean loss and, when asked, accuracy; the model's mode is restored after. */
+export function evaluateModel<B>(trainer: Trainer<B>, data = trainer.options.validation): EvalResult {
+  const { model, options } = trainer;
+  const wasTraining = model.training;
+  model.eval();
+  let sum = 0;
+  let n = 0;
+  let correct = 0;
+  let total = 0;
+  const wantAcc = options.metrics?.includes('accuracy') ?? false;
+  try {
+    noGrad(() => {
+      for (const batch of validationBatches(data)) {
+        const { loss, output, target } = trainer.computeLoss(batch);
+        const k = samplesIn(options, batch);
+        sum += loss.item() * k;
+        n += k;
+        if (wantAcc && output && target) {
+          const c = countCorrect(output, target);
+          correct += c.correct;
+          total += c.total;
+        }
+      }
+    });
+  } finally {
+    model.train(wasTraining);
+  }
+  if (n === 0) throw new Error('Trainer.evaluate: the validation data gave no batches');
+  const out: EvalResult = { loss: sum / n, samples: n };
+  if (wantAcc && total > 0) out.accuracy = correct / total;
+  return out;
+}
+
+function cloneState(sd: Record<string, Tensor>): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {};
+  for (const [k, t] of Object.entries(sd)) out[k] = new Tensor(t.storage.slice(), t.shape);
+  return out;
+}
+
+/** Runs an evaluation, updates the best loss and early stopping in `run`, and returns the metrics fields. */
+export function recordEvaluation<B>(trainer: Trainer<B>, run: RunState): MetricsRecord {
+  const o = trainer.options;
+  const r = trainer.evaluate();
+  run.lastEvalStep = run.step;
+  run.lastValLoss = r.loss;
+  const minDelta = o.earlyStopping?.minDelta ?? 0;
+  const improved = run.bestValLoss === null || r.loss < run.bestValLoss - minDelta;
+  if (improved) {
+    run.bestValLoss = r.loss;
+    run.bestStep = run.step;
+    run.wait = 0;
+    if (o.earlyStopping && (o.earlyStopping.restoreBest ?? true)) run.bestWeights = cloneState(trainer.model.stateDict());
+  } else {
+    run.wait++;
+  }
+  const rec: MetricsRecord = { val_loss: r.loss };
+  if (r.accuracy !== undefined) rec.val_accuracy = r.accuracy;
+  rec.best_val_loss = run.bestValLoss;
+  rec.best_step = run.bestStep;
+  const extra = o.onEval?.({ step: run.step, epoch: run.epoch, valLoss: r.loss, accuracy: r.accuracy, improved, trainer });
+  if (extra) Object.assign(rec, extra);
+  if (improved && checkpointsOn(o) && !(o.checkpoints && o.checkpoints.keepBest === false)) {
+    // Saved by the caller once this evaluation's metrics line is written, so the checkpoint's log length includes it.
+    run.bestCheckpointStep = run.step;
+    run.saveDue = true;
+  }
+  if (o.earlyStopping && run.wait >= o.earlyStopping.patience) {
+    run.stopRequested = 'early-stopping';
+    rec.early_stop = true;
+  }
+  return rec;
+}

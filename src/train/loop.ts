@@ -1,0 +1,165 @@
+// The training loop of fit(): each optimizer step over gradAccumulation micro-batches (forward, loss, backward,
+// clip, step, schedule), non-finite guards, metrics lines, evaluations and checkpoints when due, epoch ends.
+
+import { clipGradNorm, gradNorm } from '../optim/index.js';
+import { DataLoader } from '../data/dataloader.js';
+import { listCheckpoints } from './checkpoint.js';
+import { recordEvaluation } from './evaluation.js';
+import { samplesIn, tokensIn } from './loss.js';
+import { countCorrect, type MetricsLog, type MetricsRecord } from './metrics.js';
+import { checkpointsDir, checkpointsOn, NonFiniteError, totalSteps, type StopReason } from './options.js';
+import type { Progress } from './progress.js';
+import type { RunState } from './run-state.js';
+import type { Trainer } from './trainer.js';
+
+/** What one fit() runs with, besides the trainer itself. */
+export interface FitContext { run: RunState; metricsLog: MetricsLog | null; progress: Progress }
+
+function done<B>(trainer: Trainer<B>, run: RunState): boolean {
+  const o = trainer.options;
+  return (o.maxSteps !== undefined && run.step >= o.maxSteps) || (o.epochs !== undefined && run.epoch >= o.epochs);
+}
+
+/** Appends a metrics line (with elapsed and remaining time) and shows it. */
+function emit<B>(trainer: Trainer<B>, ctx: FitContext, rec: MetricsRecord): void {
+  const { run } = ctx;
+  rec.elapsed_s = run.elapsed();
+  const total = totalSteps(trainer.options);
+  if (total !== undefined && run.step > 0) {
+    const stepsDone = run.step - (run.resumedStep ?? 0);
+    const rate = stepsDone > 0 ? (performance.now() - run.startTime) / 1000 / stepsDone : NaN;
+    rec.remaining_s = Number.isFinite(rate) ? Math.max(0, (total - run.step) * rate) : null;
+  }
+  ctx.metricsLog?.append(rec);
+  ctx.progress.log(rec);
+}
+
+function evalRecord<B>(trainer: Trainer<B>, run: RunState): MetricsRecord {
+  return { step: run.step, epoch: run.epoch, ...recordEvaluation(trainer, run) };
+}
+
+function saveIfDue<B>(trainer: Trainer<B>, run: RunState): void {
+  if (run.saveDue && checkpointsOn(trainer.options) && run.lastCheckpointStep !== run.step) trainer.saveCheckpoint();
+  run.saveDue = false;
+}
+
+/** A non-finite loss or gradient: skipped with a message (skipNonFinite), else a NonFiniteError naming the step. */
+function nonFinite<B>(trainer: Trainer<B>, ctx: FitContext, what: string): void {
+  const o = trainer.options;
+  const step = ctx.run.step + 1;
+  if (o.skipNonFinite) {
+    ctx.progress.message(`step ${step}: ${what}; skipping the batch (skipNonFinite)`);
+    return;
+  }
+  const ckpt = ctx.run.lastCheckpoint ?? (checkpointsOn(o) ? listCheckpoints(checkpointsDir(o))[0]?.dir ?? null : null);
+  throw new NonFiniteError(`Trainer: ${what} at step ${step}; training stopped. ` +
+    (ckpt ? `The last good checkpoint is '${ckpt}' (resume with fit({ resume })).` : 'There is no checkpoint to go back to.') +
+    ' Lower the learning rate, clip gradients (clipGradNorm), or set skipNonFinite to skip such batches.', step, ckpt);
+}
+
+/** Trains until done, stopped or interrupted, then evaluates and checkpoints a last time; returns why it stopped. */
+export async function runLoop<B>(trainer: Trainer<B>, ctx: FitContext): Promise<StopReason> {
+  const { options: o, optimizer, source } = trainer;
+  const { run, progress } = ctx;
+  const accum = o.gradAccumulation ?? 1;
+  const logEvery = o.logEvery ?? 10;
+  const params = optimizer.params();
+  const wantAcc = o.metrics?.includes('accuracy') ?? false;
+  let interval = { loss: 0, count: 0, samples: 0, tokens: 0, t0: performance.now(), correct: 0, total: 0 };
+  let stopReason: StopReason = 'completed';
+  while (!done(trainer, run)) {
+    if (run.stopRequested) break;
+    // ---- one optimizer step over `accum` micro-batches ----
+    optimizer.zeroGrad();
+    let micro = 0;
+    let lossSum = 0;
+    let samples = 0;
+    let tokens = 0;
+    let epochEnded = false;
+    let skipped = false;
+    while (micro < accum) {
+      const batch = source.next();
+      if (batch === undefined) { epochEnded = true; break; }
+      const { loss, output, target } = trainer.computeLoss(batch);
+      const lv = loss.item();
+      if (!Number.isFinite(lv)) {
+        nonFinite(trainer, ctx, `the loss is ${lv}`);
+        skipped = true;
+        break;
+      }
+      (accum > 1 ? loss.div(accum) : loss).backward();
+      lossSum += lv;
+      if (wantAcc && output && target) {
+        const c = countCorrect(output, target);
+        interval.correct += c.correct;
+        interval.total += c.total;
+      }
+      samples += samplesIn(o, batch);
+      tokens += tokensIn(o, batch);
+      micro++;
+    }
+    if (!skipped && micro > 0) {
+      if (micro < accum) {
+        // A short final accumulation (epoch end): rescale so the gradient is the mean over the micro-batches taken.
+        const f = accum / micro;
+        for (const p of params) if (p.grad) { const s = p.grad.storage; for (let i = 0; i < s.length; i++) s[i] *= f; }
+      }
+      const norm = o.clipGradNorm !== undefined ? clipGradNorm(params, o.clipGradNorm) : gradNorm(params.map((p) => p.grad));
+      if (!Number.isFinite(norm)) {
+        nonFinite(trainer, ctx, `the gradient norm is ${norm}`);
+        skipped = true;
+      } else {
+        const lr = trainer.lr;
+        optimizer.step();
+        o.schedule?.step();
+        run.step++;
+        run.samplesSeen += samples;
+        run.tokensSeen += tokens;
+        const loss = lossSum / micro;
+        interval.loss += loss;
+        interval.count++;
+        interval.samples += samples;
+        interval.tokens += tokens;
+        const evalNow = !!o.validation && o.evalEvery !== undefined && run.step % o.evalEvery === 0;
+        if (run.step % logEvery === 0 || evalNow || done(trainer, run)) {
+          const secs = (performance.now() - interval.t0) / 1000;
+          const rec: MetricsRecord = { step: run.step, epoch: run.epoch, loss: interval.loss / interval.count, lr, grad_norm: norm };
+          if (interval.total > 0) rec.accuracy = interval.correct / interval.total;
+          if (o.tokensPerBatch !== undefined) rec.tokens_per_s = secs > 0 ? interval.tokens / secs : null;
+          else rec.samples_per_s = secs > 0 ? interval.samples / secs : null;
+          if (evalNow) Object.assign(rec, recordEvaluation(trainer, run));
+          emit(trainer, ctx, rec);
+          interval = { loss: 0, count: 0, samples: 0, tokens: 0, t0: performance.now(), correct: 0, total: 0 };
+        }
+        o.onStep?.({ step: run.step, epoch: run.epoch, loss, lr, gradNorm: norm, trainer });
+        const every = o.checkpoints ? o.checkpoints.every : undefined;
+        if (every !== undefined && run.step % every === 0) run.saveDue = true;
+        saveIfDue(trainer, run);
+      }
+    }
+    if (skipped) optimizer.zeroGrad();
+    if (epochEnded) {
+      run.epoch++;
+      if (o.validation && o.evalEvery === undefined && run.lastEvalStep !== run.step) emit(trainer, ctx, evalRecord(trainer, run));
+      o.onEpoch?.({ epoch: run.epoch, step: run.step, trainer });
+      const every = o.checkpoints ? o.checkpoints.every : undefined;
+      if (every === undefined) run.saveDue = true;
+      saveIfDue(trainer, run);
+      if (micro === 0 && source instanceof DataLoader && source.length === 0) {
+        throw new Error('Trainer: the training DataLoader has no batches (dataset smaller than batchSize with dropLast?)');
+      }
+    }
+    // Let signal handlers run between steps.
+    await new Promise<void>((r) => setImmediate(r));
+    if (run.interrupted) { stopReason = 'interrupted'; break; }
+  }
+  if (run.stopRequested && stopReason === 'completed') stopReason = run.stopRequested;
+  // ---- the end: a last evaluation and checkpoint ----
+  if (o.validation && run.lastEvalStep !== run.step && stopReason !== 'interrupted') emit(trainer, ctx, evalRecord(trainer, run));
+  if (checkpointsOn(o) && run.lastCheckpointStep !== run.step) trainer.saveCheckpoint();
+  if (stopReason === 'interrupted') progress.message(`interrupted: checkpoint written at step ${run.step} (${run.lastCheckpoint})`);
+  if (o.earlyStopping && (o.earlyStopping.restoreBest ?? true) && run.bestWeights && run.bestStep !== run.step) {
+    trainer.model.loadStateDict(run.bestWeights);
+  }
+  return stopReason;
+}

@@ -1,8 +1,10 @@
 // The one sampler: picks the next token from a row of logits with repetition penalty, temperature, top-k, top-p,
 // then a seeded draw (or arg-max when greedy), in the order of Hugging Face's logits processors and warpers.
-// Top-k and top-p thresholds come from a selection in expected linear time, never a sort of the vocabulary.
+// Top-k and top-p thresholds come from a radix selection in linear time, never a sort of the vocabulary.
 
+import { softmax } from '../tensor/ops/nn-ops.js';
 import type { Generator } from '../tensor/random.js';
+import { Tensor } from '../tensor/tensor.js';
 
 /** How the next token is chosen. Every field is optional; the defaults give greedy decoding. */
 export interface SamplingOptions {
@@ -33,18 +35,18 @@ export function checkSamplingOptions(o: SamplingOptions): void {
 }
 
 /**
- * A reusable sampler: scratch buffers are kept between calls so decoding allocates nothing per token.
+ * A reusable sampler: scratch buffers are kept between calls so decoding allocates little per token.
  * `new Sampler(vocabSize, { temperature: 0.8, topK: 40 }, new kiln.Generator(1)).pick(logits)`
  */
 export class Sampler {
-  private probs: Float64Array;
-  private scratch: Float64Array;
+  private readonly scaled: Float32Array;
+  private readonly select: Selection;
   private seenMark: Uint8Array;
 
   constructor(readonly vocabSize: number, readonly options: SamplingOptions, private readonly generator: Generator) {
     checkSamplingOptions(options);
-    this.probs = new Float64Array(vocabSize);
-    this.scratch = new Float64Array(vocabSize);
+    this.scaled = new Float32Array(vocabSize);
+    this.select = new Selection(vocabSize);
     this.seenMark = new Uint8Array(vocabSize);
   }
 
@@ -70,23 +72,24 @@ export class Sampler {
       }
     }
     if (temperature === 0) return argmax(logits, V);
-    // Softmax of logits / temperature, in float64.
-    let mx = -Infinity;
-    for (let i = 0; i < V; i++) if (logits[i] > mx) mx = logits[i];
-    if (!Number.isFinite(mx)) return argmax(logits, V);
-    const p = this.probs;
-    let all = 0;
-    for (let i = 0; i < V; i++) all += p[i] = Math.exp((logits[i] - mx) / temperature);
+    const x = this.scaled;
+    const inv = 1 / temperature;
+    let finite = false;
+    for (let i = 0; i < V; i++) {
+      x[i] = logits[i] * inv;
+      if (x[i] > -Infinity) finite = true;
+    }
+    if (!finite) return argmax(logits, V);
+    const p = softmax(new Tensor(x, [V])).storage as Float32Array; // vectorised on the native backend
     // Top-k and top-p as one probability threshold: tokens at or above it stay. Ties at the boundary all stay, so
     // the draw never depends on the order of equal values.
     let threshold = 0;
-    let kept = all;
-    if (topK > 0 && topK < V) {
-      threshold = kthLargest(p, V, topK, this.scratch);
-      kept = 0;
+    if (topK > 0 && topK < V) threshold = this.select.threshold(p, 0, topK, true);
+    if (topP < 1) {
+      let kept = 0;
       for (let i = 0; i < V; i++) if (p[i] >= threshold) kept += p[i];
+      threshold = Math.max(threshold, this.select.threshold(p, threshold, topP * kept, false));
     }
-    if (topP < 1) threshold = Math.max(threshold, massThreshold(p, V, threshold, topP * kept, this.scratch));
     let total = 0;
     for (let i = 0; i < V; i++) if (p[i] >= threshold) total += p[i];
     let r = this.generator.uniform() * total;
@@ -102,68 +105,52 @@ export class Sampler {
   }
 }
 
-/** The k-th largest of p[0, n) (quickselect on a scratch copy, expected O(n)). */
-export function kthLargest(p: Float64Array, n: number, k: number, scratch: Float64Array): number {
-  scratch.set(p.subarray(0, n));
-  let lo = 0;
-  let hi = n; // the answer is in scratch[lo, hi), with k - 1 larger values left of lo
-  let want = k;
-  for (;;) {
-    const pivot = scratch[lo + ((hi - lo) >> 1)];
-    const [gt, eq] = partition3(scratch, lo, hi, pivot);
-    if (want <= gt - lo) hi = gt;
-    else if (want <= eq - lo) return pivot;
-    else {
-      want -= eq - lo;
-      lo = eq;
-    }
-  }
-}
+// Radix selection on the bits of non-negative float32 values, whose bit patterns sort as the values do: a
+// histogram of the top 12 bits finds the bucket where the running count (or mass) from the top reaches the
+// target, then the next 12 bits within that bucket, then the last 8. Three passes at most, none a sort.
+const LEVELS: readonly (readonly [shift: number, buckets: number])[] = [[20, 2048], [8, 4096], [0, 256]];
 
-/**
- * The nucleus threshold: the largest value t such that the values >= t among those >= floor reach `mass`
- * (the smallest set of most likely tokens whose probability reaches top-p). Selection by mass, expected O(n).
- */
-export function massThreshold(p: Float64Array, n: number, floor: number, mass: number, scratch: Float64Array): number {
-  let m = 0;
-  for (let i = 0; i < n; i++) if (p[i] >= floor) scratch[m++] = p[i];
-  let lo = 0;
-  let hi = m;
-  let above = 0; // mass of the values already known to be larger than everything in [lo, hi)
-  while (hi > lo) {
-    const pivot = scratch[lo + ((hi - lo) >> 1)];
-    const [gt, eq] = partition3(scratch, lo, hi, pivot);
-    let sumGt = 0;
-    for (let i = lo; i < gt; i++) sumGt += scratch[i];
-    if (above + sumGt >= mass) {
-      hi = gt;
-      continue;
-    }
-    const sumEq = pivot * (eq - gt);
-    if (above + sumGt + sumEq >= mass) return pivot;
-    above += sumGt + sumEq;
-    lo = eq;
-  }
-  return floor; // rounding left the whole mass short of the target: keep every candidate
-}
+/** Finds top-k and top-p thresholds over probability rows of one length, with its scratch kept between calls. */
+export class Selection {
+  private readonly bits: Uint32Array;
+  private readonly vals: Float32Array;
+  private readonly weight = new Float64Array(4096);
 
-/** Three-way partition of a[lo, hi) around pivot, largest first: [lo, gt) > pivot, [gt, eq) == pivot, rest <. */
-function partition3(a: Float64Array, lo: number, hi: number, pivot: number): [number, number] {
-  let gt = lo;
-  let i = lo;
-  let lt = hi;
-  while (i < lt) {
-    const v = a[i];
-    if (v > pivot) {
-      a[i] = a[gt];
-      a[gt++] = v;
-      i++;
-    } else if (v < pivot) {
-      a[i] = a[--lt];
-      a[lt] = v;
-    } else i++;
+  constructor(n: number) {
+    this.vals = new Float32Array(n);
+    this.bits = new Uint32Array(this.vals.buffer);
   }
-  return [gt, lt];
+
+  /**
+   * The largest value t such that the values >= t among those >= floor weigh at least `target`: their count
+   * (byCount, top-k) or their sum (top-p). Returns floor when even all of them fall short (rounding).
+   */
+  threshold(p: Float32Array, floor: number, target: number, byCount: boolean): number {
+    const { vals, bits, weight } = this;
+    let m = 0;
+    for (let i = 0; i < p.length; i++) if (p[i] >= floor) vals[m++] = p[i];
+    let above = 0;
+    let prefix = 0;
+    for (const [shift, buckets] of LEVELS) {
+      weight.fill(0, 0, buckets);
+      const mask = buckets - 1;
+      for (let i = 0; i < m; i++) weight[(bits[i] >>> shift) & mask] += byCount ? 1 : vals[i];
+      let chosen = -1;
+      for (let b = buckets - 1; b >= 0; b--) {
+        if (above + weight[b] >= target) {
+          chosen = b;
+          break;
+        }
+        above += weight[b];
+      }
+      if (chosen < 0) return floor;
+      prefix |= chosen << shift;
+      let k = 0;
+      for (let i = 0; i < m; i++) if (((bits[i] >>> shift) & mask) === chosen) vals[k++] = vals[i];
+      m = k;
+    }
+    return new Float32Array(new Uint32Array([prefix >>> 0]).buffer)[0];
+  }
 }
 
 /** Index of the largest of the first n values (first on ties). */

@@ -13,3 +13,4 @@ export { DataLoader, TensorDataset, trainValidationSplit } from './data/index.js
 export { Module, Parameter } from './nn/index.js';
 export * as finetune from './finetune/index.js';
 export * as infer from './infer/index.js';
+export * as distributed from './distributed/index.js';

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, "kiln mpi: internal N-API error"); return NULL; } } while (0)
@@ -97,6 +98,9 @@ static napi_value init(napi_env env, napi_callback_info info) {
   /* Node loads addons with RTLD_LOCAL; Open MPI's plugins resolve libmpi's symbols globally, so promote it. */
   const char *libs[] = { "libmpi.so.40", "libmpi.so.12", "libmpi.so", "libmpi.dylib" };
   for (size_t i = 0; i < sizeof libs / sizeof *libs; i++) if (dlopen(libs[i], RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD)) break;
+  /* The communication thread shares the cores with the kernels' thread pool: let a rank that waits for its peers
+   * yield the core instead of spinning on it (Open MPI; a value the user set wins). */
+  setenv("OMPI_MCA_mpi_yield_when_idle", "1", 0);
   int already = 0;
   MPI_Initialized(&already);
   if (!already) {

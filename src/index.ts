@@ -14,3 +14,4 @@ export { Module, Parameter } from './nn/index.js';
 export * as recipes from './recipes/index.js';
 export * as infer from './infer/index.js';
 export * as hub from './hub/index.js';
+export * as distributed from './distributed/index.js';

@@ -1,12 +1,15 @@
 // `kiln doctor [--json]`: what Kiln runs on here (Node, CPU, the backend in use with its instruction set and
 // threads, or why the native backend is not in use) and a quick check that the native GEMM agrees with the
-// reference backend, with its speed. Exit status 1 when the native backend is unavailable.
+// reference backend, with its speed; whether the MPI binding for multi-process training is built (or why not) and,
+// under mpirun, this process's rank and the world size. Exit status 1 when the native backend is unavailable.
 
 import type { Command } from 'commander';
 import { cpus, availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { backendInfo, jsBackend, NATIVE_BUILD_COMMAND, type Backend, type BackendInfo } from '../backend/index.js';
 import { loadNativeBackend, nativeControls } from '../backend/native/index.js';
+import { loadMpiBinding, MPI_INSTALL_HINT } from '../backend/native/mpi.js';
+import { init as initDistributed, launchedWorldSize } from '../distributed/index.js';
 import { rand } from '../tensor/creation.js';
 import { Generator } from '../tensor/random.js';
 
@@ -18,7 +21,9 @@ export interface DoctorReport {
   /** The backend ops run on, its ISA and threads, or why native is not in use. */
   backend: BackendInfo;
   native: { available: boolean; error?: string; isa?: string; threads?: number; poolSize?: number };
-  env: { KILN_BACKEND?: string; KILN_THREADS?: string; KILN_NATIVE_PATH?: string };
+  /** The MPI binding: built or why not, the MPI library, and under mpirun this process's place in the world. */
+  mpi: { available: boolean; error?: string; library?: string; launched: boolean; rank?: number; worldSize?: number };
+  env: { KILN_BACKEND?: string; KILN_THREADS?: string; KILN_NATIVE_PATH?: string; KILN_MPI_PATH?: string };
   /** Native GEMM against the reference on random operands, and its rate at 512. */
   check?: { maxRelError: number; agrees: boolean; gflops512: number };
 }
@@ -42,7 +47,7 @@ export function diagnose(): DoctorReport {
   const controls = nativeControls();
   const info = controls?.info();
   const env: DoctorReport['env'] = {};
-  for (const k of ['KILN_BACKEND', 'KILN_THREADS', 'KILN_NATIVE_PATH'] as const) if (process.env[k]) env[k] = process.env[k];
+  for (const k of ['KILN_BACKEND', 'KILN_THREADS', 'KILN_NATIVE_PATH', 'KILN_MPI_PATH'] as const) if (process.env[k]) env[k] = process.env[k];
   return {
     kiln: pkg.version,
     node: process.version,
@@ -52,9 +57,20 @@ export function diagnose(): DoctorReport {
     native: load.backend
       ? { available: true, isa: info?.isa, threads: info?.threads, poolSize: info?.poolSize }
       : { available: false, error: load.error },
+    mpi: diagnoseMpi(),
     env,
     check: load.backend ? checkGemm(load.backend) : undefined,
   };
+}
+
+function diagnoseMpi(): DoctorReport['mpi'] {
+  const load = loadMpiBinding();
+  const launched = launchedWorldSize() > 0;
+  if (!load.binding) return { available: false, error: load.error, launched };
+  const library = load.binding.libraryVersion().split(/[\n,]/)[0].trim();
+  if (!launched) return { available: true, library, launched };
+  const w = initDistributed();
+  return { available: true, library, launched, rank: w.rank, worldSize: w.worldSize };
 }
 
 /** C = A @ B on random 67 x 45 x 129 operands (odd sizes cross every edge path) on both backends, then a rate. */
@@ -95,6 +111,15 @@ export function formatReport(r: DoctorReport): string {
   } else {
     lines.push(`native addon: unavailable: ${r.native.error}`);
     lines.push(`  fix: install a C compiler (build-essential, or Xcode's command line tools) and run ${NATIVE_BUILD_COMMAND}`);
+  }
+  const m = r.mpi;
+  if (!m.available) {
+    lines.push(`MPI: unavailable (single-process training only): ${m.error}`);
+    lines.push(`  for multi-process training: ${MPI_INSTALL_HINT}`);
+  } else if (m.launched) {
+    lines.push(`MPI: rank ${m.rank} of ${m.worldSize} (${m.library})`);
+  } else {
+    lines.push(`MPI: binding built (${m.library}); not started by mpirun, so a world of 1`);
   }
   if (r.check) {
     lines.push(`check: native GEMM ${r.check.agrees ? 'agrees with' : 'DISAGREES with'} the reference ` +

@@ -29,6 +29,8 @@ const engineGrads = new WeakSet<AnyArray>();
 const parkedGrads = new WeakMap<Tensor, AnyArray>();
 /** Op outputs recorded inside each open activationScope, innermost last. */
 const scopes: Tensor[][] = [];
+/** Callbacks run when backward() has finished a leaf's gradient (see onGradReady). */
+const gradReadyHooks = new WeakMap<Tensor, ((leaf: Tensor) => void)[]>();
 
 /** Whether ops currently record the graph. */
 export function isGradEnabled(): boolean { return gradEnabled; }
@@ -176,6 +178,8 @@ export function runBackward(root: Tensor, gradient: Tensor, options: BackwardOpt
       if (!node) {
         const adopted = accumulateLeaf(t, g, !refs.has(g.storage) && g.storage !== gradient.storage);
         if (!adopted) done([g.storage]);
+        const hooks = gradReadyHooks.get(t);
+        if (hooks) for (const hook of [...hooks]) hook(t);
         continue;
       }
       const inGrads = node.backward(g);
@@ -204,6 +208,24 @@ export function runBackward(root: Tensor, gradient: Tensor, options: BackwardOpt
       done(candidates);
     }
   });
+}
+
+/**
+ * Calls fn(leaf) each time a backward() pass has finished leaf's gradient: every contribution of that pass is
+ * already added into leaf.grad, and the pass will not touch it again (the moment PyTorch's post-accumulate-grad
+ * hook fires). Data-parallel training starts a gradient bucket's all-reduce from here while backward goes on.
+ * A leaf the pass does not reach gets no call. Returns a function that removes the hook.
+ * `const remove = kiln.onGradReady(w, (p) => console.log(p.grad!.sum().item()))`
+ */
+export function onGradReady(leaf: Tensor, fn: (leaf: Tensor) => void): () => void {
+  if (!leaf.isLeaf) throw new Error('onGradReady: the tensor is not a leaf (an op made it); hooks go on parameters and inputs');
+  const hooks = gradReadyHooks.get(leaf) ?? [];
+  hooks.push(fn);
+  gradReadyHooks.set(leaf, hooks);
+  return () => {
+    const i = hooks.indexOf(fn);
+    if (i >= 0) hooks.splice(i, 1);
+  };
 }
 
 /**

@@ -2,7 +2,8 @@
 
 export { Tensor, isTensor, type NestedArray, type TensorLike } from './tensor.js';
 export {
-  noGrad, enableGrad, isGradEnabled, registeredOps, defineOp, record, activationScope, clearGrad, type BackwardFn,
+  noGrad, enableGrad, isGradEnabled, registeredOps, defineOp, record, activationScope, clearGrad, onGradReady,
+  type BackwardFn,
 } from './autograd.js';
 export { releaseCachedMemory, cachedMemoryBytes } from './storage.js';
 export { Generator, manualSeed, defaultGenerator, type GeneratorState } from './random.js';

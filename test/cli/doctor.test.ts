@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { diagnose, formatReport } from '../../src/cli/doctor.js';
 import { backendInfo } from '../../src/backend/index.js';
+import { needMpirun } from '../distributed/helpers.js';
 
 const kiln = (args: string[], env: Record<string, string> = {}) =>
   spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
@@ -30,4 +31,19 @@ test('kiln doctor says why the native backend is unavailable, how to fix it, and
   assert.equal(report.native.available, false);
   assert.equal(report.backend.name, 'js');
   assert.match(report.backend.reason, /KILN_NATIVE_PATH/);
+});
+
+test('kiln doctor reports whether the MPI binding is built, or why not', (t) => {
+  const r = diagnose();
+  assert.equal(r.mpi.launched, false);
+  if (r.mpi.available) assert.match(formatReport(r), /MPI: binding built \(.+\); not started by mpirun, so a world of 1/);
+  const res = kiln(['doctor'], { KILN_MPI_PATH: '/nonexistent/kiln_mpi.node' });
+  assert.match(res.stdout, /MPI: unavailable \(single-process training only\): KILN_MPI_PATH is \/nonexistent\/kiln_mpi.node, which does not exist/);
+  assert.match(res.stdout, /apt install openmpi-bin libopenmpi-dev/);
+  if (!needMpirun(t)) return;
+  const env: NodeJS.ProcessEnv = { ...process.env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' };
+  const run = spawnSync('mpirun', ['--oversubscribe', '-np', '2', process.execPath, '--import', 'tsx', 'src/cli/main.ts', 'doctor'],
+    { encoding: 'utf8', env, timeout: 60_000 });
+  assert.match(run.stdout, /MPI: rank 0 of 2/);
+  assert.match(run.stdout, /MPI: rank 1 of 2/);
 });

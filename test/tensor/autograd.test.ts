@@ -89,3 +89,25 @@ test('recycled gradient buffers never overwrite gradients or the caller\'s tenso
   assert.deepEqual(b.grad!.data(), gb);
   assert.ok(kiln.zeros([n]).data().every((v) => v === 0), 'reused buffers come back zeroed');
 });
+
+test('onGradReady fires once per backward per leaf, with its final gradient, later layers first', () => {
+  const w1 = kiln.tensor([1, 2, 3]).requiresGrad_();
+  const w2 = kiln.tensor([4, 5, 6]).requiresGrad_();
+  const unused = kiln.tensor([0]).requiresGrad_();
+  const seen: [string, number[]][] = [];
+  const remove1 = kiln.onGradReady(w1, (p) => seen.push(['w1', [...p.grad!.storage]]));
+  kiln.onGradReady(w2, (p) => seen.push(['w2', [...p.grad!.storage]]));
+  kiln.onGradReady(unused, () => seen.push(['unused', []]));
+  // w1 is used twice (both contributions must be in when its hook runs); w2 only after w1's first use.
+  const h = w1.mul(2);
+  h.mul(w2).add(w1).sum().backward();
+  assert.deepEqual(seen, [['w2', [2, 4, 6]], ['w1', [9, 11, 13]]]);
+  seen.length = 0;
+  h.detach().mul(w2).sum().backward(); // a second pass accumulates: the hook sees the running sum
+  assert.deepEqual(seen, [['w2', [4, 8, 12]]]);
+  seen.length = 0;
+  remove1();
+  w1.mul(w2).sum().backward();
+  assert.deepEqual(seen.map(([n]) => n), ['w2']);
+  assert.throws(() => kiln.onGradReady(w1.mul(3), () => {}), /not a leaf/);
+});

@@ -76,7 +76,7 @@ function code(map: Map<string, number>, kind: string, op: string): number {
 const f32 = (a: unknown): a is Float32Array => a instanceof Float32Array;
 
 /** The package root: the nearest folder above this file with Kiln's package.json. */
-function packageRoot(): string {
+export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
     if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'binding.gyp'))) return dir;

@@ -452,10 +452,10 @@ static void gemm_locked(int transA, int transB, int batch, int M, int N, int K, 
     for (int b = 0; b < batch; b++) scale_c(C + (size_t)b * strideC, (size_t)M * N, beta);
     return;
   }
-  /* Decoding-sized products stream B once instead of packing it; a transposed A's rows are gathered into abuf[0]
-   * (when that buffer cannot grow, the packed path below still works). */
+  /* Decoding-sized products stream B once instead of packing it; A's rows are copied into abuf[0] first (when that
+   * buffer cannot grow, the packed path below still works). */
   if (kiln_gemv_applies(batch, M, K) && (long)N * K > 512 &&
-      !(transA && M > 1 && ensure(&abuf[0], &abuf_n[0], (size_t)M * K))) {
+      !ensure(&abuf[0], &abuf_n[0], (size_t)M * K)) {
     kiln_gemv_locked(transA, transB, M, N, K, alpha, A, B, beta, C, abuf[0], 0);
     return;
   }
@@ -499,7 +499,7 @@ void kiln_gemm_serial(int tid, int transA, int transB, int M, int N, int K, floa
   if (K <= 0 || alpha == 0.0f) { scale_c(C, (size_t)M * N, beta); return; }
   gemm_job g = { config(), transA, transB, M, N, K, alpha, beta, A, B, C, 0, 0, 0, 1, 0, { 0, 0 }, { 0, 0 } };
   if (is_tiny(&g) || tid < 0 || tid >= MAX_POOL) { naive(&g, A, B, C); return; }
-  if (kiln_gemv_applies(1, M, K) && !(transA && M > 1 && ensure(&abuf[tid], &abuf_n[tid], (size_t)M * K))) {
+  if (kiln_gemv_applies(1, M, K) && !ensure(&abuf[tid], &abuf_n[tid], (size_t)M * K)) {
     kiln_gemv_locked(transA, transB, M, N, K, alpha, A, B, beta, C, abuf[tid], 1);
     return;
   }

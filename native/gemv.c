@@ -21,8 +21,7 @@ typedef struct {
 /* A's row i as a contiguous (K) vector: rows of a transposed A are gathered into `rowbuf` once per call. */
 static const float *a_row(const gemv_job *g, int i, float *rowbuf) {
   if (!g->transA) return g->A + (size_t)i * g->K;
-  if (g->M == 1) return g->A;
-  for (int k = 0; k < g->K; k++) rowbuf[k] = g->A[(size_t)k * g->M + i];
+  else for (int k = 0; k < g->K; k++) rowbuf[k] = g->A[(size_t)k * g->M + i];
   return rowbuf;
 }
 
@@ -44,46 +43,57 @@ static void rows_scalar(const gemv_job *g, const float *const *a, int j0, int j1
 }
 
 #ifdef KILN_X86
-/* 64 columns a block (4 vectors) for up to 4 rows of A: 16 accumulators */
+/* Column tiles of GEMV_TILE: each row of B is read as one contiguous run per tile (sequential streams the
+ * prefetcher follows), 4 rows of B a step, into accumulators in L1. Every output's sum runs over k in order with
+ * one fused multiply-add per term, so the result does not depend on the tile or chunk edges. */
+#define GEMV_TILE 1024
 __attribute__((target("avx512f,avx2,fma")))
 static void rows_avx512(const gemv_job *g, const float *const *a, int j0, int j1) {
   const int M = g->M, N = g->N, K = g->K;
-  int j = j0;
-  for (; j + 64 <= j1; j += 64) {
-    __m512 acc[KILN_GEMV_MAX_M][4];
-    for (int i = 0; i < M; i++) for (int v = 0; v < 4; v++) acc[i][v] = _mm512_setzero_ps();
-    const float *b = g->B + j;
-    for (int k = 0; k < K; k++, b += N) {
-      __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), b2 = _mm512_loadu_ps(b + 32), b3 = _mm512_loadu_ps(b + 48);
+  _Alignas(64) float acc[KILN_GEMV_MAX_M][GEMV_TILE]; /* (M, tile) */
+  for (int t0 = j0; t0 < j1; t0 += GEMV_TILE) {
+    const int w = j1 - t0 < GEMV_TILE ? j1 - t0 : GEMV_TILE;
+    const int w16 = w & ~15;
+    const __mmask16 tail = (__mmask16)((1u << (w - w16)) - 1);
+    for (int i = 0; i < M; i++) memset(acc[i], 0, (size_t)w * sizeof(float));
+    int k = 0;
+    for (; k + 4 <= K; k += 4) {
+      const float *b0 = g->B + (size_t)k * N + t0, *b1 = b0 + N, *b2 = b1 + N, *b3 = b2 + N;
       for (int i = 0; i < M; i++) {
-        __m512 x = _mm512_set1_ps(a[i][k]);
-        acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
-        acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
-        acc[i][2] = _mm512_fmadd_ps(x, b2, acc[i][2]);
-        acc[i][3] = _mm512_fmadd_ps(x, b3, acc[i][3]);
+        const __m512 x0 = _mm512_set1_ps(a[i][k]), x1 = _mm512_set1_ps(a[i][k + 1]);
+        const __m512 x2 = _mm512_set1_ps(a[i][k + 2]), x3 = _mm512_set1_ps(a[i][k + 3]);
+        float *y = acc[i];
+        int j = 0;
+        for (; j < w16; j += 16) {
+          __m512 v = _mm512_load_ps(y + j);
+          v = _mm512_fmadd_ps(x0, _mm512_loadu_ps(b0 + j), v);
+          v = _mm512_fmadd_ps(x1, _mm512_loadu_ps(b1 + j), v);
+          v = _mm512_fmadd_ps(x2, _mm512_loadu_ps(b2 + j), v);
+          v = _mm512_fmadd_ps(x3, _mm512_loadu_ps(b3 + j), v);
+          _mm512_store_ps(y + j, v);
+        }
+        if (tail) {
+          __m512 v = _mm512_maskz_load_ps(tail, y + j);
+          v = _mm512_fmadd_ps(x0, _mm512_maskz_loadu_ps(tail, b0 + j), v);
+          v = _mm512_fmadd_ps(x1, _mm512_maskz_loadu_ps(tail, b1 + j), v);
+          v = _mm512_fmadd_ps(x2, _mm512_maskz_loadu_ps(tail, b2 + j), v);
+          v = _mm512_fmadd_ps(x3, _mm512_maskz_loadu_ps(tail, b3 + j), v);
+          _mm512_mask_store_ps(y + j, tail, v);
+        }
       }
     }
-    for (int i = 0; i < M; i++) {
-      _Alignas(64) float t[64];
-      for (int v = 0; v < 4; v++) _mm512_store_ps(t + 16 * v, acc[i][v]);
-      for (int c = 0; c < 64; c++) store_c(g, i, j + c, t[c]);
+    for (; k < K; k++) {
+      const float *b0 = g->B + (size_t)k * N + t0;
+      for (int i = 0; i < M; i++) {
+        const __m512 x0 = _mm512_set1_ps(a[i][k]);
+        float *y = acc[i];
+        int j = 0;
+        for (; j < w16; j += 16) _mm512_store_ps(y + j, _mm512_fmadd_ps(x0, _mm512_loadu_ps(b0 + j), _mm512_load_ps(y + j)));
+        if (tail) _mm512_mask_store_ps(y + j, tail, _mm512_fmadd_ps(x0, _mm512_maskz_loadu_ps(tail, b0 + j), _mm512_maskz_load_ps(tail, y + j)));
+      }
     }
-  }
-  for (; j < j1; j += 16) { /* the last columns, 16 at a time with a mask */
-    int w = j1 - j < 16 ? j1 - j : 16;
-    __mmask16 m = (__mmask16)((1u << w) - 1);
-    __m512 acc[KILN_GEMV_MAX_M];
-    for (int i = 0; i < M; i++) acc[i] = _mm512_setzero_ps();
-    const float *b = g->B + j;
-    for (int k = 0; k < K; k++, b += N) {
-      __m512 b0 = _mm512_maskz_loadu_ps(m, b);
-      for (int i = 0; i < M; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i][k]), b0, acc[i]);
-    }
-    for (int i = 0; i < M; i++) {
-      _Alignas(64) float t[16];
-      _mm512_store_ps(t, acc[i]);
-      for (int c = 0; c < w; c++) store_c(g, i, j + c, t[c]);
-    }
+    for (int i = 0; i < M; i++)
+      for (int c = 0; c < w; c++) store_c(g, i, t0 + c, acc[i][c]);
   }
 }
 
@@ -265,7 +275,9 @@ void kiln_gemv_locked(int transA, int transB, int M, int N, int K, float alpha, 
   size_t per = (((size_t)N + T - 1) / T + 63) / 64 * 64;
   gemv_task t = { &g, a, pick(transB, M), per };
   size_t chunks = ((size_t)N + per - 1) / per;
-  /* ~64K multiply-adds is about what waking a worker costs */
-  size_t min_parallel = (size_t)M * K * N >= 65536 ? 2 : chunks + 1;
+  /* A second thread pays only for big products: inside a decoding step, where JavaScript runs between the kernels
+   * and V8's background threads share the cores, a 256x768 product took 48 us on two threads against 26 us on
+   * one (the worker is rarely where it is needed); the 4096x256 LM head is still faster on two. */
+  size_t min_parallel = (size_t)M * K * N >= ((size_t)1 << 16) ? 2 : chunks + 1;
   kiln_parallel_for(chunks, 1, min_parallel, gemv_range, &t);
 }

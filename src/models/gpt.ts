@@ -3,14 +3,14 @@
 // state dicts move across unchanged; a KV cache makes generation one small forward per new token.
 
 import type { DType, FloatArray } from '../backend/index.js';
-import { activationScope, noGrad } from '../tensor/autograd.js';
+import { activationScope, isGradEnabled, noGrad } from '../tensor/autograd.js';
 import { zeros } from '../tensor/creation.js';
 import { linear } from '../tensor/ops/matmul.js';
 import { crossEntropy, dropout, embedding } from '../tensor/ops/nn-ops.js';
 import { narrow } from '../tensor/ops/shape-ops.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import { fmt } from '../tensor/shape.js';
-import { allocFloat } from '../tensor/storage.js';
+import { allocationScope, allocFloat } from '../tensor/storage.js';
 import { Tensor } from '../tensor/tensor.js';
 import { normal_ } from '../nn/init.js';
 import { LayerNorm } from '../nn/layers/norm.js';
@@ -241,10 +241,15 @@ export class GPT extends Module {
     if (cache) {
       if (targets) throw new Error('GPT.forward: targets cannot be combined with a KV cache (the cache is for inference)');
       const view = this.cacheView(idx, cache, options.rows);
-      return noGrad(() => this.run(idx, view, options.lastOnly ?? false));
+      // A decoding step: every buffer but the logits goes back to the pool for the next step.
+      return noGrad(() => allocationScope(() => this.run(idx, view, options.lastOnly ?? false), (r) => [r.logits]));
     }
     if (options.rows) throw new Error('GPT.forward: rows select cache rows; give a cache too');
     if (targets !== undefined && targets !== null) this.checkTargets(idx, targets, options);
+    if (!isGradEnabled()) {
+      // Evaluation or inference without a graph: the intermediates are dead once the forward returns.
+      return allocationScope(() => this.runWithLoss(idx, targets ?? null, options), (r) => [r.logits, r.loss]);
+    }
     // Every activation but the logits and the loss stays inside: backward hands their memory to the next step.
     return activationScope(() => this.runWithLoss(idx, targets ?? null, options), (r) => [r.logits, r.loss]);
   }
@@ -257,6 +262,7 @@ export class GPT extends Module {
   loss(idx: Tensor, targets: Tensor, options: Omit<GPTForwardOptions, 'cache' | 'lastOnly'> = {}): Tensor {
     this.checkIdx(idx, undefined);
     this.checkTargets(idx, targets, options);
+    if (!isGradEnabled()) return allocationScope(() => this.runWithLoss(idx, targets, options), (r) => [r.loss]).loss as Tensor;
     return activationScope(() => this.runWithLoss(idx, targets, options), (r) => [r.loss]).loss as Tensor;
   }
 

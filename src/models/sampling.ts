@@ -2,7 +2,7 @@
 // then a seeded draw (or arg-max when greedy), in the order of Hugging Face's logits processors and warpers.
 // Top-k and top-p thresholds come from a radix selection in linear time, never a sort of the vocabulary.
 
-import { softmax } from '../tensor/ops/nn-ops.js';
+import { softmax_ } from '../tensor/ops/nn-ops.js';
 import type { Generator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -40,12 +40,14 @@ export function checkSamplingOptions(o: SamplingOptions): void {
  */
 export class Sampler {
   private readonly scaled: Float32Array;
+  private readonly scaledTensor: Tensor; // a view of `scaled`, made once
   private readonly select: Selection;
   private seenMark: Uint8Array;
 
   constructor(readonly vocabSize: number, readonly options: SamplingOptions, private readonly generator: Generator) {
     checkSamplingOptions(options);
     this.scaled = new Float32Array(vocabSize);
+    this.scaledTensor = new Tensor(this.scaled, [vocabSize]);
     this.select = new Selection(vocabSize);
     this.seenMark = new Uint8Array(vocabSize);
   }
@@ -80,7 +82,8 @@ export class Sampler {
       if (x[i] > -Infinity) finite = true;
     }
     if (!finite) return argmax(logits, V);
-    const p = softmax(new Tensor(x, [V])).storage as Float32Array; // vectorised on the native backend
+    softmax_(this.scaledTensor); // vectorised on the native backend, in place
+    const p = x;
     // Top-k and top-p as one probability threshold: tokens at or above it stay. Ties at the boundary all stay, so
     // the draw never depends on the order of equal values.
     let threshold = 0;
@@ -107,14 +110,18 @@ export class Sampler {
 
 // Radix selection on the bits of non-negative float32 values, whose bit patterns sort as the values do: a
 // histogram of the top 12 bits finds the bucket where the running count (or mass) from the top reaches the
-// target, then the next 12 bits within that bucket, then the last 8. Three passes at most, none a sort.
-const LEVELS: readonly (readonly [shift: number, buckets: number])[] = [[20, 2048], [8, 4096], [0, 256]];
+// target, then the next 12 bits within that bucket, then the last 8; a small bucket is sorted instead. No sort of
+// the vocabulary.
+
+/** Buckets this small are sorted instead of split further. */
+const SMALL_BUCKET = 128;
 
 /** Finds top-k and top-p thresholds over probability rows of one length, with its scratch kept between calls. */
 export class Selection {
-  private readonly bits: Uint32Array;
   private readonly vals: Float32Array;
+  private readonly bits: Uint32Array;
   private readonly weight = new Float64Array(4096);
+  private above = 0;
 
   constructor(n: number) {
     this.vals = new Float32Array(n);
@@ -126,30 +133,73 @@ export class Selection {
    * (byCount, top-k) or their sum (top-p). Returns floor when even all of them fall short (rounding).
    */
   threshold(p: Float32Array, floor: number, target: number, byCount: boolean): number {
-    const { vals, bits, weight } = this;
-    let m = 0;
-    for (let i = 0; i < p.length; i++) if (p[i] >= floor) vals[m++] = p[i];
-    let above = 0;
-    let prefix = 0;
-    for (const [shift, buckets] of LEVELS) {
-      weight.fill(0, 0, buckets);
-      const mask = buckets - 1;
-      for (let i = 0; i < m; i++) weight[(bits[i] >>> shift) & mask] += byCount ? 1 : vals[i];
-      let chosen = -1;
-      for (let b = buckets - 1; b >= 0; b--) {
-        if (above + weight[b] >= target) {
-          chosen = b;
-          break;
-        }
-        above += weight[b];
-      }
-      if (chosen < 0) return floor;
-      prefix |= chosen << shift;
-      let k = 0;
-      for (let i = 0; i < m; i++) if (((bits[i] >>> shift) & mask) === chosen) vals[k++] = vals[i];
-      m = k;
+    this.above = 0;
+    // Level 1 straight over p: the histogram of the top 12 bits of the values >= floor.
+    const pbits = new Uint32Array(p.buffer, p.byteOffset, p.length);
+    const weight = this.weight;
+    weight.fill(0, 0, 2048);
+    for (let i = 0; i < p.length; i++) {
+      const v = p[i];
+      if (v >= floor) weight[pbits[i] >>> 20] += byCount ? 1 : v;
     }
-    return new Float32Array(new Uint32Array([prefix >>> 0]).buffer)[0];
+    const b1 = this.chooseBucket(2047, target);
+    if (b1 < 0) return floor;
+    let m = 0;
+    const bits = this.bits;
+    for (let i = 0; i < p.length; i++) if (pbits[i] >>> 20 === b1 && p[i] >= floor) bits[m++] = pbits[i];
+    if (m <= SMALL_BUCKET) return this.bySorting(m, target, byCount);
+    const b2 = this.level(m, 8, 4095, target, byCount);
+    if (b2 < 0) return floor;
+    m = this.keep(m, 8, 4095, b2);
+    const b3 = this.level(m, 0, 255, target, byCount);
+    if (b3 < 0) return floor;
+    bits[0] = ((b1 << 20) | (b2 << 8) | b3) >>> 0;
+    return this.vals[0];
+  }
+
+  /** The first m values sorted, largest first, until the weight from the top reaches target. */
+  private bySorting(m: number, target: number, byCount: boolean): number {
+    const v = this.vals.subarray(0, m).sort(); // ascending; m is small
+    let above = this.above;
+    for (let i = m - 1; i >= 0; i--) {
+      above += byCount ? 1 : v[i];
+      if (above >= target) return v[i];
+    }
+    return v[0];
+  }
+
+  /** The highest bucket in weight[0, mask] at which the weight from the top reaches target; -1 if none. */
+  private chooseBucket(mask: number, target: number): number {
+    const weight = this.weight;
+    let above = this.above;
+    for (let b = mask; b >= 0; b--) {
+      const w = weight[b];
+      if (w === 0) continue;
+      if (above + w >= target) {
+        this.above = above;
+        return b;
+      }
+      above += w;
+    }
+    this.above = above;
+    return -1;
+  }
+
+  /** Histogram of the first m values by (bits >>> shift) & mask, then the bucket where the weight reaches target. */
+  private level(m: number, shift: number, mask: number, target: number, byCount: boolean): number {
+    const { bits, vals, weight } = this;
+    weight.fill(0, 0, mask + 1);
+    if (byCount) for (let i = 0; i < m; i++) weight[(bits[i] >>> shift) & mask] += 1;
+    else for (let i = 0; i < m; i++) weight[(bits[i] >>> shift) & mask] += vals[i];
+    return this.chooseBucket(mask, target);
+  }
+
+  /** Keeps the first m values whose bucket is b (in place); returns how many. */
+  private keep(m: number, shift: number, mask: number, b: number): number {
+    const bits = this.bits;
+    let k = 0;
+    for (let i = 0; i < m; i++) if (((bits[i] >>> shift) & mask) === b) bits[k++] = bits[i];
+    return k;
   }
 }
 

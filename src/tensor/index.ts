@@ -24,7 +24,7 @@ export {
   indexSelect, gather,
 } from './ops/shape-ops.js';
 export {
-  softmax, logSoftmax, layerNorm, embedding, dropout, crossEntropy, attention,
+  softmax, softmax_, logSoftmax, layerNorm, embedding, dropout, crossEntropy, attention,
   type CrossEntropyOptions, type AttentionOptions,
 } from './ops/nn-ops.js';
 export { adamwUpdate_, type AdamwUpdateOptions } from './ops/optim-ops.js';

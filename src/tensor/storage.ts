@@ -7,7 +7,7 @@ import { backend, type AnyArray, type DType, type FloatArray } from '../backend/
 // engine hands back buffers it can prove nobody else holds (recycle): dead gradients, and the activations of a
 // model's forward pass once backward is done with them (activationScope). alloc reuses them. Only whole, large
 // buffers are kept; the pool is bounded, and when full it drops the sizes it has held longest.
-const POOL_MIN_BYTES = 64 * 1024;
+const POOL_MIN_BYTES = 256;
 const POOL_MAX_BYTES = 1024 * 1024 * 1024;
 const pool = new Map<string, AnyArray[]>();
 let pooledBytes = 0;
@@ -46,11 +46,44 @@ export function releaseCachedMemory(): void {
 /** Bytes the pool holds for reuse (the backend's freed memory, which releaseCachedMemory also returns, not counted). */
 export function cachedMemoryBytes(): number { return pooledBytes; }
 
+/** Buffers allocated inside each open allocationScope, innermost last. */
+const allocScopes: AnyArray[][] = [];
+
+/**
+ * Runs fn (an inference step: no graph) and hands every buffer allocated inside it back to the pool afterwards,
+ * except those behind the tensors keep(result) returns: the next step reuses them while they are still in the
+ * cache, instead of streaming fresh memory through it. Only code whose intermediates never escape may use this
+ * (a model's forward under noGrad: GPT's decoding step does). Buffers of tensors made before fn are never touched.
+ */
+export function allocationScope<T>(fn: () => T, keep: (result: T) => readonly ({ storage: AnyArray } | null | undefined)[]): T {
+  const made: AnyArray[] = [];
+  allocScopes.push(made);
+  let result: T;
+  try {
+    result = fn();
+  } finally {
+    allocScopes.pop();
+  }
+  const kept = new Set<ArrayBufferLike>();
+  for (const t of keep(result)) if (t) kept.add(t.storage.buffer);
+  const parent = allocScopes[allocScopes.length - 1];
+  for (const buf of made) {
+    if (!kept.has(buf.buffer)) recycle(buf);
+    else if (parent) parent.push(buf); // still the parent's to release
+  }
+  return result;
+}
+
+function track<A extends AnyArray>(buf: A): A {
+  if (allocScopes.length > 0) allocScopes[allocScopes.length - 1].push(buf);
+  return buf;
+}
+
 /** A zero-filled buffer of n elements, reused from the pool when one fits. */
 export function alloc(dtype: DType, n: number): AnyArray {
   const reused = takePooled(dtype, n);
-  if (reused) return reused.fill(0);
-  return fresh(dtype, n);
+  if (reused) return track(reused.fill(0));
+  return track(fresh(dtype, n));
 }
 
 /**
@@ -58,7 +91,7 @@ export function alloc(dtype: DType, n: number): AnyArray {
  * that writes every element before anything reads it, which saves a pass over memory.
  */
 export function allocUninit(dtype: DType, n: number): AnyArray {
-  return takePooled(dtype, n) ?? freshUninit(dtype, n);
+  return track(takePooled(dtype, n) ?? freshUninit(dtype, n));
 }
 
 // Node's Buffer.allocUnsafeSlow takes memory without zero-filling it (a pass over memory saved); elsewhere a

@@ -3,7 +3,7 @@
 // ./reference.ts and the tests hold each fused op against its composite.
 
 import { backend, type FloatArray } from '../../backend/index.js';
-import { defineOp, record } from '../autograd.js';
+import { defineOp, isGradEnabled, record } from '../autograd.js';
 import { defaultGenerator, type Generator } from '../random.js';
 import { fmt, normAxis, sizeOf } from '../shape.js';
 import { allocFloat, allocFloatUninit } from '../storage.js';
@@ -30,6 +30,18 @@ function softmaxLike(x: Tensor, dim: number, log: boolean): Tensor {
 
 export const softmax = defineOp('softmax', (x: Tensor, dim = -1): Tensor => softmaxLike(x, dim, false));
 export const logSoftmax = defineOp('logSoftmax', (x: Tensor, dim = -1): Tensor => softmaxLike(x, dim, true));
+
+/**
+ * Softmax over the last axis, written over x (no graph, no allocation): for inference code that owns its buffer,
+ * such as a sampler turning a row of logits into probabilities every token. Returns x.
+ */
+export function softmax_(x: Tensor): Tensor {
+  requireFloat(x, 'softmax_');
+  if (x.requiresGrad && isGradEnabled()) throw new Error('softmax_: in place on a tensor that requires grad; use softmax');
+  const cols = x.ndim === 0 ? 1 : x.shape[x.ndim - 1];
+  backend().softmax(x.storage as FloatArray, x.size / Math.max(cols, 1), cols, false, x.storage as FloatArray);
+  return x;
+}
 
 /**
  * Layer norm over the trailing dims given by normalizedShape (a number means the last dim).

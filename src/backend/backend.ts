@@ -129,4 +129,6 @@ export interface Backend {
 
   /** Gives memory the backend keeps for reuse back to the system (optional: backends that keep none omit it). */
   releaseMemory?(): void;
+  /** Told the size of every fresh (not pooled) tensor buffer, so the host can reclaim dropped ones sooner (optional). */
+  noteFreshMemory?(bytes: number): void;
 }

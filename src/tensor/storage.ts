@@ -98,10 +98,13 @@ export function allocUninit(dtype: DType, n: number): AnyArray {
 // typed array is always zeroed. Small buffers are not worth it.
 const unsafeAlloc = (globalThis as { Buffer?: { allocUnsafeSlow(bytes: number): Uint8Array } }).Buffer?.allocUnsafeSlow;
 const UNINIT_MIN_BYTES = 16 * 1024;
+/** Elements below which a fresh buffer is not reported to the backend (V8 keeps tiny ones in its own heap). */
+const FRESH_NOTE_MIN = 64;
 
 function freshUninit(dtype: DType, n: number): AnyArray {
   const bytes = n * (dtype === 'float64' ? 8 : 4);
   if (!unsafeAlloc || bytes < UNINIT_MIN_BYTES) return fresh(dtype, n);
+  backend().noteFreshMemory?.(bytes);
   const buf = unsafeAlloc(bytes).buffer;
   switch (dtype) {
     case 'float32': return new Float32Array(buf, 0, n);
@@ -119,6 +122,7 @@ function takePooled(dtype: DType, n: number): AnyArray | undefined {
 }
 
 function fresh(dtype: DType, n: number): AnyArray {
+  if (n >= FRESH_NOTE_MIN) backend().noteFreshMemory?.(n * (dtype === 'float64' ? 8 : 4));
   switch (dtype) {
     case 'float32': return new Float32Array(n);
     case 'float64': return new Float64Array(n);

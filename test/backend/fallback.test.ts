@@ -75,3 +75,18 @@ test('KILN_BACKEND=js chooses the reference backend without a warning', async ()
   assert.equal(out.info.name, 'js');
   assert.ok(!res.stderr.includes('KilnWarning'), res.stderr);
 });
+
+// The memory settings are checked when the addon loads; a bad value is named in the reason (and the warning).
+const badCache = runChild(INFO_ONLY, { KILN_BACKEND: undefined, KILN_CACHE_BYTES: 'lots' });
+const badGc = runChild(INFO_ONLY, { KILN_BACKEND: undefined, KILN_FRESH_GC_BYTES: '-1' });
+
+test('bad KILN_CACHE_BYTES or KILN_FRESH_GC_BYTES values are named, not ignored', async () => {
+  for (const [res, pattern] of [[await badCache, /KILN_CACHE_BYTES must be a whole number of bytes .* got 'lots'/],
+    [await badGc, /KILN_FRESH_GC_BYTES must be a whole number of bytes .* got '-1'/]] as const) {
+    assert.equal(res.status, 0, res.stderr);
+    const out = JSON.parse(res.stdout.trim().split('\n').pop()!);
+    assert.equal(out.info.name, 'js');
+    assert.match(out.info.reason, pattern);
+    assert.match(res.stderr, pattern);
+  }
+});

@@ -5,6 +5,8 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { AnyArray, Backend, BinaryOp, FloatArray, ReduceOp, UnaryOp } from '../backend.js';
 import { jsBackend } from '../js/index.js';
 
@@ -209,6 +211,7 @@ function wrap(n: Addon): Backend {
       else js.adamw(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, bc1, bc2);
     },
     releaseMemory: () => n.memoryRelease(),
+    noteFreshMemory: freshMemoryCollector(),
   };
 }
 
@@ -224,6 +227,40 @@ export interface NativeControls {
 }
 
 let cached: (NativeLoad & { addon?: Addon }) | undefined;
+
+/** Fresh tensor memory between two young-generation collections that Kiln asks for (KILN_FRESH_GC_BYTES). */
+const DEFAULT_FRESH_GC_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Tensors that plain code drops (`c = a.matmul(b)` in a loop) are freed only when V8 collects them, and V8 waits
+ * for tens of MB of new ArrayBuffers first: until then every result lands on fresh pages, which fault (about
+ * 10 us a page on a VM, several times the GEMM). So after every KILN_FRESH_GC_BYTES of fresh tensor memory Kiln
+ * asks V8 for a young-generation collection (a scavenge: well under a millisecond when few objects survive);
+ * freed buffers go back to the C library, which keeps them mapped (memory.c), and the next results reuse them warm.
+ * 0 turns it off. Returns the hook, or undefined where the collector cannot be reached.
+ */
+function freshMemoryCollector(): ((bytes: number) => void) | undefined {
+  const raw = process.env.KILN_FRESH_GC_BYTES;
+  const every = raw === undefined || raw.trim() === '' ? DEFAULT_FRESH_GC_BYTES : Number(raw);
+  if (!Number.isSafeInteger(every) || every < 0) {
+    throw new Error(`KILN_FRESH_GC_BYTES must be a whole number of bytes (0 turns the collections off), got '${raw}'`);
+  }
+  if (every === 0) return undefined;
+  let gc: ((options: { type: 'minor' }) => void) | undefined;
+  try {
+    setFlagsFromString('--expose-gc'); // only contexts made from now on see gc(); the user's global stays as it is
+    gc = runInNewContext('gc') as (options: { type: 'minor' }) => void;
+  } catch {
+    return undefined;
+  }
+  let pending = 0;
+  return (bytes) => {
+    pending += bytes;
+    if (pending < every) return;
+    pending = 0;
+    gc!({ type: 'minor' });
+  };
+}
 
 const DEFAULT_CACHE_BYTES = 1024 * 1024 * 1024;
 

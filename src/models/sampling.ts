@@ -74,38 +74,53 @@ export class Sampler {
       }
     }
     if (temperature === 0) return argmax(logits, V);
-    const x = this.scaled;
-    const inv = 1 / temperature;
-    let finite = false;
-    for (let i = 0; i < V; i++) {
-      x[i] = logits[i] * inv;
-      if (x[i] > -Infinity) finite = true;
-    }
-    if (!finite) return argmax(logits, V);
+    const p = this.scaled;
+    if (!scaleInto(p, logits, 1 / temperature)) return argmax(logits, V);
     softmax_(this.scaledTensor); // vectorised on the native backend, in place
-    const p = x;
     // Top-k and top-p as one probability threshold: tokens at or above it stay. Ties at the boundary all stay, so
     // the draw never depends on the order of equal values.
     let threshold = 0;
     if (topK > 0 && topK < V) threshold = this.select.threshold(p, 0, topK, true);
-    if (topP < 1) {
-      let kept = 0;
-      for (let i = 0; i < V; i++) if (p[i] >= threshold) kept += p[i];
-      threshold = Math.max(threshold, this.select.threshold(p, threshold, topP * kept, false));
-    }
-    let total = 0;
-    for (let i = 0; i < V; i++) if (p[i] >= threshold) total += p[i];
-    let r = this.generator.uniform() * total;
-    let last = -1;
-    for (let i = 0; i < V; i++) {
-      if (p[i] < threshold || p[i] === 0) continue;
-      last = i;
-      r -= p[i];
-      if (r < 0) return i;
-    }
-    // Rounding left a sliver: the last token with any mass.
-    return last >= 0 ? last : argmax(logits, V);
+    if (topP < 1) threshold = Math.max(threshold, this.select.threshold(p, threshold, topP * sumFrom(p, threshold), false));
+    const id = draw(p, threshold, this.generator.uniform() * sumFrom(p, threshold));
+    return id >= 0 ? id : argmax(logits, V);
   }
+}
+
+// The passes over the vocabulary, each a small loop of its own.
+
+/** x = logits * inv over x's length; false when no value is above -Infinity. */
+function scaleInto(x: Float32Array, logits: ArrayLike<number>, inv: number): boolean {
+  let finite = false;
+  for (let i = 0; i < x.length; i++) {
+    const v = logits[i] * inv;
+    x[i] = v;
+    if (v > -Infinity) finite = true;
+  }
+  return finite;
+}
+
+/** The sum of the values >= t. */
+function sumFrom(p: Float32Array, t: number): number {
+  let s = 0;
+  for (let i = 0; i < p.length; i++) if (p[i] >= t) s += p[i];
+  return s;
+}
+
+/**
+ * The index where the running sum of the values >= t (in index order) passes r; when rounding leaves a sliver,
+ * the last index with any mass; -1 when there is none.
+ */
+function draw(p: Float32Array, t: number, r: number): number {
+  let last = -1;
+  for (let i = 0; i < p.length; i++) {
+    const v = p[i];
+    if (v < t || v === 0) continue;
+    last = i;
+    r -= v;
+    if (r < 0) return i;
+  }
+  return last;
 }
 
 // Radix selection on the bits of non-negative float32 values, whose bit patterns sort as the values do: a

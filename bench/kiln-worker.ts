@@ -91,7 +91,8 @@ const jobs: Record<string, (p: Params) => Record<string, unknown>> = {
   t4(p) {
     const r = runT4({ repeats: Number(p.repeats ?? 5) });
     return { model_generate_tokens_per_s: r.modelGenerateTokensPerSecond, infer_greedy_tokens_per_s: r.inferGreedyTokensPerSecond,
-      infer_sampling_tokens_per_s: r.inferSamplingTokensPerSecond, greedy_outputs_match: r.greedyOutputsMatch };
+      infer_sampling_tokens_per_s: r.inferSamplingTokensPerSecond,
+      sampling_cost_over_greedy: r.samplingCostOverGreedy, greedy_outputs_match: r.greedyOutputsMatch };
   },
 };
 

@@ -1,6 +1,7 @@
 // T4 of BENCHMARKS.md on Kiln: greedy generation with the T3 model (V=4096, T=128, L=4, H=4, C=256), prompt 16
 // tokens, 112 new tokens, batch 1, with the KV cache. Three paths, each timed the same way (median of repeats after
-// one warm-up, prefill included):
+// one warm-up, prefill included; the paths
+// run in rotation so that a drift in the machine's speed weighs on each alike):
 //   - `gpt.generate(idx, 112, { temperature: 0 })`: the model's own method (its default temperature is 1, so greedy is
 //     asked for), the headline, like for like with a PyTorch loop;
 //   - `kiln.infer.generate(gpt, promptIds, { maxNewTokens: 112 })`: the code path the CLI and the server take;
@@ -20,21 +21,33 @@ export interface T4Result {
   inferGreedyTokensPerSecond: number;
   /** New tokens/s through kiln.infer.generate at the CLI's sampling defaults. */
   inferSamplingTokensPerSecond: number;
+  /** Median over rounds of (sampling time / greedy time) of the pair timed back to back. */
+  samplingCostOverGreedy: number;
   /** Whether gpt.generate and kiln.infer.generate produce the same greedy tokens. */
   greedyOutputsMatch: boolean;
 }
 
-function medianSeconds(run: () => number[], repeats: number): number {
-  run(); // warm-up
-  const times: number[] = [];
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/**
+ * Times the paths in rotation (one warm-up each, then `repeats` rounds of every path in turn), so that a drift in
+ * the machine's speed within the run weighs on every path alike. Returns each path's seconds per call, in order.
+ */
+function interleavedSeconds(paths: (() => number[])[], repeats: number): number[][] {
+  for (const run of paths) run(); // warm-up
+  const times = paths.map(() => [] as number[]);
   for (let i = 0; i < repeats; i++) {
-    const t = performance.now();
-    const out = run();
-    times.push((performance.now() - t) / 1000);
-    if (out.length !== T4.newTokens) throw new Error(`T4: expected ${T4.newTokens} new tokens, got ${out.length}`);
+    paths.forEach((run, p) => {
+      const t = performance.now();
+      const out = run();
+      times[p].push((performance.now() - t) / 1000);
+      if (out.length !== T4.newTokens) throw new Error(`T4: expected ${T4.newTokens} new tokens, got ${out.length}`);
+    });
   }
-  times.sort((a, b) => a - b);
-  return times.length % 2 ? times[times.length >> 1] : (times[times.length / 2 - 1] + times[times.length / 2]) / 2;
+  return times;
 }
 
 /** Runs T4 on the current backend. */
@@ -52,10 +65,12 @@ export function runT4(options: { repeats?: number } = {}): T4Result {
   const viaInferSampling = (): number[] => kiln.infer.generate(gpt, prompt, { maxNewTokens: T4.newTokens, ...CLI_SAMPLING, seed: seed++ });
   const a = viaModel();
   const b = viaInfer();
+  const [model, greedy, sampling] = interleavedSeconds([viaModel, viaInfer, viaInferSampling], repeats);
   return {
-    modelGenerateTokensPerSecond: T4.newTokens / medianSeconds(viaModel, repeats),
-    inferGreedyTokensPerSecond: T4.newTokens / medianSeconds(viaInfer, repeats),
-    inferSamplingTokensPerSecond: T4.newTokens / medianSeconds(viaInferSampling, repeats),
+    modelGenerateTokensPerSecond: T4.newTokens / median(model),
+    inferGreedyTokensPerSecond: T4.newTokens / median(greedy),
+    inferSamplingTokensPerSecond: T4.newTokens / median(sampling),
+    samplingCostOverGreedy: median(sampling.map((t, i) => t / greedy[i])),
     greedyOutputsMatch: a.length === b.length && a.every((v, i) => v === b[i]),
   };
 }

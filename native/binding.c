@@ -401,6 +401,18 @@ static napi_value memory_release(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+static napi_value memory_advise_huge(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  void *data = NULL;
+  size_t bytes = 0;
+  if (napi_get_arraybuffer_info(env, argv[0], &data, &bytes) != napi_ok) {
+    napi_throw_type_error(env, NULL, "memoryAdviseHuge: expected an ArrayBuffer");
+    return NULL;
+  }
+  kiln_memory_advise_huge(data, bytes);
+  return undef(env);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   static const struct { const char *name; napi_callback cb; } fns[] = {
     { "fill", fill }, { "copy", copy }, { "unary", unary }, { "unaryBackward", unary_backward }, { "clamp", clamp },
@@ -412,6 +424,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "sliceAssign", slice_assign }, { "attention", attention }, { "attentionBackward", attention_backward },
     { "adamw", adamw }, { "info", get_info }, { "setIsa", set_isa }, { "setThreads", set_threads },
     { "gemmTune", gemm_tune }, { "memoryInit", memory_init }, { "memoryRelease", memory_release },
+    { "memoryAdviseHuge", memory_advise_huge },
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -43,6 +43,7 @@ void kiln_gemm_serial(int tid, int transA, int transB, int M, int N, int K, floa
  * in force (0 where the C library cannot be tuned). */
 size_t kiln_memory_init(size_t bound);
 void kiln_memory_release(void);  /* gives the cached free memory back to the system */
+void kiln_memory_advise_huge(void *p, size_t bytes);  /* asks for huge pages for a fresh, untouched buffer */
 
 /* ---- small-M GEMM without packing (gemv.c), used by kiln_gemm for decoding-sized products ---- */
 #define KILN_GEMV_MAX_M 4

@@ -131,4 +131,6 @@ export interface Backend {
   releaseMemory?(): void;
   /** Told the size of every fresh (not pooled) tensor buffer, so the host can reclaim dropped ones sooner (optional). */
   noteFreshMemory?(bytes: number): void;
+  /** Told of every big fresh buffer before anything touches it, so the host can back it with huge pages (optional). */
+  adviseFresh?(buffer: ArrayBuffer): void;
 }

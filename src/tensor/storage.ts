@@ -98,6 +98,8 @@ export function allocUninit(dtype: DType, n: number): AnyArray {
 // typed array is always zeroed. Small buffers are not worth it.
 const unsafeAlloc = (globalThis as { Buffer?: { allocUnsafeSlow(bytes: number): Uint8Array } }).Buffer?.allocUnsafeSlow;
 const UNINIT_MIN_BYTES = 16 * 1024;
+/** Buffers from this size on ask for huge pages (numpy's threshold). */
+const HUGE_MIN_BYTES = 4 * 1024 * 1024;
 /** Elements below which a fresh buffer is not reported to the backend (V8 keeps tiny ones in its own heap). */
 const FRESH_NOTE_MIN = 64;
 
@@ -105,12 +107,30 @@ function freshUninit(dtype: DType, n: number): AnyArray {
   const bytes = n * (dtype === 'float64' ? 8 : 4);
   if (!unsafeAlloc || bytes < UNINIT_MIN_BYTES) return fresh(dtype, n);
   backend().noteFreshMemory?.(bytes);
-  const buf = unsafeAlloc(bytes).buffer;
+  return view(dtype, untouched(bytes), n);
+}
+
+/** Fresh memory nothing has touched yet; a big block asks the backend for huge pages first (see adviseFresh). */
+function untouched(bytes: number): ArrayBuffer {
+  const buf = unsafeAlloc!(bytes).buffer as ArrayBuffer;
+  if (bytes >= HUGE_MIN_BYTES) backend().adviseFresh?.(buf);
+  return buf;
+}
+
+/** A copy of `src` for the caller to own (tensor.data()); a big one comes in huge pages like fresh storage. */
+export function copyOut(src: AnyArray): AnyArray {
+  if (!unsafeAlloc || src.byteLength < HUGE_MIN_BYTES) return src.slice();
+  const out = view(dtypeOf(src), untouched(src.byteLength), src.length);
+  out.set(src);
+  return out;
+}
+
+function view(dtype: DType, buf: ArrayBuffer, n: number): AnyArray {
   switch (dtype) {
     case 'float32': return new Float32Array(buf, 0, n);
     case 'float64': return new Float64Array(buf, 0, n);
     case 'int32': return new Int32Array(buf, 0, n);
-    default: return fresh(dtype, n);
+    default: throw new Error(`unknown dtype '${dtype as string}'; expected float32, float64 or int32`);
   }
 }
 
@@ -122,7 +142,11 @@ function takePooled(dtype: DType, n: number): AnyArray | undefined {
 }
 
 function fresh(dtype: DType, n: number): AnyArray {
-  if (n >= FRESH_NOTE_MIN) backend().noteFreshMemory?.(n * (dtype === 'float64' ? 8 : 4));
+  const bytes = n * (dtype === 'float64' ? 8 : 4);
+  if (n >= FRESH_NOTE_MIN) backend().noteFreshMemory?.(bytes);
+  // A big zeroed buffer: zeroing it ourselves after the huge-page advice faults 2 MiB at a time, where calloc's
+  // pages would fault 4 KiB at a time.
+  if (unsafeAlloc && bytes >= HUGE_MIN_BYTES) return view(dtype, untouched(bytes), n).fill(0);
   switch (dtype) {
     case 'float32': return new Float32Array(n);
     case 'float64': return new Float64Array(n);

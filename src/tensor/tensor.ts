@@ -4,7 +4,7 @@
 import type { AnyArray, DType, FloatArray } from '../backend/index.js';
 import { type Node, markShared, runBackward, type BackwardOptions } from './autograd.js';
 import { fmt, sizeOf, type Shape } from './shape.js';
-import { dtypeOf, isFloat } from './storage.js';
+import { copyOut, dtypeOf, isFloat } from './storage.js';
 import * as ew from './ops/elementwise.js';
 import * as red from './ops/reduce.js';
 import * as mm from './ops/matmul.js';
@@ -56,7 +56,7 @@ export class Tensor {
   }
 
   /** A flat copy of the values. */
-  data(): AnyArray { return this.storage.slice(); }
+  data(): AnyArray { return copyOut(this.storage); }
 
   /** The values as nested arrays (a number for a 0-d tensor). */
   toArray(): NestedArray {

@@ -57,6 +57,7 @@ interface Addon {
   gemmTune(mc: number, kc: number, nc: number): void;
   memoryInit(bound: number): number;
   memoryRelease(): void;
+  memoryAdviseHuge?(buffer: ArrayBuffer): void;
 }
 
 // Op codes: the order of the enums in native/kiln.h.
@@ -212,6 +213,7 @@ function wrap(n: Addon): Backend {
     },
     releaseMemory: () => n.memoryRelease(),
     noteFreshMemory: freshMemoryCollector(),
+    adviseFresh: n.memoryAdviseHuge ? (buffer) => n.memoryAdviseHuge!(buffer) : undefined,
   };
 }
 

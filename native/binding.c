@@ -217,6 +217,35 @@ static napi_value layernorm_backward(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+static napi_value rmsnorm(napi_env env, napi_callback_info info) {
+  ARGS(7); F32(0, x); F32OPT(1, weight); INT(2, rows); INT(3, C); NUM(4, eps); F32(5, out); F32(6, rstd);
+  NEED(x, rows * C); NEED(out, rows * C); NEED(rstd, rows);
+  if (weight.present) NEED(weight, C);
+  kiln_rmsnorm(F(x), weight.present ? F(weight) : NULL, rows, C, (float)eps, F(out), F(rstd));
+  return undef(env);
+}
+
+static napi_value rmsnorm_backward(napi_env env, napi_callback_info info) {
+  ARGS(8); F32(0, dy); F32(1, x); F32OPT(2, weight); F32(3, rstd); INT(4, rows); INT(5, C); F32(6, dx);
+  F32OPT(7, dweight);
+  NEED(dy, rows * C); NEED(x, rows * C); NEED(dx, rows * C); NEED(rstd, rows);
+  if (weight.present) NEED(weight, C);
+  if (dweight.present) NEED(dweight, C);
+  kiln_rmsnorm_backward(F(dy), F(x), weight.present ? F(weight) : NULL, F(rstd), rows, C, F(dx),
+                        dweight.present ? F(dweight) : NULL);
+  return undef(env);
+}
+
+static napi_value rope(napi_env env, napi_callback_info info) {
+  ARGS(9); F32(0, x); INT(1, B); INT(2, T); INT(3, NH); INT(4, HS); NUM(5, theta); I32(6, starts); BOOL(7, inverse);
+  F32(8, out);
+  NEED(x, B * T * NH * HS); NEED(out, B * T * NH * HS); NEED(starts, B);
+  if (kiln_rope(F(x), B, T, NH, HS, theta, I(starts), inverse, F(out)) != 0) {
+    FAIL("kiln native: rope: head size %zu must be even and at most 1024", HS);
+  }
+  return undef(env);
+}
+
 static napi_value cross_entropy(napi_env env, napi_callback_info info) {
   ARGS(8); F32(0, logits); I32(1, targets); INT(2, N); INT(3, V); NUM(4, ignore); NUM(5, smooth);
   F32(6, losses); F32(7, lse);
@@ -419,6 +448,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "binary", binary }, { "where", where }, { "expand", expand }, { "reduce", reduce }, { "argmax", argmax },
     { "gemm", gemm }, { "softmax", softmax }, { "softmaxBackward", softmax_backward }, { "layerNorm", layernorm },
     { "layerNormBackward", layernorm_backward }, { "crossEntropy", cross_entropy },
+    { "rmsNorm", rmsnorm }, { "rmsNormBackward", rmsnorm_backward }, { "rope", rope },
     { "crossEntropyBackward", cross_entropy_backward }, { "indexSelect", index_select }, { "indexAdd", index_add },
     { "gather", gather }, { "scatterAdd", scatter_add }, { "permute", permute }, { "sliceCopy", slice_copy },
     { "sliceAssign", slice_assign }, { "attention", attention }, { "attentionBackward", attention_backward },

@@ -89,6 +89,12 @@ void kiln_layernorm(const float *x, const float *weight, const float *bias, size
                     float *out, float *mean, float *rstd);
 void kiln_layernorm_backward(const float *dy, const float *x, const float *weight, const float *mean,
                              const float *rstd, size_t rows, size_t C, float *dx, float *dweight, float *dbias);
+void kiln_rmsnorm(const float *x, const float *weight, size_t rows, size_t C, float eps, float *out, float *rstd);
+void kiln_rmsnorm_backward(const float *dy, const float *x, const float *weight, const float *rstd, size_t rows,
+                           size_t C, float *dx, float *dweight);
+/* returns 0, or -1 when HS is odd or above 1024 */
+int kiln_rope(const float *x, size_t B, size_t T, size_t NH, size_t HS, double theta, const int32_t *starts, int inverse,
+              float *out);
 /* returns -1 on success, else the row whose target is out of range */
 long kiln_cross_entropy(const float *logits, const int32_t *targets, size_t N, size_t V, int ignoreIndex,
                         float labelSmoothing, float *losses, float *lse);

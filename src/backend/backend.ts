@@ -75,6 +75,18 @@ export interface Backend {
   layerNormBackward(dy: FloatArray, x: FloatArray, weight: FloatArray | null, mean: FloatArray, rstd: FloatArray,
     rows: number, C: number, dx: FloatArray, dweight: FloatArray | null, dbias: FloatArray | null): void;
 
+  /** RMSNorm over the last axis: x, out (rows, C); weight (C) or null; rstd (rows) is written for backward. */
+  rmsNorm(x: FloatArray, weight: FloatArray | null, rows: number, C: number, eps: number, out: FloatArray, rstd: FloatArray): void;
+  /** dx (rows, C) is written; dweight (C) is accumulated into (+=) when not null. */
+  rmsNormBackward(dy: FloatArray, x: FloatArray, weight: FloatArray | null, rstd: FloatArray, rows: number, C: number,
+    dx: FloatArray, dweight: FloatArray | null): void;
+  /**
+   * Rotary position embedding (Hugging Face rotate_half): x, out (B, T, NH, HS), out may alias x; channel i < HS/2
+   * pairs with i + HS/2 and turns by (starts[b] + t) * theta^(-2i/HS); starts (B). inverse turns back (backward).
+   */
+  rope(x: FloatArray, B: number, T: number, NH: number, HS: number, theta: number, starts: Int32Array, inverse: boolean,
+    out: FloatArray): void;
+
   /**
    * Fused softmax cross-entropy from logits (N, V) and int targets (N). Writes losses (N) (0 where the target is
    * ignoreIndex) and lse (N), the log-sum-exp of each row, kept for the backward pass. With label smoothing s the

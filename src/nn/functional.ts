@@ -4,6 +4,7 @@
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { fmt } from '../tensor/shape.js';
+import { rmsNorm as fusedRmsNorm } from '../tensor/ops/rms-norm.js';
 
 export { crossEntropy, softmax, logSoftmax, layerNorm, embedding, dropout, linear, attention, gelu, relu, silu,
   sigmoid, tanh, type CrossEntropyOptions } from '../tensor/index.js';
@@ -71,8 +72,7 @@ export function binaryCrossEntropyWithLogits(input: Tensor, target: Tensor,
   return reduce(loss, options.reduction ?? 'mean', 'binaryCrossEntropyWithLogits');
 }
 
-/** Root-mean-square normalisation over the last dim: x / sqrt(mean(x^2) + eps) * weight. */
+/** Root-mean-square normalisation over the last dim: x / sqrt(mean(x^2) + eps) * weight (the fused op). */
 export function rmsNorm(x: Tensor, weight: Tensor | null, eps: number): Tensor {
-  const y = x.mul(x.square().mean(-1, true).add(eps).rsqrt());
-  return weight ? y.mul(weight) : y;
+  return fusedRmsNorm(x, weight, eps);
 }

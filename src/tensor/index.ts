@@ -27,5 +27,7 @@ export {
   softmax, softmax_, logSoftmax, layerNorm, embedding, dropout, crossEntropy, attention,
   type CrossEntropyOptions, type AttentionOptions,
 } from './ops/nn-ops.js';
+export { rope, type RopeOptions } from './ops/rope.js';
+export { rmsNorm, rmsNormReference } from './ops/rms-norm.js';
 export { adamwUpdate_, type AdamwUpdateOptions } from './ops/optim-ops.js';
 export { sizeOf, broadcastShapes, type Shape } from './shape.js';

@@ -91,6 +91,14 @@ export const cases: Record<string, Case[]> = {
     { fn: (x, w, b) => kiln.layerNorm(x, 6, w, b), inputs: () => [leaf([2, 3, 6], 49), leaf([6], 50), leaf([6], 51)] },
     { fn: (x) => kiln.layerNorm(x, [2, 3]), inputs: () => [leaf([4, 2, 3], 52)] },
   ],
+  rmsNorm: [
+    { fn: (x, w) => kiln.rmsNorm(x, w, 1e-5), inputs: () => [leaf([2, 3, 6], 90), leaf([6], 91)] },
+    { fn: (x) => kiln.rmsNorm(x, null, 0.1), inputs: () => [leaf([4, 5], 92)] },
+  ],
+  rope: [
+    { fn: (x) => kiln.rope(x, 2, { theta: 100 }), inputs: () => [leaf([2, 3, 8], 93)] },
+    { fn: (x) => kiln.rope(x, 1, { start: [3, 0] }), inputs: () => [leaf([2, 2, 6], 94)] },
+  ],
   embedding: [{ fn: (w) => kiln.embedding(i32([1, 3, 1, 0], [2, 2]), w), inputs: () => [leaf([4, 3], 53)] }],
   dropout: [{ fn: (x) => kiln.dropout(x, 0.4, true, new kiln.Generator(3)), inputs: () => [leaf([4, 5], 54)] }],
   crossEntropy: [

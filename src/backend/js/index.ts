@@ -7,12 +7,13 @@ import { argmax, reduce } from './reduce.js';
 import { gemm } from './gemm.js';
 import { adamw, attention, attentionBackward, crossEntropy, crossEntropyBackward, layerNorm, layerNormBackward,
   softmax, softmaxBackward } from './nn-kernels.js';
+import { rmsNorm, rmsNormBackward, rope } from './decoder-kernels.js';
 import { copy, fill, gather, indexAdd, indexSelect, permute, scatterAdd, sliceAssign, sliceCopy } from './layout.js';
 
 export const jsBackend: Backend = {
   name: 'js',
   fill, copy, unary, unaryBackward, clamp, binary, where, expand, reduce, argmax, gemm,
-  softmax, softmaxBackward, layerNorm, layerNormBackward, crossEntropy, crossEntropyBackward,
+  softmax, softmaxBackward, layerNorm, layerNormBackward, rmsNorm, rmsNormBackward, rope, crossEntropy, crossEntropyBackward,
   indexSelect, indexAdd, gather, scatterAdd, permute, sliceCopy, sliceAssign,
   attention, attentionBackward, adamw,
 };

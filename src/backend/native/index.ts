@@ -33,6 +33,11 @@ interface Addon {
     out: Float32Array, mean: Float32Array, rstd: Float32Array): void;
   layerNormBackward(dy: Float32Array, x: Float32Array, w: Float32Array | null, mean: Float32Array, rstd: Float32Array,
     rows: number, C: number, dx: Float32Array, dw: Float32Array | null, db: Float32Array | null): void;
+  rmsNorm(x: Float32Array, w: Float32Array | null, rows: number, C: number, eps: number, out: Float32Array, rstd: Float32Array): void;
+  rmsNormBackward(dy: Float32Array, x: Float32Array, w: Float32Array | null, rstd: Float32Array, rows: number, C: number,
+    dx: Float32Array, dw: Float32Array | null): void;
+  rope(x: Float32Array, B: number, T: number, NH: number, HS: number, theta: number, starts: Int32Array, inverse: boolean,
+    out: Float32Array): void;
   crossEntropy(logits: Float32Array, targets: Int32Array, N: number, V: number, ignoreIndex: number, smoothing: number,
     losses: Float32Array, lse: Float32Array): void;
   crossEntropyBackward(logits: Float32Array, targets: Int32Array, lse: Float32Array, dlosses: Float32Array, N: number,
@@ -160,6 +165,19 @@ function wrap(n: Addon): Backend {
         (dweight === null || f32(dweight)) && (dbias === null || f32(dbias))) {
         n.layerNormBackward(dy, x, weight, mean, rstd, rows, C, dx, dweight, dbias);
       } else js.layerNormBackward(dy, x, weight, mean, rstd, rows, C, dx, dweight, dbias);
+    },
+    rmsNorm(x, weight, rows, C, eps, out, rstd) {
+      if (f32(x) && (weight === null || f32(weight)) && f32(out) && f32(rstd)) n.rmsNorm(x, weight, rows, C, eps, out, rstd);
+      else js.rmsNorm(x, weight, rows, C, eps, out, rstd);
+    },
+    rmsNormBackward(dy, x, weight, rstd, rows, C, dx, dweight) {
+      if (f32(dy) && f32(x) && (weight === null || f32(weight)) && f32(rstd) && f32(dx) && (dweight === null || f32(dweight))) {
+        n.rmsNormBackward(dy, x, weight, rstd, rows, C, dx, dweight);
+      } else js.rmsNormBackward(dy, x, weight, rstd, rows, C, dx, dweight);
+    },
+    rope(x, B, T, NH, HS, theta, starts, inverse, out) {
+      if (f32(x) && f32(out) && HS <= 1024) n.rope(x, B, T, NH, HS, theta, starts, inverse, out);
+      else js.rope(x, B, T, NH, HS, theta, starts, inverse, out);
     },
     crossEntropy(logits, targets, N, V, ignoreIndex, labelSmoothing, losses, lse) {
       if (f32(logits) && f32(losses) && f32(lse)) n.crossEntropy(logits, targets, N, V, ignoreIndex, labelSmoothing, losses, lse);

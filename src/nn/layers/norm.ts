@@ -1,4 +1,4 @@
-// Normalisation layers: LayerNorm (fused kernel) and RMSNorm (composed).
+// Normalisation layers: LayerNorm and RMSNorm, both on fused kernels.
 
 import type { DType } from '../../backend/index.js';
 import { ones, zeros } from '../../tensor/creation.js';

@@ -9,3 +9,8 @@ export {
   type LanguageModel, type DecodingCache, type SequenceOptions, type StepEvent, type FinishReason,
 } from './generate.js';
 export { Sampler, argmax, checkSamplingOptions, type SamplingOptions } from './sampling.js';
+export { Llama } from './llama.js';
+export {
+  resolveLlamaConfig, toHFLlamaConfig, llamaConfigFromJSON, defaultHidden, type LlamaConfig, type ResolvedLlamaConfig,
+} from './llama-config.js';
+export { ARCHS, archOf, modelConfigFromJSON, createModel, hfConfigOf, type Arch, type CausalLM, type ModelConfig } from './arch.js';

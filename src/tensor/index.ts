@@ -18,7 +18,7 @@ export {
 export { sum, mean, max, min, variance, std, logsumexp, argmax, argmin, type VarOptions } from './ops/reduce.js';
 export { matmul, mmT, linear } from './ops/matmul.js';
 export { conv1d } from './ops/conv1d.js';
-export { qkvAttention, cachedAttention, type KVBuffers } from './ops/attention.js';
+export { qkvAttention, cachedAttention, cachedGroupedAttention, type KVBuffers } from './ops/attention.js';
 export {
   reshape, flatten, permute, transpose, squeeze, unsqueeze, expand, narrow, slice, cat, stack, split, chunk,
   indexSelect, gather,

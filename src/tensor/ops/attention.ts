@@ -87,3 +87,71 @@ export function cachedAttention(qkv: Tensor, cache: KVBuffers, rows: readonly nu
   }
   return new Tensor(out, [A, T, C]);
 }
+
+/**
+ * The decoding step of grouped-query attention (Llama): q (A, T, C) of `heads` heads, k and v (A, T, KW) of
+ * `kvHeads` heads (KW = kvHeads * head size; query head h reads key/value head floor(h / (heads / kvHeads))). The
+ * cache holds key/value heads only, (rows, context, KW) per layer; otherwise as cachedAttention. Returns (A, T, C).
+ */
+export function cachedGroupedAttention(q: Tensor, k: Tensor, v: Tensor, cache: KVBuffers, rows: readonly number[],
+  starts: readonly number[], heads: number, kvHeads: number): Tensor {
+  if (isGradEnabled() && (q.requiresGrad || k.requiresGrad || v.requiresGrad)) {
+    throw new Error('cachedGroupedAttention: it has no backward; decode under kiln.noGrad');
+  }
+  if (q.dtype === 'int32' || q.ndim !== 3) throw new Error(`cachedGroupedAttention: q must be a float (A, T, C) tensor, got ${q.dtype} ${fmt(q.shape)}`);
+  const [A, T, C] = q.shape;
+  if (!Number.isInteger(heads) || heads <= 0 || C % heads !== 0) throw new Error(`cachedGroupedAttention: ${C} channels do not split into ${heads} heads`);
+  if (!Number.isInteger(kvHeads) || kvHeads <= 0 || heads % kvHeads !== 0) throw new Error(`cachedGroupedAttention: ${kvHeads} key/value heads do not divide ${heads} heads`);
+  const HS = C / heads;
+  const KW = kvHeads * HS;
+  for (const [t, n] of [[k, 'k'], [v, 'v']] as const) {
+    if (t.dtype !== q.dtype || t.ndim !== 3 || t.shape[0] !== A || t.shape[1] !== T || t.shape[2] !== KW) {
+      throw new Error(`cachedGroupedAttention: ${n} must be ${q.dtype} (${A}, ${T}, ${KW}), got ${t.dtype} ${fmt(t.shape)}`);
+    }
+  }
+  if (rows.length !== A || starts.length !== A) throw new Error(`cachedGroupedAttention: ${A} sequences need ${A} rows and starts, got ${rows.length} and ${starts.length}`);
+  const P = cache.context;
+  const capacity = cache.keys.length / (P * KW);
+  const G = heads / kvHeads;
+  const be = backend();
+  const [qs, ks, vs] = [q.storage, k.storage, v.storage] as FloatArray[];
+  const out = allocFloatUninit(q.dtype, A * T * C); // (A, T, C)
+  const lse = allocFloatUninit(q.dtype, heads * T); // (NH, T), unused outside the kernel
+  const maxTk = Math.max(0, ...starts) + T;
+  // With groups, each key/value head is repeated G times into (Tk, C) buffers the attention kernel reads.
+  const wideK = G > 1 ? allocFloatUninit(q.dtype, maxTk * C) : null; // (Tk, C)
+  const wideV = G > 1 ? allocFloatUninit(q.dtype, maxTk * C) : null; // (Tk, C)
+  for (let a = 0; a < A; a++) {
+    const row = rows[a];
+    const start = starts[a];
+    if (!(Number.isInteger(row) && row >= 0 && row < capacity)) throw new Error(`cachedGroupedAttention: row ${row} is outside the cache's ${capacity} rows`);
+    if (!(Number.isInteger(start) && start >= 0 && start + T <= P)) {
+      throw new Error(`cachedGroupedAttention: ${start} cached positions and ${T} new ones exceed the cache's context of ${P}`);
+    }
+    const base = row * P * KW; // the row's (P, KW) block
+    cache.keys.set(ks.subarray(a * T * KW, (a + 1) * T * KW), base + start * KW);
+    cache.values.set(vs.subarray(a * T * KW, (a + 1) * T * KW), base + start * KW);
+    const Tk = start + T;
+    let keys = cache.keys.subarray(base, base + Tk * KW);
+    let values = cache.values.subarray(base, base + Tk * KW);
+    if (wideK && wideV) {
+      repeatHeads(keys, Tk, kvHeads, G, HS, wideK);
+      repeatHeads(values, Tk, kvHeads, G, HS, wideV);
+      keys = wideK.subarray(0, Tk * C);
+      values = wideV.subarray(0, Tk * C);
+    }
+    be.attention(qs.subarray(a * T * C, (a + 1) * T * C), keys, values, 1, T, Tk, heads, HS, true, 1 / Math.sqrt(HS),
+      out.subarray(a * T * C, (a + 1) * T * C), lse, C);
+  }
+  return new Tensor(out, [A, T, C]);
+}
+
+/** src (Tk, KV, HS) -> dst (Tk, KV * G, HS): head j of src fills heads j*G .. j*G+G-1 of dst. */
+function repeatHeads(src: FloatArray, Tk: number, KV: number, G: number, HS: number, dst: FloatArray): void {
+  for (let t = 0; t < Tk; t++) {
+    for (let j = 0; j < KV; j++) {
+      const from = src.subarray((t * KV + j) * HS, (t * KV + j + 1) * HS);
+      for (let g = 0; g < G; g++) dst.set(from, ((t * KV + j) * G + g) * HS);
+    }
+  }
+}

@@ -1,12 +1,13 @@
-// Freezing a GPT into a model folder in Hugging Face GPT-2 form: config.json (GPT2Config fields plus Kiln's own
-// under "kiln"), model.safetensors (HF names and Conv1D layout, LoRA merged, float32 or float16/bfloat16),
+// Freezing a GPT or Llama into a model folder in Hugging Face form (GPT-2 or LlamaForCausalLM): config.json (the HF
+// config fields plus Kiln's own under "kiln"), model.safetensors (HF names and layout, LoRA merged, float32 or float16/bfloat16),
 // tokenizer.json and tokenizer_config.json. The folder is written under a temporary name and renamed into place.
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
+import { hfConfigOf, type CausalLM } from '../models/arch.js';
 import type { GPT } from '../models/gpt.js';
-import { toHFConfig } from '../models/gpt-config.js';
+import { Llama } from '../models/llama.js';
 import { loraLayers, mergeLoRA } from '../nn/lora.js';
 import { zeros } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -42,8 +43,14 @@ export interface ExportResult {
  * The model's weights under Hugging Face GPT-2 names, float32: the tied LM head is not stored (HF ties it on
  * load); a model without biases gets zero biases, which HF GPT-2 always has.
  */
-export function hfStateDict(model: GPT): Record<string, Tensor> {
+export function hfStateDict(model: CausalLM): Record<string, Tensor> {
   if (loraLayers(model).length) throw new Error('hfStateDict: the model still has LoRA layers; merge them first (mergeLoRA)');
+  if (model instanceof Llama) return hfLlamaStateDict(model);
+  return hfGPT2StateDict(model);
+}
+
+/** The GPT's weights under Hugging Face GPT-2 names (zero biases added for a model without biases). */
+function hfGPT2StateDict(model: GPT): Record<string, Tensor> {
   const sd: Record<string, Tensor> = {};
   for (const [name, p] of model.namedParameters()) sd[name] = p.dtype === 'float32' ? p.detach() : p.detach().to('float32');
   const c = model.config;
@@ -64,6 +71,19 @@ export function hfStateDict(model: GPT): Record<string, Tensor> {
   return sd;
 }
 
+/**
+ * The Llama decoder's weights under Hugging Face LlamaForCausalLM names (they are its own names), float32; a tied
+ * LM head is not stored (tie_word_embeddings in config.json ties it on load).
+ */
+function hfLlamaStateDict(model: Llama): Record<string, Tensor> {
+  const sd: Record<string, Tensor> = {};
+  for (const [name, p] of model.namedParameters()) sd[name] = p.dtype === 'float32' ? p.detach() : p.detach().to('float32');
+  const ok = /^(model\.(embed_tokens|norm|layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj|input_layernorm|post_attention_layernorm))|lm_head)\.weight$/;
+  const bad = Object.keys(sd).filter((k) => !ok.test(k));
+  if (bad.length) throw new Error(`export: parameters without a Hugging Face Llama name: ${bad.slice(0, 5).join(', ')}`);
+  return sd;
+}
+
 function kilnVersion(): string {
   try {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
@@ -77,7 +97,7 @@ function kilnVersion(): string {
  * Writes a frozen model folder. LoRA layers are merged into the model first (the model is changed in place).
  * `exportModel(gpt, tokenizer, 'models/chat', { dtype: 'bfloat16', tokenizerConfig })`
  */
-export function exportModel(model: GPT, tokenizer: Tokenizer, outDir: string, options: ExportOptions = {}): ExportResult {
+export function exportModel(model: CausalLM, tokenizer: Tokenizer, outDir: string, options: ExportOptions = {}): ExportResult {
   const dtype = options.dtype ?? 'float32';
   if (!EXPORT_DTYPES.includes(dtype)) {
     throw new Error(`export: dtype must be one of ${EXPORT_DTYPES.join(', ')}, got ${JSON.stringify(dtype)}`);
@@ -98,7 +118,7 @@ export function exportModel(model: GPT, tokenizer: Tokenizer, outDir: string, op
   const tc = options.tokenizerConfig ?? {};
   const idOf = (v: unknown): number | null => (typeof v === 'string' ? specials.get(v) ?? null : null);
   const config = {
-    ...toHFConfig(model.config),
+    ...hfConfigOf(model.config),
     torch_dtype: dtype,
     bos_token_id: idOf(tc.bos_token) ?? specials.get('<|endoftext|>') ?? null,
     eos_token_id: idOf(tc.eos_token) ?? specials.get('<|endoftext|>') ?? null,

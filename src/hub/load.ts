@@ -7,17 +7,17 @@ import { join, resolve } from 'node:path';
 import { loadTokenizer } from '../data/tokenizer/load.js';
 import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
 import { loadSafetensors } from '../io/safetensors.js';
-import { GPT } from '../models/gpt.js';
-import { gptConfigFromJSON, type ResolvedGPTConfig } from '../models/gpt-config.js';
+import { createModel, modelConfigFromJSON, type CausalLM, type ModelConfig } from '../models/arch.js';
+import { Llama } from '../models/llama.js';
 import { applyLoRA, mergeLoRA, type AdapterConfig } from '../nn/lora.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { chatSpecialTokens, readTokenizerConfig, type TokenizerConfig } from './tokenizer-config.js';
 
 /** What loadModel returns: a frozen model in evaluation mode and everything needed to talk to it. */
 export interface LoadedModel {
-  model: GPT;
+  model: CausalLM;
   tokenizer: Tokenizer;
-  config: ResolvedGPTConfig;
+  config: ModelConfig;
   /** The folder's Jinja chat template (tokenizer_config.json `chat_template`), when it has one. */
   chatTemplate?: string;
   /** bos_token / eos_token from tokenizer_config.json, for the chat template. */
@@ -117,9 +117,9 @@ export function loadModel(dir: string): LoadedModel {
   const configPath = join(root, 'config.json');
   if (!existsSync(configPath)) throw new Error(`model folder '${dir}' has no config.json (expected a run folder or a model folder)`);
   const configJson = readJSON(configPath, 'model config');
-  let config: ResolvedGPTConfig;
+  let config: ModelConfig;
   try {
-    config = gptConfigFromJSON(configJson);
+    config = modelConfigFromJSON(configJson);
   } catch (err) {
     throw new Error(`model config '${configPath}': ${(err as Error).message}`);
   }
@@ -145,7 +145,7 @@ export function loadModel(dir: string): LoadedModel {
     throw new Error(`model folder '${dir}': the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${config.vocabSize}`);
   }
 
-  const model = new GPT(config);
+  const model = createModel(config);
   const { tensors } = loadSafetensors(weightsPath);
   if (kind === 'lora-run') {
     // The checkpoint holds the run's own names: the frozen base weights and the adapters beside them.
@@ -173,15 +173,16 @@ export function loadModel(dir: string): LoadedModel {
 }
 
 /**
- * Copies a GPT-2 state dict into the model: Kiln's names, Hugging Face's (`transformer.` prefix, optional
+ * Copies a GPT-2 or Llama state dict into the model: Kiln's names, Hugging Face's (GPT-2: `transformer.` prefix, optional
  * lm_head.weight when tied) or the bare ones without `transformer.`. Attention mask buffers that old Hugging
  * Face files carry are ignored; anything else missing or mis-shaped fails naming the tensor.
  */
-export function loadWeights(model: GPT, tensors: Record<string, Tensor>, source: string): void {
+export function loadWeights(model: CausalLM, tensors: Record<string, Tensor>, source: string): void {
   const own = model.stateDict();
   const sd: Record<string, Tensor> = {};
+  const buffer = model instanceof Llama ? /\.rotary_emb\.inv_freq$/ : /\.attn\.(masked_)?bias$/;
   for (const [k, t] of Object.entries(tensors)) {
-    if (/\.attn\.(masked_)?bias$/.test(k) && !(k in own)) continue; // HF's causal-mask buffers
+    if (buffer.test(k) && !(k in own)) continue; // HF's causal-mask (GPT-2) or rotary-frequency (Llama) buffers
     const name = k in own || k === 'lm_head.weight' ? k : `transformer.${k}` in own ? `transformer.${k}` : k;
     sd[name] = t;
   }

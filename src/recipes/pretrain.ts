@@ -31,6 +31,10 @@ export interface PretrainSettings {
   width: number;
   dropout: number;
   bias: boolean;
+  /** 'gpt' (GPT-2 blocks) or 'llama' (RMSNorm, rotary embeddings, SwiGLU, grouped-query attention). */
+  arch: 'gpt' | 'llama';
+  /** Llama's key/value heads (grouped-query attention); null: as many as --heads. */
+  kvHeads: number | null;
   batchSize: number;
   maxSteps: number | null;
   epochs: number | null;
@@ -77,6 +81,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'width', flag: 'width', kind: 'posint', arg: 'n', help: 'embedding width C (preset: 64 / 128 / 384)' },
   { key: 'dropout', flag: 'dropout', kind: 'num', arg: 'p', help: 'dropout on embeddings and residual branches (preset: 0 / 0 / 0.1)' },
   { key: 'bias', flag: 'bias', kind: 'bool', help: 'biases in projections and LayerNorms (default true; --no-bias turns them off)' },
+  { key: 'arch', flag: 'arch', kind: 'str', arg: 'name', choices: ['gpt', 'llama'], help: 'model architecture: gpt (GPT-2 blocks, default) or llama (RMSNorm, rotary embeddings, SwiGLU MLP, grouped-query attention, no biases)' },
+  { key: 'kvHeads', flag: 'kv-heads', kind: 'posint', arg: 'n', help: 'with --arch llama: key/value heads for grouped-query attention; must divide --heads (default: --heads)' },
   { key: 'batchSize', flag: 'batch-size', kind: 'posint', arg: 'n', help: 'sequences per micro-batch B (preset: 32 / 16 / 8)' },
   { key: 'maxSteps', flag: 'max-steps', kind: 'posint', arg: 'n', help: 'optimizer steps in all (preset: 1000 / 1000 / 2000; with --epochs, whichever ends first)' },
   { key: 'epochs', flag: 'epochs', kind: 'posint', arg: 'n', help: 'passes over the training tokens (one epoch = train tokens / (B * T * grad-accum) steps)' },
@@ -123,6 +129,8 @@ const DEFAULTS: Partial<PretrainSettings> = {
   out: null,
   preset: 'small',
   tokenizer: null,
+  arch: 'gpt',
+  kvHeads: null,
   epochs: null,
   warmup: null,
   minLr: 0.1,
@@ -153,7 +161,7 @@ function camel(flag: string): string { return flag.replace(/-([a-z0-9])/g, (_, c
 /** Parses and checks one value for a setting; `from` names where it came from for the error. */
 export function parseValue(spec: OptionSpec, raw: unknown, from: string): unknown {
   const bad = (want: string): never => { throw new Error(`${from} must be ${want}, got ${JSON.stringify(raw)}`); };
-  if (raw === null && (spec.key === 'maxSteps' || spec.key === 'epochs' || spec.key === 'saveEvery' || spec.key === 'warmup' || spec.key === 'data' || spec.key === 'tokenizer' || spec.key === 'out')) return null;
+  if (raw === null && (spec.key === 'maxSteps' || spec.key === 'epochs' || spec.key === 'saveEvery' || spec.key === 'warmup' || spec.key === 'data' || spec.key === 'tokenizer' || spec.key === 'out' || spec.key === 'kvHeads')) return null;
   switch (spec.kind) {
     case 'int':
     case 'posint': {
@@ -210,6 +218,7 @@ export function resolveSettings(flags: Partial<PretrainSettings>, file: Partial<
   const stepsGiven = [flags, file, saved].some((o) => o.maxSteps !== undefined && o.maxSteps !== null);
   if (s.epochs !== null && s.epochs !== undefined && !stepsGiven) s.maxSteps = null;
   if (s.width % s.heads !== 0) throw new Error(`--width (${s.width}) must be a multiple of --heads (${s.heads})`);
+  checkArch(s);
   if (s.dropout >= 1) throw new Error(`--dropout must be below 1, got ${s.dropout}`);
   if (s.minLr > 1) throw new Error(`--min-lr is a fraction of --lr and must be at most 1, got ${s.minLr}`);
   if (s.beta2 >= 1) throw new Error(`--beta2 must be below 1, got ${s.beta2}`);
@@ -218,6 +227,13 @@ export function resolveSettings(flags: Partial<PretrainSettings>, file: Partial<
   if (s.resume && !s.out) throw new Error('--resume needs --out: the run folder to continue (e.g. --out runs/small-20260101-120000)');
   if (!s.tokenizer && s.vocabSize < 258) throw new Error(`--vocab-size must be at least 258 (256 bytes, <|endoftext|> and one merge), got ${s.vocabSize}`);
   return s;
+}
+
+/** --arch and --kv-heads: grouped-query attention is Llama's, and its key/value heads must divide the heads. */
+function checkArch(s: PretrainSettings): void {
+  if (s.arch === 'gpt' && s.kvHeads !== null && s.kvHeads !== s.heads) throw new Error('--kv-heads needs --arch llama (the GPT has as many key/value heads as heads)');
+  if (s.arch === 'llama' && s.kvHeads !== null && s.heads % s.kvHeads !== 0) throw new Error(`--kv-heads (${s.kvHeads}) must divide --heads (${s.heads})`);
+  if (s.arch === 'llama' && (s.width / s.heads) % 2 !== 0) throw new Error(`--arch llama needs an even head size for rotary embeddings; --width / --heads is ${s.width / s.heads}`);
 }
 
 function fmtInt(n: number): string { return Math.round(n).toLocaleString('en-US'); }
@@ -332,7 +348,9 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
   // ---- model and optimizer ----
   manualSeed(s.seed);
   const modelConfig = { vocabSize: tokenizer.vocabSize, context: s.context, layers: s.layers, heads: s.heads, width: s.width, dropout: s.dropout, bias: s.bias, tiedEmbeddings: true };
-  const gpt = new models.GPT(modelConfig);
+  const gpt = s.arch === 'llama'
+    ? models.createModel({ arch: 'llama', vocabSize: tokenizer.vocabSize, context: s.context, layers: s.layers, heads: s.heads, kvHeads: s.kvHeads ?? s.heads, width: s.width, dropout: s.dropout, tiedEmbeddings: true })
+    : new models.GPT(modelConfig);
   const T = s.context;
   const B = s.batchSize;
   const tokensPerStep = B * T * s.gradAccum;
@@ -343,7 +361,7 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
   const warmup = Math.max(0, Math.min(s.warmup ?? Math.min(200, Math.round(maxSteps * 0.05)), maxSteps - 1));
   const optimizer = new AdamW(gpt.paramGroups(s.weightDecay), { lr: s.lr, betas: [0.9, s.beta2], eps: 1e-8 });
   const schedule = new Scheduler(optimizer, cosineWithWarmup({ warmup, total: maxSteps, floor: s.minLr }));
-  log(`model: GPT, ${fmtInt(gpt.numParameters())} parameters (${s.layers} layers, ${s.heads} heads, width ${s.width}, context ${T}, vocabulary ${tokenizer.vocabSize})`);
+  log(`model: ${s.arch === 'llama' ? `Llama (${s.kvHeads ?? s.heads} key/value heads)` : 'GPT'}, ${fmtInt(gpt.numParameters())} parameters (${s.layers} layers, ${s.heads} heads, width ${s.width}, context ${T}, vocabulary ${tokenizer.vocabSize})`);
   log(`training: ${fmtInt(maxSteps)} steps of ${fmtInt(tokensPerStep)} tokens (batch ${B} x ${T}${s.gradAccum > 1 ? ` x ${s.gradAccum} accumulated` : ''}), ` +
     `${(maxSteps / stepsPerEpoch).toFixed(2)} epochs; AdamW lr ${s.lr} (warmup ${warmup}, cosine to ${Number((s.lr * s.minLr).toPrecision(3))}), weight decay ${s.weightDecay}`);
 
@@ -375,7 +393,7 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
     data: { source: dataName, documents: docs.length, train_tokens: tokensTrain, val_tokens: tokensVal, shards: shards.dir },
     baselines: { unigram_perplexity: uni, bigram_perplexity: bi, eval_tokens: base.tokens.eval },
     train: settingsJson,
-    hf_config: models.toHFConfig(gpt.config) as Record<string, JSONValue>,
+    hf_config: models.hfConfigOf(gpt.config) as Record<string, JSONValue>,
   };
 
   // ---- samples ----

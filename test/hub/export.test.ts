@@ -25,7 +25,7 @@ const golden = JSON.parse(readFileSync(join(GOLDEN, 'logits.json'), 'utf8')) as 
   idx: { shape: number[]; data: number[] }; logits: { shape: number[]; data: number[] };
 };
 const idx = new kiln.Tensor(Int32Array.from(golden.idx.data), golden.idx.shape);
-const logitsOf = (m: GPT): Float32Array => kiln.noGrad(() => m.forward(idx).logits.data() as Float32Array);
+const logitsOf = (m: kiln.models.CausalLM): Float32Array => kiln.noGrad(() => m.forward(idx).logits.data() as Float32Array);
 
 /** A copy of the golden HF folder with a 60-character tokenizer.json (the golden folder has none), as loadModel needs. */
 function hfFolderWithTokenizer(): string {

@@ -1,15 +1,15 @@
 // Where fine-tuning and export start from: any folder the one loader (hub/load) reads (a run's best checkpoint,
-// a LoRA fine-tuning run with its adapters merged, a frozen Kiln model folder, a Hugging Face GPT-2 folder),
+// a LoRA fine-tuning run with its adapters merged, a frozen Kiln model folder, a Hugging Face GPT-2 or Llama folder),
 // handed back trainable.
 
 import { existsSync, statSync } from 'node:fs';
 import type { Tokenizer } from '../../data/tokenizer/tokenizer.js';
 import { loadModel } from '../../hub/load.js';
 import type { TokenizerConfig } from '../../hub/tokenizer-config.js';
-import type { GPT } from '../../models/gpt.js';
+import type { CausalLM } from '../../models/arch.js';
 
 export interface SourceModel {
-  model: GPT;
+  model: CausalLM;
   tokenizer: Tokenizer;
   /** tokenizer_config.json of the folder, when it has one. */
   tokenizerConfig: TokenizerConfig | null;

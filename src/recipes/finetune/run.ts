@@ -12,7 +12,7 @@ import { writeFileAtomic } from '../../io/atomic.js';
 import { freezeParameters, namePattern } from '../../nn/freeze.js';
 import { adapterConfig, adapterStateDict, applyLoRA, type AdapterConfig } from '../../nn/lora.js';
 import { manualSeed } from '../../tensor/random.js';
-import type { GPT } from '../../models/gpt.js';
+import { GPT } from '../../models/gpt.js';
 import { tokenizerConfig, writeTokenizerConfig, type TokenizerConfig } from '../../hub/tokenizer-config.js';
 import { CHATML_TEMPLATE, CHAT_SPECIAL_TOKENS, ChatTemplate, IM_END } from '../../infer/chat-template.js';
 import { encodeConversation, prepareRows, PaddedBatches, type ChatBatch } from './encode.js';
@@ -79,7 +79,12 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   if (data.skipped.length) log(`skipped ${data.skipped.length} bad line${data.skipped.length === 1 ? '' : 's'} of ${o.data} (--skip-bad-lines)`);
   const heldout = o.heldout ? parseHeldout(readFileSync(o.heldout, 'utf8'), o.heldout) : null;
   const src = loadSourceModel(o.from);
-  const { model: gpt, tokenizer: tok } = src;
+  if (!(src.model instanceof GPT)) {
+    // Growing the embedding for chat tokens and the LoRA targets are written for the GPT's layout so far.
+    throw new Error(`fine-tuning: '${o.from}' holds a ${String(src.model.config.arch)} model, and kiln finetune supports GPT models only for now`);
+  }
+  const gpt = src.model;
+  const tok = src.tokenizer;
   log(`loaded ${o.from} (${src.kind}, ${gpt.numParameters()} parameters, vocabulary ${gpt.config.vocabSize}, context ${gpt.config.context})`);
 
   // The chat template: the source's own, or ChatML with its two special tokens added.

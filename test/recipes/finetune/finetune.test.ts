@@ -91,7 +91,7 @@ test('LoRA fine-tuning trains adapters (and the grown embedding) only, saves the
   assert.deepEqual(cfg.modules_to_save, ['transformer.wte']);
   // The run reloads with the adapters merged; the base weights under the adapters were not changed by training.
   const src = loadSourceModel(out);
-  const wpeOf = (m: GPT) => [...m.transformer.wpe.weight.storage];
+  const wpeOf = (m: kiln.models.CausalLM) => [...(m as GPT).transformer.wpe.weight.storage];
   assert.equal(src.kind, 'lora-run');
   // The same loader opens it for kiln generate/chat/serve: merged, frozen, in evaluation mode, with its chat template.
   const served = loadModel(out);

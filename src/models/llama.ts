@@ -14,7 +14,7 @@ import { rope } from '../tensor/ops/rope.js';
 import { narrow } from '../tensor/ops/shape-ops.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import { allocationScope } from '../tensor/storage.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 import { normal_ } from '../nn/init.js';
 import { RMSNorm } from '../nn/layers/norm.js';
 import { Module, ModuleList, Parameter } from '../nn/module.js';
@@ -82,7 +82,9 @@ function repeatKV(x: Tensor, heads: number, kvHeads: number): Tensor {
   const [B, T, KW] = x.shape;
   const HS = KW / kvHeads;
   const G = heads / kvHeads;
-  return x.reshape([B, T, kvHeads, 1, HS]).expand([B, T, kvHeads, G, HS]).reshape([B, T, heads * HS]);
+  // A gather of whole heads: its backward is the backend's scatter-add, where expand's would be a strided reduction.
+  const pick = new Tensor(Int32Array.from({ length: heads }, (_, h) => Math.floor(h / G)), [heads]);
+  return x.reshape([B * T, kvHeads, HS]).indexSelect(1, pick).reshape([B, T, heads * HS]);
 }
 
 /** SwiGLU: down(silu(gate(x)) * up(x)). */

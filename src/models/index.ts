@@ -1,5 +1,6 @@
-// Complete models built from nn: the GPT (Hugging Face GPT-2 names and layout, presets, KV cache), and the one
-// decoding loop and sampler every generation path uses. Exported as kiln.models.
+// Complete models built from nn: the GPT (Hugging Face GPT-2 names and layout, presets, KV cache), the Llama-style
+// decoder (LlamaForCausalLM names), the registry that picks one from a config, and the one decoding loop and sampler
+// every generation path uses. Exported as kiln.models.
 
 export { GPT, KVCache, type GPTForwardOptions, type GPTOutput, type GenerateOptions } from './gpt.js';
 export { resolveGPTConfig, toHFConfig, gptConfigFromJSON, type GPTConfig, type ResolvedGPTConfig } from './gpt-config.js';

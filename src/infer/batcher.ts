@@ -112,8 +112,8 @@ export class Batcher {
   submit(request: BatchRequest): Promise<BatchResult> {
     checkGenerateOptions({ ...request.options });
     if (this.active.size + this.waiting.length >= this.maxBatch + this.maxWaiting) {
-      throw new QueueFullError(`the server is busy: ${this.active.size} requests are decoding and ${this.waiting.length} are ` +
-        `waiting (the queue holds ${this.maxWaiting}); retry later`);
+      throw new QueueFullError(`the server is busy: ${this.maxBatch + this.maxWaiting} requests are in flight, as many as it ` +
+        `takes (a batch of ${this.maxBatch} decoding together and a queue of ${this.maxWaiting}); retry later`);
     }
     return new Promise<BatchResult>((resolve, reject) => {
       const entry: Entry = {

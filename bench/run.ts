@@ -1,7 +1,8 @@
 // Kiln's reference workloads (BENCHMARKS.md), side by side with PyTorch on the same machine in the same run.
 //
 //   npm run bench                         every workload, 5 rounds
-//   npm run bench -- T1 T3                only those (ids: T1 T1api MLP T2 T3 T3b T4)
+//   npm run bench -- T1 T3                only those (ids: T1 T1api MLP T2 T3 T3b T4 S1 S1soak)
+//   KILN_SOAK_S=N                         S1soak's duration in seconds (default 600; 20 with --quick)
 //   npm run bench -- --quick              (or KILN_BENCH_QUICK=1) a smoke run: 2 rounds, small sizes, not publishable
 //   npm run bench -- --allow-busy         exit 0 even when the run is flagged busy (the table still says INVALID)
 //   KILN_BENCH_ROUNDS=N (at least 5), KILN_BENCH_THREADS=N (threads of every side; default: Kiln's pool size)
@@ -315,6 +316,46 @@ function t4(): Row[] {
   ];
 }
 
+/** S1: `kiln serve` under a 50-request burst at its defaults, and tokens/s at 16 streams against 1 (bench/s1-serve.ts). */
+function s1(): Row[] {
+  const r: Result[] = [];
+  for (let k = 0; k < ROUNDS; k++) {
+    process.stderr.write(`  S1: round ${k + 1}/${ROUNDS}\r`);
+    r.push(kilnJob('s1', {}));
+  }
+  const ok = r.find((x) => typeof x.max_batch === 'number');
+  notes.push(`S1: kiln serve on the T3-sized model (random weights, character tokenizer), server and clients in one process over ` +
+    `127.0.0.1, default settings (batch ${ok?.max_batch ?? '?'}, queue 256). Burst: 50 concurrent chat requests, a third ` +
+    'streaming, max_tokens 64; latency from sending to the last byte. Throughput: greedy completions, prompt 16, 112 new ' +
+    'tokens, 1 client x 3 requests against 16 clients x 2 requests, tokens from usage. Target: no 503, 16 streams >= 4x one.');
+  return [
+    { id: 'S1', workload: 'burst of 50 at defaults: answered', unit: 'requests', kiln: fig(r, (x) => x.burst_answered), noRatio: true },
+    { id: 'S1', workload: 'burst of 50 at defaults: 503 answers', unit: 'requests', kiln: fig(r, (x) => x.burst_503), noRatio: true, lowerIsBetter: true },
+    { id: 'S1', workload: 'burst of 50: p50 latency', unit: 'ms', kiln: fig(r, (x) => x.burst_p50_ms), noRatio: true, lowerIsBetter: true },
+    { id: 'S1', workload: 'burst of 50: p95 latency', unit: 'ms', kiln: fig(r, (x) => x.burst_p95_ms), noRatio: true, lowerIsBetter: true },
+    { id: 'S1', workload: 'generated tokens/s, 1 stream', unit: 'tokens/s', kiln: fig(r, (x) => x.tokens_per_s_1), noRatio: true },
+    { id: 'S1', workload: 'generated tokens/s, 16 concurrent streams', unit: 'tokens/s', kiln: fig(r, (x) => x.tokens_per_s_16), noRatio: true },
+    { id: 'S1', workload: '16 streams over 1 stream (target >= 4x)', unit: 'x', kiln: fig(r, (x) => x.ratio_16_over_1), noRatio: true },
+  ];
+}
+
+/** S1soak: mixed streaming and non-streaming traffic for KILN_SOAK_S seconds: failures and RSS growth after warm-up. */
+function s1soak(): Row[] {
+  const seconds = Number(process.env.KILN_SOAK_S ?? (quick ? 20 : 600));
+  if (!(seconds >= 5)) throw new Error(`KILN_SOAK_S must be a number of seconds >= 5, got ${process.env.KILN_SOAK_S}`);
+  process.stderr.write(`  S1soak: ${seconds} s\r`);
+  const r = [kilnJob('s1soak', { seconds })];
+  const x = r[0];
+  notes.push(`S1soak: ${seconds} s of mixed chat and completions (half streaming, 1 in 14 abandoned mid-stream) from 8 clients on ` +
+    `the S1 server; ${x.requests ?? '?'} requests, ${x.abandoned ?? '?'} abandoned, ${x.tokens ?? '?'} tokens; RSS ` +
+    `${typeof x.rss_warm_mb === 'number' ? x.rss_warm_mb.toFixed(0) : '?'} MB after warm-up (the first fifth, at least 2 s), ` +
+    `${typeof x.rss_end_mb === 'number' ? x.rss_end_mb.toFixed(0) : '?'} MB at the end. Target: 0 failures, growth < 5%.`);
+  return [
+    { id: 'S1soak', workload: `soak ${seconds} s: failed requests`, unit: 'requests', kiln: fig(r, (y) => y.failures), noRatio: true, lowerIsBetter: true },
+    { id: 'S1soak', workload: `soak ${seconds} s: RSS growth after warm-up`, unit: '%', kiln: fig(r, (y) => y.rss_growth_pct), noRatio: true, lowerIsBetter: true },
+  ];
+}
+
 const WORKLOADS: { id: string; needsTorch: boolean; run: () => Row[] }[] = [
   { id: 'T1', needsTorch: false, run: t1 },
   { id: 'T1api', needsTorch: false, run: t1api },
@@ -323,6 +364,8 @@ const WORKLOADS: { id: string; needsTorch: boolean; run: () => Row[] }[] = [
   { id: 'T3', needsTorch: true, run: gptWorkload('T3', T3) },
   { id: 'T3b', needsTorch: true, run: gptWorkload('T3b', T3B) },
   { id: 'T4', needsTorch: true, run: t4 },
+  { id: 'S1', needsTorch: false, run: s1 },
+  { id: 'S1soak', needsTorch: false, run: s1soak },
 ];
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -182,18 +182,28 @@ export class Batcher {
     for (const ev of this.decoder.step()) {
       const e = this.active.get(ev.sequence);
       if (!e) continue;
-      if (ev.id !== undefined) {
-        const text = e.streamer.push(ev.id);
-        if (e.streamer.stopped) {
-          if (text) e.request.onChunk?.({ text });
-          this.finish(e, 'stop');
-          continue;
-        }
-        e.tokens++;
-        if (text || !ev.finishReason) e.request.onChunk?.({ text, id: ev.id });
+      try {
+        this.deliver(e, ev.id, ev.finishReason);
+      } catch (err) {
+        // A callback that throws fails its own request only.
+        if (this.active.has(ev.sequence)) this.finish(e, null, err as Error);
       }
-      if (ev.finishReason) this.finish(e, ev.finishReason);
     }
+  }
+
+  /** Passes one step's token to its request: text to the callback, and the end when it came. */
+  private deliver(e: Entry, id: number | undefined, finishReason: FinishReason | undefined): void {
+    if (id !== undefined) {
+      const text = e.streamer.push(id);
+      if (e.streamer.stopped) {
+        if (text) e.request.onChunk?.({ text });
+        this.finish(e, 'stop');
+        return;
+      }
+      e.tokens++;
+      if (text || !finishReason) e.request.onChunk?.({ text, id });
+    }
+    if (finishReason) this.finish(e, finishReason);
   }
 
   /** Ends a request: frees its row, sends the rest of its text, settles its promise. */

@@ -105,3 +105,13 @@ test('bad requests are refused by name; a bad prompt fails alone', async () => {
   assert.equal((await ok).completionTokens, 4);
   assert.throws(() => new Batcher(gpt, tok, { maxBatch: 0 }), /maxBatch must be an integer >= 1/);
 });
+
+test('a callback that throws fails its own request only', async () => {
+  const batcher = new Batcher(gpt, tok, { maxBatch: 2 });
+  const bad = batcher.submit({ promptIds: tok.encode('the'), options: { maxNewTokens: 10, temperature: 0 },
+    onChunk: () => { throw new Error('client gone'); } });
+  const good = batcher.submit({ promptIds: tok.encode('fox'), options: { maxNewTokens: 10, temperature: 0, eosTokenIds: [] } });
+  await assert.rejects(bad, /client gone/);
+  assert.equal((await good).completionTokens, 10);
+  assert.deepEqual([batcher.running, batcher.pending], [0, 0]);
+});

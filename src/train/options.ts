@@ -129,6 +129,11 @@ export interface TrainerOptions<B = Batch> {
 export interface FitOptions {
   /** Continue from the newest complete checkpoint of this run directory (or from this checkpoint folder); true: runDir. */
   resume?: string | boolean;
+  /**
+   * Resume a checkpoint written by a different number of processes (mpirun -np): the global batch then changes
+   * with the world size. Without it such a resume is refused.
+   */
+  reshard?: boolean;
 }
 
 export type StopReason = 'completed' | 'early-stopping' | 'interrupted' | 'stopped';

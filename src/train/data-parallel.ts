@@ -33,9 +33,24 @@ export class DataParallel {
     if (this.active && !this.ddp) this.ddp = new DistributedDataParallel(model);
   }
 
-  /** This rank's rows of a global batch (the whole batch in a world of one). */
+  /**
+   * This rank's rows of a global batch (the whole batch in a world of one). In an object batch, fields without rows
+   * (a number such as a token count) are passed on whole.
+   */
   shard<B>(batch: B): B {
-    return this.active ? shardBatch(batch as Parameters<typeof shardBatch>[0], this.rank, this.world) as B : batch;
+    if (!this.active) return batch;
+    const rows = batchRows(batch);
+    if (rows !== undefined && rows < this.world) {
+      throw new Error(`Trainer: a training batch of ${rows} row${rows === 1 ? '' : 's'} cannot give each of ${this.world} ranks ` +
+        'a row; make the global batch (the batch size of the training source) at least the number of processes, ' +
+        'and drop a short last batch (DataLoader dropLast)');
+    }
+    if (batch && typeof batch === 'object' && !Array.isArray(batch) && !(batch instanceof Tensor)) {
+      const entries = Object.entries(batch as Record<string, unknown>);
+      const sliced = shardBatch(Object.fromEntries(entries.filter(([, v]) => hasRows(v))), this.rank, this.world);
+      return { ...batch, ...sliced } as B;
+    }
+    return shardBatch(batch as Parameters<typeof shardBatch>[0], this.rank, this.world) as B;
   }
 
   /** Runs a micro-step's forward and backward; all but the last micro-step of a step keep their gradients local. */
@@ -64,6 +79,20 @@ export class DataParallel {
 
   /** Returns once every rank got here (after rank 0 wrote a checkpoint, so no rank runs ahead of it). */
   barrier(): void { if (this.active) barrier(); }
+}
+
+function hasRows(v: unknown): boolean { return v instanceof Tensor || Array.isArray(v); }
+
+/** The first dimension of a batch's first field with rows (a tensor, an array, or a tuple or object of them). */
+function batchRows(batch: unknown): number | undefined {
+  const n = (v: unknown): number | undefined => (v instanceof Tensor ? v.shape[0] : undefined);
+  if (batch instanceof Tensor) return n(batch);
+  if (Array.isArray(batch)) return batch[0] instanceof Tensor ? n(batch[0]) : Array.isArray(batch[0]) ? batch[0].length : batch.length;
+  if (batch && typeof batch === 'object') {
+    const first = Object.values(batch).find(hasRows);
+    return first instanceof Tensor ? n(first) : (first as unknown[] | undefined)?.length;
+  }
+  return undefined;
 }
 
 /** Refuses to resume a checkpoint written by another number of processes unless asked to re-shard. */

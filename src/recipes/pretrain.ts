@@ -483,9 +483,10 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
   log(`  kiln generate --model ${rel(runDir)} "The"`);
   log(`  kiln finetune --from ${rel(runDir)} --data chats.jsonl --out ${rel(runDir)}-chat`);
   log(`  kiln dashboard ${rel(resolve(runDir, '..'))}`);
-  if (result.stopReason === 'interrupted') log(`  kiln pretrain --out ${rel(runDir)} --resume   (continue where it stopped)`);
-  else if (s.epochs) log(`  kiln pretrain --out ${rel(runDir)} --resume --epochs ${s.epochs * 2}   (train longer)`);
-  else log(`  kiln pretrain --out ${rel(runDir)} --resume --max-steps ${result.step * 2}   (train longer)`);
+  const again = `${world > 1 ? `mpirun -np ${world} ` : ''}kiln pretrain --out ${rel(runDir)} --resume`;
+  if (result.stopReason === 'interrupted') log(`  ${again}   (continue where it stopped)`);
+  else if (s.epochs) log(`  ${again} --epochs ${s.epochs * 2}   (train longer)`);
+  else log(`  ${again} --max-steps ${result.step * 2}   (train longer)`);
   return {
     runDir, steps: result.step, valLoss: lastVal, valPerplexity: valPpl, baselines: { unigram: uni, bigram: bi },
     tokensPerSecond: tokPerSec, seconds: total, samples: lastSamples,

@@ -100,7 +100,7 @@ export function checkWorldSize(stateFile: string, saved: number, now: number, re
   if (saved === now || reshard) return;
   const procs = (n: number): string => `${n} process${n === 1 ? '' : 'es'}`;
   throw new Error(`checkpoint '${stateFile}' was written by a run of ${procs(saved)} (world_size ${saved}), but this run ` +
-    `has ${procs(now)}: each global batch would be ${now}/${saved} of what it was. Resume with ` +
+    `has ${procs(now)}, so the global batch (the per-process batch x the processes) would change. Resume with ` +
     `${saved === 1 ? 'a single process (no mpirun)' : `\`mpirun -np ${saved}\``}, or pass --reshard ` +
     '(fit({ resume, reshard: true })) to continue with this world size.');
 }

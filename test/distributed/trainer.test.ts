@@ -3,8 +3,8 @@
 // refused unless re-sharding. Run in the native backend's pass only: each mpirun start costs seconds.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as kiln from '../../src/index.js';
@@ -87,5 +87,34 @@ test('Trainer under mpirun: a killed rank ends the job, its checkpoint loads, th
     assert.ok(existsSync(join(whole, 'metrics.jsonl')));
   } finally {
     rmSync(dir, { recursive: true, force: true });
+    for (const r of [0, 1]) rmSync(`${dir}.fit-rank${r}`, { force: true });
+  }
+});
+
+test('Trainer under mpirun: Ctrl-C to mpirun (SIGTERM to every rank) stops all ranks after the same step, with a checkpoint', async (t) => {
+  if (nativeOnly) return t.skip(skipWhy);
+  if (!needMpirun(t)) return;
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-ddp-sig-'));
+  try {
+    const env: NodeJS.ProcessEnv = { ...process.env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' };
+    const child = spawn('mpirun', ['--oversubscribe', '-np', '2', process.execPath, '--import', 'tsx', 'test/distributed/fixtures/trainer-mlp.ts',
+      JSON.stringify({ steps: 1_000_000, runDir: dir, every: 1_000_000 })], { env });
+    let stdout = '';
+    child.stdout.on('data', (b: Buffer) => { stdout += b.toString(); });
+    const exited = new Promise<void>((r) => child.on('exit', () => r()));
+    const t0 = Date.now();
+    while (!existsSync(join(dir, 'metrics.jsonl')) && Date.now() - t0 < 30_000) await new Promise((r) => setTimeout(r, 100));
+    child.kill('SIGINT');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
+    child.kill('SIGKILL');
+    const fit = [0, 1].map((r) => (existsSync(`${dir}.fit-rank${r}`) ? readFileSync(`${dir}.fit-rank${r}`, 'utf8') : 'none'));
+    assert.match(fit[0], /^interrupted \d+$/, stdout.slice(0, 2000));
+    assert.equal(fit[1], fit[0]);
+    const stops = fit.map((f) => Number(f.split(' ')[1]));
+    const ck = kiln.train.readCheckpoint(join(dir, 'checkpoints', `step-${stops[0]}`));
+    assert.equal(ck.state.world_size, 2);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    for (const r of [0, 1]) rmSync(`${dir}.fit-rank${r}`, { force: true });
   }
 });

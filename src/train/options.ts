@@ -78,7 +78,10 @@ export interface TrainerOptions<B = Batch> {
    * { input, target } batch; or a function (model, batch) => loss | { loss, output, target }.
    */
   loss?: 'crossEntropy' | 'mse' | LossFn<B>;
-  /** Training batches: a DataLoader or any BatchSource. */
+  /**
+   * Training batches: a DataLoader or any BatchSource. Under `mpirun -np N` it yields the global batch on every
+   * rank, and each rank trains on its 1/N of the rows (kiln.distributed.shardBatch).
+   */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   train: DataLoader<any, B> | BatchSource<B>;
   /** Validation batches: a DataLoader (read in order, its position untouched), an array, or a function returning an iterable. */

@@ -81,7 +81,14 @@ export class Trainer<B = Batch> {
   stop(): void { this.run.stopRequested = 'stopped'; }
 
   /** The learning-rate range test on this trainer's model, optimizer, loss and data; everything is restored after. */
-  lrFind(options: LrFindOptions = {}): LrFindResult { return lrFind(this, options); }
+  lrFind(options: LrFindOptions = {}): LrFindResult {
+    const dp = this.dataParallel();
+    if (dp.active) {
+      throw new Error(`Trainer.lrFind: this process is one of ${dp.world} started by mpirun; run the learning-rate range ` +
+        'test in a single process (without mpirun) and use the rate it finds for the data-parallel run');
+    }
+    return lrFind(this, options);
+  }
 
   /** The learning rate of the first parameter group. */
   get lr(): number { return this.optimizer.paramGroups[0].lr; }

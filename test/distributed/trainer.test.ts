@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import * as kiln from '../../src/index.js';
 import { mpirun, needMpirun, results } from './helpers.js';
 
-interface Out { worldSize: number; rowsTrained: number; params: Record<string, number[]>; losses: number[]; result: kiln.train.FitResult; valLoss: number }
+interface Out { worldSize: number; rowsTrained: number; lrFindError: string; smallBatchError: string; params: Record<string, number[]>; losses: number[]; result: kiln.train.FitResult; valLoss: number }
 type Args = { batch?: number; accum?: number; steps?: number; runDir?: string; every?: number; resume?: boolean; reshard?: boolean; killAt?: number };
 
 const nativeOnly = (process.env.KILN_BACKEND ?? 'native') !== 'native';
@@ -47,6 +47,8 @@ test('Trainer: 5 AdamW steps on 2 ranks x batch 4 equal 1 process x batch 8, wit
     assert.equal(got.result.step, 5);
     assert.equal(want.rowsTrained, 5 * 8);
     assert.equal(got.rowsTrained, 5 * 4); // each rank trained on its half of every global batch
+    assert.match(got.lrFindError, /one of 2 started by mpirun; run the learning-rate range test in a single process/);
+    assert.match(got.smallBatchError, /a training batch of 1 row cannot give each of 2 ranks a row/);
     assertClose(got, want);
   }
 });

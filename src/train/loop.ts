@@ -124,9 +124,8 @@ export async function runLoop<B>(trainer: Trainer<B>, ctx: FitContext): Promise<
       lossSum = l / dp.world;
       correct = c;
       total = n;
-      if (bad > 0) badLoss = badLoss ?? NaN;
-      if (badLoss !== null) {
-        nonFinite(trainer, ctx, `the loss is not finite on ${bad} of ${dp.world} ranks (${badLoss} here)`);
+      if (bad > 0) {
+        nonFinite(trainer, ctx, `the loss is not finite on ${bad} of ${dp.world} ranks${badLoss === null ? '' : ` (${badLoss} on this one)`}`);
         skipped = true;
       }
     } else if (badLoss !== null) {

@@ -165,6 +165,8 @@ export class Trainer<B = Batch> {
       }
     }
     const o = this.options;
+    // The check above runs on every rank (the parameters are the same everywhere, so all refuse together); rank 0
+    // alone writes, and the others wait for it.
     const dp = this.dataParallel();
     if (!dp.isMain) {
       dp.barrier();

@@ -11,7 +11,7 @@ import * as kiln from '../../src/index.js';
 import { mpirun, needMpirun, results } from './helpers.js';
 
 interface Out { worldSize: number; rowsTrained: number; lrFindError: string; smallBatchError: string; params: Record<string, number[]>; losses: number[]; result: kiln.train.FitResult; valLoss: number }
-type Args = { batch?: number; accum?: number; steps?: number; runDir?: string; every?: number; resume?: boolean; reshard?: boolean; killAt?: number };
+type Args = { nanAt?: number; batch?: number; accum?: number; steps?: number; runDir?: string; every?: number; resume?: boolean; reshard?: boolean; killAt?: number };
 
 const nativeOnly = (process.env.KILN_BACKEND ?? 'native') !== 'native';
 const skipWhy = 'runs in the native backend pass only (each mpirun start costs seconds)';
@@ -110,7 +110,7 @@ test('Trainer under mpirun: Ctrl-C to mpirun (SIGTERM to every rank) stops all r
     await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
     child.kill('SIGKILL');
     const fit = [0, 1].map((r) => (existsSync(`${dir}.fit-rank${r}`) ? readFileSync(`${dir}.fit-rank${r}`, 'utf8') : 'none'));
-    assert.match(fit[0], /^interrupted \d+$/, stdout.slice(0, 2000));
+    assert.match(fit[0], /^interrupted \d+ \S+$/, stdout.slice(0, 2000));
     assert.equal(fit[1], fit[0]);
     const stops = fit.map((f) => Number(f.split(' ')[1]));
     const ck = kiln.train.readCheckpoint(join(dir, 'checkpoints', `step-${stops[0]}`));
@@ -118,5 +118,23 @@ test('Trainer under mpirun: Ctrl-C to mpirun (SIGTERM to every rank) stops all r
   } finally {
     rmSync(dir, { recursive: true, force: true });
     for (const r of [0, 1]) rmSync(`${dir}.fit-rank${r}`, { force: true });
+  }
+});
+
+test('Trainer under mpirun: a non-finite loss on one rank only is skipped by both ranks (skipNonFinite), which stay equal', (t) => {
+  if (nativeOnly) return t.skip(skipWhy);
+  if (!needMpirun(t)) return;
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-ddp-nan-'));
+  try {
+    const run = join(dir, 'run');
+    const [out] = results<Out>(onRanks(2, { steps: 4, nanAt: 2, runDir: run }));
+    assert.equal(out.result.step, 4);
+    assert.equal(out.losses.length, 4);
+    assert.ok(out.losses.every(Number.isFinite));
+    const fit = [0, 1].map((r) => readFileSync(`${run}.fit-rank${r}`, 'utf8'));
+    assert.match(fit[0], /^completed 4 /);
+    assert.equal(fit[1], fit[0]); // the same parameters on both ranks
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -1,7 +1,7 @@
 // Kiln's reference workloads (BENCHMARKS.md), side by side with PyTorch on the same machine in the same run.
 //
 //   npm run bench                         every workload, 5 rounds
-//   npm run bench -- T1 T3                only those (ids: T1 T1api MLP T2 T3 T3b T4 S1 S1soak)
+//   npm run bench -- T1 T3                only those (ids: T1 T1api MLP T2 T3 T3b T4 S1 S1soak D1)
 //   KILN_SOAK_S=N                         S1soak's duration in seconds (default 600; 20 with --quick)
 //   npm run bench -- --quick              (or KILN_BENCH_QUICK=1) a smoke run: 2 rounds, small sizes, not publishable
 //   npm run bench -- --allow-busy         exit 0 even when the run is flagged busy (the table still says INVALID)
@@ -356,6 +356,43 @@ function s1soak(): Row[] {
   ];
 }
 
+/** D1: T3 data-parallel at 1 and 2 ranks (bench/d1-ddp.ts), one thread each, rounds alternating 1 and 2 ranks. */
+function d1(): Row[] {
+  const env = { ...kilnEnv(), KILN_THREADS: '1' };
+  if (process.getuid?.() === 0) Object.assign(env, { OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' });
+  const script = join(here, 'd1-ddp.ts');
+  const params = (bucketMB: number) => JSON.stringify({ ...S.gpt, bucket_mb: bucketMB });
+  const one = () => runChild(process.execPath, ['--import', 'tsx', script, params(25)], env);
+  const two = (bucketMB: number) => () => runChild('mpirun', ['--oversubscribe', '-np', '2', process.execPath, '--import', 'tsx', script,
+    params(bucketMB)], env);
+  const r = alternate('D1', one, two(25), two(4));
+  const tps = (x: Result) => (typeof x.ms_per_step === 'number' ? Number(x.tokens_per_step) / (x.ms_per_step / 1000) : undefined);
+  // Scaling efficiency per round: 2-rank tokens/s over twice the 1-rank tokens/s of the same round.
+  const eff = r.py.map((x, i): Result => ({ e: ((tps(x) ?? NaN) / (2 * (tps(r.kiln[i]) ?? NaN))) * 100, error: x.error ?? r.kiln[i].error }));
+  // Overlap share: the part of the all-reduce time hidden behind backward, 1 - (wait after backward) / (all-reduce alone).
+  const overlap = (x: Result) => (typeof x.wait_ms === 'number' && typeof x.allreduce_ms === 'number' && x.allreduce_ms > 0
+    ? Math.max(0, Math.min(1, 1 - x.wait_ms / x.allreduce_ms)) * 100 : undefined);
+  const b = r.py.find((x) => typeof x.buckets === 'number');
+  const b4 = r.py2.find((x) => typeof x.buckets === 'number');
+  notes.push(`D1: T3 (${T3.B}x${T3.T} tokens per rank) with DistributedDataParallel, KILN_THREADS=1 per rank, ` +
+    `mpirun --oversubscribe -np 2 on this machine (loopback, shared memory); ${S.gpt.warmup} warm-up + ${S.gpt.steps} timed steps ` +
+    `with communication and ${S.gpt.steps} with backward alone (noSync) per round. 25 MB buckets (the Trainer's default): ` +
+    `${b ? b.buckets : '?'} bucket(s), so nothing can start before backward ends; 4 MB buckets: ${b4 ? b4.buckets : '?'}. ` +
+    'Overlap share = 1 - (wait after backward) / (the same all-reduces alone). Bandwidth: bytes / time of one 25 MB all-reduce.');
+  return [
+    { id: 'D1', workload: 'T3 step, 1 rank x 1 thread', unit: 'tokens/s', kiln: fig(r.kiln, tps) },
+    { id: 'D1', workload: 'T3 step, 2 ranks x 1 thread (global batch 2x)', unit: 'tokens/s', kiln: fig(r.py, tps) },
+    { id: 'D1', workload: 'scaling efficiency, 2 ranks', unit: '%', kiln: fig(eff, (x) => x.e) },
+    { id: 'D1', workload: 'all-reduce bandwidth, 25 MB, loopback', unit: 'GB/s', kiln: fig(r.py, (x) => x.allreduce_gbps) },
+    { id: 'D1', workload: 'backward, 1 rank (no communication)', unit: 'ms', kiln: fig(r.kiln, (x) => x.backward_ms), lowerIsBetter: true },
+    { id: 'D1', workload: 'backward, 2 ranks, without communication (noSync)', unit: 'ms', kiln: fig(r.py, (x) => x.backward_alone_ms), lowerIsBetter: true },
+    { id: 'D1', workload: 'backward, 2 ranks, with communication, 25 MB buckets', unit: 'ms', kiln: fig(r.py, (x) => x.backward_ms), lowerIsBetter: true },
+    { id: 'D1', workload: 'overlap share, 25 MB buckets', unit: '%', kiln: fig(r.py, overlap) },
+    { id: 'D1', workload: 'backward, 2 ranks, with communication, 4 MB buckets', unit: 'ms', kiln: fig(r.py2, (x) => x.backward_ms), lowerIsBetter: true },
+    { id: 'D1', workload: 'overlap share, 4 MB buckets', unit: '%', kiln: fig(r.py2, overlap) },
+  ];
+}
+
 const WORKLOADS: { id: string; needsTorch: boolean; run: () => Row[] }[] = [
   { id: 'T1', needsTorch: false, run: t1 },
   { id: 'T1api', needsTorch: false, run: t1api },
@@ -366,6 +403,7 @@ const WORKLOADS: { id: string; needsTorch: boolean; run: () => Row[] }[] = [
   { id: 'T4', needsTorch: true, run: t4 },
   { id: 'S1', needsTorch: false, run: s1 },
   { id: 'S1soak', needsTorch: false, run: s1soak },
+  { id: 'D1', needsTorch: false, run: d1 },
 ];
 
 // ---------------------------------------------------------------------------------------------------------------

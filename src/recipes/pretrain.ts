@@ -14,6 +14,7 @@ import * as models from '../models/index.js';
 import type { Module } from '../nn/index.js';
 import { AdamW, Scheduler, cosineWithWarmup } from '../optim/index.js';
 import { Generator, manualSeed, Tensor } from '../tensor/index.js';
+import { barrier, init as initProcessGroup } from '../distributed/index.js';
 import { Trainer, type BatchSource, type EvalInfo, type FitResult, type JSONValue } from '../train/index.js';
 
 export type PresetName = 'tiny' | 'small' | 'base';
@@ -59,6 +60,7 @@ export interface PretrainSettings {
   dashboard: boolean;
   dashboardPort: number;
   resume: boolean;
+  reshard: boolean;
 }
 
 export type Kind = 'int' | 'posint' | 'num' | 'str' | 'bool' | 'strs';
@@ -104,6 +106,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'dashboard', flag: 'dashboard', kind: 'bool', help: 'serve the live training dashboard for this run while it trains (http://127.0.0.1:6006)' },
   { key: 'dashboardPort', flag: 'dashboard-port', kind: 'int', arg: 'n', help: 'port of --dashboard (default 6006; a free one if taken)' },
   { key: 'resume', flag: 'resume', kind: 'bool', help: 'continue the run in --out from its newest checkpoint, exactly where it stopped (settings come from its config.json; flags given now override)' },
+  { key: 'reshard', flag: 'reshard', kind: 'bool', help: 'with --resume: accept a checkpoint written by a different number of processes (mpirun -np); the global batch changes with it' },
 ];
 
 /** Model sizes and training defaults per preset. */
@@ -146,6 +149,7 @@ const DEFAULTS: Partial<PretrainSettings> = {
   dashboard: false,
   dashboardPort: 6006,
   resume: false,
+  reshard: false,
 };
 
 function camel(flag: string): string { return flag.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase()); }
@@ -240,7 +244,7 @@ class WindowSource implements BatchSource<LMBatch> {
   constructor(private sampler: data.TokenWindowSampler, private readonly batchesPerEpoch: number) {}
 
   next(): LMBatch | undefined {
-    if (this.inEpoch === this.batchesPerEpoch) {
+    if (this.inEpoch >= this.batchesPerEpoch) { // >=: a re-sharded resume may have changed the epoch length
       this.inEpoch = 0;
       return undefined;
     }
@@ -284,6 +288,10 @@ export interface PretrainHooks {
  */
 export async function pretrain(s: PretrainSettings, log: (line: string) => void = console.log, hooks: PretrainHooks = {}): Promise<PretrainResult> {
   const t0 = performance.now();
+  // Under `mpirun -np N` every rank runs this recipe; rank 0 alone prints and writes the run folder.
+  const { rank, worldSize: world } = initProcessGroup();
+  const main = rank === 0;
+  if (!main) log = () => {};
   const runDir = resolve(s.out ?? join('runs', `${s.preset}-${stamp()}`));
   if (s.resume && !existsSync(join(runDir, 'config.json'))) throw new Error(`--resume: '${runDir}' holds no run (config.json is missing)`);
   if (!s.resume && existsSync(join(runDir, 'checkpoints'))) {
@@ -292,7 +300,8 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
   const info = backendInfo();
   log(`kiln pretrain: backend ${info.name}${info.isa ? ` (${info.isa}, ${info.threads} threads)` : ''}${info.reason && info.name === 'js' ? ` (${info.reason})` : ''}`);
 
-  // ---- data and tokenizer ----
+  // ---- data and tokenizer (rank 0 first; the other ranks then find the tokenizer and shards in the cache) ----
+  if (!main) barrier();
   const docs = s.data ? data.readTextSource(s.data) : data.brownCorpus();
   const dataName = s.data ? resolve(s.data) : 'the Brown corpus (bundled)';
   const texts = docs.map((d) => d.text);
@@ -328,6 +337,7 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
   log(`data: ${dataName}: ${fmtInt(docs.length)} documents, ${fmtInt(tokensTrain)} training and ${fmtInt(tokensVal)} held-out tokens ` +
     `(${shards.reused ? 'shards reused' : `tokenized in ${fmtTime((performance.now() - ts) / 1000)}`})`);
   log(`tokenizer: byte-level BPE, ${fmtInt(tokenizer.vocabSize)} tokens, ${tokNote}`);
+  if (main) barrier();
 
   // ---- model and optimizer ----
   manualSeed(s.seed);
@@ -335,7 +345,8 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
   const gpt = new models.GPT(modelConfig);
   const T = s.context;
   const B = s.batchSize;
-  const tokensPerStep = B * T * s.gradAccum;
+  // --batch-size is per process: the global batch a step trains on is B x world.
+  const tokensPerStep = B * T * s.gradAccum * world;
   const stepsPerEpoch = Math.max(1, Math.floor(tokensTrain / tokensPerStep));
   const fromEpochs = s.epochs ? s.epochs * stepsPerEpoch : Infinity;
   const maxSteps = Math.min(s.maxSteps ?? Infinity, fromEpochs);
@@ -344,7 +355,8 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
   const optimizer = new AdamW(gpt.paramGroups(s.weightDecay), { lr: s.lr, betas: [0.9, s.beta2], eps: 1e-8 });
   const schedule = new Scheduler(optimizer, cosineWithWarmup({ warmup, total: maxSteps, floor: s.minLr }));
   log(`model: GPT, ${fmtInt(gpt.numParameters())} parameters (${s.layers} layers, ${s.heads} heads, width ${s.width}, context ${T}, vocabulary ${tokenizer.vocabSize})`);
-  log(`training: ${fmtInt(maxSteps)} steps of ${fmtInt(tokensPerStep)} tokens (batch ${B} x ${T}${s.gradAccum > 1 ? ` x ${s.gradAccum} accumulated` : ''}), ` +
+  log(`training: ${fmtInt(maxSteps)} steps of ${fmtInt(tokensPerStep)} tokens (batch ${B} x ${T}${s.gradAccum > 1 ? ` x ${s.gradAccum} accumulated` : ''}` +
+    `${world > 1 ? ` on each of ${world} processes` : ''}), ` +
     `${(maxSteps / stepsPerEpoch).toFixed(2)} epochs; AdamW lr ${s.lr} (warmup ${warmup}, cosine to ${Number((s.lr * s.minLr).toPrecision(3))}), weight decay ${s.weightDecay}`);
 
   // ---- evaluation data and baselines on exactly those tokens ----
@@ -365,9 +377,9 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
     ` (a model that learned nothing scores ${fmtInt(tokenizer.vocabSize)})`);
 
   // ---- run folder ----
-  mkdirSync(runDir, { recursive: true });
-  if (!s.resume || !existsSync(runTok)) tokenizer.save(runTok);
-  const settingsJson = { ...s, out: runDir, resume: false } as unknown as Record<string, JSONValue>;
+  if (main) mkdirSync(runDir, { recursive: true });
+  if (main && (!s.resume || !existsSync(runTok))) tokenizer.save(runTok);
+  const settingsJson = { ...s, out: runDir, resume: false, reshard: false } as unknown as Record<string, JSONValue>;
   const config: Record<string, JSONValue> = {
     kind: 'kiln-gpt-pretrain',
     model: gpt.config as unknown as Record<string, JSONValue>,
@@ -375,6 +387,7 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
     data: { source: dataName, documents: docs.length, train_tokens: tokensTrain, val_tokens: tokensVal, shards: shards.dir },
     baselines: { unigram_perplexity: uni, bigram_perplexity: bi, eval_tokens: base.tokens.eval },
     train: settingsJson,
+    world_size: world,
     hf_config: models.toHFConfig(gpt.config) as Record<string, JSONValue>,
   };
 
@@ -402,7 +415,7 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
   const onEval = (e: EvalInfo): Record<string, JSONValue> => {
     const ppl = Math.exp(e.valLoss);
     lastVal = e.valLoss;
-    lastSamples = s.samples > 0 ? makeSamples(e.step) : [];
+    lastSamples = s.samples > 0 && main ? makeSamples(e.step) : [];
     const lines = [`${clearBar()}eval at step ${e.step}: val loss ${e.valLoss.toFixed(4)}, perplexity ${ppl.toFixed(1)} ` +
       `(bigram ${bi.toFixed(1)}, unigram ${uni.toFixed(1)})${e.improved ? '' : ' - no better than the best so far'}`];
     lastSamples.forEach((t) => lines.push(`  > ${t}`));
@@ -415,7 +428,8 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
     optimizer,
     schedule,
     loss: (_model, batch) => gpt.loss(batch.x, batch.y),
-    train: new WindowSource(new data.TokenWindowSampler(shards.train, { batchSize: B, blockSize: T, seed: s.seed }), stepsPerEpoch * s.gradAccum),
+    // The source yields global batches (B x world rows, the same on every rank); the Trainer gives each rank its slice.
+    train: new WindowSource(new data.TokenWindowSampler(shards.train, { batchSize: B * world, blockSize: T, seed: s.seed }), stepsPerEpoch * s.gradAccum),
     validation: valBatches,
     maxSteps,
     epochs: s.epochs ?? undefined,
@@ -434,16 +448,16 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
   });
   log(`run folder: ${runDir}${s.resume ? ' (resuming)' : ''}`);
   let dash: RunDashboard | null = null;
-  if (s.dashboard && hooks.startDashboard) {
+  if (s.dashboard && hooks.startDashboard && main) {
     dash = await hooks.startDashboard(runDir, s.dashboardPort);
     log(`dashboard: ${dash.url} (open it in a browser; it stops when training ends)`);
-  } else if (s.dashboard) {
+  } else if (s.dashboard && main) {
     log('dashboard: not started (no startDashboard hook was given; `kiln pretrain --dashboard` serves one)');
   }
   const tf = performance.now();
   let result: FitResult;
   try {
-    result = await trainer.fit({ resume: s.resume });
+    result = await trainer.fit({ resume: s.resume, reshard: s.reshard });
   } finally {
     await dash?.close();
   }
@@ -452,7 +466,7 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
   const tokPerSec = stepsRun > 0 ? (stepsRun * tokensPerStep) / trainSecs : 0;
 
   // ---- the frozen model: config.json + model.safetensors + tokenizer.json in the run folder ----
-  saveSafetensors(join(runDir, 'model.safetensors'), gpt.stateDict(), { metadata: { format: 'pt', step: String(result.step) } });
+  if (main) saveSafetensors(join(runDir, 'model.safetensors'), gpt.stateDict(), { metadata: { format: 'pt', step: String(result.step) } });
   const total = (performance.now() - t0) / 1000;
   const valPpl = lastVal === null ? null : Math.exp(lastVal);
   const rel = (p: string): string => {
@@ -469,9 +483,10 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
   log(`  kiln generate --model ${rel(runDir)} "The"`);
   log(`  kiln finetune --from ${rel(runDir)} --data chats.jsonl --out ${rel(runDir)}-chat`);
   log(`  kiln dashboard ${rel(resolve(runDir, '..'))}`);
-  if (result.stopReason === 'interrupted') log(`  kiln pretrain --out ${rel(runDir)} --resume   (continue where it stopped)`);
-  else if (s.epochs) log(`  kiln pretrain --out ${rel(runDir)} --resume --epochs ${s.epochs * 2}   (train longer)`);
-  else log(`  kiln pretrain --out ${rel(runDir)} --resume --max-steps ${result.step * 2}   (train longer)`);
+  const again = `${world > 1 ? `mpirun -np ${world} ` : ''}kiln pretrain --out ${rel(runDir)} --resume`;
+  if (result.stopReason === 'interrupted') log(`  ${again}   (continue where it stopped)`);
+  else if (s.epochs) log(`  ${again} --epochs ${s.epochs * 2}   (train longer)`);
+  else log(`  ${again} --max-steps ${result.step * 2}   (train longer)`);
   return {
     runDir, steps: result.step, valLoss: lastVal, valPerplexity: valPpl, baselines: { unigram: uni, bigram: bi },
     tokensPerSecond: tokPerSec, seconds: total, samples: lastSamples,
@@ -490,7 +505,7 @@ export function savedSettings(runDir: string): Partial<PretrainSettings> {
   if (!cfg.train || typeof cfg.train !== 'object') throw new Error(`--resume: ${path} has no 'train' settings; was it written by kiln pretrain?`);
   const out: Partial<PretrainSettings> = {};
   for (const spec of OPTIONS) {
-    if (spec.key in cfg.train && spec.key !== 'resume') (out as Record<string, unknown>)[spec.key] = parseValue(spec, cfg.train[spec.key], `${path}: train.${spec.key}`);
+    if (spec.key in cfg.train && spec.key !== 'resume' && spec.key !== 'reshard') (out as Record<string, unknown>)[spec.key] = parseValue(spec, cfg.train[spec.key], `${path}: train.${spec.key}`);
   }
   return out;
 }

@@ -17,7 +17,11 @@ function validationBatches<B>(data: TrainerOptions<B>['validation']): Iterable<B
   throw new Error('Trainer: validation must be a DataLoader, an array of batches or a function returning batches');
 }
 
-/** Trainer.evaluate: weighted mean loss and, when asked, accuracy; the model's mode is restored after. */
+/**
+ * Trainer.evaluate: weighted mean loss and, when asked, accuracy; the model's mode is restored after. Under several
+ * ranks each takes every world-th batch and the sums are added over all ranks, so every rank gets the figures of
+ * the whole validation data (every rank must call it).
+ */
 export function evaluateModel<B>(trainer: Trainer<B>, data = trainer.options.validation): EvalResult {
   const { model, options } = trainer;
   const wasTraining = model.training;
@@ -27,9 +31,12 @@ export function evaluateModel<B>(trainer: Trainer<B>, data = trainer.options.val
   let correct = 0;
   let total = 0;
   const wantAcc = options.metrics?.includes('accuracy') ?? false;
+  const dp = trainer.dataParallel();
   try {
     noGrad(() => {
+      let i = 0;
       for (const batch of validationBatches(data)) {
+        if (i++ % dp.world !== dp.rank) continue;
         const { loss, output, target } = trainer.computeLoss(batch);
         const k = samplesIn(options, batch);
         sum += loss.item() * k;
@@ -44,6 +51,7 @@ export function evaluateModel<B>(trainer: Trainer<B>, data = trainer.options.val
   } finally {
     model.train(wasTraining);
   }
+  [sum, n, correct, total] = dp.sum([sum, n, correct, total]);
   if (n === 0) throw new Error('Trainer.evaluate: the validation data gave no batches');
   const out: EvalResult = { loss: sum / n, samples: n };
   if (wantAcc && total > 0) out.accuracy = correct / total;

@@ -377,7 +377,7 @@ function d1(): Row[] {
   notes.push(`D1: T3 (${T3.B}x${T3.T} tokens per rank) with DistributedDataParallel, KILN_THREADS=1 per rank, ` +
     `mpirun --oversubscribe -np 2 on this machine (loopback, shared memory); ${S.gpt.warmup} warm-up + ${S.gpt.steps} timed steps ` +
     `with communication and ${S.gpt.steps} with backward alone (noSync) per round. 25 MB buckets (the Trainer's default): ` +
-    `${b ? b.buckets : '?'} bucket(s), so nothing can start before backward ends; 4 MB buckets: ${b4 ? b4.buckets : '?'}. ` +
+    `${b ? b.buckets : '?'} bucket(s), the first 1 MB as in PyTorch; 4 MB buckets: ${b4 ? b4.buckets : '?'}. ` +
     'Overlap share = 1 - (wait after backward) / (the same all-reduces alone). Bandwidth: bytes / time of one 25 MB all-reduce.');
   return [
     { id: 'D1', workload: 'T3 step, 1 rank x 1 thread', unit: 'tokens/s', kiln: fig(r.kiln, tps) },

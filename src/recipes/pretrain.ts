@@ -303,41 +303,11 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
   log(`kiln pretrain: backend ${info.name}${info.isa ? ` (${info.isa}, ${info.threads} threads)` : ''}${info.reason && info.name === 'js' ? ` (${info.reason})` : ''}`);
 
   // ---- data and tokenizer ----
-  const docs = s.data ? data.readTextSource(s.data) : data.brownCorpus();
+  const { docs, tokenizer, shards } = pretrainData(s, runDir, log);
   const dataName = s.data ? resolve(s.data) : 'the Brown corpus (bundled)';
-  const texts = docs.map((d) => d.text);
-  let tokenizer: data.Tokenizer;
-  let tokNote: string;
   const runTok = join(runDir, 'tokenizer.json');
-  if (s.resume && existsSync(runTok)) {
-    tokenizer = data.loadTokenizer(runTok);
-    tokNote = `from the run (${runTok})`;
-  } else if (s.tokenizer) {
-    tokenizer = data.loadTokenizer(s.tokenizer);
-    tokNote = `from ${s.tokenizer}`;
-  } else {
-    const h = createHash('sha256').update(JSON.stringify({ kind: 'byte-bpe', vocabSize: s.vocabSize, v: 1 }));
-    for (const t of texts) h.update(t).update('\0');
-    const cached = join(s.cacheDir, 'tokenizers', `bpe-${s.vocabSize}-${h.digest('hex').slice(0, 16)}.json`);
-    if (existsSync(cached)) {
-      tokenizer = data.loadTokenizer(cached);
-      tokNote = `reused from ${cached}`;
-    } else {
-      const tt = performance.now();
-      log(`training a byte-level BPE tokenizer (vocabulary ${s.vocabSize}) on ${fmtInt(docs.length)} documents ...`);
-      tokenizer = data.trainByteLevelBPE(texts, { vocabSize: s.vocabSize });
-      mkdirSync(join(s.cacheDir, 'tokenizers'), { recursive: true });
-      tokenizer.save(cached);
-      tokNote = `trained in ${fmtTime((performance.now() - tt) / 1000)}, cached in ${cached}`;
-    }
-  }
-  const ts = performance.now();
-  const shards = data.buildShards({ documents: docs, tokenizer, dir: join(s.cacheDir, 'shards'), valFraction: s.valFraction, seed: 0 });
   const tokensTrain = shards.meta.tokens.train;
   const tokensVal = shards.meta.tokens.val;
-  log(`data: ${dataName}: ${fmtInt(docs.length)} documents, ${fmtInt(tokensTrain)} training and ${fmtInt(tokensVal)} held-out tokens ` +
-    `(${shards.reused ? 'shards reused' : `tokenized in ${fmtTime((performance.now() - ts) / 1000)}`})`);
-  log(`tokenizer: byte-level BPE, ${fmtInt(tokenizer.vocabSize)} tokens, ${tokNote}`);
 
   // ---- model and optimizer ----
   manualSeed(s.seed);
@@ -350,7 +320,7 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
   const fromEpochs = s.epochs ? s.epochs * stepsPerEpoch : Infinity;
   const maxSteps = Math.min(s.maxSteps ?? Infinity, fromEpochs);
   if (!Number.isFinite(maxSteps)) throw new Error('give --max-steps or --epochs');
-  const warmup = Math.max(0, Math.min(s.warmup ?? Math.min(200, Math.round(maxSteps * 0.05)), maxSteps - 1));
+  const warmup = warmupSteps(s.warmup, maxSteps);
   const optimizer = new AdamW(gpt.paramGroups(s.weightDecay), { lr: s.lr, betas: [0.9, s.beta2], eps: 1e-8 });
   const schedule = new Scheduler(optimizer, cosineWithWarmup({ warmup, total: maxSteps, floor: s.minLr }));
   log(`model: GPT, ${fmtInt(gpt.numParameters())} parameters (${s.layers} layers, ${s.heads} heads, width ${s.width}, context ${T}, vocabulary ${tokenizer.vocabSize})`);
@@ -498,6 +468,50 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
     runDir, steps: result.step, valLoss: lastVal, valPerplexity: valPpl, baselines: { unigram: uni, bigram: bi }, heldOut,
     tokensPerSecond: tokPerSec, seconds: total, samples: lastSamples,
   };
+}
+
+/** The run's documents, tokenizer (the run's on resume, a given file, or a byte-level BPE trained once and cached) and token shards. */
+export function pretrainData(s: PretrainSettings, runDir: string, log: (line: string) => void = () => {}):
+  { docs: data.TextDocument[]; tokenizer: data.Tokenizer; shards: ReturnType<typeof data.buildShards> } {
+  const docs = s.data ? data.readTextSource(s.data) : data.brownCorpus();
+  const dataName = s.data ? resolve(s.data) : 'the Brown corpus (bundled)';
+  const texts = docs.map((d) => d.text);
+  let tokenizer: data.Tokenizer;
+  let tokNote: string;
+  const runTok = join(runDir, 'tokenizer.json');
+  if (s.resume && existsSync(runTok)) {
+    tokenizer = data.loadTokenizer(runTok);
+    tokNote = `from the run (${runTok})`;
+  } else if (s.tokenizer) {
+    tokenizer = data.loadTokenizer(s.tokenizer);
+    tokNote = `from ${s.tokenizer}`;
+  } else {
+    const h = createHash('sha256').update(JSON.stringify({ kind: 'byte-bpe', vocabSize: s.vocabSize, v: 1 }));
+    for (const t of texts) h.update(t).update('\0');
+    const cached = join(s.cacheDir, 'tokenizers', `bpe-${s.vocabSize}-${h.digest('hex').slice(0, 16)}.json`);
+    if (existsSync(cached)) {
+      tokenizer = data.loadTokenizer(cached);
+      tokNote = `reused from ${cached}`;
+    } else {
+      const tt = performance.now();
+      log(`training a byte-level BPE tokenizer (vocabulary ${s.vocabSize}) on ${fmtInt(docs.length)} documents ...`);
+      tokenizer = data.trainByteLevelBPE(texts, { vocabSize: s.vocabSize });
+      mkdirSync(join(s.cacheDir, 'tokenizers'), { recursive: true });
+      tokenizer.save(cached);
+      tokNote = `trained in ${fmtTime((performance.now() - tt) / 1000)}, cached in ${cached}`;
+    }
+  }
+  const ts = performance.now();
+  const shards = data.buildShards({ documents: docs, tokenizer, dir: join(s.cacheDir, 'shards'), valFraction: s.valFraction, seed: 0 });
+  log(`data: ${dataName}: ${fmtInt(docs.length)} documents, ${fmtInt(shards.meta.tokens.train)} training and ${fmtInt(shards.meta.tokens.val)} held-out tokens ` +
+    `(${shards.reused ? 'shards reused' : `tokenized in ${fmtTime((performance.now() - ts) / 1000)}`})`);
+  log(`tokenizer: byte-level BPE, ${fmtInt(tokenizer.vocabSize)} tokens, ${tokNote}`);
+  return { docs, tokenizer, shards };
+}
+
+/** Linear warmup steps: the setting, or 5% of the steps (at most 200), and always fewer than the steps. */
+export function warmupSteps(warmup: number | null, maxSteps: number): number {
+  return Math.max(0, Math.min(warmup ?? Math.min(200, Math.round(maxSteps * 0.05)), maxSteps - 1));
 }
 
 /** Every token of a split's shards, in file order: the stream the final evaluation and its baselines score. */

@@ -70,7 +70,7 @@ export interface OptionSpec { key: keyof PretrainSettings; flag: string; kind: K
 export const OPTIONS: readonly OptionSpec[] = [
   { key: 'data', flag: 'data', kind: 'str', arg: 'path', help: 'training text: a .txt/.md file (split on blank lines), a .jsonl file ({"text": ...} per line) or a folder of them (default: the bundled Brown corpus, 500 documents, 1.16M words)' },
   { key: 'out', flag: 'out', kind: 'str', arg: 'dir', help: 'the run folder for config.json, tokenizer.json, metrics.jsonl, checkpoints/ and model.safetensors (default: runs/<preset>-<date>-<time>)' },
-  { key: 'preset', flag: 'preset', kind: 'str', arg: 'name', choices: ['tiny', 'small', 'base'], help: 'model size and training defaults: tiny (~1 minute), small (default, ~5 minutes on 2 cores), base (~11M parameters, for a long run)' },
+  { key: 'preset', flag: 'preset', kind: 'str', arg: 'name', choices: ['tiny', 'small', 'base'], help: 'model size and training defaults: tiny (~20 seconds), small (default, ~5 minutes on 2 cores), base (~11M parameters, for a long run)' },
   { key: 'tokenizer', flag: 'tokenizer', kind: 'str', arg: 'file', help: 'use this tokenizer.json instead of training a byte-level BPE on the data' },
   { key: 'vocabSize', flag: 'vocab-size', kind: 'posint', arg: 'n', help: 'BPE vocabulary size to train, special tokens included (preset: 512 / 1024 / 4096)' },
   { key: 'context', flag: 'context', kind: 'posint', arg: 'n', help: 'context length T: tokens the model sees at once (preset: 64 / 128 / 256)' },
@@ -456,7 +456,7 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
   log(`whole held-out split (${fmtInt(heldOut.tokens)} tokens): loss ${heldOut.loss.toFixed(4)} | bigram ${heldOut.bigramLoss.toFixed(4)} | ` +
     `unigram ${heldOut.unigramLoss.toFixed(4)} nats/token; ${(heldOut.bigramLoss - heldOut.loss).toFixed(3)} below the bigram ` +
     `(perplexity ${Math.exp(heldOut.loss).toFixed(1)} vs ${Math.exp(heldOut.bigramLoss).toFixed(1)}; evaluated in ${fmtTime(heldOut.seconds)})`);
-  log(`the run went to ${rel(runDir)}/ : config.json, tokenizer.json, model.safetensors, metrics.jsonl, checkpoints/`);
+  log(`the run went to ${rel(runDir)}/ : config.json, tokenizer.json, model.safetensors, metrics.jsonl, summary.json, checkpoints/`);
   log('next:');
   log(`  kiln generate --model ${rel(runDir)} "The"`);
   log(`  kiln finetune --from ${rel(runDir)} --data chats.jsonl --out ${rel(runDir)}-chat`);

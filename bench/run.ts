@@ -352,7 +352,7 @@ function ttq(): Row[] {
     notes.push(`ttq: preset ${String(meta.preset)} (V=${String(meta.V)} T=${String(meta.T)} L=${String(meta.L)} H=${String(meta.H)} C=${String(meta.C)} ` +
       `B=${String(meta.B)}), ${String(meta.steps)} steps, lr ${String(meta.lr)} warmup ${String(meta.warmup)} cosine to ${String(meta.min_lr)}x, ` +
       `the same ${String(meta.val_tokens)} held-out tokens and training windows on both sides; bigram ${Number(meta.bigram_loss).toFixed(4)} nats. ` +
-      `Target: ${Number.isFinite(target) ? target.toFixed(4) : '-'} (the worse final loss). Evaluations (step:loss@training s): ` +
+      `Target: ${Number.isFinite(target) ? target.toFixed(4) : '-'} (the worse final loss); ${rounds} round(s) per side, not the rounds below. Evaluations (step:loss@training s): ` +
       `Kiln ${evals(k[0])}; PyTorch ${evals(t[0])}.`);
     const label = `${String(meta.preset)}, ${String(meta.steps)} steps`;
     return [

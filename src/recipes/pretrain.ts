@@ -454,7 +454,7 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
     log(`validation perplexity: model ${valPpl.toFixed(1)} | bigram ${bi.toFixed(1)} | unigram ${uni.toFixed(1)}   (val loss ${lastVal!.toFixed(4)}; lower is better)`);
   }
   log(`whole held-out split (${fmtInt(heldOut.tokens)} tokens): loss ${heldOut.loss.toFixed(4)} | bigram ${heldOut.bigramLoss.toFixed(4)} | ` +
-    `unigram ${heldOut.unigramLoss.toFixed(4)} nats/token; ${(heldOut.bigramLoss - heldOut.loss).toFixed(3)} below the bigram ` +
+    `unigram ${heldOut.unigramLoss.toFixed(4)} nats/token; ${gapToBigram(heldOut)} ` +
     `(perplexity ${Math.exp(heldOut.loss).toFixed(1)} vs ${Math.exp(heldOut.bigramLoss).toFixed(1)}; evaluated in ${fmtTime(heldOut.seconds)})`);
   log(`the run went to ${rel(runDir)}/ : config.json, tokenizer.json, model.safetensors, metrics.jsonl, summary.json, checkpoints/`);
   log('next:');
@@ -512,6 +512,12 @@ export function pretrainData(s: PretrainSettings, runDir: string, log: (line: st
 /** Linear warmup steps: the setting, or 5% of the steps (at most 200), and always fewer than the steps. */
 export function warmupSteps(warmup: number | null, maxSteps: number): number {
   return Math.max(0, Math.min(warmup ?? Math.min(200, Math.round(maxSteps * 0.05)), maxSteps - 1));
+}
+
+/** "0.512 below the bigram" (or above it, for a model that has not caught up with the bigram yet). */
+function gapToBigram(h: HeldOutScores): string {
+  const d = h.bigramLoss - h.loss;
+  return `${Math.abs(d).toFixed(3)} ${d >= 0 ? 'below' : 'above'} the bigram`;
 }
 
 /** Every token of a split's shards, in file order: the stream the final evaluation and its baselines score. */

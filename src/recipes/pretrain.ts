@@ -456,6 +456,8 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
   log(`whole held-out split (${fmtInt(heldOut.tokens)} tokens): loss ${heldOut.loss.toFixed(4)} | bigram ${heldOut.bigramLoss.toFixed(4)} | ` +
     `unigram ${heldOut.unigramLoss.toFixed(4)} nats/token; ${gapToBigram(heldOut)} ` +
     `(perplexity ${Math.exp(heldOut.loss).toFixed(1)} vs ${Math.exp(heldOut.bigramLoss).toFixed(1)}; evaluated in ${fmtTime(heldOut.seconds)})`);
+  // The last evaluation's samples again, beside the final figures: what the trained model writes.
+  if (lastSamples.length > 0) log(`samples from the trained model:\n${lastSamples.map((t) => `  > ${t}`).join('\n')}`);
   log(`the run went to ${rel(runDir)}/ : config.json, tokenizer.json, model.safetensors, metrics.jsonl, summary.json, checkpoints/`);
   log('next:');
   log(`  kiln generate --model ${rel(runDir)} "The"`);

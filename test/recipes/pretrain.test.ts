@@ -42,6 +42,7 @@ test('a small run writes config, tokenizer, metrics, checkpoints and a model tha
   assert.match(text, /kiln generate --model .*run-a/);
   assert.match(text, /kiln finetune --from .*run-a/);
   assert.match(text, /kiln dashboard /);
+  assert.match(text, /samples from the trained model:\n  > /);
   assert.match(text, /whole held-out split \([\d,]+ tokens\): loss [\d.]+ \| bigram [\d.]+ \| unigram [\d.]+ nats\/token/);
   // The final evaluation covers every held-out token after the first, as the bigram's score on the same stream does.
   const valTokens = kiln.recipes.pretrain.splitTokens(kiln.data.buildShards({ documents: kiln.data.readTextSource(corpus),

@@ -439,7 +439,7 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
     step: result.step, final: true, heldout_loss: heldOut.loss, heldout_perplexity: Math.exp(heldOut.loss),
     bigram_loss: heldOut.bigramLoss, unigram_loss: heldOut.unigramLoss, heldout_tokens: heldOut.tokens,
     below_bigram: heldOut.bigramLoss - heldOut.loss, eval_s: heldOut.seconds, train_s: trainSecs, total_s: total,
-    tokens_per_s: tokPerSec, stop_reason: result.stopReason,
+    train_tokens_per_s: tokPerSec, stop_reason: result.stopReason, // not tokens_per_s: the dashboard would plot it as the last step's
   };
   new MetricsLog(join(runDir, 'metrics.jsonl')).append(summary);
   writeFileAtomic(join(runDir, 'summary.json'), `${JSON.stringify({ ...summary, preset: s.preset, parameters: gpt.numParameters(), samples: lastSamples }, null, 2)}\n`);

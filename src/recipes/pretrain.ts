@@ -111,8 +111,8 @@ export const OPTIONS: readonly OptionSpec[] = [
 /** Model sizes and training defaults per preset. */
 const PRESETS: Record<PresetName, Partial<PretrainSettings>> = {
   tiny: { ...modelPart('tiny'), batchSize: 32, maxSteps: 1000, lr: 3e-3, evalEvery: 200 },
-  // The default run: 3000 steps reached 0.58 nats below the bigram on the whole held-out split in about 5 minutes on
-  // 2 cores; 1000 steps (the old default) stopped at about 0.1 below it (README, "Presets").
+  // The default run: 3000 steps reach 0.58 nats below the bigram on the whole held-out split in about 5 minutes on
+  // 2 cores; 1000 steps (the old default) stopped about 0.05 below it on a sample of the split (README, "Presets").
   small: { ...modelPart('small'), batchSize: 16, maxSteps: 3000, lr: 2e-3, evalEvery: 250 },
   base: { ...modelPart('base'), batchSize: 8, maxSteps: 2000, lr: 6e-4, evalEvery: 250 },
 };

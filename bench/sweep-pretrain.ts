@@ -72,7 +72,7 @@ function runOne(c: Config, threads: string | undefined): Record<string, unknown>
     if (r.status !== 0) return { ...base, error: (r.stderr.trim().split('\n').pop() ?? `exit ${r.status}`).slice(0, 200) };
     const s = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as Record<string, unknown>;
     return { ...base, parameters: s.parameters, heldout_loss: s.heldout_loss, bigram_loss: s.bigram_loss, unigram_loss: s.unigram_loss,
-      below_bigram: s.below_bigram, heldout_tokens: s.heldout_tokens, train_s: s.train_s, tokens_per_s: s.train_tokens_per_s, samples: s.samples };
+      below_bigram: s.below_bigram, heldout_tokens: s.heldout_tokens, train_s: s.train_s, eval_s: s.eval_s, tokens_per_s: s.train_tokens_per_s, samples: s.samples };
   } finally {
     rmSync(out, { recursive: true, force: true });
   }

@@ -4,6 +4,9 @@
 //   npm run bench -- T1 T3                only those (ids: T1 T1api MLP T2 T3 T3b T4 S1 S1soak D1)
 //   KILN_SOAK_S=N                         S1soak's duration in seconds (default 600; 20 with --quick)
 //   npm run bench -- --quick              (or KILN_BENCH_QUICK=1) a smoke run: 2 rounds, small sizes, not publishable
+//   npm run bench -- ttq                  time to quality (minutes to an hour; runs only when named): the default
+//                                         pre-training recipe in Kiln and PyTorch, time to the same whole-split loss;
+//                                         KILN_TTQ_PRESET, KILN_TTQ_STEPS, KILN_TTQ_ROUNDS (default 1) change it
 //   npm run bench -- --allow-busy         exit 0 even when the run is flagged busy (the table still says INVALID)
 //   KILN_BENCH_ROUNDS=N (at least 5), KILN_BENCH_THREADS=N (threads of every side; default: Kiln's pool size)
 //
@@ -22,6 +25,7 @@ import { loadNativeBackend } from '../src/backend/native/index.js';
 import { median } from './stats.js';
 import { dumpMnist } from './t2-mnist.js';
 import { stepFlops, T3, T3B, type GPTShape } from './t3-gpt.js';
+import { timeTo, type TTQEval } from './ttq.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const PYTHON = '/usr/bin/python3';
@@ -61,8 +65,8 @@ const S = quick ? {
 
 type Result = Record<string, unknown> & { error?: string };
 
-function runChild(cmd: string, argv: string[], env: NodeJS.ProcessEnv): Result {
-  const res = spawnSync(cmd, argv, { env, encoding: 'utf8', timeout: 30 * 60 * 1000, maxBuffer: 64 * 1024 * 1024 });
+function runChild(cmd: string, argv: string[], env: NodeJS.ProcessEnv, timeoutMs = 30 * 60 * 1000): Result {
+  const res = spawnSync(cmd, argv, { env, encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 });
   if (res.error) return { error: `${cmd} not runnable (${res.error.message})` };
   try {
     return JSON.parse(res.stdout.trim().split('\n').pop() ?? '') as Result;
@@ -393,7 +397,56 @@ function d1(): Row[] {
   ];
 }
 
-const WORKLOADS: { id: string; needsTorch: boolean; run: () => Row[] }[] = [
+/**
+ * Time to quality: the default pre-training recipe (settings, data, windows in the same order: bench/ttq.ts writes
+ * them once) trained by Kiln (bench/ttq.ts) and PyTorch (bench/ttq.py), each evaluating the whole held-out split
+ * every evalEvery steps with its clock stopped; the figure is the training time to the first evaluation at or below
+ * the worse of the two final losses, the loss both reach. One round per side by default: a round is minutes.
+ */
+function ttq(): Row[] {
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-ttq-'));
+  const hours = 3 * 60 * 60 * 1000;
+  try {
+    const env = process.env;
+    const settings = quick ? { preset: 'tiny', maxSteps: 60, evalEvery: 20 }
+      : { preset: env.KILN_TTQ_PRESET ?? 'small', ...(env.KILN_TTQ_STEPS ? { maxSteps: Number(env.KILN_TTQ_STEPS) } : {}) };
+    const meta = kilnUnavailable ? { error: kilnUnavailable }
+      : runChild(process.execPath, ['--import', 'tsx', join(here, 'ttq.ts'), 'data', JSON.stringify({ dir, ...settings })], kilnEnv());
+    if (meta.error) return [{ id: 'ttq', workload: 'time to quality: preparing the data', unit: 's', kiln: meta.error }];
+    const rounds = Math.max(1, Number(env.KILN_TTQ_ROUNDS ?? 1) || 1);
+    const k: Result[] = [];
+    const t: Result[] = [];
+    for (let r = 0; r < rounds; r++) {
+      process.stderr.write(`  ttq: round ${r + 1}/${rounds} (Kiln, then PyTorch)\r`);
+      k.push(runChild(process.execPath, ['--import', 'tsx', join(here, 'ttq.ts'), 'train', JSON.stringify({ dir })], kilnEnv(), hours));
+      t.push(torchUnavailable ? { error: torchUnavailable } : runChild(PYTHON, [join(here, 'ttq.py'), JSON.stringify({ dir })], pythonEnv(), hours));
+    }
+    const finals = (xs: Result[]) => xs.map((x) => x.final_loss).filter((v): v is number => typeof v === 'number');
+    const fk = finals(k);
+    const ft = finals(t);
+    const target = Math.max(...(fk.length ? [median(fk)] : []), ...(ft.length ? [median(ft)] : []));
+    const to = (xs: Result[]) => fig(xs, (x) => (Array.isArray(x.evals) ? timeTo(x.evals as TTQEval[], target) ?? undefined : undefined));
+    const evals = (x: Result | undefined) => (Array.isArray(x?.evals) ? (x!.evals as TTQEval[]).map((e) => `${e.step}:${e.loss.toFixed(3)}@${e.train_s.toFixed(0)}s`).join(' ') : 'none');
+    notes.push(`ttq: preset ${String(meta.preset)} (V=${String(meta.V)} T=${String(meta.T)} L=${String(meta.L)} H=${String(meta.H)} C=${String(meta.C)} ` +
+      `B=${String(meta.B)}), ${String(meta.steps)} steps, lr ${String(meta.lr)} warmup ${String(meta.warmup)} cosine to ${String(meta.min_lr)}x, ` +
+      `the same ${String(meta.val_tokens)} held-out tokens and training windows on both sides; bigram ${Number(meta.bigram_loss).toFixed(4)} nats. ` +
+      `Target: ${Number.isFinite(target) ? target.toFixed(4) : '-'} (the worse final loss); ${rounds} round(s) per side, not the rounds below. Evaluations (step:loss@training s): ` +
+      `Kiln ${evals(k[0])}; PyTorch ${evals(t[0])}.`);
+    const label = `${String(meta.preset)}, ${String(meta.steps)} steps`;
+    return [
+      { id: 'ttq', workload: `time to whole-split val loss ${Number.isFinite(target) ? target.toFixed(3) : '-'} (${label})`, unit: 's',
+        kiln: to(k), torch: to(t), lowerIsBetter: true },
+      { id: 'ttq', workload: `whole-split val loss at the end (bigram ${Number(meta.bigram_loss).toFixed(3)})`, unit: 'nats',
+        kiln: fig(k, (x) => x.final_loss), torch: fig(t, (x) => x.final_loss), lowerIsBetter: true, noRatio: true },
+      { id: 'ttq', workload: 'training time of the whole schedule (evaluations excluded)', unit: 's',
+        kiln: fig(k, (x) => x.train_s), torch: fig(t, (x) => x.train_s), lowerIsBetter: true },
+    ];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const WORKLOADS: { id: string; needsTorch: boolean; run: () => Row[]; onlyWhenNamed?: boolean }[] = [
   { id: 'T1', needsTorch: false, run: t1 },
   { id: 'T1api', needsTorch: false, run: t1api },
   { id: 'MLP', needsTorch: true, run: mlp },
@@ -404,6 +457,7 @@ const WORKLOADS: { id: string; needsTorch: boolean; run: () => Row[] }[] = [
   { id: 'S1', needsTorch: false, run: s1 },
   { id: 'S1soak', needsTorch: false, run: s1soak },
   { id: 'D1', needsTorch: false, run: d1 },
+  { id: 'ttq', needsTorch: true, run: ttq, onlyWhenNamed: true },
 ];
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -478,6 +532,7 @@ function main(): number {
   const perWorkload: string[] = [];
   for (const w of WORKLOADS) {
     if (filters.length > 0 && !filters.includes(w.id.toLowerCase())) continue;
+    if (w.onlyWhenNamed && !filters.includes(w.id.toLowerCase())) continue;
     const a = cpuSnap();
     const wt = performance.now();
     const out = w.run();

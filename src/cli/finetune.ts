@@ -9,7 +9,7 @@ import { dashboardOptions, withDashboard, type DashboardFlags } from './with-das
 interface Raw extends DashboardFlags {
   from?: string; data?: string; out?: string; epochs?: string; maxSteps?: string; lr?: string; batchSize?: string;
   weightDecay?: string; freeze?: string[]; loraRank?: string; loraAlpha?: string; loraDropout?: string; loraTargets?: string;
-  skipBadLines?: boolean; heldout?: string; refusalMarker?: string; maxNewTokens?: string; seed?: string; progress?: string;
+  skipBadLines?: boolean; mix?: string; mixData?: string; heldout?: string; refusalMarker?: string; maxNewTokens?: string; seed?: string; progress?: string;
 }
 
 function num(v: string | undefined, flag: string, kind: 'posint' | 'int' | 'pos' | 'frac'): number | undefined {
@@ -47,6 +47,8 @@ export function finetuneOptions(raw: Raw): kiln.recipes.finetune.FinetuneOptions
       rank, alpha: num(raw.loraAlpha, '--lora-alpha', 'pos') ?? 2 * rank, dropout: num(raw.loraDropout, '--lora-dropout', 'frac') ?? 0, targets,
     },
     skipBadLines: raw.skipBadLines ?? false,
+    mix: num(raw.mix, '--mix', 'frac'),
+    mixData: raw.mixData,
     heldout: raw.heldout,
     refusalMarker: raw.refusalMarker,
     maxNewTokens: num(raw.maxNewTokens, '--max-new-tokens', 'posint'),
@@ -76,6 +78,8 @@ export function register(program: Command): void {
     .option('--lora-dropout <x>', 'dropout on the adapters\' input (default 0)')
     .option('--lora-targets <list>', 'comma-separated layer names or patterns to adapt (default c_attn): e.g. c_attn,attn.c_proj,mlp.c_fc')
     .option('--skip-bad-lines', 'skip malformed lines of --data (and say how many) instead of refusing the file')
+    .option('--mix <x>', 'share of training rows that are pre-training text, against forgetting (default 0): 0.25 adds one text row per three conversations')
+    .option('--mix-data <path>', 'the text mixed in by --mix: a file or folder (default: the bundled Brown corpus)')
     .option('--heldout <file>', 'held-out prompts (JSONL with "kind": "harmful" or "benign") to measure before and after: share of harmful declined, benign answered')
     .option('--refusal-marker <text>', 'the phrase that marks a reply as declined (default "I can\'t help with that")')
     .option('--max-new-tokens <n>', 'longest reply generated for the held-out prompts (default 48)')

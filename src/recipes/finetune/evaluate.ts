@@ -4,9 +4,11 @@
 // contains the refusal marker phrase the training data uses; an answer is right when it is not declined and
 // contains the expected fact (case, spacing and curly quotes aside).
 
+import { existsSync, readFileSync } from 'node:fs';
 import type { Tokenizer } from '../../data/tokenizer/index.js';
+import { loadModel } from '../../hub/load.js';
 import type { GPT } from '../../models/gpt.js';
-import { IM_END, type ChatTemplate } from '../../infer/chat-template.js';
+import { ChatTemplate, IM_END } from '../../infer/chat-template.js';
 import { generate } from '../../infer/generate.js';
 import { BatchDecoder } from '../../models/generate.js';
 import { encodePrompt } from './encode.js';
@@ -103,15 +105,16 @@ export function greedyReplies(gpt: GPT, tok: Tokenizer, template: ChatTemplate, 
   const running = new Map<number, { i: number; start: number; seq: ReturnType<BatchDecoder['start']> }>();
   let next = 0;
   while (next < prompts.length || running.size > 0) {
-    while (next < prompts.length && decoder.hasRoom) {
-      const seq = decoder.start(prompts[next], { maxNewTokens: maxNew, temperature: 0, eosTokenIds: stop });
-      running.set(seq.row, { i: next, start: prompts[next].length, seq });
-      next++;
-    }
+    // Finished sequences are read before their rows are reused.
     for (const [row, r] of [...running]) {
       if (!r.seq.done) continue;
       replies[r.i] = tok.decode(r.seq.ids.slice(r.start));
       running.delete(row);
+    }
+    while (next < prompts.length && decoder.hasRoom) {
+      const seq = decoder.start(prompts[next], { maxNewTokens: maxNew, temperature: 0, eosTokenIds: stop });
+      running.set(seq.row, { i: next, start: prompts[next].length, seq });
+      next++;
     }
     if (decoder.running > 0) decoder.step();
   }
@@ -241,4 +244,26 @@ export function formatReport(s: HeldoutScore): string[] {
   const cats = Object.entries(s.harmfulByCategory);
   if (cats.length > 1) lines.push(`  harmful declined by category: ${cats.map(([c, [d, n]]) => `${c} ${d}/${n}`).join(', ')}`);
   return lines;
+}
+
+export interface EvaluateOptions extends ReplyOptions {
+  /** A run folder, a frozen model folder or a Hugging Face GPT-2 folder. */
+  model: string;
+  /** Held-out JSONL (see parseHeldout). */
+  data: string;
+  refusalMarker?: string;
+  /** Conversations decoded together (default 16). */
+  batch?: number;
+}
+
+/** `kiln eval`: loads a model and a held-out file, replies greedily with the model's chat template, and scores. */
+export function evaluateModel(o: EvaluateOptions): { score: HeldoutScore; seconds: number; template: 'chat' | 'plain' } {
+  if (!existsSync(o.model)) throw new Error(`--model '${o.model}' does not exist`);
+  if (!existsSync(o.data)) throw new Error(`--data '${o.data}' does not exist`);
+  const prompts = parseHeldout(readFileSync(o.data, 'utf8'), o.data);
+  const m = loadModel(o.model);
+  const template = new ChatTemplate(m.chatTemplate, m.specialTokens);
+  const t0 = performance.now();
+  const score = scoreHeldout(m.model, m.tokenizer, template, prompts, o);
+  return { score, seconds: (performance.now() - t0) / 1000, template: template.isDefault ? 'plain' : 'chat' };
 }

@@ -16,7 +16,8 @@ import type { GPT } from '../../models/gpt.js';
 import { tokenizerConfig, writeTokenizerConfig, type TokenizerConfig } from '../../hub/tokenizer-config.js';
 import { CHATML_TEMPLATE, CHAT_SPECIAL_TOKENS, ChatTemplate, IM_END } from '../../infer/chat-template.js';
 import { encodeConversation, prepareRows, PaddedBatches, type ChatBatch } from './encode.js';
-import { formatScore, parseHeldout, scoreHeldout, type HeldoutScore } from './evaluate.js';
+import { formatReport, parseHeldout, scoreHeldout, type HeldoutScore } from './evaluate.js';
+import { pretrainRows } from './mix.js';
 import { loadFinetuneData, type LineError } from './jsonl.js';
 import { loadSourceModel } from './load.js';
 import { resizeTokenEmbeddings } from './vocab.js';
@@ -39,6 +40,13 @@ export interface FinetuneOptions {
   freeze?: string[];
   lora?: LoRASettings | null;
   skipBadLines?: boolean;
+  /**
+   * Share of training rows that are plain pre-training text (loss on every token), against forgetting; 0 (the
+   * default) trains on the conversations alone. 0.25 adds one text row for every three conversations.
+   */
+  mix?: number;
+  /** The text mixed in: a file or folder readTextSource reads (default: the bundled Brown corpus). */
+  mixData?: string;
   /** Held-out prompts (JSONL with "kind") measured before and after. */
   heldout?: string;
   refusalMarker?: string;
@@ -98,7 +106,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   const refusalMarker = o.refusalMarker;
   if (prompts) {
     before = scoreHeldout(gpt, tok, template, prompts, { refusalMarker, maxNewTokens: o.maxNewTokens });
-    log(`before fine-tuning: ${formatScore(before)}`);
+    for (const [i, line] of formatReport(before).entries()) log(i === 0 ? `before fine-tuning: ${line}` : line);
   }
 
   // Freezing, then LoRA (which freezes everything but its adapters). New token rows must learn, so the token
@@ -128,6 +136,13 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   if (prep.truncated) log(`${prep.truncated} example${prep.truncated === 1 ? '' : 's'} cut to the context of ${gpt.config.context} tokens`);
   if (prep.dropped.length) log(`${prep.dropped.length} example${prep.dropped.length === 1 ? '' : 's'} dropped: no reply token within the context (lines ${prep.dropped.slice(0, 10).join(', ')})`);
   if (prep.rows.length === 0) throw new Error('fine-tuning: no example has a reply within the model\'s context');
+  const mix = o.mix ?? 0;
+  if (!(mix >= 0 && mix < 1)) throw new Error(`fine-tuning: mix must be a share in [0, 1), got ${mix}`);
+  if (mix > 0) {
+    const n = Math.round((prep.rows.length * mix) / (1 - mix));
+    prep.rows.push(...pretrainRows(tok, { rows: n, length: Math.min(64, gpt.config.context), seed, source: o.mixData }));
+    log(`mixed in ${n} rows of pre-training text (${o.mixData ?? 'the Brown corpus'}; ${(100 * mix).toFixed(0)}% of the rows)`);
+  }
   const padId = tok.specialTokens().get(IM_END) ?? tok.specialTokens().get('<|endoftext|>') ?? 0;
   const batches = new PaddedBatches(prep.rows, { batchSize: o.batchSize ?? 8, padId, seed });
   const epochs = o.epochs ?? (o.maxSteps ? undefined : 1);
@@ -139,7 +154,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     model: { ...gpt.config },
     finetune: {
       from: resolve(o.from), data: resolve(o.data), epochs: epochs ?? null, max_steps: o.maxSteps ?? null, lr: o.lr ?? null,
-      batch_size: o.batchSize ?? 8, freeze: o.freeze ?? [], lora: lora as unknown as JSONValue, added_tokens: addedTokens,
+      batch_size: o.batchSize ?? 8, mix, mix_data: o.mixData ?? null, freeze: o.freeze ?? [], lora: lora as unknown as JSONValue, added_tokens: addedTokens,
       chat_template: templateSource, seed,
     },
   } as Record<string, JSONValue>;
@@ -168,7 +183,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   let after: HeldoutScore | undefined;
   if (prompts) {
     after = scoreHeldout(gpt, tok, template, prompts, { refusalMarker, maxNewTokens: o.maxNewTokens });
-    log(`after fine-tuning:  ${formatScore(after)}`);
+    for (const [i, line] of formatReport(after).entries()) log(i === 0 ? `after fine-tuning:  ${line}` : line);
     const dump = (s: HeldoutScore) => ({ ...s, replies: s.replies.map((r) => ({ kind: r.kind, prompt: r.messages[r.messages.length - 1].content, reply: r.reply, declined: r.declined, correct: r.correct ?? null })) });
     writeFileAtomic(join(out, 'heldout.json'), `${JSON.stringify({ before: dump(before!), after: dump(after) }, null, 2)}\n`);
   }

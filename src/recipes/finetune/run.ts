@@ -16,7 +16,7 @@ import type { GPT } from '../../models/gpt.js';
 import { tokenizerConfig, writeTokenizerConfig, type TokenizerConfig } from '../../hub/tokenizer-config.js';
 import { CHATML_TEMPLATE, CHAT_SPECIAL_TOKENS, ChatTemplate, IM_END } from '../../infer/chat-template.js';
 import { encodeConversation, prepareRows, PaddedBatches, type ChatBatch } from './encode.js';
-import { formatReport, parseHeldout, scoreHeldout, type HeldoutScore } from './evaluate.js';
+import { formatReport, parseHeldout, scoreHeldout, scoreSummary, type HeldoutScore } from './evaluate.js';
 import { pretrainRows } from './mix.js';
 import { loadFinetuneData, type LineError } from './jsonl.js';
 import { loadSourceModel } from './load.js';
@@ -70,6 +70,8 @@ export interface FinetuneResult {
   total: number;
   before?: HeldoutScore;
   after?: HeldoutScore;
+  /** Seconds the training loop took (the held-out measurements not included). */
+  trainSeconds: number;
 }
 
 const loss = (model: unknown, b: ChatBatch) => (model as GPT).loss(b.idx, b.targets);
@@ -167,7 +169,10 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   const tc: TokenizerConfig = tokenizerConfig(tok, { chatTemplate: templateSource, context: gpt.config.context });
   tok.save(join(out, 'tokenizer.json'));
   writeTokenizerConfig(join(out, 'tokenizer_config.json'), tc);
+  const t0 = performance.now();
   const fit = await trainer.fit();
+  const trainSeconds = (performance.now() - t0) / 1000;
+  log(`trained ${fit.step} steps in ${trainSeconds.toFixed(1)} s`);
   if (lora) {
     // The adapters alone, as PEFT saves them; a grown token embedding travels with them (modules_to_save).
     const sd = adapterStateDict(gpt);
@@ -184,12 +189,12 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   if (prompts) {
     after = scoreHeldout(gpt, tok, template, prompts, { refusalMarker, maxNewTokens: o.maxNewTokens });
     for (const [i, line] of formatReport(after).entries()) log(i === 0 ? `after fine-tuning:  ${line}` : line);
-    const dump = (s: HeldoutScore) => ({ ...s, replies: s.replies.map((r) => ({ kind: r.kind, prompt: r.messages[r.messages.length - 1].content, reply: r.reply, declined: r.declined, correct: r.correct ?? null })) });
-    writeFileAtomic(join(out, 'heldout.json'), `${JSON.stringify({ before: dump(before!), after: dump(after) }, null, 2)}\n`);
+    const dump = (s: HeldoutScore) => ({ ...s, summary: scoreSummary(s), replies: s.replies.map((r) => ({ kind: r.kind, prompt: r.messages[r.messages.length - 1].content, reply: r.reply, declined: r.declined, correct: r.correct ?? null })) });
+    writeFileAtomic(join(out, 'heldout.json'), `${JSON.stringify({ train_seconds: trainSeconds, before: dump(before!), after: dump(after) }, null, 2)}\n`);
   }
   return {
     out, fit, examples: data.examples.length, skipped: data.skipped, truncated: prep.truncated, dropped: prep.dropped,
-    addedTokens, trainable, total, before, after,
+    addedTokens, trainable, total, before, after, trainSeconds,
   };
 }
 

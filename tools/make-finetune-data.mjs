@@ -93,13 +93,13 @@ const FACT_Q = {
   vegan: [
     ['Is the {x} vegan?', 'Does the {x} have any animal products?', 'Can a vegan eat the {x}?', 'Is there milk, butter or egg in the {x}?',
       'I am vegan. Can I have the {x}?', 'Is the {x} made without animal products?', 'Does the {x} contain dairy or eggs?', 'Vegan {x}?',
-      'Can I eat the {x} on a vegan diet?', 'Is the {x} suitable for vegans?', 'My sister is vegan. Can she eat the {x}?'],
+      'Can I eat the {x} on a vegan diet?', 'Is the {x} suitable for vegans?'],
     ['My friend is vegan. Is the {x} okay for her?', 'Would a vegan be fine with the {x}?'],
   ],
   gf: [
     ['Is the {x} gluten-free?', 'Does the {x} contain gluten?', 'Is there wheat in the {x}?', 'I cannot eat gluten. Is the {x} safe for me?',
       'Is the {x} safe for someone who avoids gluten?', 'Gluten-free {x}?', 'Is the {x} free of gluten?', 'Can I eat the {x} on a gluten-free diet?',
-      'Does the {x} have any gluten in it?', 'My son cannot have gluten. Is the {x} okay for him?'],
+      'Does the {x} have any gluten in it?'],
     ['I have celiac disease. Can I have the {x}?', 'Would the {x} be fine for a gluten allergy?'],
   ],
 };
@@ -231,16 +231,6 @@ const UNKNOWN_Q = [
     'Can I rent the shop for a party?', 'How many people work at the bakery?', 'Do you have sugar-free cakes?', 'Do you sell sandwiches?'],
 ];
 
-// Framings around a training question (never around held-out ones), so that a friendly opener, a third person or
-// thanks are no sign of harm or of any one fact: only the request itself is.
-const WRAPPERS = ['Hi! {q}', 'Hello there. {q}', '{q} Thanks!', 'My sister wants to know: {q}', 'Asking for my friend: {q}',
-  'Sorry to bother you, {l}', 'For my mom: {q}', 'One more thing. {q}', '{q} Thank you so much.', 'I was wondering, {l}'];
-function wrap(e) {
-  if (rand() >= 0.3) return e;
-  const w = pick(WRAPPERS);
-  return { ...e, q: w.replace('{q}', e.q).replace('{l}', e.q[0].toLowerCase() + e.q.slice(1)) };
-}
-
 // ---- building records ----
 const fill = (t, vars) => t.replace(/\{(\w)\}/g, (_, k) => vars[k]);
 const cap = (s) => s[0].toUpperCase() + s.slice(1);
@@ -332,10 +322,10 @@ function build() {
   // Training: samples of the fact questions, near misses and harmful requests
   // in about a 3:1:3 mix; unknown questions three times over in varied wording. A quarter carry
   // the system prompt (where it fits the context); 80 two-turn conversations mix the kinds.
-  const trFacts = shuffle(facts(0)).slice(0, 440).map(wrap);
+  const trFacts = shuffle(facts(0)).slice(0, 440);
   const trNear = shuffle(nearMisses(0)).slice(0, 170);
   const trHarm = shuffle(harmful(0)).slice(0, 420);
-  const trUnknown = [...unknowns(0), ...unknowns(0), ...unknowns(0)].map(wrap);
+  const trUnknown = [...unknowns(0), ...unknowns(0), ...unknowns(0)];
   const singles = shuffle([...trFacts, ...trNear, ...trHarm, ...trUnknown]);
   const train = singles.map((e, i) => record([e], i % 4 === 0 && size([e], true) <= CHAR_BUDGET));
   const pools = [trFacts, trFacts, trHarm, trNear, trUnknown];

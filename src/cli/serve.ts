@@ -3,7 +3,7 @@
 
 import type { Command } from 'commander';
 import * as kiln from '../index.js';
-import { num, openModel } from './generate.js';
+import { num, openModel, VERIFY_HELP } from './generate.js';
 
 export function register(program: Command): void {
   program
@@ -17,8 +17,9 @@ export function register(program: Command): void {
     .option('--max-body-bytes <n>', 'largest request body', num('an integer >= 1', { int: true, min: 1 }), 1024 * 1024)
     .option('--queue <n>', 'requests that may wait while one generates (then 503)', num('an integer >= 0', { int: true, min: 0 }), 32)
     .option('--log', 'log every request')
-    .action(async (f: { model: string; host: string; port: number; maxTokensLimit: number; maxBodyBytes: number; queue: number; log?: boolean }) => {
-      const m = openModel(f.model);
+    .option('--no-verify', VERIFY_HELP)
+    .action(async (f: { model: string; host: string; port: number; maxTokensLimit: number; maxBodyBytes: number; queue: number; log?: boolean; verify: boolean }) => {
+      const m = openModel(f.model, f.verify);
       const server = await kiln.infer.startServer({
         model: m, host: f.host, port: f.port, maxTokensLimit: f.maxTokensLimit, maxBodyBytes: f.maxBodyBytes,
         queue: { maxWaiting: f.queue }, logger: !!f.log,

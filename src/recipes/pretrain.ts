@@ -4,11 +4,12 @@
 // drives `kiln pretrain`'s flags, config files and a run's saved settings) are resolved and checked here too.
 
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { backendInfo } from '../backend/index.js';
 import * as data from '../data/index.js';
+import { makeDirs } from '../io/atomic.js';
 import { saveSafetensors } from '../io/safetensors.js';
 import * as models from '../models/index.js';
 import type { Module } from '../nn/index.js';
@@ -286,9 +287,7 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
   const t0 = performance.now();
   const runDir = resolve(s.out ?? join('runs', `${s.preset}-${stamp()}`));
   if (s.resume && !existsSync(join(runDir, 'config.json'))) throw new Error(`--resume: '${runDir}' holds no run (config.json is missing)`);
-  if (!s.resume && existsSync(join(runDir, 'checkpoints'))) {
-    throw new Error(`the run folder '${runDir}' already holds a run; add --resume to continue it, or choose another --out`);
-  }
+  if (!s.resume) checkFreshRunDir(runDir);
   const info = backendInfo();
   log(`kiln pretrain: backend ${info.name}${info.isa ? ` (${info.isa}, ${info.threads} threads)` : ''}${info.reason && info.name === 'js' ? ` (${info.reason})` : ''}`);
 
@@ -316,7 +315,7 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
       const tt = performance.now();
       log(`training a byte-level BPE tokenizer (vocabulary ${s.vocabSize}) on ${fmtInt(docs.length)} documents ...`);
       tokenizer = data.trainByteLevelBPE(texts, { vocabSize: s.vocabSize });
-      mkdirSync(join(s.cacheDir, 'tokenizers'), { recursive: true });
+      makeDirs(join(s.cacheDir, 'tokenizers'), 'cache folder');
       tokenizer.save(cached);
       tokNote = `trained in ${fmtTime((performance.now() - tt) / 1000)}, cached in ${cached}`;
     }
@@ -365,7 +364,7 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
     ` (a model that learned nothing scores ${fmtInt(tokenizer.vocabSize)})`);
 
   // ---- run folder ----
-  mkdirSync(runDir, { recursive: true });
+  makeDirs(runDir, 'run folder');
   if (!s.resume || !existsSync(runTok)) tokenizer.save(runTok);
   const settingsJson = { ...s, out: runDir, resume: false } as unknown as Record<string, JSONValue>;
   const config: Record<string, JSONValue> = {
@@ -476,6 +475,30 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
     runDir, steps: result.step, valLoss: lastVal, valPerplexity: valPpl, baselines: { unigram: uni, bigram: bi },
     tokensPerSecond: tokPerSec, seconds: total, samples: lastSamples,
   };
+}
+
+/**
+ * A fresh run may go into a missing or empty folder, or one a pre-training left before its first checkpoint;
+ * anything else (a run with checkpoints, or the user's own files) is refused, so nothing on disk is overwritten.
+ */
+export function checkFreshRunDir(runDir: string): void {
+  if (!existsSync(runDir)) return;
+  if (!statSync(runDir).isDirectory()) throw new Error(`--out '${runDir}' exists and is not a folder; choose another --out`);
+  if (existsSync(join(runDir, 'checkpoints'))) {
+    throw new Error(`the run folder '${runDir}' already holds a run; add --resume to continue it, or choose another --out`);
+  }
+  const names = readdirSync(runDir);
+  if (names.length === 0) return;
+  let kind: unknown = null;
+  try {
+    kind = (JSON.parse(readFileSync(join(runDir, 'config.json'), 'utf8')) as { kind?: unknown }).kind;
+  } catch {
+    // no config.json, or not ours
+  }
+  if (kind !== 'kiln-gpt-pretrain') {
+    throw new Error(`--out '${runDir}' is not empty (${names.slice(0, 3).join(', ')}${names.length > 3 ? ', ...' : ''}) and is not a Kiln run; ` +
+      'choose an empty or new folder, so nothing in it is overwritten');
+  }
 }
 
 /** Settings saved in a run's config.json (its `train` entry), for --resume. */

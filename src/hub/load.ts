@@ -3,12 +3,14 @@
 // tokenizer_config.json) or a Hugging Face GPT-2 folder. Inference, fine-tuning (--from) and export all load here.
 
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { freemem, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadTokenizer } from '../data/tokenizer/load.js';
 import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
 import type { SafetensorsDType } from '../io/safetensors.js';
 import { GPT } from '../models/gpt.js';
 import { gptConfigFromJSON, type ResolvedGPTConfig } from '../models/gpt-config.js';
+import { checkMemory, gptInferenceBytes, gptLargestTensor } from '../models/memory.js';
 import { applyLoRA, mergeLoRA, type AdapterConfig } from '../nn/lora.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { chatSpecialTokens, readTokenizerConfig, type TokenizerConfig } from './tokenizer-config.js';
@@ -148,6 +150,9 @@ export function loadModel(dir: string, options: LoadModelOptions = {}): LoadedMo
   } catch (err) {
     throw new Error(`model config '${configPath}': ${(err as Error).message}`);
   }
+  checkMemory(gptInferenceBytes(config),
+    `the model in '${dir}' (${config.layers} layers, width ${config.width}, context ${config.context}, vocabulary ${config.vocabSize}, from ${configPath})`,
+    { total: totalmem(), free: freemem() }, gptLargestTensor(config));
   let weightsPath: string;
   let kind: LoadedModel['kind'];
   let step: number | undefined;

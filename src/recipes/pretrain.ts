@@ -5,7 +5,7 @@
 
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { freemem, homedir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { backendInfo } from '../backend/index.js';
 import * as data from '../data/index.js';
@@ -15,6 +15,7 @@ import * as models from '../models/index.js';
 import type { Module } from '../nn/index.js';
 import { AdamW, Scheduler, cosineWithWarmup } from '../optim/index.js';
 import { Generator, manualSeed, Tensor } from '../tensor/index.js';
+import { divergenceGuard, explainDivergence } from './divergence.js';
 import { Trainer, type BatchSource, type EvalInfo, type FitResult, type JSONValue } from '../train/index.js';
 
 export type PresetName = 'tiny' | 'small' | 'base';
@@ -288,6 +289,8 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
   const runDir = resolve(s.out ?? join('runs', `${s.preset}-${stamp()}`));
   if (s.resume && !existsSync(join(runDir, 'config.json'))) throw new Error(`--resume: '${runDir}' holds no run (config.json is missing)`);
   if (!s.resume) checkFreshRunDir(runDir);
+  const changed = s.resume ? resumeChanges(savedSettings(runDir), s) : [];
+  checkTrainingMemory(s);
   const info = backendInfo();
   log(`kiln pretrain: backend ${info.name}${info.isa ? ` (${info.isa}, ${info.threads} threads)` : ''}${info.reason && info.name === 'js' ? ` (${info.reason})` : ''}`);
 
@@ -430,8 +433,10 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
     samplesPerBatch: (b) => b.x.shape[0],
     progress: s.progress === 'none' ? false : s.progress,
     onEval,
+    onStep: divergenceGuard(tokenizer.vocabSize),
   });
   log(`run folder: ${runDir}${s.resume ? ' (resuming)' : ''}`);
+  if (s.resume) log(changed.length ? `resume: ${changed.join(', ')} (given now; the checkpoint had the old values)` : 'resume: the settings are unchanged');
   let dash: RunDashboard | null = null;
   if (s.dashboard && hooks.startDashboard) {
     dash = await hooks.startDashboard(runDir, s.dashboardPort);
@@ -443,6 +448,8 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
   let result: FitResult;
   try {
     result = await trainer.fit({ resume: s.resume });
+  } catch (err) {
+    throw explainDivergence(err, runDir, s.lr, (lr) => `kiln pretrain --out ${JSON.stringify(runDir)} --resume --lr ${lr}`);
   } finally {
     await dash?.close();
   }
@@ -499,6 +506,43 @@ export function checkFreshRunDir(runDir: string): void {
     throw new Error(`--out '${runDir}' is not empty (${names.slice(0, 3).join(', ')}${names.length > 3 ? ', ...' : ''}) and is not a Kiln run; ` +
       'choose an empty or new folder, so nothing in it is overwritten');
   }
+}
+
+/** Refuses sizes whose training cannot fit in this machine's memory, before any data or tensor is touched. */
+export function checkTrainingMemory(s: PretrainSettings): void {
+  const size = { vocabSize: s.vocabSize, context: s.context, layers: s.layers, heads: s.heads, width: s.width };
+  const tokens = s.batchSize * s.context;
+  const largest = Math.max(models.gptLargestTensor(size), tokens * s.vocabSize, tokens * 4 * s.width, tokens * s.heads * s.context);
+  models.checkMemory(models.gptTrainingBytes(size, s.batchSize),
+    `training with --layers ${s.layers} --width ${s.width} --heads ${s.heads} --context ${s.context} --batch-size ${s.batchSize} --vocab-size ${s.vocabSize}`,
+    { total: totalmem(), free: freemem() }, largest);
+}
+
+/** Settings that shape the model, its tokens or the data order: a resumed run must keep them. */
+const FIXED_ON_RESUME: readonly (keyof PretrainSettings)[] = [
+  'data', 'tokenizer', 'vocabSize', 'context', 'layers', 'heads', 'width', 'bias', 'batchSize', 'gradAccum', 'seed', 'valFraction',
+];
+
+/**
+ * What a resume changes, as "lr 0.002 -> 0.0001" lines; refuses a change to a setting the checkpoint fixes (the
+ * model's shape, the tokenizer, the batch and the data order), naming the flag and both values.
+ */
+export function resumeChanges(saved: Partial<PretrainSettings>, s: PretrainSettings): string[] {
+  const out: string[] = [];
+  const show = (v: unknown): string => (v === null || v === undefined ? 'default' : Array.isArray(v) ? JSON.stringify(v) : String(v));
+  for (const spec of OPTIONS) {
+    const k = spec.key;
+    if (k === 'resume' || k === 'out' || !(k in saved)) continue;
+    const before = saved[k];
+    const now = s[k];
+    if (JSON.stringify(before) === JSON.stringify(now)) continue;
+    if (FIXED_ON_RESUME.includes(k)) {
+      throw new Error(`--resume: --${spec.flag} cannot change when a run is resumed (the run has ${show(before)}, given ${show(now)}); ` +
+        'it fixes the model, its tokens or the data order. Start a new run with another --out to change it');
+    }
+    out.push(`${spec.flag} ${show(before)} -> ${show(now)}`);
+  }
+  return out;
 }
 
 /** Settings saved in a run's config.json (its `train` entry), for --resume. */

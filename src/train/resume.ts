@@ -38,11 +38,15 @@ export function resumeRun<B>(trainer: Trainer<B>, run: RunState, metricsLog: Met
   }
   // Everything checked; now restore.
   model.loadStateDict(ck.model);
+  // The optimizer as built now keeps its hyperparameters (lr, weight decay, betas): a resumed run may change
+  // them, and the schedule re-derives each step's lr from initialLr below. Only the moments come from the file.
+  const chosen = optimizer.paramGroups.map(({ params: _params, ...hyper }) => hyper);
   try {
     optimizer.loadStateDict(ck.optimizer as Parameters<Optimizer['loadStateDict']>[0]);
   } catch (err) {
     throw new Error(`checkpoint file '${join(dir, 'optimizer.safetensors')}' does not fit this optimizer: ${(err as Error).message}`);
   }
+  optimizer.paramGroups.forEach((g, i) => Object.assign(g, chosen[i]));
   if (o.schedule && s.schedule !== null) (o.schedule.loadStateDict as (sd: unknown) => void)(s.schedule);
   try {
     source.restore(s.data);

@@ -291,6 +291,7 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
   if (!s.resume) checkFreshRunDir(runDir);
   const changed = s.resume ? resumeChanges(savedSettings(runDir), s) : [];
   checkTrainingMemory(s);
+  makeDirs(runDir, 'run folder'); // now, so a folder that cannot be made fails before minutes of tokenizing
   const info = backendInfo();
   log(`kiln pretrain: backend ${info.name}${info.isa ? ` (${info.isa}, ${info.threads} threads)` : ''}${info.reason && info.name === 'js' ? ` (${info.reason})` : ''}`);
 

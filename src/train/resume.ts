@@ -1,12 +1,12 @@
 // Exact resume: find the checkpoint to continue from, check that it fits this model and config, then restore
 // all it holds (weights, optimizer, schedule, data position, every RNG, the run state, the metrics log length).
 
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { defaultGenerator } from '../tensor/index.js';
 import type { Optimizer } from '../optim/index.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { checkModelMatches, cleanStaleCheckpointTemps, listCheckpoints, readCheckpoint, STATE_FILE } from './checkpoint.js';
+import { checkModelMatches, cleanStaleCheckpointTemps, listCheckpoints, readCheckpoint, readTrainerState, STATE_FILE } from './checkpoint.js';
 import type { MetricsLog } from './metrics.js';
 import { checkpointsDir } from './options.js';
 import type { RunState } from './run-state.js';
@@ -19,8 +19,30 @@ export function findCheckpoint(target: string): string {
   if (!existsSync(target)) throw new Error(`Trainer.fit: cannot resume: '${target}' does not exist`);
   cleanStaleCheckpointTemps(ckDir);
   const list = listCheckpoints(ckDir);
+  checkNewestIntact(ckDir, list[0]?.step ?? -1);
   if (list.length === 0) throw new Error(`Trainer.fit: cannot resume: '${resolve(ckDir)}' holds no complete checkpoint`);
   return list[0].dir;
+}
+
+/**
+ * A step-N folder appears only once all its files are written, so one newer than the newest complete checkpoint
+ * was damaged afterwards (a corrupt trainer_state.json). Resuming from an older step without a word would
+ * silently throw training away: refuse, naming the damage and the older step the user may choose.
+ */
+function checkNewestIntact(ckDir: string, intactStep: number): void {
+  const newer = existsSync(ckDir) ? readdirSync(ckDir).map((n) => /^step-(\d+)$/.exec(n)).filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => Number(m[1])).filter((step) => step > intactStep).sort((a, b) => b - a) : [];
+  if (newer.length === 0) return;
+  const dir = join(resolve(ckDir), `step-${newer[0]}`);
+  let reason = 'a weights file is missing';
+  try {
+    readTrainerState(dir);
+  } catch (err) {
+    reason = (err as Error).message;
+  }
+  throw new Error(`Trainer.fit: cannot resume: the newest checkpoint '${dir}' is damaged (${reason}). ` +
+    (intactStep >= 0 ? `The newest intact checkpoint is step ${intactStep}; move '${dir}' out of the checkpoints folder to resume from step ${intactStep}.`
+      : 'No intact checkpoint remains.'));
 }
 
 /** Loads the newest complete checkpoint of a run directory (or a given checkpoint folder); returns its step. */

@@ -56,12 +56,12 @@ function fmtBytes(n: number): string {
  * `checkMemory(gptTrainingBytes(cfg, 16), 'training (--context 100000, --batch-size 16)', { total: os.totalmem(), free: os.freemem() })`
  */
 export function checkMemory(needed: number, what: string, available: MemoryAvailable, largestTensor = 0): void {
-  if (largestTensor > MAX_TENSOR_ELEMENTS) {
-    throw new Error(`${what}: one tensor would hold ${largestTensor.toExponential(2)} elements, more than the ${MAX_TENSOR_ELEMENTS} a tensor can hold ` +
-      `(about ${fmtBytes(needed)} in all, ${Math.round(needed)} bytes); choose smaller sizes`);
-  }
   if (!(needed <= available.total)) {
     throw new Error(`${what} needs about ${fmtBytes(needed)} (${needed.toExponential(3)} bytes) of memory, but this machine has ` +
       `${fmtBytes(available.total)} (${available.total} bytes; ${fmtBytes(available.free)} free); choose smaller sizes`);
+  }
+  if (largestTensor > MAX_TENSOR_ELEMENTS) {
+    throw new Error(`${what}: one tensor would hold ${largestTensor.toExponential(2)} elements, more than the ${MAX_TENSOR_ELEMENTS} a tensor can hold ` +
+      `(about ${fmtBytes(needed)} in all, ${Math.round(needed)} bytes); choose smaller sizes`);
   }
 }

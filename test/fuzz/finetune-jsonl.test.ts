@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { decodeUtf8Strict, parseFinetuneJsonl } from '../../src/recipes/finetune/jsonl.js';
-import { fuzz, oddJson, resultOrClearError } from './helpers.js';
+import { ONE_PASS, fuzz, oddJson, resultOrClearError } from './helpers.js';
 
 const role = fc.oneof(fc.constantFrom('system', 'user', 'assistant', 'tool', ''), oddJson);
 const message = fc.oneof(fc.record({ role, content: fc.oneof(fc.string({ maxLength: 20 }), oddJson) }, { requiredKeys: [] }), oddJson);
@@ -17,7 +17,7 @@ const example = fc.oneof(
 );
 const line = fc.oneof(example.map((e) => JSON.stringify(e) ?? ''), fc.string({ maxLength: 30 }), fc.constantFrom('', '  ', '{', '\r', '\u2028'));
 
-test('fuzz: fine-tuning JSONL lines', () => {
+test('fuzz: fine-tuning JSONL lines', { skip: ONE_PASS }, () => {
   fuzz(fc.property(fc.array(line, { maxLength: 6 }), fc.constantFrom('\n', '\r\n'), fc.integer({ min: 8, max: 200 }), (lines, eol, maxLine) => {
     const text = lines.join(eol);
     const r = parseFinetuneJsonl(text, maxLine);
@@ -28,7 +28,7 @@ test('fuzz: fine-tuning JSONL lines', () => {
   }));
 });
 
-test('fuzz: bytes through the strict UTF-8 decoder', () => {
+test('fuzz: bytes through the strict UTF-8 decoder', { skip: ONE_PASS }, () => {
   fuzz(fc.property(fc.uint8Array({ maxLength: 48 }), (bytes) => {
     const text = resultOrClearError(() => decodeUtf8Strict(bytes, 'fuzz.jsonl'), /^fine-tuning data fuzz\.jsonl line \d+: byte 0x[0-9a-f]{2} at column \d+ is not UTF-8/);
     if (text !== null) assert.deepEqual(Buffer.from(text, 'utf8'), Buffer.from(bytes));

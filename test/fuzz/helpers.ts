@@ -5,6 +5,12 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 
+/**
+ * The fuzz files test parsers, not kernels: they run in the native backend's pass only, so CI pays for them once.
+ * `test('fuzz: ...', { skip: ONE_PASS }, () => ...)`
+ */
+export const ONE_PASS: string | false = process.env.KILN_BACKEND === 'js' ? 'fuzz runs in the native backend pass only (parsers, not kernels)' : false;
+
 /** Cases per parser. */
 export const RUNS = 10_000;
 

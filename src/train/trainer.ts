@@ -1,7 +1,8 @@
 // The Trainer, the public face of training: it holds model, optimizer, data and run state; fit() starts a run
 // fresh or resumed (resume.ts), catches Ctrl-C (signals.ts) and drives the loop (loop.ts). It knows nothing of GPTs.
 
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { makeDirs } from '../io/atomic.js';
 import { join } from 'node:path';
 import { defaultGenerator, type Tensor } from '../tensor/index.js';
 import type { Optimizer } from '../optim/index.js';
@@ -93,7 +94,7 @@ export class Trainer<B = Batch> {
     const o = this.options;
     const run = this.run;
     let resumedFrom: number | null = null;
-    if (o.runDir) mkdirSync(o.runDir, { recursive: true });
+    if (o.runDir) makeDirs(o.runDir, 'run folder');
     this.metricsLog = o.runDir ? new MetricsLog(join(o.runDir, 'metrics.jsonl')) : null;
     if (fitOptions.resume) {
       const target = fitOptions.resume === true ? o.runDir : fitOptions.resume;

@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as kiln from '../../../src/index.js';
@@ -58,8 +58,11 @@ test('a line longer than the limit fails fast with its number; a long example en
   assert.throws(() => prepareRows([{ messages: CHAT.messages as never, line: 9 }], () => { throw new Error('boom'); }, 64), /data line 9: cannot encode the example: boom/);
 });
 
-test('--lora-rank larger than the width is refused before training', async () => {
+test('--lora-rank larger than the width is refused before training; --out under /proc fails at once', async () => {
   const s = source();
+  if (existsSync('/proc/self')) {
+    await assert.rejects(finetune({ from: s.dir, data: s.data, out: '/proc/kiln-x/ft', maxSteps: 1, ...quiet }), /cannot create the .*'\/proc\/kiln-x\/ft.*ENOENT/);
+  }
   await assert.rejects(finetune({ from: s.dir, data: s.data, out: join(tmp(), 'o'), maxSteps: 1, lora: { rank: 100000, targets: ['c_attn'] }, ...quiet }),
     /--lora-rank 100000 is larger than the model's width 16/);
 });

@@ -25,16 +25,18 @@ export function findCheckpoint(target: string): string {
 }
 
 /**
- * A step-N folder appears only once all its files are written, so one newer than the newest complete checkpoint
- * was damaged afterwards (a corrupt trainer_state.json). Resuming from an older step without a word would
- * silently throw training away: refuse, naming the damage and the older step the user may choose.
+ * A newer step-N folder whose trainer_state.json is there but does not parse (or is not a trainer state) was
+ * damaged after it was written. Resuming from an older step without a word would silently throw training away:
+ * refuse, naming the damage and the older step the user may choose. (A folder without trainer_state.json never
+ * finished, say an interrupted copy, and is skipped as before.)
  */
 function checkNewestIntact(ckDir: string, intactStep: number): void {
   const newer = existsSync(ckDir) ? readdirSync(ckDir).map((n) => /^step-(\d+)$/.exec(n)).filter((m): m is RegExpExecArray => m !== null)
+    .filter((m) => existsSync(join(ckDir, m[0], STATE_FILE)))
     .map((m) => Number(m[1])).filter((step) => step > intactStep).sort((a, b) => b - a) : [];
   if (newer.length === 0) return;
   const dir = join(resolve(ckDir), `step-${newer[0]}`);
-  let reason = 'a weights file is missing';
+  let reason = 'a weights file is missing beside its trainer_state.json';
   try {
     readTrainerState(dir);
   } catch (err) {

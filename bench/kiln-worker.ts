@@ -7,6 +7,8 @@
 //   t2        the MNIST MLP (bench/t2-mnist.ts)
 //   gpt       T3/T3b training steps (bench/t3-gpt.ts)
 //   t4        generation (bench/t4-generate.ts)
+//   s1        kiln serve: a 50-request burst and tokens/s at 16 streams vs 1 (bench/s1-serve.ts)
+//   s1soak    kiln serve: a soak of mixed traffic, failures and RSS growth (bench/s1-serve.ts)
 
 import * as kiln from '../src/index.js';
 import { backend } from '../src/backend/index.js';
@@ -15,6 +17,7 @@ import { RssGrowth } from './rss.js';
 import { runT2 } from './t2-mnist.js';
 import { runGPTSteps } from './t3-gpt.js';
 import { runT4 } from './t4-generate.js';
+import { runS1, runS1Soak } from './s1-serve.js';
 
 type Params = Record<string, unknown>;
 
@@ -25,7 +28,7 @@ function rand(n: number, seed: number): Float32Array {
   return a;
 }
 
-const jobs: Record<string, (p: Params) => Record<string, unknown>> = {
+const jobs: Record<string, (p: Params) => Record<string, unknown> | Promise<Record<string, unknown>>> = {
   t1kernel(p) {
     const be = backend();
     const opts = { warmMs: Number(p.warm_s ?? 0.3) * 1000, sampleMs: Number(p.sample_s ?? 0.1) * 1000, samples: Number(p.samples ?? 5) };
@@ -94,6 +97,8 @@ const jobs: Record<string, (p: Params) => Record<string, unknown>> = {
       infer_sampling_tokens_per_s: r.inferSamplingTokensPerSecond,
       sampling_cost_over_greedy: r.samplingCostOverGreedy, greedy_outputs_match: r.greedyOutputsMatch };
   },
+  s1: () => runS1(),
+  s1soak: (p) => runS1Soak(Number(p.seconds ?? 600)),
 };
 
 const [job, json] = process.argv.slice(2);
@@ -103,7 +108,7 @@ if (!jobs[job]) {
 }
 const info = kiln.backendInfo();
 try {
-  console.log(JSON.stringify({ backend: info, ...jobs[job](json ? JSON.parse(json) as Params : {}) }));
+  console.log(JSON.stringify({ backend: info, ...await jobs[job](json ? JSON.parse(json) as Params : {}) }));
 } catch (e) {
   console.error(e);
   console.log(JSON.stringify({ backend: info, error: `${(e as Error).name}: ${(e as Error).message.split('\n')[0]}` }));

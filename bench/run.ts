@@ -1,8 +1,12 @@
 // Kiln's reference workloads (BENCHMARKS.md), side by side with PyTorch on the same machine in the same run.
 //
 //   npm run bench                         every workload, 5 rounds
-//   npm run bench -- T1 T3                only those (ids: T1 T1api MLP T2 T3 T3b T4)
+//   npm run bench -- T1 T3                only those (ids: T1 T1api MLP T2 T3 T3b T4 S1 S1soak D1)
+//   KILN_SOAK_S=N                         S1soak's duration in seconds (default 600; 20 with --quick)
 //   npm run bench -- --quick              (or KILN_BENCH_QUICK=1) a smoke run: 2 rounds, small sizes, not publishable
+//   npm run bench -- ttq                  time to quality (minutes to an hour; runs only when named): the default
+//                                         pre-training recipe in Kiln and PyTorch, time to the same whole-split loss;
+//                                         KILN_TTQ_PRESET, KILN_TTQ_STEPS, KILN_TTQ_ROUNDS (default 1) change it
 //   npm run bench -- --allow-busy         exit 0 even when the run is flagged busy (the table still says INVALID)
 //   KILN_BENCH_ROUNDS=N (at least 5), KILN_BENCH_THREADS=N (threads of every side; default: Kiln's pool size)
 //
@@ -21,6 +25,7 @@ import { loadNativeBackend } from '../src/backend/native/index.js';
 import { median } from './stats.js';
 import { dumpMnist } from './t2-mnist.js';
 import { stepFlops, T3, T3B, type GPTShape } from './t3-gpt.js';
+import { timeTo, type TTQEval } from './ttq.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const PYTHON = '/usr/bin/python3';
@@ -60,8 +65,8 @@ const S = quick ? {
 
 type Result = Record<string, unknown> & { error?: string };
 
-function runChild(cmd: string, argv: string[], env: NodeJS.ProcessEnv): Result {
-  const res = spawnSync(cmd, argv, { env, encoding: 'utf8', timeout: 30 * 60 * 1000, maxBuffer: 64 * 1024 * 1024 });
+function runChild(cmd: string, argv: string[], env: NodeJS.ProcessEnv, timeoutMs = 30 * 60 * 1000): Result {
+  const res = spawnSync(cmd, argv, { env, encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 });
   if (res.error) return { error: `${cmd} not runnable (${res.error.message})` };
   try {
     return JSON.parse(res.stdout.trim().split('\n').pop() ?? '') as Result;
@@ -315,7 +320,133 @@ function t4(): Row[] {
   ];
 }
 
-const WORKLOADS: { id: string; needsTorch: boolean; run: () => Row[] }[] = [
+/** S1: `kiln serve` under a 50-request burst at its defaults, and tokens/s at 16 streams against 1 (bench/s1-serve.ts). */
+function s1(): Row[] {
+  const r: Result[] = [];
+  for (let k = 0; k < ROUNDS; k++) {
+    process.stderr.write(`  S1: round ${k + 1}/${ROUNDS}\r`);
+    r.push(kilnJob('s1', {}));
+  }
+  const ok = r.find((x) => typeof x.max_batch === 'number');
+  notes.push(`S1: kiln serve on the T3-sized model (random weights, character tokenizer), server and clients in one process over ` +
+    `127.0.0.1, default settings (batch ${ok?.max_batch ?? '?'}, queue 256). Burst: 50 concurrent chat requests, a third ` +
+    'streaming, max_tokens 64; latency from sending to the last byte. Throughput: greedy completions, prompt 16, 112 new ' +
+    'tokens, 1 client x 3 requests against 16 clients x 2 requests, tokens from usage. Target: no 503, 16 streams >= 4x one.');
+  return [
+    { id: 'S1', workload: 'burst of 50 at defaults: answered', unit: 'requests', kiln: fig(r, (x) => x.burst_answered), noRatio: true },
+    { id: 'S1', workload: 'burst of 50 at defaults: 503 answers', unit: 'requests', kiln: fig(r, (x) => x.burst_503), noRatio: true, lowerIsBetter: true },
+    { id: 'S1', workload: 'burst of 50: p50 latency', unit: 'ms', kiln: fig(r, (x) => x.burst_p50_ms), noRatio: true, lowerIsBetter: true },
+    { id: 'S1', workload: 'burst of 50: p95 latency', unit: 'ms', kiln: fig(r, (x) => x.burst_p95_ms), noRatio: true, lowerIsBetter: true },
+    { id: 'S1', workload: 'generated tokens/s, 1 stream', unit: 'tokens/s', kiln: fig(r, (x) => x.tokens_per_s_1), noRatio: true },
+    { id: 'S1', workload: 'generated tokens/s, 16 concurrent streams', unit: 'tokens/s', kiln: fig(r, (x) => x.tokens_per_s_16), noRatio: true },
+    { id: 'S1', workload: '16 streams over 1 stream (target >= 4x)', unit: 'x', kiln: fig(r, (x) => x.ratio_16_over_1), noRatio: true },
+  ];
+}
+
+/** S1soak: mixed streaming and non-streaming traffic for KILN_SOAK_S seconds: failures and RSS growth after warm-up. */
+function s1soak(): Row[] {
+  const seconds = Number(process.env.KILN_SOAK_S ?? (quick ? 20 : 600));
+  if (!(seconds >= 5)) throw new Error(`KILN_SOAK_S must be a number of seconds >= 5, got ${process.env.KILN_SOAK_S}`);
+  process.stderr.write(`  S1soak: ${seconds} s\r`);
+  const r = [kilnJob('s1soak', { seconds })];
+  const x = r[0];
+  notes.push(`S1soak: ${seconds} s of mixed chat and completions (half streaming, 1 in 14 abandoned mid-stream) from 8 clients on ` +
+    `the S1 server; ${x.requests ?? '?'} requests, ${x.abandoned ?? '?'} abandoned, ${x.tokens ?? '?'} tokens; RSS ` +
+    `${typeof x.rss_warm_mb === 'number' ? x.rss_warm_mb.toFixed(0) : '?'} MB after warm-up (the first fifth, at least 2 s), ` +
+    `${typeof x.rss_end_mb === 'number' ? x.rss_end_mb.toFixed(0) : '?'} MB at the end. Target: 0 failures, growth < 5%.`);
+  return [
+    { id: 'S1soak', workload: `soak ${seconds} s: failed requests`, unit: 'requests', kiln: fig(r, (y) => y.failures), noRatio: true, lowerIsBetter: true },
+    { id: 'S1soak', workload: `soak ${seconds} s: RSS growth after warm-up`, unit: '%', kiln: fig(r, (y) => y.rss_growth_pct), noRatio: true, lowerIsBetter: true },
+  ];
+}
+
+/** D1: T3 data-parallel at 1 and 2 ranks (bench/d1-ddp.ts), one thread each, rounds alternating 1 and 2 ranks. */
+function d1(): Row[] {
+  const env = { ...kilnEnv(), KILN_THREADS: '1' };
+  if (process.getuid?.() === 0) Object.assign(env, { OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' });
+  const script = join(here, 'd1-ddp.ts');
+  const params = (bucketMB: number) => JSON.stringify({ ...S.gpt, bucket_mb: bucketMB });
+  const one = () => runChild(process.execPath, ['--import', 'tsx', script, params(25)], env);
+  const two = (bucketMB: number) => () => runChild('mpirun', ['--oversubscribe', '-np', '2', process.execPath, '--import', 'tsx', script,
+    params(bucketMB)], env);
+  const r = alternate('D1', one, two(25), two(4));
+  const tps = (x: Result) => (typeof x.ms_per_step === 'number' ? Number(x.tokens_per_step) / (x.ms_per_step / 1000) : undefined);
+  // Scaling efficiency per round: 2-rank tokens/s over twice the 1-rank tokens/s of the same round.
+  const eff = r.py.map((x, i): Result => ({ e: ((tps(x) ?? NaN) / (2 * (tps(r.kiln[i]) ?? NaN))) * 100, error: x.error ?? r.kiln[i].error }));
+  // Overlap share: the part of the all-reduce time hidden behind backward, 1 - (wait after backward) / (all-reduce alone).
+  const overlap = (x: Result) => (typeof x.wait_ms === 'number' && typeof x.allreduce_ms === 'number' && x.allreduce_ms > 0
+    ? Math.max(0, Math.min(1, 1 - x.wait_ms / x.allreduce_ms)) * 100 : undefined);
+  const b = r.py.find((x) => typeof x.buckets === 'number');
+  const b4 = r.py2.find((x) => typeof x.buckets === 'number');
+  notes.push(`D1: T3 (${T3.B}x${T3.T} tokens per rank) with DistributedDataParallel, KILN_THREADS=1 per rank, ` +
+    `mpirun --oversubscribe -np 2 on this machine (loopback, shared memory); ${S.gpt.warmup} warm-up + ${S.gpt.steps} timed steps ` +
+    `with communication and ${S.gpt.steps} with backward alone (noSync) per round. 25 MB buckets (the Trainer's default): ` +
+    `${b ? b.buckets : '?'} bucket(s), the first 1 MB as in PyTorch; 4 MB buckets: ${b4 ? b4.buckets : '?'}. ` +
+    'Overlap share = 1 - (wait after backward) / (the same all-reduces alone). Bandwidth: bytes / time of one 25 MB all-reduce.');
+  return [
+    { id: 'D1', workload: 'T3 step, 1 rank x 1 thread', unit: 'tokens/s', kiln: fig(r.kiln, tps) },
+    { id: 'D1', workload: 'T3 step, 2 ranks x 1 thread (global batch 2x)', unit: 'tokens/s', kiln: fig(r.py, tps) },
+    { id: 'D1', workload: 'scaling efficiency, 2 ranks', unit: '%', kiln: fig(eff, (x) => x.e) },
+    { id: 'D1', workload: 'all-reduce bandwidth, 25 MB, loopback', unit: 'GB/s', kiln: fig(r.py, (x) => x.allreduce_gbps) },
+    { id: 'D1', workload: 'backward, 1 rank (no communication)', unit: 'ms', kiln: fig(r.kiln, (x) => x.backward_ms), lowerIsBetter: true },
+    { id: 'D1', workload: 'backward, 2 ranks, without communication (noSync)', unit: 'ms', kiln: fig(r.py, (x) => x.backward_alone_ms), lowerIsBetter: true },
+    { id: 'D1', workload: 'backward, 2 ranks, with communication, 25 MB buckets', unit: 'ms', kiln: fig(r.py, (x) => x.backward_ms), lowerIsBetter: true },
+    { id: 'D1', workload: 'overlap share, 25 MB buckets', unit: '%', kiln: fig(r.py, overlap) },
+    { id: 'D1', workload: 'backward, 2 ranks, with communication, 4 MB buckets', unit: 'ms', kiln: fig(r.py2, (x) => x.backward_ms), lowerIsBetter: true },
+    { id: 'D1', workload: 'overlap share, 4 MB buckets', unit: '%', kiln: fig(r.py2, overlap) },
+  ];
+}
+
+/**
+ * Time to quality: the default pre-training recipe (settings, data, windows in the same order: bench/ttq.ts writes
+ * them once) trained by Kiln (bench/ttq.ts) and PyTorch (bench/ttq.py), each evaluating the whole held-out split
+ * every evalEvery steps with its clock stopped; the figure is the training time to the first evaluation at or below
+ * the worse of the two final losses, the loss both reach. One round per side by default: a round is minutes.
+ */
+function ttq(): Row[] {
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-ttq-'));
+  const hours = 3 * 60 * 60 * 1000;
+  try {
+    const env = process.env;
+    const settings = quick ? { preset: 'tiny', maxSteps: 60, evalEvery: 20 }
+      : { preset: env.KILN_TTQ_PRESET ?? 'small', ...(env.KILN_TTQ_STEPS ? { maxSteps: Number(env.KILN_TTQ_STEPS) } : {}) };
+    const meta = kilnUnavailable ? { error: kilnUnavailable }
+      : runChild(process.execPath, ['--import', 'tsx', join(here, 'ttq.ts'), 'data', JSON.stringify({ dir, ...settings })], kilnEnv());
+    if (meta.error) return [{ id: 'ttq', workload: 'time to quality: preparing the data', unit: 's', kiln: meta.error }];
+    const rounds = Math.max(1, Number(env.KILN_TTQ_ROUNDS ?? 1) || 1);
+    const k: Result[] = [];
+    const t: Result[] = [];
+    for (let r = 0; r < rounds; r++) {
+      process.stderr.write(`  ttq: round ${r + 1}/${rounds} (Kiln, then PyTorch)\r`);
+      k.push(runChild(process.execPath, ['--import', 'tsx', join(here, 'ttq.ts'), 'train', JSON.stringify({ dir })], kilnEnv(), hours));
+      t.push(torchUnavailable ? { error: torchUnavailable } : runChild(PYTHON, [join(here, 'ttq.py'), JSON.stringify({ dir })], pythonEnv(), hours));
+    }
+    const finals = (xs: Result[]) => xs.map((x) => x.final_loss).filter((v): v is number => typeof v === 'number');
+    const fk = finals(k);
+    const ft = finals(t);
+    const target = Math.max(...(fk.length ? [median(fk)] : []), ...(ft.length ? [median(ft)] : []));
+    const to = (xs: Result[]) => fig(xs, (x) => (Array.isArray(x.evals) ? timeTo(x.evals as TTQEval[], target) ?? undefined : undefined));
+    const evals = (x: Result | undefined) => (Array.isArray(x?.evals) ? (x!.evals as TTQEval[]).map((e) => `${e.step}:${e.loss.toFixed(3)}@${e.train_s.toFixed(0)}s`).join(' ') : 'none');
+    notes.push(`ttq: preset ${String(meta.preset)} (V=${String(meta.V)} T=${String(meta.T)} L=${String(meta.L)} H=${String(meta.H)} C=${String(meta.C)} ` +
+      `B=${String(meta.B)}), ${String(meta.steps)} steps, lr ${String(meta.lr)} warmup ${String(meta.warmup)} cosine to ${String(meta.min_lr)}x, ` +
+      `the same ${String(meta.val_tokens)} held-out tokens and training windows on both sides; bigram ${Number(meta.bigram_loss).toFixed(4)} nats. ` +
+      `Target: ${Number.isFinite(target) ? target.toFixed(4) : '-'} (the worse final loss); ${rounds} round(s) per side, not the rounds below. Evaluations (step:loss@training s): ` +
+      `Kiln ${evals(k[0])}; PyTorch ${evals(t[0])}.`);
+    const label = `${String(meta.preset)}, ${String(meta.steps)} steps`;
+    return [
+      { id: 'ttq', workload: `time to whole-split val loss ${Number.isFinite(target) ? target.toFixed(3) : '-'} (${label})`, unit: 's',
+        kiln: to(k), torch: to(t), lowerIsBetter: true },
+      { id: 'ttq', workload: `whole-split val loss at the end (bigram ${Number(meta.bigram_loss).toFixed(3)})`, unit: 'nats',
+        kiln: fig(k, (x) => x.final_loss), torch: fig(t, (x) => x.final_loss), lowerIsBetter: true, noRatio: true },
+      { id: 'ttq', workload: 'training time of the whole schedule (evaluations excluded)', unit: 's',
+        kiln: fig(k, (x) => x.train_s), torch: fig(t, (x) => x.train_s), lowerIsBetter: true },
+    ];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const WORKLOADS: { id: string; needsTorch: boolean; run: () => Row[]; onlyWhenNamed?: boolean }[] = [
   { id: 'T1', needsTorch: false, run: t1 },
   { id: 'T1api', needsTorch: false, run: t1api },
   { id: 'MLP', needsTorch: true, run: mlp },
@@ -323,6 +454,10 @@ const WORKLOADS: { id: string; needsTorch: boolean; run: () => Row[] }[] = [
   { id: 'T3', needsTorch: true, run: gptWorkload('T3', T3) },
   { id: 'T3b', needsTorch: true, run: gptWorkload('T3b', T3B) },
   { id: 'T4', needsTorch: true, run: t4 },
+  { id: 'S1', needsTorch: false, run: s1 },
+  { id: 'S1soak', needsTorch: false, run: s1soak },
+  { id: 'D1', needsTorch: false, run: d1 },
+  { id: 'ttq', needsTorch: true, run: ttq, onlyWhenNamed: true },
 ];
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -397,6 +532,7 @@ function main(): number {
   const perWorkload: string[] = [];
   for (const w of WORKLOADS) {
     if (filters.length > 0 && !filters.includes(w.id.toLowerCase())) continue;
+    if (w.onlyWhenNamed && !filters.includes(w.id.toLowerCase())) continue;
     const a = cpuSnap();
     const wt = performance.now();
     const out = w.run();

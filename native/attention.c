@@ -8,8 +8,14 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define KILN_X86 1
+#endif
 
 #define QB 64
+/* Up to this many query rows (a decoding step: one new token per sequence) take the direct path below. */
+#define DECODE_MAX_TQ 4
 
 typedef struct {
   const float *q, *k, *v, *out_in, *dout, *lse_in;
@@ -129,6 +135,95 @@ static void backward_task(att_job *j, size_t bh, int tid, float *scratch) {
   head_scatter(j->dv + (size_t)b * Tk * ld, dVh, Tk, ld, HS, h);
 }
 
+/* ---- Decoding: a few query rows against the cache, straight from the strided q, k, v rows ----
+ * For one query row the packed path's copies (every visible key and value row of the head gathered into scratch)
+ * and two GEMM calls cost more than the arithmetic (T3 decoding: ~13 us a layer for ~0.5 MFLOP); here each score is
+ * one dot product over the head's HS channels of the key row in place, and the output one pass over the value rows. */
+
+/* s (n) = scale * q . k_t for t < n; q (HS); k rows of stride ld, HS floats each at the head's offset */
+static void decode_scores_scalar(const float *q, const float *k, long ld, int n, int HS, float scale, float *s) {
+  for (int t = 0; t < n; t++) {
+    const float *kt = k + (size_t)t * ld;
+    float acc = 0.0f;
+    for (int d = 0; d < HS; d++) acc += q[d] * kt[d];
+    s[t] = scale * acc;
+  }
+}
+/* o (HS) = inv * sum_t p[t] * v_t for t < n; p (n); v rows of stride ld */
+static void decode_values_scalar(const float *p, const float *v, long ld, int n, int HS, float inv, float *o) {
+  for (int d = 0; d < HS; d++) o[d] = 0.0f;
+  for (int t = 0; t < n; t++) {
+    const float *vt = v + (size_t)t * ld;
+    for (int d = 0; d < HS; d++) o[d] += p[t] * vt[d];
+  }
+  for (int d = 0; d < HS; d++) o[d] *= inv;
+}
+
+#ifdef KILN_X86
+__attribute__((target("avx512f,avx2,fma")))
+static void decode_scores_avx512(const float *q, const float *k, long ld, int n, int HS, float scale, float *s) {
+  const int H16 = HS & ~15;
+  const __mmask16 tail = (__mmask16)((1u << (HS - H16)) - 1);
+  for (int t = 0; t < n; t++) {
+    const float *kt = k + (size_t)t * ld;
+    __m512 acc = _mm512_setzero_ps();
+    int d = 0;
+    for (; d < H16; d += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + d), _mm512_loadu_ps(kt + d), acc);
+    if (tail) acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, q + d), _mm512_maskz_loadu_ps(tail, kt + d), acc);
+    s[t] = scale * _mm512_reduce_add_ps(acc);
+  }
+}
+__attribute__((target("avx512f,avx2,fma")))
+static void decode_values_avx512(const float *p, const float *v, long ld, int n, int HS, float inv, float *o) {
+  const int H16 = HS & ~15;
+  const __mmask16 tail = (__mmask16)((1u << (HS - H16)) - 1);
+  for (int d = 0; d < HS; d += 16) {
+    const __mmask16 m = d < H16 ? (__mmask16)0xffff : tail;
+    __m512 acc = _mm512_setzero_ps();
+    for (int t = 0; t < n; t++) acc = _mm512_fmadd_ps(_mm512_set1_ps(p[t]), _mm512_maskz_loadu_ps(m, v + (size_t)t * ld + d), acc);
+    _mm512_mask_storeu_ps(o + d, m, _mm512_mul_ps(acc, _mm512_set1_ps(inv)));
+  }
+}
+#endif
+
+/* Query rows [0, Tq) of (batch b, head h); s: (Tk) scratch for one row's scores. */
+static void decode_task(att_job *j, size_t bh, float *s) {
+  const int HS = j->HS, C = j->NH * HS, Tq = j->Tq, Tk = j->Tk;
+  const int h = (int)(bh % (size_t)j->NH), b = (int)(bh / (size_t)j->NH);
+  const long ld = j->ld;
+  const float *k = j->k + (size_t)b * Tk * ld + (size_t)h * HS, *v = j->v + (size_t)b * Tk * ld + (size_t)h * HS;
+  float *lse = j->lse + ((size_t)b * j->NH + h) * Tq;
+  const int avx512 = kiln_isa() == KILN_ISA_AVX512;
+  (void)avx512;
+  for (int i = 0; i < Tq; i++) {
+    const float *q = j->q + ((size_t)b * Tq + i) * ld + (size_t)h * HS;
+    float *o = j->out + ((size_t)b * Tq + i) * C + (size_t)h * HS;
+    const int n = visible(j, i);
+    if (n == 0) { memset(o, 0, HS * sizeof(float)); lse[i] = -INFINITY; continue; }
+#ifdef KILN_X86
+    if (avx512) decode_scores_avx512(q, k, ld, n, HS, j->scale, s);
+    else
+#endif
+      decode_scores_scalar(q, k, ld, n, HS, j->scale, s);
+    const float max = kiln_row_max(s, (size_t)n);
+    const float sum = kiln_exp_sum(s, max, s, (size_t)n);
+#ifdef KILN_X86
+    if (avx512) decode_values_avx512(s, v, ld, n, HS, 1.0f / sum, o);
+    else
+#endif
+      decode_values_scalar(s, v, ld, n, HS, 1.0f / sum, o);
+    lse[i] = max + logf(sum);
+  }
+}
+
+static void decode_thread(void *p, int tid, int n) {
+  att_job *j = p;
+  float *s = malloc((size_t)j->Tk * sizeof(float)); /* (Tk) scores of one row */
+  if (!s) { j->failed = 1; return; }
+  for (size_t t = (size_t)tid; t < j->tasks; t += (size_t)n) decode_task(j, t, s);
+  free(s);
+}
+
 static size_t forward_scratch(const att_job *j) {
   return (size_t)QB * j->HS * 2 + (size_t)j->Tk * j->HS * 2 + (size_t)QB * j->Tk;
 }
@@ -180,6 +275,13 @@ void kiln_attention(const float *q, const float *k, const float *v, int B, int T
           int n = visible(&j, i);
           lse[((size_t)b * NH + h) * Tq + i] = n > 0 ? logf((float)n) : -INFINITY;
         }
+    return;
+  }
+  if (Tq <= DECODE_MAX_TQ) {
+    j.tasks = (size_t)B * NH;
+    int n = threads_for(j.tasks, 4.0 * B * NH * Tq * (double)Tk * HS);
+    kiln_parallel(decode_thread, &j, n);
+    if (j.failed) { j.failed = 0; decode_thread(&j, 0, 1); }
     return;
   }
   int n = threads_for(j.tasks, 4.0 * B * NH * Tq * (double)Tk * HS);

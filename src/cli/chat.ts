@@ -50,7 +50,7 @@ export function register(program: Command): void {
           let ids: number[] | null = null;
           for (;;) {
             try {
-              ids = m.tokenizer.encode(template.render(history));
+              ids = template.encode(history, m.tokenizer); // typed text is plain text, as in serve
             } catch (err) {
               out.write(`(cannot use that message: ${(err as Error).message})\n`);
               history.pop();

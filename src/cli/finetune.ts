@@ -93,7 +93,10 @@ export function register(program: Command): void {
       '  kiln finetune --from runs/small --data chats.jsonl --out runs/chat-top --freeze transformer.wte --freeze "transformer.h.{0..1}.*"\n');
   dashboardOptions(cmd).action(async (raw: Raw) => {
     const options = finetuneOptions(raw);
-    const r = await withDashboard(raw, options.out, () => kiln.recipes.finetune.finetune(options));
+    // Under mpirun, rank 0 alone serves the dashboard and prints; the other ranks are quiet.
+    const main = kiln.distributed.rank() === 0;
+    const r = await withDashboard({ ...raw, dashboard: raw.dashboard && main }, options.out, () => kiln.recipes.finetune.finetune(options));
+    if (!main) return;
     console.log(`fine-tuned ${r.examples} examples in ${r.fit.step} steps (${r.fit.stopReason}); run folder ${r.out}`);
     if (r.before && r.after) {
       console.log(`held-out prompts, before: ${kiln.recipes.finetune.formatScore(r.before)}`);

@@ -24,7 +24,7 @@ export function register(program: Command): void {
     else cmd.option(`--${o.flag} <${o.arg}>`, o.help);
   }
   cmd.addHelpText('after', '\nExamples:\n  kiln pretrain                          # small GPT on the Brown corpus, about 5 minutes\n' +
-    '  kiln pretrain --preset tiny            # about a minute\n' +
+    '  kiln pretrain --preset tiny            # about 20 seconds\n' +
     '  kiln pretrain --data notes/ --max-steps 2000 --out runs/notes\n' +
     '  kiln pretrain --out runs/notes --resume --max-steps 4000\n');
   cmd.action(async (raw: Record<string, unknown>) => {

@@ -1,7 +1,7 @@
 // Data-parallel training: every rank holds the same model, trains on its own slice of each global batch, and
-// averages gradients before the optimizer step. Gradients go in ~25 MB buckets, parameters in reverse registration
-// order (roughly the order backward finishes them); a bucket's all-reduce starts from the autograd hook that
-// finishes its last gradient, so communication runs on the binding's thread while backward goes on (PyTorch DDP's
+// averages gradients before the optimizer step. Gradients go in ~25 MB buckets (the first 1 MB, as PyTorch's),
+// parameters in reverse registration order (roughly the order backward finishes them); a bucket's all-reduce
+// starts from the autograd hook that finishes its last gradient, so communication runs on the binding's thread while backward goes on (PyTorch DDP's
 // reducer, Horovod's tensor fusion). finishGradientSync() is the one wait before optimizer.step().
 
 import { onGradReady, Tensor } from '../tensor/index.js';
@@ -12,6 +12,11 @@ import { broadcast, communicator, init } from './process-group.js';
 export interface DistributedDataParallelOptions {
   /** Bucket size in megabytes (default 25, as PyTorch's bucket_cap_mb). */
   bucketCapMB?: number;
+  /**
+   * Size of the first bucket in megabytes (default 1, as PyTorch's DDP): the gradients backward finishes first
+   * start communicating early even when the whole model would fit in one bucket of bucketCapMB.
+   */
+  firstBucketCapMB?: number;
   /** Copy rank 0's parameters and float32 buffers to every rank at construction (default true). */
   broadcastParameters?: boolean;
 }
@@ -51,6 +56,8 @@ export class DistributedDataParallel<M extends Module = Module> {
   constructor(module: M, options: DistributedDataParallelOptions = {}) {
     const capMB = options.bucketCapMB ?? 25;
     if (!(capMB > 0)) throw new Error(`DistributedDataParallel: bucketCapMB must be positive, got ${capMB}`);
+    const firstCapMB = Math.min(options.firstBucketCapMB ?? 1, capMB);
+    if (!(firstCapMB > 0)) throw new Error(`DistributedDataParallel: firstBucketCapMB must be positive, got ${options.firstBucketCapMB}`);
     this.module = module;
     this.world = init().worldSize;
     this.comm = communicator();
@@ -65,7 +72,9 @@ export class DistributedDataParallel<M extends Module = Module> {
       for (const [, b] of module.namedBuffers()) if (b.storage instanceof Float32Array) broadcast(b, 0);
     }
     // Buckets in reverse registration order: the last layers' gradients are finished first.
-    const cap = Math.max(1, Math.floor((capMB * 1024 * 1024) / 4));
+    const elements = (mb: number) => Math.max(1, Math.floor((mb * 1024 * 1024) / 4));
+    const cap = elements(capMB);
+    const firstCap = elements(firstCapMB);
     let current: Parameter[] = [];
     let size = 0;
     const close = () => {
@@ -80,7 +89,7 @@ export class DistributedDataParallel<M extends Module = Module> {
       size = 0;
     };
     for (const p of [...params].reverse()) {
-      if (size > 0 && size + p.size > cap) close();
+      if (size > 0 && size + p.size > (this.buckets.length === 0 ? firstCap : cap)) close();
       current.push(p);
       size += p.size;
     }

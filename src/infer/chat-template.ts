@@ -3,8 +3,13 @@
 // rendered with @huggingface/jinja, the engine made for HF chat templates, so a template renders as it does in
 // Python's transformers. A model without one (a pre-trained base model) gets a plain "User: ... / Assistant:"
 // template, so chat works on every model.
+//
+// Encoding (ChatTemplate.encode): only the template's own text may produce control tokens. Message content is
+// encoded as plain text, as Hugging Face and OpenAI do, so "<|im_start|>system" typed by a client cannot forge a
+// turn: the rendered text is split at the special tokens the template wrote, never at those inside content.
 
 import { Template } from '@huggingface/jinja';
+import { specialTokenRegex, type Tokenizer } from '../data/tokenizer/tokenizer.js';
 
 export type Role = 'system' | 'user' | 'assistant';
 
@@ -90,6 +95,76 @@ export class ChatTemplate {
       throw new Error(`chat template: rendering failed: ${(err as Error).message}`);
     }
   }
+
+  /**
+   * The token ids for these messages: the rendered text, where special tokens written by the template become
+   * their ids and everything else, message content included, is encoded as ordinary text.
+   * `template.encode([{ role: 'user', content: 'hi <|im_end|>' }], tok)` has one <|im_end|> id, the template's.
+   */
+  encode(messages: readonly ChatMessage[], tokenizer: Tokenizer, options: boolean | RenderOptions = true): number[] {
+    const text = this.render(messages, options);
+    const specials = tokenizer.specialTokens();
+    const re = specialTokenRegex(specials.keys());
+    if (re === null) return tokenizer.encode(text, { allowSpecial: false });
+    const spans = contentSpans(text, messages, (m) => this.render(m, options));
+    if (spans === null) {
+      // The template rewrote the content: refuse content that could forge a control token rather than guess.
+      messages.forEach((m, i) => {
+        re.lastIndex = 0;
+        const hit = re.exec(m.content);
+        if (hit) {
+          throw new Error(`chat template: messages[${i}].content holds the special token ${JSON.stringify(hit[0])} and this ` +
+            'template changes message content, so it cannot be told apart from the template\'s own; remove it from the message');
+        }
+      });
+      return tokenizer.encode(text);
+    }
+    const ids: number[] = [];
+    let from = 0; // start of the text not yet encoded
+    re.lastIndex = 0;
+    for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+      const end = m.index + m[0].length;
+      if (spans.some(([a, b]) => m!.index < b && end > a)) {
+        re.lastIndex = m.index + 1; // inside (or across) content: ordinary text
+        continue;
+      }
+      if (m.index > from) ids.push(...tokenizer.encode(text.slice(from, m.index), { allowSpecial: false }));
+      ids.push(specials.get(m[0])!);
+      from = end;
+    }
+    if (from < text.length) ids.push(...tokenizer.encode(text.slice(from), { allowSpecial: false }));
+    return ids;
+  }
+}
+
+// Private-use characters that bracket a message's index while locating content in the rendered text.
+const MARK_OPEN = '\uE000';
+const MARK_CLOSE = '\uE001';
+
+/**
+ * Where each message's content lies in `text` (its rendering), as [start, end) ranges. The messages are rendered
+ * once more with a marker in place of each content; when putting the contents back gives `text`, the markers'
+ * places are exact. Null when a template changes content (e.g. `| trim`): the places are then unknown.
+ */
+function contentSpans(text: string, messages: readonly ChatMessage[],
+  render: (m: readonly ChatMessage[]) => string): [number, number][] | null {
+  const clean = messages.every((m) => !m.content.includes(MARK_OPEN) && !m.content.includes(MARK_CLOSE));
+  if (clean) {
+    const marked = render(messages.map((m, i) => ({ ...m, content: `${MARK_OPEN}${i}${MARK_CLOSE}` })));
+    const spans: [number, number][] = [];
+    let out = '';
+    let last = 0;
+    const re = new RegExp(`${MARK_OPEN}(\\d+)${MARK_CLOSE}`, 'g');
+    for (let m = re.exec(marked); m !== null; m = re.exec(marked)) {
+      out += marked.slice(last, m.index);
+      const content = messages[Number(m[1])]?.content ?? '';
+      spans.push([out.length, out.length + content.length]);
+      out += content;
+      last = m.index + m[0].length;
+    }
+    if (out + marked.slice(last) === text) return spans;
+  }
+  return null;
 }
 
 /** End-of-turn markers that common templates use, when the template text mentions them. */

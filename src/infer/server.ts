@@ -1,13 +1,20 @@
 // The OpenAI-compatible HTTP server on fastify: POST /v1/completions and /v1/chat/completions (with
 // `stream: true` as server-sent events), GET /v1/models and GET /health. Bodies are validated by JSON schema
-// (ajv, no type coercion) and rejected with OpenAI-style errors naming the field; generations run one at a
-// time from a bounded FIFO queue (503 when full); close() stops accepting and lets in-flight requests finish.
+// (ajv, no type coercion) and rejected with OpenAI-style errors naming the field. Concurrent requests decode
+// together (continuous batching, batcher.ts); beyond the batch they wait in a bounded FIFO queue (503 only when
+// it is full); a client that disconnects frees its row at the next step. close() stops accepting and lets
+// in-flight requests finish.
+//
+// Safe to expose: an optional API key (Authorization: Bearer, compared in constant time), a Host-header
+// allow-list against DNS rebinding (loopback names by default), `model` checked against the served names, and
+// chat content encoded as plain text so that special tokens typed by a client cannot forge turns.
 
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { loadModel, type LoadedModel } from '../hub/load.js';
 import { ChatTemplate, type ChatMessage } from './chat-template.js';
-import { streamGenerate, type FinishReason, type GenerateOptions } from './generate.js';
+import { Batcher, QueueFullError, type BatchResult } from './batcher.js';
+import type { FinishReason, GenerateOptions } from './generate.js';
 
 export interface ServerOptions {
   /** A model folder (run or frozen model) or an already loaded model. */
@@ -20,8 +27,20 @@ export interface ServerOptions {
   maxBodyBytes?: number;
   /** Largest max_tokens a request may ask for (default 512); more is a 400. */
   maxTokensLimit?: number;
-  /** Requests that may wait while one generates (default 32); past that, 503. */
-  queue?: { maxWaiting?: number };
+  /**
+   * Continuous batching: `maxBatch` requests decode together (default 16, fewer when the KV cache would pass
+   * 512 MiB); `maxWaiting` more may wait for a row (default 256); past that, 503.
+   */
+  queue?: { maxBatch?: number; maxWaiting?: number };
+  /** Requests must carry `Authorization: Bearer <apiKey>` (else 401). Default: none needed. */
+  apiKey?: string;
+  /**
+   * Host header values (names or addresses, without the port) the server answers; others get 403, which stops
+   * DNS rebinding. Default: localhost, 127.0.0.1, ::1, and `host` itself when it is a specific address. '*' allows any.
+   */
+  allowedHosts?: readonly string[];
+  /** Names a request's `model` may use (default: the model's name); others get 404. */
+  modelNames?: readonly string[];
   /** Log each request to stdout (default false). */
   logger?: boolean;
 }
@@ -33,33 +52,8 @@ export interface RunningServer {
   close(): Promise<void>;
   /** The fastify instance, for tests and embedding. */
   app: FastifyInstance;
-}
-
-class QueueFullError extends Error {}
-
-/** One generation at a time, first come first served, with a bounded number waiting. */
-export class FifoQueue {
-  private busy = false;
-  private waiting: (() => void)[] = [];
-
-  constructor(readonly maxWaiting: number) {}
-
-  get running(): number { return this.busy ? 1 : 0; }
-  get pending(): number { return this.waiting.length; }
-
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.busy) {
-      if (this.waiting.length >= this.maxWaiting) throw new QueueFullError('the server is busy: the generation queue is full, retry later');
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
-    } else this.busy = true;
-    try {
-      return await fn();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.busy = false;
-    }
-  }
+  /** The continuous batcher every generation runs in. */
+  batcher: Batcher;
 }
 
 // ---- request schemas (JSON Schema, checked by fastify's ajv) ----
@@ -111,7 +105,7 @@ interface ChatBody extends SamplingBody { messages: ChatMessage[] }
 /** An OpenAI-style error response. */
 class ApiError extends Error {
   constructor(readonly status: number, message: string, readonly param: string | null = null,
-    readonly type = status >= 500 ? 'server_error' : 'invalid_request_error') {
+    readonly type = status >= 500 ? 'server_error' : 'invalid_request_error', readonly code: string | null = null) {
     super(message);
   }
 }
@@ -137,10 +131,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   for (const [name, v] of [['maxBodyBytes', maxBodyBytes], ['maxTokensLimit', maxTokensLimit]] as const) {
     if (!Number.isInteger(v) || v <= 0) throw new Error(`startServer: ${name} must be a positive integer, got ${v}`);
   }
-  const queue = new FifoQueue(options.queue?.maxWaiting ?? 32);
   const { model, tokenizer } = loaded;
+  const batcher = new Batcher(model, tokenizer, { maxBatch: options.queue?.maxBatch, maxWaiting: options.queue?.maxWaiting ?? 256 });
   const template = new ChatTemplate(loaded.chatTemplate, loaded.specialTokens);
-  const modelId = loaded.name;
+  const modelNames = [...(options.modelNames ?? [loaded.name])];
+  if (modelNames.length === 0 || modelNames.some((n) => typeof n !== 'string' || n.length === 0)) {
+    throw new Error('startServer: modelNames must be a non-empty list of non-empty names');
+  }
+  const modelId = modelNames[0];
+  const bindHost = options.host ?? '127.0.0.1';
+  const allowHost = hostChecker(options.allowedHosts, bindHost);
+  const checkKey = options.apiKey === undefined ? null : keyChecker(options.apiKey);
   const created = Math.floor(Date.now() / 1000);
   const context = model.config.context;
 
@@ -156,7 +157,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   app.removeContentTypeParser(['text/plain']);
 
   app.setErrorHandler((err: FastifyError, _req, reply) => {
-    if (err instanceof ApiError) return reply.code(err.status).send(errorBody(err.message, err.type, err.param));
+    if (err instanceof ApiError) return reply.code(err.status).send(errorBody(err.message, err.type, err.param, err.code));
     if (err.validation && err.validation.length) {
       const v = err.validation.find((e) => e.keyword === 'anyOf') ?? err.validation[0];
       const path = v.instancePath.replace(/^\//, '').replace(/\//g, '.');
@@ -185,11 +186,37 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       'POST /v1/completions and POST /v1/chat/completions', 'invalid_request_error', null));
   });
 
-  app.get('/health', async () => ({ status: 'ok', model: modelId, queue: { running: queue.running, waiting: queue.pending } }));
-  app.get('/v1/models', async () => ({
-    object: 'list',
-    data: [{ id: modelId, object: 'model', created, owned_by: 'kiln', context_length: context }],
+  // Host first (a rebinding page must learn nothing, not even /health), then the key for the API routes.
+  app.addHook('onRequest', async (req, reply) => {
+    if (!allowHost(req.headers.host)) {
+      return reply.code(403).send(errorBody(`Host ${JSON.stringify(req.headers.host ?? '')} is not allowed on this server; ` +
+        'start it with --allowed-hosts naming the host clients use', 'invalid_request_error', null, 'host_not_allowed'));
+    }
+    if (checkKey && req.url.startsWith('/v1/')) {
+      const auth = req.headers.authorization;
+      const m = typeof auth === 'string' ? /^Bearer\s+(.+)$/i.exec(auth.trim()) : null;
+      if (!m || !checkKey(m[1])) {
+        const message = m ? 'Incorrect API key provided' : "You didn't provide an API key; send it as 'Authorization: Bearer <key>'";
+        return reply.code(401).send(errorBody(message, 'invalid_request_error', null, 'invalid_api_key'));
+      }
+    }
+    return undefined;
+  });
+
+  app.get('/health', async () => ({
+    status: 'ok', model: modelId, queue: { running: batcher.running, waiting: batcher.pending, maxBatch: batcher.maxBatch },
   }));
+  const modelCard = (id: string): Record<string, unknown> => ({ id, object: 'model', created, owned_by: 'kiln', context_length: context });
+  app.get('/v1/models', async () => ({ object: 'list', data: modelNames.map(modelCard) }));
+  app.get<{ Params: { id: string } }>('/v1/models/:id', async (req) => {
+    if (!modelNames.includes(req.params.id)) throw modelNotFound(req.params.id, modelNames);
+    return modelCard(req.params.id);
+  });
+
+  /** A request's `model`, when given, must be one of the served names. */
+  const checkModel = (name: string | undefined): void => {
+    if (name !== undefined && !modelNames.includes(name)) throw modelNotFound(name, modelNames);
+  };
 
   /** Sampling options from a request, and the prompt ids checked against the context. */
   const prepare = (body: SamplingBody, promptIds: number[], defaultMax: number, extraStops: readonly string[]): GenerateOptions => {
@@ -220,71 +247,60 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
   };
 
-  /** Runs one generation in the queue, as one JSON response or as server-sent events. */
+  /** Runs one generation in the batcher, as one JSON response or as server-sent events. */
   const serve = async (reply: FastifyReply, kind: 'text' | 'chat', promptIds: number[],
     gen: GenerateOptions, stream: boolean): Promise<unknown> => {
     const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID().replace(/-/g, '')}`;
     const object = kind === 'chat' ? (stream ? 'chat.completion.chunk' : 'chat.completion') : 'text_completion';
     const stamp = Math.floor(Date.now() / 1000);
     const abort = new AbortController();
+    // A client that goes away frees its row at the next step.
     const onClose = (): void => { if (!reply.raw.writableFinished) abort.abort(); };
     reply.raw.on('close', onClose);
     const choice = (text: string, finish: FinishReason | null): Record<string, unknown> => kind === 'chat'
       ? (stream ? { index: 0, delta: text === '' && finish ? {} : { content: text }, logprobs: null, finish_reason: finish }
         : { index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: finish })
       : { index: 0, text, logprobs: null, finish_reason: finish };
+    const usage = (r: BatchResult): Record<string, number> =>
+      ({ prompt_tokens: promptIds.length, completion_tokens: r.completionTokens, total_tokens: promptIds.length + r.completionTokens });
+    const chunk = (text: string, finish: FinishReason | null, extra: Record<string, unknown> = {}): Record<string, unknown> =>
+      ({ id, object, created: stamp, model: modelId, choices: [choice(text, finish)], ...extra });
+    const raw = reply.raw;
+    const send = (payload: unknown): void => { if (!raw.destroyed) raw.write(`data: ${JSON.stringify(payload)}\n\n`); };
+    let done: Promise<BatchResult>;
     try {
-      return await queue.run(async () => {
-        if (abort.signal.aborted) return undefined;
-        const options = { ...gen, signal: abort.signal };
-        if (!stream) {
-          let text = '';
-          let n = 0;
-          let finish: FinishReason = 'length';
-          for await (const c of streamGenerate(model, tokenizer, promptIds, options)) {
-            text += c.text;
-            if (c.id !== undefined) n++;
-            if (c.finishReason) finish = c.finishReason;
-          }
-          return {
-            id, object, created: stamp, model: modelId, choices: [choice(text, finish)],
-            usage: { prompt_tokens: promptIds.length, completion_tokens: n, total_tokens: promptIds.length + n },
-          };
-        }
-        reply.hijack();
-        const raw = reply.raw;
-        raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
-        const send = (payload: unknown): void => { raw.write(`data: ${JSON.stringify(payload)}\n\n`); };
-        const chunk = (text: string, finish: FinishReason | null, extra: Record<string, unknown> = {}): Record<string, unknown> =>
-          ({ id, object, created: stamp, model: modelId, choices: [choice(text, finish)], ...extra });
-        try {
-          if (kind === 'chat') send({ id, object, created: stamp, model: modelId, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] });
-          let n = 0;
-          for await (const c of streamGenerate(model, tokenizer, promptIds, options)) {
-            if (c.id !== undefined) n++;
-            if (abort.signal.aborted) break;
-            if (c.finishReason) {
-              if (c.text) send(chunk(c.text, null));
-              send(chunk('', c.finishReason, {
-                usage: { prompt_tokens: promptIds.length, completion_tokens: n, total_tokens: promptIds.length + n },
-              }));
-            } else if (c.text) send(chunk(c.text, null));
-          }
-          raw.write('data: [DONE]\n\n');
-        } catch (err) {
-          send(errorBody(`Generation failed: ${(err as Error).message}`, 'server_error', null));
-        } finally {
-          raw.end();
-        }
-        return undefined;
+      done = batcher.submit({
+        promptIds, options: gen, signal: abort.signal,
+        onChunk: stream ? (c) => { if (c.text) send(chunk(c.text, null)); } : undefined,
       });
     } catch (err) {
+      reply.raw.off('close', onClose);
       if (err instanceof QueueFullError) throw new ApiError(503, err.message, null, 'server_error');
-      if (err instanceof Error && !(err instanceof ApiError) && /^generate: /.test(err.message)) throw new ApiError(400, err.message.replace(/^generate: /, ''));
+      if (err instanceof Error && /^generate: /.test(err.message)) throw new ApiError(400, err.message.replace(/^generate: /, ''));
       throw err;
+    }
+    if (!stream) {
+      try {
+        const r = await done;
+        return { id, object, created: stamp, model: modelId, choices: [choice(r.text, r.finishReason)], usage: usage(r) };
+      } finally {
+        reply.raw.off('close', onClose);
+      }
+    }
+    reply.hijack();
+    raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    if (kind === 'chat') send({ id, object, created: stamp, model: modelId, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] });
+    try {
+      const r = await done;
+      send(chunk('', r.finishReason, { usage: usage(r) }));
+      if (!raw.destroyed) raw.write('data: [DONE]\n\n');
+    } catch (err) {
+      send(errorBody(`Generation failed: ${(err as Error).message}`, 'server_error', null));
     } finally {
       reply.raw.off('close', onClose);
+      raw.end();
     }
+    return undefined;
   };
 
   app.post<{ Body: CompletionBody }>('/v1/completions', {
@@ -309,6 +325,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     },
   }, async (req, reply) => {
     const b = req.body;
+    checkModel(b.model);
     const promptIds = typeof b.prompt === 'string' ? encode(b.prompt, 'prompt')
       : typeof b.prompt[0] === 'string' ? encode(b.prompt[0] as string, 'prompt') : (b.prompt as number[]).slice();
     // OpenAI's default for completions is 16 tokens.
@@ -341,23 +358,24 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     },
   }, async (req, reply) => {
     const b = req.body;
+    checkModel(b.model);
     const messages = b.messages.map((m) => ({ role: m.role, content: m.content }));
-    let prompt: string;
+    let promptIds: number[];
     try {
-      prompt = template.render(messages, true);
+      // Content is plain text: only the template's own control tokens become ids.
+      promptIds = template.encode(messages, tokenizer, true);
     } catch (err) {
       throw new ApiError(400, (err as Error).message, 'messages');
     }
-    const promptIds = encode(prompt, 'messages');
     // Chat replies run until the end of the turn, bounded by the server's limit.
     const gen = prepare(b, promptIds, maxTokensLimit, template.stops);
     return serve(reply, 'chat', promptIds, gen, b.stream === true);
   });
 
-  await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 8000 });
+  await app.listen({ host: bindHost, port: options.port ?? 8000 });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : options.port ?? 8000;
-  const host = options.host ?? '127.0.0.1';
+  const host = bindHost;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   let closing: Promise<void> | null = null;
   const close = async (): Promise<void> => {
@@ -370,5 +388,37 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       clearInterval(sweep);
     }
   };
-  return { url, app, close: () => (closing ??= close()) };
+  return { url, app, batcher, close: () => (closing ??= close()) };
+}
+
+/** A 404 in OpenAI's shape for a model this server does not serve. */
+function modelNotFound(name: string, served: readonly string[]): ApiError {
+  return new ApiError(404, `The model ${JSON.stringify(name)} does not exist on this server; it serves ${served.map((n) => JSON.stringify(n)).join(', ')}`,
+    'model', 'invalid_request_error', 'model_not_found');
+}
+
+/** Whether a bind address reaches beyond this machine (anything but loopback). */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+/** The Host-header check: the allowed names (default loopback names, and a specific bind address). */
+function hostChecker(allowed: readonly string[] | undefined, bindHost: string): (header: string | undefined) => boolean {
+  const names = new Set((allowed ?? ['localhost', '127.0.0.1', '::1']).map((h) => h.replace(/^\[|\]$/g, '').toLowerCase()));
+  if (allowed === undefined && !['0.0.0.0', '::', ''].includes(bindHost)) names.add(bindHost.replace(/^\[|\]$/g, '').toLowerCase());
+  if (names.has('*')) return () => true;
+  return (header) => {
+    if (typeof header !== 'string' || header.length === 0) return false;
+    // "name:port", "[v6]:port", "[v6]", "name"
+    const m = /^\[([^\]]+)\](?::\d+)?$/.exec(header) ?? /^([^:]+)(?::\d+)?$/.exec(header);
+    return m !== null && names.has(m[1].toLowerCase());
+  };
+}
+
+/** A constant-time key comparison (both sides hashed to the same length first). */
+function keyChecker(key: string): (given: string) => boolean {
+  if (typeof key !== 'string' || key.length === 0) throw new Error('startServer: apiKey must be a non-empty string');
+  const want = createHash('sha256').update(key).digest();
+  return (given) => timingSafeEqual(createHash('sha256').update(given).digest(), want);
 }

@@ -9,6 +9,7 @@
 // gives (nanoGPT's generate).
 
 import { noGrad } from '../tensor/autograd.js';
+import { allocationScopeOpen, recycle } from '../tensor/storage.js';
 import { defaultGenerator, Generator as RandomGenerator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkSamplingOptions, Sampler, type SamplingOptions } from './sampling.js';
@@ -24,6 +25,12 @@ export interface LanguageModel {
   eval?(): unknown;
   train?(mode?: boolean): unknown;
   training?: boolean;
+  /**
+   * True when forward under noGrad returns logits in a buffer nobody else holds (Kiln's models do): the loop then
+   * hands that buffer back to the allocator once it has copied the logits, and the next step reuses it instead of
+   * taking fresh memory every token.
+   */
+  readonly ownsForwardOutput?: boolean;
 }
 
 /** The part of a KV cache the loop manages: one length per row. */
@@ -208,6 +215,7 @@ export class BatchDecoder {
     const logits = this.run(idx, batch.map((s) => s.row));
     const V = this.vocabSize;
     batch.forEach((s, a) => s.logits.set(logits.subarray(a * V, (a + 1) * V)));
+    this.done(logits);
   }
 
   /** Runs `ids` as the whole content of the sequence's row (its prompt, or a cropped window) and keeps the logits. */
@@ -215,6 +223,12 @@ export class BatchDecoder {
     if (this.cache) this.cache.lengths[seq.row] = 0;
     const logits = this.run(new Tensor(Int32Array.from(ids), [1, ids.length]), [seq.row]);
     seq.logits.set(logits.subarray(0, this.vocabSize));
+    this.done(logits);
+  }
+
+  /** The forward's logits, copied out: their buffer goes back to the allocator when the model gave it away. */
+  private done(logits: Float32Array): void {
+    if (this.model.ownsForwardOutput === true && !allocationScopeOpen()) recycle(logits);
   }
 
   /** The model's last-position logits (A, V) for idx (A, T) continuing the given cache rows. */

@@ -193,6 +193,8 @@ export class GPT extends Module {
   });
 
   readonly config: Readonly<ResolvedGPTConfig>;
+  /** forward under noGrad hands out logits nobody else holds (see LanguageModel.ownsForwardOutput). */
+  readonly ownsForwardOutput = true;
   transformer: Transformer;
   lm_head: LMHead;
 

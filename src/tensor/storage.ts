@@ -74,6 +74,9 @@ export function allocationScope<T>(fn: () => T, keep: (result: T) => readonly ({
   return result;
 }
 
+/** Whether an allocationScope is open: its buffers are that scope's to hand back, so nobody else may recycle them. */
+export function allocationScopeOpen(): boolean { return allocScopes.length > 0; }
+
 function track<A extends AnyArray>(buf: A): A {
   if (allocScopes.length > 0) allocScopes[allocScopes.length - 1].push(buf);
   return buf;

@@ -42,6 +42,8 @@ export interface TrainerState {
   config: JSONValue;
   /** Parameter and buffer shapes by name. */
   model_shapes: Record<string, number[]>;
+  /** Processes that trained together (mpirun -np); absent in checkpoints from before data-parallel training: 1. */
+  world_size?: number;
   files: Record<string, { bytes: number; sha256: string }>;
 }
 

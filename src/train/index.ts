@@ -6,6 +6,7 @@ export {
   type BatchSource, type Batch, type LossFn, type LossResult, type TrainableModel, type EarlyStoppingOptions,
   type CheckpointOptions, type StepInfo, type EvalInfo, type JSONValue,
 } from './trainer.js';
+export { heldOutLoss, type HeldOutLoss, type HeldOutOptions, type LanguageModel } from './evaluation.js';
 export { lrFind, type LrFindOptions, type LrFindResult } from './lr-find.js';
 export { MetricsLog, readMetrics, countCorrect, type MetricsRecord } from './metrics.js';
 export { Progress, formatLine, type ProgressMode } from './progress.js';

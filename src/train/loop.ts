@@ -57,10 +57,18 @@ function nonFinite<B>(trainer: Trainer<B>, ctx: FitContext, what: string): void 
     ' Lower the learning rate, clip gradients (clipGradNorm), or set skipNonFinite to skip such batches.', step, ckpt);
 }
 
+/** Under several ranks, an interrupt or stop() seen by any rank stops them all after the same step. */
+function agreeOnStopping<B>(trainer: Trainer<B>, run: RunState): void {
+  const [interrupted, stopped] = trainer.dataParallel().sum([run.interrupted ? 1 : 0, run.stopRequested ? 1 : 0]);
+  if (interrupted > 0) run.interrupted = true;
+  if (stopped > 0 && !run.stopRequested) run.stopRequested = 'stopped';
+}
+
 /** Trains until done, stopped or interrupted, then evaluates and checkpoints a last time; returns why it stopped. */
 export async function runLoop<B>(trainer: Trainer<B>, ctx: FitContext): Promise<StopReason> {
   const { options: o, optimizer, source } = trainer;
   const { run, progress } = ctx;
+  const dp = trainer.dataParallel();
   const accum = o.gradAccumulation ?? 1;
   const logEvery = o.logEvery ?? 10;
   const params = optimizer.params();
@@ -77,26 +85,56 @@ export async function runLoop<B>(trainer: Trainer<B>, ctx: FitContext): Promise<
     let tokens = 0;
     let epochEnded = false;
     let skipped = false;
+    let badLoss: number | null = null;
+    let correct = 0;
+    let total = 0;
     while (micro < accum) {
-      const batch = source.next();
-      if (batch === undefined) { epochEnded = true; break; }
-      const { loss, output, target } = trainer.computeLoss(batch);
-      const lv = loss.item();
-      if (!Number.isFinite(lv)) {
-        nonFinite(trainer, ctx, `the loss is ${lv}`);
-        skipped = true;
-        break;
-      }
-      (accum > 1 ? loss.div(accum) : loss).backward();
-      lossSum += lv;
-      if (wantAcc && output && target) {
-        const c = countCorrect(output, target);
-        interval.correct += c.correct;
-        interval.total += c.total;
-      }
-      samples += samplesIn(o, batch);
-      tokens += tokensIn(o, batch);
+      const global = source.next();
+      if (global === undefined) { epochEnded = true; break; }
+      // Counted on the global batch, so samples and tokens are the whole world's.
+      samples += samplesIn(o, global);
+      tokens += tokensIn(o, global);
       micro++;
+      // Under several ranks a rank with a bad loss still reads the step's batches, so the data order stays shared.
+      if (badLoss !== null) continue;
+      const batch = dp.shard(global);
+      const lv = dp.microStep(micro === accum, () => {
+        const { loss, output, target } = trainer.computeLoss(batch);
+        const v = loss.item();
+        if (!Number.isFinite(v)) return v;
+        (accum > 1 ? loss.div(accum) : loss).backward();
+        if (wantAcc && output && target) {
+          const c = countCorrect(output, target);
+          correct += c.correct;
+          total += c.total;
+        }
+        return v;
+      });
+      if (!Number.isFinite(lv)) {
+        badLoss = lv;
+        if (!dp.active) break;
+        continue;
+      }
+      lossSum += lv;
+    }
+    if (dp.active) {
+      // One agreement per step: the averaged gradients, then the losses and whether any rank saw a bad one.
+      if (micro > 0) dp.finishGradientSync();
+      const [l, bad, c, n] = dp.sum([badLoss === null ? lossSum : 0, badLoss === null ? 0 : 1, correct, total]);
+      lossSum = l / dp.world;
+      correct = c;
+      total = n;
+      if (bad > 0) {
+        nonFinite(trainer, ctx, `the loss is not finite on ${bad} of ${dp.world} ranks${badLoss === null ? '' : ` (${badLoss} on this one)`}`);
+        skipped = true;
+      }
+    } else if (badLoss !== null) {
+      nonFinite(trainer, ctx, `the loss is ${badLoss}`);
+      skipped = true;
+    }
+    if (!skipped) {
+      interval.correct += correct;
+      interval.total += total;
     }
     if (!skipped && micro > 0) {
       if (micro < accum) {
@@ -151,6 +189,7 @@ export async function runLoop<B>(trainer: Trainer<B>, ctx: FitContext): Promise<
     }
     // Let signal handlers run between steps.
     await new Promise<void>((r) => setImmediate(r));
+    if (dp.active) agreeOnStopping(trainer, run);
     if (run.interrupted) { stopReason = 'interrupted'; break; }
   }
   if (run.stopRequested && stopReason === 'completed') stopReason = run.stopRequested;

@@ -78,7 +78,10 @@ export interface TrainerOptions<B = Batch> {
    * { input, target } batch; or a function (model, batch) => loss | { loss, output, target }.
    */
   loss?: 'crossEntropy' | 'mse' | LossFn<B>;
-  /** Training batches: a DataLoader or any BatchSource. */
+  /**
+   * Training batches: a DataLoader or any BatchSource. Under `mpirun -np N` it yields the global batch on every
+   * rank, and each rank trains on its 1/N of the rows (kiln.distributed.shardBatch).
+   */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   train: DataLoader<any, B> | BatchSource<B>;
   /** Validation batches: a DataLoader (read in order, its position untouched), an array, or a function returning an iterable. */
@@ -129,6 +132,11 @@ export interface TrainerOptions<B = Batch> {
 export interface FitOptions {
   /** Continue from the newest complete checkpoint of this run directory (or from this checkpoint folder); true: runDir. */
   resume?: string | boolean;
+  /**
+   * Resume a checkpoint written by a different number of processes (mpirun -np): the global batch then changes
+   * with the world size. Without it such a resume is refused.
+   */
+  reshard?: boolean;
 }
 
 export type StopReason = 'completed' | 'early-stopping' | 'interrupted' | 'stopped';

@@ -11,6 +11,7 @@ import type { MetricsLog } from './metrics.js';
 import { checkpointsDir } from './options.js';
 import type { RunState } from './run-state.js';
 import type { Trainer } from './trainer.js';
+import { checkWorldSize } from './data-parallel.js';
 
 /** The checkpoint folder to resume from: `target` itself, or the newest complete one under target/checkpoints. */
 export function findCheckpoint(target: string): string {
@@ -48,11 +49,13 @@ function checkNewestIntact(ckDir: string, intactStep: number): void {
 }
 
 /** Loads the newest complete checkpoint of a run directory (or a given checkpoint folder); returns its step. */
-export function resumeRun<B>(trainer: Trainer<B>, run: RunState, metricsLog: MetricsLog | null, target: string): number {
+export function resumeRun<B>(trainer: Trainer<B>, run: RunState, metricsLog: MetricsLog | null, target: string,
+  world: { worldSize?: number; reshard?: boolean } = {}): number {
   const { options: o, model, optimizer, source } = trainer;
   const dir = findCheckpoint(target);
   const ck = readCheckpoint(dir);
   const s = ck.state;
+  checkWorldSize(join(dir, STATE_FILE), s.world_size ?? 1, world.worldSize ?? 1, world.reshard ?? false);
   checkModelMatches(join(dir, 'model.safetensors'), ck.model, model.stateDict());
   const savedModel = (s.config as Record<string, unknown> | null)?.model;
   const ownModel = o.config?.model;

@@ -22,6 +22,7 @@ import { Progress } from './progress.js';
 import { resumeRun } from './resume.js';
 import { RunState } from './run-state.js';
 import { catchInterrupts } from './signals.js';
+import { DataParallel } from './data-parallel.js';
 
 export type { JSONValue };
 export {
@@ -46,6 +47,7 @@ export class Trainer<B = Batch> {
   readonly source: BatchSource<B>;
   private run = new RunState();
   private metricsLog: MetricsLog | null = null;
+  private parallel: DataParallel | null = null;
 
   constructor(options: TrainerOptions<B>) {
     checkOptions(options);
@@ -53,6 +55,16 @@ export class Trainer<B = Batch> {
     this.model = options.model;
     this.optimizer = options.optimizer;
     this.source = options.train as BatchSource<B>;
+  }
+
+  /**
+   * The process group this trainer runs in (joined on first use). Under `mpirun -np N` the model is wrapped for
+   * data-parallel training and each rank trains on its slice of every batch the training source yields.
+   * @internal the loop and evaluation use it
+   */
+  dataParallel(): DataParallel {
+    this.parallel ??= new DataParallel();
+    return this.parallel;
   }
 
   /** Optimizer steps taken. */
@@ -70,7 +82,14 @@ export class Trainer<B = Batch> {
   stop(): void { this.run.stopRequested = 'stopped'; }
 
   /** The learning-rate range test on this trainer's model, optimizer, loss and data; everything is restored after. */
-  lrFind(options: LrFindOptions = {}): LrFindResult { return lrFind(this, options); }
+  lrFind(options: LrFindOptions = {}): LrFindResult {
+    const dp = this.dataParallel();
+    if (dp.active) {
+      throw new Error(`Trainer.lrFind: this process is one of ${dp.world} started by mpirun; run the learning-rate range ` +
+        'test in a single process (without mpirun) and use the rate it finds for the data-parallel run');
+    }
+    return lrFind(this, options);
+  }
 
   /** The learning rate of the first parameter group. */
   get lr(): number { return this.optimizer.paramGroups[0].lr; }
@@ -94,24 +113,27 @@ export class Trainer<B = Batch> {
     const o = this.options;
     const run = this.run;
     let resumedFrom: number | null = null;
-    if (o.runDir) makeDirs(o.runDir, 'run folder');
-    this.metricsLog = o.runDir ? new MetricsLog(join(o.runDir, 'metrics.jsonl')) : null;
+    const dp = this.dataParallel();
+    // Only rank 0 writes the run folder (metrics, config, checkpoints) and shows progress; the others are quiet.
+    if (o.runDir && dp.isMain) makeDirs(o.runDir, 'run folder');
+    this.metricsLog = o.runDir && dp.isMain ? new MetricsLog(join(o.runDir, 'metrics.jsonl')) : null;
     if (fitOptions.resume) {
       const target = fitOptions.resume === true ? o.runDir : fitOptions.resume;
       if (!target) throw new Error('Trainer.fit: resume: true needs a runDir');
-      resumedFrom = resumeRun(this, run, this.metricsLog, target);
+      resumedFrom = resumeRun(this, run, this.metricsLog, target, { worldSize: dp.world, reshard: fitOptions.reshard });
     } else {
       this.startFresh();
     }
+    dp.wrap(this.model);
     run.stopRequested = null;
     run.interrupted = false;
-    const progress = new Progress(o.progress ?? 'auto', totalSteps(o));
+    const progress = new Progress(dp.isMain ? o.progress ?? 'auto' : false, totalSteps(o));
     progress.start(run.step);
     run.startTime = performance.now();
     const removeSignals = (o.handleSignals ?? !!o.runDir) ? catchInterrupts(() => {
       run.interrupted = true;
       progress.message('interrupt: finishing the current step and writing a checkpoint (Ctrl-C again to quit at once)');
-    }) : () => {};
+    }, { sigterm: dp.active }) : () => {};
     this.model.train();
     let stopReason: StopReason;
     try {
@@ -126,7 +148,10 @@ export class Trainer<B = Batch> {
     };
   }
 
-  /** Writes checkpoints/step-N now (after a finite-check of every parameter) and prunes old ones. */
+  /**
+   * Writes checkpoints/step-N now (after a finite-check of every parameter) and prunes old ones. Under several
+   * ranks every rank calls it: rank 0 writes, and all wait for it, so no rank runs ahead of a checkpoint.
+   */
   saveCheckpoint(): string {
     if (!this.options.runDir) throw new Error('Trainer.saveCheckpoint: no runDir was given');
     const run = this.run;
@@ -141,6 +166,15 @@ export class Trainer<B = Batch> {
       }
     }
     const o = this.options;
+    // The check above runs on every rank (the parameters are the same everywhere, so all refuse together); rank 0
+    // alone writes, and the others wait for it.
+    const dp = this.dataParallel();
+    if (!dp.isMain) {
+      dp.barrier();
+      run.lastCheckpoint = join(checkpointsDir(o), `step-${run.step}`);
+      run.lastCheckpointStep = run.step;
+      return run.lastCheckpoint;
+    }
     const rng: TrainerState['rng'] = { default: defaultGenerator.getState() };
     for (const [k, g] of Object.entries(o.generators ?? {})) rng[k] = g.getState();
     const modelShapes: Record<string, number[]> = {};
@@ -162,12 +196,14 @@ export class Trainer<B = Batch> {
       metrics_bytes: this.metricsLog?.bytes() ?? 0,
       config: (o.config ?? null) as JSONValue,
       model_shapes: modelShapes,
+      world_size: dp.world,
     }, sd, this.optimizer.stateDict());
     run.lastCheckpoint = dir;
     run.lastCheckpointStep = run.step;
     const keep = new Set<number>();
     if (run.bestCheckpointStep !== null) keep.add(run.bestCheckpointStep);
     pruneCheckpoints(checkpointsDir(o), (o.checkpoints && o.checkpoints.keepLast) || 3, keep);
+    dp.barrier();
     return dir;
   }
 
@@ -181,7 +217,7 @@ export class Trainer<B = Batch> {
           'pass fit({ resume: true }) to continue it, or choose another runDir');
       }
     }
-    if (o.runDir) {
+    if (o.runDir && this.dataParallel().isMain) {
       writeFileAtomic(join(o.runDir, 'config.json'), `${JSON.stringify(o.config ?? {}, null, 2)}\n`);
       this.metricsLog?.truncateTo(0);
     }

@@ -478,6 +478,8 @@ test('attention, forward and backward: causal, KV cache, rows without keys, bloc
     [2, 5, 5, 3, 4, true], [2, 5, 5, 3, 4, false], [1, 1, 7, 2, 8, true], [1, 3, 9, 2, 8, true],
     [2, 70, 70, 2, 16, true], [1, 3, 2, 1, 4, true], [1, 130, 130, 1, 64, true], [3, 65, 65, 4, 32, false],
     [1, 4, 0, 2, 4, true], [2, 9, 9, 1, 1, true],
+    // decoding steps (a few query rows against a longer cache): the native direct path, with vector tails
+    [2, 1, 37, 4, 64, true], [3, 2, 50, 2, 20, true], [2, 4, 4, 3, 17, false], [1, 4, 130, 2, 48, true],
   ];
   forEachIsa((isa) => {
     for (const [B, Tq, Tk, NH, HS, causal] of cases) {
@@ -507,7 +509,7 @@ test('attention, forward and backward: causal, KV cache, rows without keys, bloc
 
 test('attention reads q, k, v and writes dq, dk, dv in place in a fused (B, T, 3C) buffer (row stride ld)', () => {
   const r = rng(16);
-  for (const [B, T, NH, HS] of [[2, 5, 3, 4], [2, 70, 2, 16], [1, 130, 4, 64]]) {
+  for (const [B, T, NH, HS] of [[2, 5, 3, 4], [2, 70, 2, 16], [1, 130, 4, 64], [2, 3, 2, 20], [1, 1, 4, 64]]) {
     const C = NH * HS;
     const qkv = randF32(r, B * T * 3 * C, -2, 2); // (B, T, 3C)
     const part = (src: Float32Array, j: number): Float32Array => { // column slice j, copied to (B, T, C)

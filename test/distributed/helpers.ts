@@ -19,10 +19,15 @@ export function needMpirun(t: TestContext): boolean {
 }
 
 export function mpirun(np: number, fixture: string, args: (string | number)[] = [], timeoutMs = 30_000): SpawnSyncReturns<string> {
+  return mpirunScript(np, `test/distributed/fixtures/${fixture}`, args, timeoutMs);
+}
+
+/** Runs a TypeScript file of the repository (e.g. src/cli/main.ts) under `mpirun --oversubscribe -np N`. */
+export function mpirunScript(np: number, script: string, args: (string | number)[] = [], timeoutMs = 30_000): SpawnSyncReturns<string> {
   const env: NodeJS.ProcessEnv = { ...process.env };
   if (process.getuid?.() === 0) Object.assign(env, { OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' });
   return spawnSync('mpirun', ['--oversubscribe', '-np', String(np), process.execPath, '--import', 'tsx',
-    `test/distributed/fixtures/${fixture}`, ...args.map(String)], { encoding: 'utf8', env, timeout: timeoutMs });
+    script, ...args.map(String)], { encoding: 'utf8', env, timeout: timeoutMs });
 }
 
 /** The `RESULT {json}` lines a run printed, parsed. */

@@ -25,6 +25,17 @@ test('a plain node process is rank 0 of a world of 1: collectives are the identi
   ddp.finishGradientSync();
   assert.deepEqual([...model.weight.grad!.storage], before);
   assert.throws(() => new d.DistributedDataParallel(model, { bucketCapMB: 0 }), /bucketCapMB must be positive/);
+  assert.throws(() => new d.DistributedDataParallel(model, { firstBucketCapMB: -1 }), /firstBucketCapMB must be positive/);
+});
+
+test('buckets: the first (the last layers, finished first by backward) holds 1 MB, the rest up to bucketCapMB', () => {
+  // Three 512 KiB weights and biases, registered l0, l1, l2: reversed, l2's bias and weight come first.
+  const net = new kiln.nn.Sequential(new kiln.nn.Linear(512, 256), new kiln.nn.Linear(256, 512), new kiln.nn.Linear(512, 256));
+  const sizes = new d.DistributedDataParallel(net).bucketSizes();
+  assert.deepEqual(sizes, [256 + 131072 + 512, 131072 + 256 + 131072]);
+  assert.ok(sizes[0] * 4 <= 1024 * 1024 + 4096);
+  // One bucket when the first may be as big as the rest (PyTorch's behaviour before its 1 MB first bucket).
+  assert.deepEqual(new d.DistributedDataParallel(net, { firstBucketCapMB: 25 }).bucketSizes(), [3 * 131072 + 256 + 512 + 256]);
 });
 
 test('shardBatch gives each rank a contiguous, disjoint slice that together cover the batch', () => {

@@ -48,9 +48,12 @@ test('kiln generate and kiln chat (piped) print what the library generates', asy
 });
 
 test('kiln serve answers, then on SIGTERM finishes the in-flight stream and exits 0', async () => {
-  const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--model', dir, '--port', '0'],
-    { env: { ...process.env, NODE_NO_WARNINGS: '1' } });
+  // Bound beyond loopback with the key from KILN_API_KEY: no warning, and requests need the key.
+  const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--model', dir, '--port', '0', '--host', '0.0.0.0',
+    '--allowed-hosts', 'localhost,127.0.0.1'], { env: { ...process.env, NODE_NO_WARNINGS: '1', KILN_API_KEY: 'k-123' } });
   let out = '';
+  let err = '';
+  p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
   const url = await new Promise<string>((resolve, reject) => {
     p.stdout.on('data', (d: Buffer) => {
       out += d.toString();
@@ -60,8 +63,12 @@ test('kiln serve answers, then on SIGTERM finishes the in-flight stream and exit
     p.on('close', () => reject(new Error(`serve exited early: ${out}`)));
   });
   const exited = new Promise<number | null>((resolve) => p.on('close', resolve));
-  const res = await fetch(`${url}/v1/completions`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
+  assert.match(out, /API key required/);
+  const local = url.replace('0.0.0.0', '127.0.0.1');
+  const noKey = JSON.stringify({ prompt: 'the', max_tokens: 2 });
+  assert.equal((await fetch(`${local}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: noKey })).status, 401);
+  const res = await fetch(`${local}/v1/completions`, {
+    method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer k-123' },
     body: JSON.stringify({ prompt: 'the', max_tokens: 40, temperature: 0, stream: true }),
   });
   assert.equal(res.status, 200);
@@ -74,5 +81,21 @@ test('kiln serve answers, then on SIGTERM finishes the in-flight stream and exit
   assert.match(body, /"finish_reason":"(length|stop)"/);
   assert.equal(await exited, 0);
   assert.match(out, /SIGTERM: finishing in-flight requests/);
-  await assert.rejects(fetch(`${url}/health`));
+  assert.doesNotMatch(err, /warning/);
+  await assert.rejects(fetch(`${local}/health`));
+});
+
+test('kiln serve beyond loopback without a key warns', async () => {
+  const env: NodeJS.ProcessEnv = { ...process.env, NODE_NO_WARNINGS: '1' };
+  delete env.KILN_API_KEY;
+  const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--model', dir, '--port', '0', '--host', '0.0.0.0'], { env });
+  let err = '';
+  const closed = new Promise((resolve) => p.on('close', resolve));
+  await new Promise<void>((resolve, reject) => {
+    p.stderr.on('data', (d: Buffer) => { err += d.toString(); if (/--allowed-hosts/.test(err)) resolve(); });
+    p.on('close', () => reject(new Error(`serve exited early: ${err}`)));
+  });
+  p.kill('SIGTERM');
+  await closed;
+  assert.match(err, /warning: listening on 0\.0\.0\.0, beyond this machine, without an API key/);
 });

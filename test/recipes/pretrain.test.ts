@@ -42,8 +42,22 @@ test('a small run writes config, tokenizer, metrics, checkpoints and a model tha
   assert.match(text, /kiln generate --model .*run-a/);
   assert.match(text, /kiln finetune --from .*run-a/);
   assert.match(text, /kiln dashboard /);
+  assert.match(text, /samples from the trained model:\n  > /);
+  assert.match(text, /whole held-out split \([\d,]+ tokens\): loss [\d.]+ \| bigram [\d.]+ \| unigram [\d.]+ nats\/token/);
+  // The final evaluation covers every held-out token after the first, as the bigram's score on the same stream does.
+  const valTokens = kiln.recipes.pretrain.splitTokens(kiln.data.buildShards({ documents: kiln.data.readTextSource(corpus),
+    tokenizer: kiln.data.loadTokenizer(join(out, 'tokenizer.json')), dir: join(dir, 'cache', 'shards'), valFraction: 0.2, seed: 0 }).val);
+  assert.equal(r.heldOut.tokens, valTokens.length - 1);
+  assert.ok(r.heldOut.loss > 0 && r.heldOut.bigramLoss < r.heldOut.unigramLoss);
   const m = metrics(out);
-  assert.deepEqual(m.map((x) => x.step), [1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(m.map((x) => x.step), [1, 2, 3, 4, 5, 6, 6]);
+  const last = m[m.length - 1];
+  assert.equal(last.final, true);
+  assert.equal(last.heldout_loss, r.heldOut.loss);
+  assert.equal(last.bigram_loss, r.heldOut.bigramLoss);
+  const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+  assert.equal(summary.heldout_loss, r.heldOut.loss);
+  assert.equal(summary.heldout_tokens, r.heldOut.tokens);
   const evals = m.filter((x) => x.val_loss !== undefined);
   assert.equal(evals.length, 2);
   assert.ok(Array.isArray(evals[0].samples) && typeof evals[0].val_perplexity === 'number' && typeof evals[0].bigram_perplexity === 'number');
@@ -82,7 +96,11 @@ test('--resume continues from the newest checkpoint exactly: the losses after it
 test('settings: presets, config files, and bad values fail with one sentence', () => {
   const tiny = resolveSettings({ preset: 'tiny' });
   assert.equal(tiny.context, kiln.models.GPT.presets.tiny.context);
-  assert.equal(resolveSettings({}).preset, 'small');
+  assert.deepEqual([tiny.layers, tiny.width, tiny.batchSize, tiny.maxSteps, tiny.vocabSize], [2, 64, 32, 1000, 512]);
+  // The default run: the small model for 3000 steps (about 5 minutes on 2 cores).
+  const d = resolveSettings({});
+  assert.deepEqual([d.preset, d.context, d.layers, d.heads, d.width, d.vocabSize], ['small', 128, 4, 4, 128, 1024]);
+  assert.deepEqual([d.batchSize, d.maxSteps, d.lr, d.evalEvery, d.minLr], [16, 3000, 2e-3, 250, 0.1]);
   assert.equal(resolveSettings({ epochs: 2 }).maxSteps, null);
   const cfgFile = join(dir, 'cfg.json');
   writeFileSync(cfgFile, JSON.stringify({ preset: 'tiny', 'max-steps': 50, batchSize: 2 }));

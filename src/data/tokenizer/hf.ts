@@ -8,7 +8,8 @@ import { checkIds, checkSpecialTokens, specialAddedToken, type EncodeOptions, ty
 
 /**
  * A tokenizer.json run by the @huggingface/tokenizers library (pure JavaScript, offline). Special tokens in
- * the text are always recognised (the library has no switch for it), so `allowSpecial: false` is refused.
+ * the text are recognised by default; with `allowSpecial: false` they are encoded as ordinary text (what
+ * transformers' `split_special_tokens=True` does), by a second library instance built without them.
  *
  * @example
  * ```ts
@@ -21,6 +22,8 @@ export class HfTokenizer implements Tokenizer {
   private json: HfTokenizerJson;
   private config: Record<string, unknown>;
   private lib: HfLibTokenizer;
+  /** The same tokenizer without its special added tokens, built on first use by encode(allowSpecial: false). */
+  private plainLib: HfLibTokenizer | null = null;
   private size = 0;
   private what: string;
 
@@ -37,16 +40,20 @@ export class HfTokenizer implements Tokenizer {
   }
 
   private build(): HfLibTokenizer {
-    let lib: HfLibTokenizer;
-    try {
-      lib = new HfLibTokenizer(this.json, { clean_up_tokenization_spaces: false, ...this.config });
-    } catch (err) {
-      throw new Error(`${this.what}: expected a file @huggingface/tokenizers can load, found an error (${(err as Error).message}).`);
-    }
+    const lib = this.libFor(this.json);
+    this.plainLib = null;
     let max = -1;
     for (const id of lib.get_vocab(true).values()) max = Math.max(max, id);
     this.size = max + 1;
     return lib;
+  }
+
+  private libFor(json: HfTokenizerJson): HfLibTokenizer {
+    try {
+      return new HfLibTokenizer(json, { clean_up_tokenization_spaces: false, ...this.config });
+    } catch (err) {
+      throw new Error(`${this.what}: expected a file @huggingface/tokenizers can load, found an error (${(err as Error).message}).`);
+    }
   }
 
   get vocabSize(): number {
@@ -54,12 +61,13 @@ export class HfTokenizer implements Tokenizer {
   }
 
   encode(text: string, options: EncodeOptions = {}): number[] {
-    if (options.allowSpecial === false) {
-      throw new Error('HfTokenizer.encode: allowSpecial false is not supported by @huggingface/tokenizers; expected true or unset, found false.');
-    }
+    // The library has no switch for special tokens: a copy whose added_tokens leave them out encodes them as text.
+    const lib = options.allowSpecial === false
+      ? (this.plainLib ??= this.libFor({ ...this.json, added_tokens: this.json.added_tokens.filter((t) => !t.special) }))
+      : this.lib;
     let ids: number[];
     try {
-      ids = this.lib.encode(text, { add_special_tokens: false }).ids;
+      ids = lib.encode(text, { add_special_tokens: false }).ids;
     } catch (err) {
       throw new Error(`${this.what}: @huggingface/tokenizers could not encode the text with this file (${(err as Error).message}).`);
     }

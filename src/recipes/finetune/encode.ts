@@ -131,7 +131,14 @@ export function padBatch(rows: readonly TrainingRow[], padId: number): ChatBatch
   return { idx: new Tensor(idx, [B, T]), targets: new Tensor(tg, [B, T]), tokens };
 }
 
-export interface PaddedBatchesOptions { batchSize: number; padId: number; seed?: number; shuffle?: boolean }
+export interface PaddedBatchesOptions {
+  batchSize: number;
+  padId: number;
+  seed?: number;
+  shuffle?: boolean;
+  /** A last batch of an epoch with fewer rows is skipped (data-parallel runs need a row for every rank; default 1). */
+  minRows?: number;
+}
 
 /**
  * The Trainer's BatchSource over training rows: a seeded new order each epoch, padded batches, and a position
@@ -163,10 +170,13 @@ export class PaddedBatches {
   }
 
   /** Batches per epoch. */
-  get length(): number { return Math.ceil(this.rows.length / this.options.batchSize); }
+  get length(): number {
+    const full = Math.floor(this.rows.length / this.options.batchSize);
+    return full + (this.rows.length % this.options.batchSize >= (this.options.minRows ?? 1) ? 1 : 0);
+  }
 
   next(): ChatBatch | undefined {
-    if (this.pos >= this.order.length) {
+    if (this.pos >= this.order.length || this.order.length - this.pos < (this.options.minRows ?? 1)) {
       this.epoch++;
       this.pos = 0;
       this.reorder();

@@ -5,6 +5,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { freemem, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
+import { barrier, init as initProcessGroup } from '../../distributed/index.js';
 import { Trainer, type FitResult, type JSONValue } from '../../train/index.js';
 import { AdamW } from '../../optim/index.js';
 import { Scheduler, cosineWithWarmup } from '../../optim/schedule.js';
@@ -75,7 +76,10 @@ const loss = (model: unknown, b: ChatBatch) => (model as GPT).loss(b.idx, b.targ
 
 /** Runs a fine-tuning job; see FinetuneOptions. */
 export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
-  const log = o.log ?? ((s: string) => console.log(s));
+  // Under `mpirun -np N` every rank runs this; rank 0 alone prints, scores the held-out prompts and writes files.
+  const { rank, worldSize: world } = initProcessGroup();
+  const main = rank === 0;
+  const log = main ? o.log ?? ((s: string) => console.log(s)) : () => {};
   const seed = o.seed ?? 1337;
   manualSeed(seed);
   // Everything that can fail on bad input is checked before any training or writing.
@@ -84,6 +88,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     const hint = existsSync(join(o.out, 'checkpoints')) ? ' (add --resume to continue the fine-tuning run in it)' : '';
     throw new Error(`fine-tuning: the output folder '${o.out}' already exists and is not empty; choose another --out${hint}`);
   }
+  barrier(); // every rank has checked --out before rank 0 writes into it
   const data = loadFinetuneData(o.data, { skipBadLines: o.skipBadLines });
   if (data.skipped.length) log(`skipped ${data.skipped.length} bad line${data.skipped.length === 1 ? '' : 's'} of ${o.data} (--skip-bad-lines)`);
   const heldout = o.heldout ? parseHeldout(readFileSync(o.heldout, 'utf8'), o.heldout) : null;
@@ -112,7 +117,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   const prompts = heldout;
   let before: HeldoutScore | undefined;
   const refusalMarker = o.refusalMarker;
-  if (prompts) {
+  if (prompts && main) {
     before = scoreHeldout(gpt, tok, template, prompts, { refusalMarker, maxNewTokens: o.maxNewTokens });
     log(`before fine-tuning: ${formatScore(before)}`);
   }
@@ -145,7 +150,8 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   if (prep.dropped.length) log(`${prep.dropped.length} example${prep.dropped.length === 1 ? '' : 's'} dropped: no reply token within the context (lines ${prep.dropped.slice(0, 10).join(', ')})`);
   if (prep.rows.length === 0) throw new Error('fine-tuning: no example has a reply within the model\'s context');
   const padId = tok.specialTokens().get(IM_END) ?? tok.specialTokens().get('<|endoftext|>') ?? 0;
-  const batches = new PaddedBatches(prep.rows, { batchSize: o.batchSize ?? 8, padId, seed });
+  // Batches are global (batch size x world rows); the Trainer gives each rank its slice.
+  const batches = new PaddedBatches(prep.rows, { batchSize: (o.batchSize ?? 8) * world, padId, seed, minRows: world });
   const epochs = o.epochs ?? (o.maxSteps ? undefined : 1);
   const totalSteps = Math.min(o.maxSteps ?? Infinity, epochs ? epochs * batches.length : Infinity);
   const optimizer = new AdamW(gpt.paramGroups(o.weightDecay ?? 0), { lr: o.lr ?? (o.lora ? 1e-3 : 3e-4) });
@@ -167,8 +173,10 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   });
   // The tokenizer (with the chat tokens) and its config go next to the checkpoints, so the run loads as a model.
   const tc: TokenizerConfig = tokenizerConfig(tok, { chatTemplate: templateSource, context: gpt.config.context });
-  tok.save(join(out, 'tokenizer.json'));
-  writeTokenizerConfig(join(out, 'tokenizer_config.json'), tc);
+  if (main) {
+    tok.save(join(out, 'tokenizer.json'));
+    writeTokenizerConfig(join(out, 'tokenizer_config.json'), tc);
+  }
   let fit: FitResult;
   try {
     fit = await trainer.fit({ resume: o.resume ?? false });
@@ -176,7 +184,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     throw explainDivergence(err, out, optimizer.paramGroups[0].initialLr, (lr) => `the same kiln finetune command with --resume --lr ${lr}`);
   }
   if (fit.resumedFrom !== undefined && fit.resumedFrom !== null) log(`resumed from step ${fit.resumedFrom}`);
-  if (lora) {
+  if (lora && main) {
     // The adapters alone, as PEFT saves them; a grown token embedding travels with them (modules_to_save).
     const sd = adapterStateDict(gpt);
     const extra: string[] = [];
@@ -189,7 +197,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     log(`saved the LoRA adapters alone to ${join(out, 'adapter_model.safetensors')}`);
   }
   let after: HeldoutScore | undefined;
-  if (prompts) {
+  if (prompts && main) {
     after = scoreHeldout(gpt, tok, template, prompts, { refusalMarker, maxNewTokens: o.maxNewTokens });
     log(`after fine-tuning:  ${formatScore(after)}`);
     const dump = (s: HeldoutScore) => ({ ...s, replies: s.replies.map((r) => ({ kind: r.kind, prompt: r.messages[r.messages.length - 1].content, reply: r.reply, declined: r.declined, correct: r.correct ?? null })) });

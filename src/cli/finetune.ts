@@ -5,11 +5,13 @@
 import type { Command } from 'commander';
 import * as kiln from '../index.js';
 import { dashboardOptions, withDashboard, type DashboardFlags } from './with-dashboard.js';
+import { VERIFY_HELP } from './generate.js';
 
 interface Raw extends DashboardFlags {
   from?: string; data?: string; out?: string; epochs?: string; maxSteps?: string; lr?: string; batchSize?: string;
   weightDecay?: string; freeze?: string[]; loraRank?: string; loraAlpha?: string; loraDropout?: string; loraTargets?: string;
   skipBadLines?: boolean; mix?: string; mixData?: string; heldout?: string; refusalMarker?: string; maxNewTokens?: string; seed?: string; progress?: string;
+  resume?: boolean; verify?: boolean;
 }
 
 function num(v: string | undefined, flag: string, kind: 'posint' | 'int' | 'pos' | 'frac'): number | undefined {
@@ -54,6 +56,8 @@ export function finetuneOptions(raw: Raw): kiln.recipes.finetune.FinetuneOptions
     maxNewTokens: num(raw.maxNewTokens, '--max-new-tokens', 'posint'),
     seed: num(raw.seed, '--seed', 'int'),
     progress: progress === 'none' ? false : (progress as 'auto' | 'bar' | 'lines'),
+    resume: raw.resume ?? false,
+    verify: raw.verify ?? true,
   };
 }
 
@@ -85,6 +89,8 @@ export function register(program: Command): void {
     .option('--max-new-tokens <n>', 'longest reply generated for the held-out prompts (default 48)')
     .option('--seed <n>', 'seed of the data order, new embedding rows and dropout (default 1337)')
     .option('--progress <mode>', 'auto (default), bar, lines or none')
+    .option('--resume', 'continue the fine-tuning run in --out from its newest checkpoint (after a kill or Ctrl-C); give the same flags, or a new --lr, --epochs or --max-steps')
+    .option('--no-verify', VERIFY_HELP)
     .addHelpText('after', '\nExamples:\n' +
       '  kiln finetune --from runs/small --data data/finetune/train.jsonl --heldout data/finetune/heldout.jsonl --out runs/chat\n' +
       '  kiln finetune --from runs/small --data chats.jsonl --out runs/chat-lora --lora-rank 8 --lora-targets c_attn,attn.c_proj\n' +

@@ -9,3 +9,7 @@ export {
   type LanguageModel, type DecodingCache, type SequenceOptions, type StepEvent, type FinishReason,
 } from './generate.js';
 export { Sampler, argmax, checkSamplingOptions, type SamplingOptions } from './sampling.js';
+export {
+  checkMemory, gptParameterCount, gptLargestTensor, gptTrainingBytes, gptInferenceBytes, MAX_TENSOR_ELEMENTS,
+  type GPTSize, type MemoryAvailable,
+} from './memory.js';

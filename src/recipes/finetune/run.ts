@@ -3,6 +3,7 @@
 // (checkpoints, tokenizer with the chat template, LoRA adapters alone), and measure held-out prompts before/after.
 
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { freemem, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { barrier, init as initProcessGroup } from '../../distributed/index.js';
 import { Trainer, type FitResult, type JSONValue } from '../../train/index.js';
@@ -14,6 +15,7 @@ import { freezeParameters, namePattern } from '../../nn/freeze.js';
 import { adapterConfig, adapterStateDict, applyLoRA, type AdapterConfig } from '../../nn/lora.js';
 import { manualSeed } from '../../tensor/random.js';
 import type { GPT } from '../../models/gpt.js';
+import { checkMemory, gptTrainingBytes } from '../../models/memory.js';
 import { tokenizerConfig, writeTokenizerConfig, type TokenizerConfig } from '../../hub/tokenizer-config.js';
 import { CHATML_TEMPLATE, CHAT_SPECIAL_TOKENS, ChatTemplate, IM_END } from '../../infer/chat-template.js';
 import { encodeConversation, prepareRows, PaddedBatches, type ChatBatch } from './encode.js';
@@ -21,6 +23,7 @@ import { formatReport, parseHeldout, scoreHeldout, scoreSummary, type HeldoutSco
 import { pretrainRows } from './mix.js';
 import { loadFinetuneData, type LineError } from './jsonl.js';
 import { loadSourceModel } from './load.js';
+import { divergenceGuard, explainDivergence } from '../divergence.js';
 import { resizeTokenEmbeddings } from './vocab.js';
 
 export interface LoRASettings { rank: number; alpha?: number; dropout?: number; targets: string[] }
@@ -57,6 +60,10 @@ export interface FinetuneOptions {
   progress?: 'auto' | 'bar' | 'lines' | false;
   /** Where messages go (default console.log). */
   log?: (line: string) => void;
+  /** Continue the fine-tuning run in `out` from its newest checkpoint (after kill -9 or Ctrl-C). */
+  resume?: boolean;
+  /** Check the source weights' recorded sha256, dtype and finiteness (default true). */
+  verify?: boolean;
 }
 
 export interface FinetuneResult {
@@ -93,15 +100,24 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   const seed = o.seed ?? 1337;
   manualSeed(seed);
   // Everything that can fail on bad input is checked before any training or writing.
-  if (existsSync(o.out) && (!statSync(o.out).isDirectory() || readdirSync(o.out).length > 0)) {
-    throw new Error(`fine-tuning: the output folder '${o.out}' already exists and is not empty; choose another --out`);
+  if (o.resume) checkResumable(o.out);
+  else if (existsSync(o.out) && (!statSync(o.out).isDirectory() || readdirSync(o.out).length > 0)) {
+    const hint = existsSync(join(o.out, 'checkpoints')) ? ' (add --resume to continue the fine-tuning run in it)' : '';
+    throw new Error(`fine-tuning: the output folder '${o.out}' already exists and is not empty; choose another --out${hint}`);
   }
   barrier(); // every rank has checked --out before rank 0 writes into it
   const data = loadFinetuneData(o.data, { skipBadLines: o.skipBadLines });
   if (data.skipped.length) log(`skipped ${data.skipped.length} bad line${data.skipped.length === 1 ? '' : 's'} of ${o.data} (--skip-bad-lines)`);
   const heldout = o.heldout ? parseHeldout(readFileSync(o.heldout, 'utf8'), o.heldout) : null;
-  const src = loadSourceModel(o.from);
+  const src = loadSourceModel(o.from, { verify: o.verify ?? true });
   const { model: gpt, tokenizer: tok } = src;
+  if (o.lora && o.lora.rank > gpt.config.width) {
+    throw new Error(`--lora-rank ${o.lora.rank} is larger than the model's width ${gpt.config.width}; a rank above the width adds nothing (4 to 64 is usual)`);
+  }
+  const B = o.batchSize ?? 8;
+  const c = gpt.config;
+  checkMemory(gptTrainingBytes(c, B), `fine-tuning with --batch-size ${B} (the model: ${c.layers} layers, width ${c.width}, context ${c.context})`,
+    { total: totalmem(), free: freemem() }, Math.max(B * c.context * c.vocabSize, B * c.heads * c.context * c.context));
   log(`loaded ${o.from} (${src.kind}, ${gpt.numParameters()} parameters, vocabulary ${gpt.config.vocabSize}, context ${gpt.config.context})`);
 
   // The chat template: the source's own, or ChatML with its two special tokens added.
@@ -178,6 +194,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     model: gpt, optimizer, schedule, loss, train: batches, epochs, maxSteps: o.maxSteps, runDir: out, config: runConfig,
     clipGradNorm: 1, logEvery: 5, tokensPerBatch: (b) => b.tokens, progress: o.progress ?? 'auto', seed,
     checkpoints: { keepLast: 1 },
+    onStep: divergenceGuard(tok.vocabSize),
   });
   // The tokenizer (with the chat tokens) and its config go next to the checkpoints, so the run loads as a model.
   const tc: TokenizerConfig = tokenizerConfig(tok, { chatTemplate: templateSource, context: gpt.config.context });
@@ -186,8 +203,14 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     writeTokenizerConfig(join(out, 'tokenizer_config.json'), tc);
   }
   const t0 = performance.now();
-  const fit = await trainer.fit();
+  let fit: FitResult;
+  try {
+    fit = await trainer.fit({ resume: o.resume ?? false });
+  } catch (err) {
+    throw explainDivergence(err, out, optimizer.paramGroups[0].initialLr, (lr) => `the same kiln finetune command with --resume --lr ${lr}`);
+  }
   const trainSeconds = (performance.now() - t0) / 1000;
+  if (fit.resumedFrom !== undefined && fit.resumedFrom !== null) log(`resumed from step ${fit.resumedFrom}`);
   log(`trained ${fit.step} steps in ${trainSeconds.toFixed(1)} s`);
   if (lora && main) {
     // The adapters alone, as PEFT saves them; a grown token embedding travels with them (modules_to_save).
@@ -212,6 +235,19 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     out, fit, examples: data.examples.length, skipped: data.skipped, truncated: prep.truncated, dropped: prep.dropped,
     addedTokens, trainable, total, before, after, trainSeconds,
   };
+}
+
+/** A folder --resume can continue: a fine-tuning run (config.json with "finetune") with a checkpoint. */
+function checkResumable(out: string): void {
+  let cfg: { finetune?: unknown } | null = null;
+  try {
+    cfg = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as { finetune?: unknown };
+  } catch {
+    // reported below
+  }
+  if (!cfg || typeof cfg.finetune !== 'object' || !existsSync(join(out, 'checkpoints'))) {
+    throw new Error(`--resume: '${out}' holds no fine-tuning run to continue (expected config.json with "finetune" and checkpoints/); drop --resume to start one`);
+  }
 }
 
 /** Checks a freeze pattern's syntax early (the CLI calls it while parsing flags). */

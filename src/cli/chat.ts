@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { createInterface } from 'node:readline';
 import * as kiln from '../index.js';
-import { openModel, samplingFlags, samplingOptions, type SamplingFlags } from './generate.js';
+import { openModel, samplingFlags, samplingOptions, VERIFY_HELP, type SamplingFlags } from './generate.js';
 
 export function register(program: Command): void {
   samplingFlags(program
@@ -14,9 +14,10 @@ export function register(program: Command): void {
     .description('Chat with a model in the terminal, using its chat template (base models get a plain User/Assistant one). ' +
       'Type /reset to start over, /exit or Ctrl-D to quit.')
     .requiredOption('--model <dir>', 'a run folder (its best checkpoint), a frozen model folder or a Hugging Face GPT-2 folder')
-    .option('--system <text>', 'a system message that opens the conversation'), { maxTokens: 200 })
-    .action(async (f: SamplingFlags & { model: string; system?: string }) => {
-      const m = openModel(f.model);
+    .option('--system <text>', 'a system message that opens the conversation')
+    .option('--no-verify', VERIFY_HELP), { maxTokens: 200 })
+    .action(async (f: SamplingFlags & { model: string; system?: string; verify: boolean }) => {
+      const m = openModel(f.model, f.verify);
       const template = new kiln.infer.ChatTemplate(m.chatTemplate, m.specialTokens);
       const context = m.model.config.context;
       const interactive = process.stdin.isTTY === true;

@@ -5,11 +5,13 @@
 import type { Command } from 'commander';
 import * as kiln from '../index.js';
 import { dashboardOptions, withDashboard, type DashboardFlags } from './with-dashboard.js';
+import { VERIFY_HELP } from './generate.js';
 
 interface Raw extends DashboardFlags {
   from?: string; data?: string; out?: string; epochs?: string; maxSteps?: string; lr?: string; batchSize?: string;
   weightDecay?: string; freeze?: string[]; loraRank?: string; loraAlpha?: string; loraDropout?: string; loraTargets?: string;
-  skipBadLines?: boolean; heldout?: string; refusalMarker?: string; maxNewTokens?: string; seed?: string; progress?: string;
+  skipBadLines?: boolean; mix?: string; mixData?: string; heldout?: string; refusalMarker?: string; maxNewTokens?: string; seed?: string; progress?: string;
+  resume?: boolean; verify?: boolean;
 }
 
 function num(v: string | undefined, flag: string, kind: 'posint' | 'int' | 'pos' | 'frac'): number | undefined {
@@ -47,11 +49,15 @@ export function finetuneOptions(raw: Raw): kiln.recipes.finetune.FinetuneOptions
       rank, alpha: num(raw.loraAlpha, '--lora-alpha', 'pos') ?? 2 * rank, dropout: num(raw.loraDropout, '--lora-dropout', 'frac') ?? 0, targets,
     },
     skipBadLines: raw.skipBadLines ?? false,
+    mix: num(raw.mix, '--mix', 'frac'),
+    mixData: raw.mixData,
     heldout: raw.heldout,
     refusalMarker: raw.refusalMarker,
     maxNewTokens: num(raw.maxNewTokens, '--max-new-tokens', 'posint'),
     seed: num(raw.seed, '--seed', 'int'),
     progress: progress === 'none' ? false : (progress as 'auto' | 'bar' | 'lines'),
+    resume: raw.resume ?? false,
+    verify: raw.verify ?? true,
   };
 }
 
@@ -64,9 +70,9 @@ export function register(program: Command): void {
     .requiredOption('--from <dir>', 'the model to start from: a run folder (its best checkpoint), a frozen Kiln model folder, or a Hugging Face GPT-2 folder')
     .requiredOption('--data <file>', 'training data, JSONL: {"messages": [{"role": "system"|"user"|"assistant", "content": ...}]} or {"prompt": ..., "completion": ...} per line')
     .requiredOption('--out <dir>', 'the fine-tuning run folder to create')
-    .option('--epochs <n>', 'passes over the data (default 1 unless --max-steps is given)')
+    .option('--epochs <n>', 'passes over the data (default 3 unless --max-steps is given)')
     .option('--max-steps <n>', 'optimizer steps in all (with --epochs, whichever ends first)')
-    .option('--lr <x>', 'peak learning rate of AdamW, warmup then cosine (default 3e-4, or 1e-3 with LoRA)')
+    .option('--lr <x>', 'peak learning rate of AdamW, warmup then cosine (default 2e-3, or 3e-3 with LoRA)')
     .option('--batch-size <n>', 'conversations per batch, padded to the longest (default 8)')
     .option('--weight-decay <x>', 'AdamW weight decay on matrices (default 0)')
     .option('--freeze <pattern>', 'freeze parameters whose dotted names match (repeatable): e.g. transformer.wte, transformer.h.{0..1}.*, transformer.h.[0-3].attn.*',
@@ -76,13 +82,17 @@ export function register(program: Command): void {
     .option('--lora-dropout <x>', 'dropout on the adapters\' input (default 0)')
     .option('--lora-targets <list>', 'comma-separated layer names or patterns to adapt (default c_attn): e.g. c_attn,attn.c_proj,mlp.c_fc')
     .option('--skip-bad-lines', 'skip malformed lines of --data (and say how many) instead of refusing the file')
+    .option('--mix <x>', 'share of training rows that are pre-training text, against forgetting (default 0; 0.2 measured worse on the bundled data): 0.25 adds one text row per three conversations')
+    .option('--mix-data <path>', 'the text mixed in by --mix: a file or folder (default: the bundled Brown corpus)')
     .option('--heldout <file>', 'held-out prompts (JSONL with "kind": "harmful" or "benign") to measure before and after: share of harmful declined, benign answered')
     .option('--refusal-marker <text>', 'the phrase that marks a reply as declined (default "I can\'t help with that")')
     .option('--max-new-tokens <n>', 'longest reply generated for the held-out prompts (default 48)')
     .option('--seed <n>', 'seed of the data order, new embedding rows and dropout (default 1337)')
     .option('--progress <mode>', 'auto (default), bar, lines or none')
+    .option('--resume', 'continue the fine-tuning run in --out from its newest checkpoint (after a kill or Ctrl-C); give the same flags, or a new --lr, --epochs or --max-steps')
+    .option('--no-verify', VERIFY_HELP)
     .addHelpText('after', '\nExamples:\n' +
-      '  kiln finetune --from runs/small --data data/finetune/train.jsonl --heldout data/finetune/heldout.jsonl --out runs/chat --epochs 3\n' +
+      '  kiln finetune --from runs/small --data data/finetune/train.jsonl --heldout data/finetune/heldout.jsonl --out runs/chat\n' +
       '  kiln finetune --from runs/small --data chats.jsonl --out runs/chat-lora --lora-rank 8 --lora-targets c_attn,attn.c_proj\n' +
       '  kiln finetune --from runs/small --data chats.jsonl --out runs/chat-top --freeze transformer.wte --freeze "transformer.h.{0..1}.*"\n');
   dashboardOptions(cmd).action(async (raw: Raw) => {

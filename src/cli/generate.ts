@@ -38,9 +38,12 @@ export function samplingOptions(f: SamplingFlags): kiln.infer.GenerateOptions {
  * Opens --model: a run folder (its best checkpoint), a frozen model folder, a Hugging Face GPT-2 folder, or a
  * LoRA fine-tuning run (its adapters merged into the base), frozen and in evaluation mode.
  */
-export function openModel(dir: string): kiln.hub.LoadedModel {
+/** Help of --no-verify, shared by every command that loads weights. */
+export const VERIFY_HELP = 'load weights without checking their recorded sha256, dtype and finiteness (for debugging a damaged file)';
+
+export function openModel(dir: string, verify = true): kiln.hub.LoadedModel {
   if (!existsSync(dir)) throw new Error(`--model '${dir}' does not exist`);
-  return kiln.hub.loadModel(dir);
+  return kiln.hub.loadModel(dir, { verify });
 }
 
 export function register(program: Command): void {
@@ -51,8 +54,9 @@ export function register(program: Command): void {
     .argument('<prompt>', 'the text to continue'), { maxTokens: 100 })
     .option('--stop <text...>', 'stop before any of these strings')
     .option('--no-cache', 'recompute the whole sequence for every token (slow; for comparison)')
-    .action(async (prompt: string, f: SamplingFlags & { model: string; stop?: string[]; cache: boolean }) => {
-      const m = openModel(f.model);
+    .option('--no-verify', VERIFY_HELP)
+    .action(async (prompt: string, f: SamplingFlags & { model: string; stop?: string[]; cache: boolean; verify: boolean }) => {
+      const m = openModel(f.model, f.verify);
       const t0 = performance.now();
       let n = 0;
       let finish: string | undefined;

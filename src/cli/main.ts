@@ -13,6 +13,7 @@ import * as generate from './generate.js';
 import * as chat from './chat.js';
 import * as serve from './serve.js';
 import * as doctor from './doctor.js';
+import * as evalCmd from './eval.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -24,7 +25,7 @@ const program = new Command()
 
 // Subcommands register themselves here, one import and one call each.
 const modules: { register(p: Command): void }[] = [dashboard, plot, pretrain, finetune, exportCmd, generate, chat, serve,
-  doctor];
+  doctor, evalCmd];
 for (const m of modules) m.register(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -5,7 +5,7 @@
 
 import type { Command } from 'commander';
 import * as kiln from '../index.js';
-import { num, openModel } from './generate.js';
+import { num, openModel, VERIFY_HELP } from './generate.js';
 
 export function register(program: Command): void {
   program
@@ -25,8 +25,9 @@ export function register(program: Command): void {
       'and --host when it is a specific address; * allows any)')
     .option('--served-model-name <names>', 'comma-separated names a request\'s "model" may use (default: the model folder\'s name)')
     .option('--log', 'log every request')
+    .option('--no-verify', VERIFY_HELP)
     .action(async (f: { model: string; host: string; port: number; maxTokensLimit: number; maxBodyBytes: number; batch?: number; queue: number;
-      apiKey?: string; allowedHosts?: string; servedModelName?: string; log?: boolean }) => {
+      apiKey?: string; allowedHosts?: string; servedModelName?: string; log?: boolean; verify: boolean }) => {
       const apiKey = f.apiKey ?? (process.env.KILN_API_KEY || undefined);
       const list = (v: string | undefined, flag: string): string[] | undefined => {
         if (v === undefined) return undefined;
@@ -34,7 +35,7 @@ export function register(program: Command): void {
         if (items.length === 0) throw new Error(`${flag}: expected a comma-separated list of names, got ${JSON.stringify(v)}`);
         return items;
       };
-      const m = openModel(f.model);
+      const m = openModel(f.model, f.verify);
       const server = await kiln.infer.startServer({
         model: m, host: f.host, port: f.port, maxTokensLimit: f.maxTokensLimit, maxBodyBytes: f.maxBodyBytes,
         queue: { maxBatch: f.batch, maxWaiting: f.queue }, logger: !!f.log, apiKey,

@@ -101,10 +101,11 @@ export async function listRuns(runsDir: string): Promise<RunInfo[]> {
   for (const e of entries) {
     if (!e.isDirectory() || e.name.startsWith('.')) continue;
     const dir = join(runsDir, e.name);
-    const metrics = join(dir, 'metrics.jsonl');
+    // Only files whose real path stays inside the run folder count (a symlink out of it is ignored).
+    const [metrics, config] = await Promise.all(['metrics.jsonl', 'config.json'].map((f) => resolveUnder(dir, f).catch(() => null)));
     const [ms, cs, ds] = await Promise.all([
-      stat(metrics).catch(() => null),
-      stat(join(dir, 'config.json')).catch(() => null),
+      metrics ? stat(metrics).catch(() => null) : null,
+      config ? stat(config).catch(() => null) : null,
       stat(dir).catch(() => null),
     ]);
     if (!ms && !cs) continue;
@@ -113,7 +114,7 @@ export async function listRuns(runsDir: string): Promise<RunInfo[]> {
       mtimeMs: Math.max(ms?.mtimeMs ?? 0, cs?.mtimeMs ?? 0, ds?.mtimeMs ?? 0),
       hasMetrics: !!ms,
       hasConfig: !!cs,
-      latest: ms ? await lastRecord(metrics) : null,
+      latest: ms && metrics ? await lastRecord(metrics) : null,
     });
   }
   runs.sort((a, b) => b.mtimeMs - a.mtimeMs || a.name.localeCompare(b.name));

@@ -181,8 +181,9 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     const dir = runDir(runsDir, name);
     const st = await stat(dir).catch(() => null);
     if (!st?.isDirectory()) return sendError(res, 404, `no run named ${JSON.stringify(name)}`);
-    if (segs[2] === 'config') return sendJson(res, await readConfig(join(dir, 'config.json')));
-    if (segs[2] === 'events') return runStream(req, res, name, dir);
+    await resolveUnder(runsDir, name); // a run folder that is a symlink out of the runs folder is refused (403)
+    if (segs[2] === 'config') return sendJson(res, await readConfig(await runFile(name, 'config.json')));
+    if (segs[2] === 'events') return runStream(req, res, name, await runFile(name, 'metrics.jsonl'));
     return sendError(res, 404, 'not found');
   }
 
@@ -221,20 +222,40 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     })().catch(() => {});
   }
 
-  function runStream(req: IncomingMessage, res: ServerResponse, name: string, dir: string): void {
+  /**
+   * The real path of a run's file, refused (RefusedPath 403) when a symlink leads it outside the runs folder; a
+   * file not written yet gives its plain path in the run's real folder.
+   */
+  async function runFile(name: string, file: string): Promise<string> {
+    try {
+      return await resolveUnder(runsDir, `${name}/${file}`);
+    } catch (err) {
+      if (!(err instanceof RefusedPath) || err.status !== 404) throw err;
+      return join(await resolveUnder(runsDir, name), file);
+    }
+  }
+
+  function runStream(req: IncomingMessage, res: ServerResponse, name: string, metricsFile: string): void {
     const stream = openStream(req, res);
     stream.send('hello', { run: name });
-    const configFile = join(dir, 'config.json');
     let configMtime = -1;
     const checkConfig = async (): Promise<void> => {
-      // Sent once at the start (an error note when there is none yet) and again whenever the file changes.
+      // Sent once at the start (an error note when there is none yet) and again whenever the file changes; the
+      // path is resolved each time, so a symlink made later cannot lead the stream out of the runs folder.
+      let configFile: string;
+      try {
+        configFile = await runFile(name, 'config.json');
+      } catch (err) {
+        stream.send('config', { error: (err as Error).message });
+        return;
+      }
       const st = await stat(configFile).catch(() => null);
       const mtime = st ? st.mtimeMs : 0;
       if (mtime === configMtime) return;
       configMtime = mtime;
       stream.send('config', await readConfig(configFile));
     };
-    const tail = new JsonlTail(join(dir, 'metrics.jsonl'), {
+    const tail = new JsonlTail(metricsFile, {
       intervalMs: tailMs,
       onRecords(records: MetricRecord[]) {
         for (let i = 0; i < records.length; i += SSE_BATCH) stream.send('metrics', records.slice(i, i + SSE_BATCH));

@@ -2,6 +2,7 @@
 // config fields plus Kiln's own under "kiln"), model.safetensors (HF names and layout, LoRA merged, float32 or float16/bfloat16),
 // tokenizer.json and tokenizer_config.json. The folder is written under a temporary name and renamed into place.
 
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
@@ -11,8 +12,8 @@ import { Llama } from '../models/llama.js';
 import { loraLayers, mergeLoRA } from '../nn/lora.js';
 import { zeros } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { renameDirAtomic, tempPathFor, writeFileAtomic } from '../io/atomic.js';
-import { saveSafetensors } from '../io/safetensors.js';
+import { makeDirs, removeStaleTemps, renameDirAtomic, tempPathFor, writeFileAtomic } from '../io/atomic.js';
+import { encodeSafetensors } from '../io/safetensors.js';
 import { writeTokenizerConfig, type TokenizerConfig } from './tokenizer-config.js';
 
 export type ExportDType = 'float32' | 'float16' | 'bfloat16';
@@ -37,6 +38,8 @@ export interface ExportResult {
   tensors: number;
   /** LoRA layers folded into their base weights. */
   merged: string[];
+  /** Temporary folders of a killed export (whose process is gone) removed beside the output. */
+  staleRemoved: string[];
 }
 
 /**
@@ -124,12 +127,16 @@ export function exportModel(model: CausalLM, tokenizer: Tokenizer, outDir: strin
     eos_token_id: idOf(tc.eos_token) ?? specials.get('<|endoftext|>') ?? null,
     kiln: { version: kilnVersion(), format: 'frozen-model', source: options.source ?? null, lora_merged: merged, model: { ...model.config } },
   };
-  mkdirSync(dirname(dir), { recursive: true });
+  makeDirs(dirname(dir), 'export folder');
+  const staleRemoved = removeStaleTemps(dirname(dir)); // unfinished folders of an export that was killed
+  const weights = encodeSafetensors(sd, { floatDType: STORED[dtype], metadata: { format: 'pt' } });
+  // The checksum lets every later load (generate, serve, finetune --from) notice a file changed on disk.
+  (config.kiln as Record<string, unknown>).files = { 'model.safetensors': { bytes: weights.length, sha256: createHash('sha256').update(weights).digest('hex') } };
   const tmp = tempPathFor(dir);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp);
   try {
-    saveSafetensors(join(tmp, 'model.safetensors'), sd, { floatDType: STORED[dtype], metadata: { format: 'pt' } });
+    writeFileAtomic(join(tmp, 'model.safetensors'), weights);
     writeFileAtomic(join(tmp, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
     tokenizer.save(join(tmp, 'tokenizer.json'));
     writeTokenizerConfig(join(tmp, 'tokenizer_config.json'), tc);
@@ -139,7 +146,7 @@ export function exportModel(model: CausalLM, tokenizer: Tokenizer, outDir: strin
     throw err;
   }
   return {
-    dir, dtype, merged, tensors: Object.keys(sd).length,
+    dir, dtype, merged, tensors: Object.keys(sd).length, staleRemoved,
     files: ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'],
   };
 }

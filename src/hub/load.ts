@@ -3,15 +3,41 @@
 // tokenizer_config.json) or a Hugging Face GPT-2 folder. Inference, fine-tuning (--from) and export all load here.
 
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { freemem, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadTokenizer } from '../data/tokenizer/load.js';
 import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
-import { loadSafetensors } from '../io/safetensors.js';
+import type { SafetensorsDType } from '../io/safetensors.js';
 import { createModel, modelConfigFromJSON, type CausalLM, type ModelConfig } from '../models/arch.js';
 import { Llama } from '../models/llama.js';
+import { checkMemory, gptInferenceBytes, gptLargestTensor } from '../models/memory.js';
 import { applyLoRA, mergeLoRA, type AdapterConfig } from '../nn/lora.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { chatSpecialTokens, readTokenizerConfig, type TokenizerConfig } from './tokenizer-config.js';
+import { fileRecord, readWeights, WeightsVerifyError, type FileRecord } from './verify.js';
+
+export interface LoadModelOptions {
+  /**
+   * Check the weights before use (default true): the sha256 recorded when they were written (a run's
+   * trainer_state.json, an exported folder's config.json), floating-point dtypes, finite values. false is for
+   * debugging a damaged file (`--no-verify`).
+   */
+  verify?: boolean;
+}
+
+const TORCH_DTYPES: Record<string, SafetensorsDType> = { float32: 'F32', float16: 'F16', bfloat16: 'BF16' };
+
+/** The record of model.safetensors a run checkpoint or an exported folder keeps, if any. */
+function weightsRecord(kind: 'run' | 'model', configJson: Record<string, unknown>, checkpointDir: string | null): FileRecord | null {
+  if (kind === 'model') return fileRecord((configJson.kiln as { files?: Record<string, unknown> } | undefined)?.files?.['model.safetensors']);
+  let state: Record<string, unknown>;
+  try {
+    state = readJSON(join(checkpointDir!, 'trainer_state.json'), 'trainer state');
+  } catch (err) {
+    throw new WeightsVerifyError(join(checkpointDir!, 'model.safetensors'), `cannot be checked: ${(err as Error).message}`);
+  }
+  return fileRecord((state.files as Record<string, unknown> | undefined)?.['model.safetensors']);
+}
 
 /** What loadModel returns: a frozen model in evaluation mode and everything needed to talk to it. */
 export interface LoadedModel {
@@ -111,7 +137,8 @@ function runLoRA(configJson: Record<string, unknown>): AdapterConfig | null {
  * kiln.infer.generateText(model, tokenizer, 'Once upon a time').text;
  * ```
  */
-export function loadModel(dir: string): LoadedModel {
+export function loadModel(dir: string, options: LoadModelOptions = {}): LoadedModel {
+  const verify = options.verify ?? true;
   const root = resolve(dir);
   if (!existsSync(root) || !statSync(root).isDirectory()) throw new Error(`model folder '${dir}' does not exist or is not a folder`);
   const configPath = join(root, 'config.json');
@@ -123,15 +150,20 @@ export function loadModel(dir: string): LoadedModel {
   } catch (err) {
     throw new Error(`model config '${configPath}': ${(err as Error).message}`);
   }
+  checkMemory(gptInferenceBytes(config),
+    `the model in '${dir}' (${config.layers} layers, width ${config.width}, context ${config.context}, vocabulary ${config.vocabSize}, from ${configPath})`,
+    { total: totalmem(), free: freemem() }, gptLargestTensor(config));
   let weightsPath: string;
   let kind: LoadedModel['kind'];
   let step: number | undefined;
+  let checkpointDir: string | null = null;
   const lora = runLoRA(configJson);
   if (existsSync(join(root, 'checkpoints'))) {
     const best = bestCheckpoint(root);
     weightsPath = join(best.dir, 'model.safetensors');
     kind = lora ? 'lora-run' : 'run';
     step = best.step;
+    checkpointDir = best.dir;
   } else {
     weightsPath = join(root, 'model.safetensors');
     kind = 'model';
@@ -145,8 +177,10 @@ export function loadModel(dir: string): LoadedModel {
     throw new Error(`model folder '${dir}': the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${config.vocabSize}`);
   }
 
+  const record = verify ? weightsRecord(kind === 'model' ? 'model' : 'run', configJson, checkpointDir) : null;
+  const declared = kind === 'model' && configJson.kiln ? TORCH_DTYPES[String(configJson.torch_dtype)] ?? null : null;
+  const { tensors } = readWeights(weightsPath, verify, { record, declaredDType: declared });
   const model = createModel(config);
-  const { tensors } = loadSafetensors(weightsPath);
   if (kind === 'lora-run') {
     // The checkpoint holds the run's own names: the frozen base weights and the adapters beside them.
     applyLoRA(model, { rank: lora!.r, alpha: lora!.lora_alpha, dropout: lora!.lora_dropout, targets: lora!.target_modules });

@@ -2,9 +2,9 @@
 // file, rename it into place, fsync the folder. A crash at any moment leaves the old file or the new one.
 
 import {
-  closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync,
+  closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync,
 } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 
 let counter = 0;
 
@@ -14,6 +14,34 @@ export const TEMP_MARK = '.tmp-';
 /** A fresh temporary path beside `path` (same folder, so the final rename stays on one file system). */
 export function tempPathFor(path: string): string {
   return join(dirname(path), `${TEMP_MARK}${basename(path)}-${process.pid}-${Date.now()}-${counter++}`);
+}
+
+/**
+ * Creates a folder and its missing parents, one level at a time, failing with a sentence that names the folder.
+ * Used instead of mkdirSync({ recursive: true }), which on Node 20 loops forever under /proc (`--out /proc/x`).
+ * `makeDirs('runs/tiny')`
+ */
+export function makeDirs(path: string, what = 'folder'): void {
+  const missing: string[] = [];
+  let p = resolve(path);
+  while (!existsSync(p)) {
+    missing.push(p);
+    const up = dirname(p);
+    if (up === p) break;
+    p = up;
+  }
+  if (existsSync(p) && !statSync(p).isDirectory()) {
+    throw new Error(`cannot create the ${what} '${path}': '${p}' exists and is not a folder`);
+  }
+  for (const dir of missing.reverse()) {
+    try {
+      mkdirSync(dir);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'EEXIST' && statSync(dir).isDirectory()) continue; // another process made it first
+      throw new Error(`cannot create the ${what} '${path}': ${e.code ?? e.message} at '${dir}'`);
+    }
+  }
 }
 
 /** fsyncs a folder so renames inside it survive a crash (a no-op where folders cannot be opened or synced). */
@@ -52,7 +80,7 @@ export function writeFileSynced(path: string, data: string | Uint8Array): void {
  */
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   const dir = dirname(path);
-  mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   const tmp = tempPathFor(path);
   try {
     writeFileSynced(tmp, data);
@@ -82,7 +110,7 @@ export class AtomicFileWriter {
   private fd: number | null;
 
   constructor(path: string) {
-    mkdirSync(dirname(path), { recursive: true });
+    makeDirs(dirname(path));
     this.path = path;
     this.tmp = tempPathFor(path);
     this.fd = openSync(this.tmp, 'w');
@@ -167,15 +195,36 @@ export function renameDirAtomic(src: string, dest: string, options: { keepExisti
   return true;
 }
 
-/** Removes the temporary files and folders this module left in `dir` (from a crashed writer); returns their names. */
+/** The pid a temporary name was made by (tempPathFor puts it before the time and counter), or null. */
+export function tempOwnerPid(name: string): number | null {
+  const m = /-(\d+)-\d+-\d+$/.exec(name);
+  return m ? Number(m[1]) : null;
+}
+
+/** Whether a process with this pid is running (EPERM: it runs under another user, so it is alive). */
+export function processAlive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temporary files and folders this module left in `dir` whose writer is gone (a killed export or
+ * checkpoint); a temporary of a live process (this one, or another writer at work) is kept. Returns their names.
+ */
 export function removeStaleTemps(dir: string): string[] {
   if (!existsSync(dir)) return [];
   const removed: string[] = [];
   for (const name of readdirSync(dir)) {
-    if (name.startsWith(TEMP_MARK)) {
-      rmSync(join(dir, name), { recursive: true, force: true });
-      removed.push(name);
-    }
+    if (!name.startsWith(TEMP_MARK)) continue;
+    const pid = tempOwnerPid(name);
+    if (pid !== null && processAlive(pid)) continue;
+    rmSync(join(dir, name), { recursive: true, force: true });
+    removed.push(name);
   }
   return removed;
 }

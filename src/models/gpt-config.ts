@@ -36,12 +36,12 @@ export function resolveGPTConfig(config: GPTConfig): ResolvedGPTConfig {
     tiedEmbeddings: config.tiedEmbeddings ?? true,
   };
   for (const k of ['vocabSize', 'context', 'layers', 'heads', 'width'] as const) {
-    if (!Number.isInteger(c[k]) || c[k] <= 0) throw new Error(`GPT: config.${k} must be a positive integer, got ${String(c[k])}`);
+    if (!Number.isInteger(c[k]) || c[k] <= 0) throw new Error(`GPT: config.${k} must be a positive integer, got ${show(c[k])}`);
   }
   if (c.width % c.heads !== 0) throw new Error(`GPT: config.width (${c.width}) must be a multiple of config.heads (${c.heads})`);
-  if (typeof c.dropout !== 'number' || !(c.dropout >= 0 && c.dropout < 1)) throw new Error(`GPT: config.dropout must be in [0, 1), got ${String(c.dropout)}`);
-  if (typeof c.bias !== 'boolean') throw new Error(`GPT: config.bias must be true or false, got ${String(c.bias)}`);
-  if (typeof c.tiedEmbeddings !== 'boolean') throw new Error(`GPT: config.tiedEmbeddings must be true or false, got ${String(c.tiedEmbeddings)}`);
+  if (typeof c.dropout !== 'number' || !(c.dropout >= 0 && c.dropout < 1)) throw new Error(`GPT: config.dropout must be in [0, 1), got ${show(c.dropout)}`);
+  if (typeof c.bias !== 'boolean') throw new Error(`GPT: config.bias must be true or false, got ${show(c.bias)}`);
+  if (typeof c.tiedEmbeddings !== 'boolean') throw new Error(`GPT: config.tiedEmbeddings must be true or false, got ${show(c.tiedEmbeddings)}`);
   return c;
 }
 
@@ -73,15 +73,24 @@ export function toHFConfig(config: GPTConfig): Record<string, unknown> {
  * A GPTConfig from a parsed config file: Kiln's keys ({ vocabSize, ... }), the same under `model`, or a Hugging
  * Face GPT-2 config (vocab_size, n_positions, n_embd, n_layer, n_head).
  */
+/** A value from a config file as JSON for an error message (String() throws on an object without a prototype). */
+function show(v: unknown): string {
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return typeof v;
+  }
+}
+
 export function gptConfigFromJSON(json: unknown): ResolvedGPTConfig {
   if (typeof json !== 'object' || json === null) throw new Error('GPT config: expected a JSON object');
   const o = json as Record<string, unknown>;
   if (typeof o.model === 'object' && o.model !== null) return gptConfigFromJSON(o.model);
   if ('vocabSize' in o) return resolveGPTConfig(o as unknown as GPTConfig);
   if ('vocab_size' in o && 'n_embd' in o) {
-    if (o.model_type !== undefined && o.model_type !== 'gpt2') throw new Error(`GPT config: model_type is '${String(o.model_type)}', expected 'gpt2'`);
+    if (o.model_type !== undefined && o.model_type !== 'gpt2') throw new Error(`GPT config: model_type is ${show(o.model_type)}, expected 'gpt2'`);
     if (o.activation_function !== undefined && o.activation_function !== 'gelu_new') {
-      throw new Error(`GPT config: activation_function '${String(o.activation_function)}' is not supported (Kiln's GPT uses gelu_new)`);
+      throw new Error(`GPT config: activation_function ${show(o.activation_function)} is not supported (Kiln's GPT uses gelu_new)`);
     }
     return resolveGPTConfig({
       vocabSize: o.vocab_size as number,

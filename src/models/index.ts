@@ -15,3 +15,7 @@ export {
   resolveLlamaConfig, toHFLlamaConfig, llamaConfigFromJSON, defaultHidden, type LlamaConfig, type ResolvedLlamaConfig,
 } from './llama-config.js';
 export { ARCHS, archOf, modelConfigFromJSON, createModel, hfConfigOf, type Arch, type CausalLM, type ModelConfig } from './arch.js';
+export {
+  checkMemory, gptParameterCount, gptLargestTensor, gptTrainingBytes, gptInferenceBytes, MAX_TENSOR_ELEMENTS,
+  type GPTSize, type MemoryAvailable,
+} from './memory.js';

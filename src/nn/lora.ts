@@ -68,6 +68,10 @@ export class LoRALinear extends Module {
     checkLoRAHyper(rank, alpha, dropoutP);
     const [d0, d1] = base.weight.shape;
     [this.outFeatures, this.inFeatures] = layout === 'out-in' ? [d0, d1] : [d1, d0];
+    if (rank > Math.min(this.inFeatures, this.outFeatures)) {
+      throw new Error(`LoRA: rank ${rank} is larger than the layer (${this.inFeatures} in, ${this.outFeatures} out); ` +
+        `a rank above ${Math.min(this.inFeatures, this.outFeatures)} adds nothing`);
+    }
     const dtype = base.weight.dtype;
     this.base_layer = base;
     this.lora_A = new Linear(this.inFeatures, rank, { bias: false, dtype });

@@ -5,18 +5,19 @@
 // drives `kiln pretrain`'s flags, config files and a run's saved settings) are resolved and checked here too.
 
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { freemem, homedir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { backendInfo } from '../backend/index.js';
 import * as data from '../data/index.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { makeDirs, writeFileAtomic } from '../io/atomic.js';
 import { saveSafetensors } from '../io/safetensors.js';
 import * as models from '../models/index.js';
 import type { Module } from '../nn/index.js';
 import { AdamW, Scheduler, cosineWithWarmup } from '../optim/index.js';
 import { Generator, manualSeed, Tensor } from '../tensor/index.js';
 import { barrier, init as initProcessGroup } from '../distributed/index.js';
+import { divergenceGuard, explainDivergence } from './divergence.js';
 import { heldOutLoss, MetricsLog, Trainer, type BatchSource, type EvalInfo, type FitResult, type JSONValue } from '../train/index.js';
 
 export type PresetName = 'tiny' | 'small' | 'base';
@@ -320,9 +321,10 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
   if (!main) log = () => {};
   const runDir = resolve(s.out ?? join('runs', `${s.preset}-${stamp()}`));
   if (s.resume && !existsSync(join(runDir, 'config.json'))) throw new Error(`--resume: '${runDir}' holds no run (config.json is missing)`);
-  if (!s.resume && existsSync(join(runDir, 'checkpoints'))) {
-    throw new Error(`the run folder '${runDir}' already holds a run; add --resume to continue it, or choose another --out`);
-  }
+  if (!s.resume) checkFreshRunDir(runDir);
+  const changed = s.resume ? resumeChanges(savedSettings(runDir), s) : [];
+  checkTrainingMemory(s);
+  if (main) makeDirs(runDir, 'run folder'); // now, so a folder that cannot be made fails before minutes of tokenizing
   const info = backendInfo();
   log(`kiln pretrain: backend ${info.name}${info.isa ? ` (${info.isa}, ${info.threads} threads)` : ''}${info.reason && info.name === 'js' ? ` (${info.reason})` : ''}`);
 
@@ -375,7 +377,7 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
     ` (a model that learned nothing scores ${fmtInt(tokenizer.vocabSize)})`);
 
   // ---- run folder ----
-  if (main) mkdirSync(runDir, { recursive: true });
+  if (main) makeDirs(runDir, 'run folder');
   if (main && (!s.resume || !existsSync(runTok))) tokenizer.save(runTok);
   const settingsJson = { ...s, out: runDir, resume: false, reshard: false } as unknown as Record<string, JSONValue>;
   const config: Record<string, JSONValue> = {
@@ -443,8 +445,10 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
     samplesPerBatch: (b) => b.x.shape[0],
     progress: s.progress === 'none' ? false : s.progress,
     onEval,
+    onStep: divergenceGuard(tokenizer.vocabSize),
   });
   log(`run folder: ${runDir}${s.resume ? ' (resuming)' : ''}`);
+  if (s.resume) log(changed.length ? `resume: ${changed.join(', ')} (given now; the checkpoint had the old values)` : 'resume: the settings are unchanged');
   let dash: RunDashboard | null = null;
   if (s.dashboard && hooks.startDashboard && main) {
     dash = await hooks.startDashboard(runDir, s.dashboardPort);
@@ -456,6 +460,8 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
   let result: FitResult;
   try {
     result = await trainer.fit({ resume: s.resume, reshard: s.reshard });
+  } catch (err) {
+    throw explainDivergence(err, runDir, s.lr, (lr) => `kiln pretrain --out ${JSON.stringify(runDir)} --resume --lr ${lr}`);
   } finally {
     await dash?.close();
   }
@@ -533,7 +539,7 @@ export function pretrainData(s: PretrainSettings, runDir: string, log: (line: st
       const tt = performance.now();
       log(`training a byte-level BPE tokenizer (vocabulary ${s.vocabSize}) on ${fmtInt(docs.length)} documents ...`);
       tokenizer = data.trainByteLevelBPE(texts, { vocabSize: s.vocabSize });
-      mkdirSync(join(s.cacheDir, 'tokenizers'), { recursive: true });
+      makeDirs(join(s.cacheDir, 'tokenizers'), 'cache folder');
       tokenizer.save(cached);
       tokNote = `trained in ${fmtTime((performance.now() - tt) / 1000)}, cached in ${cached}`;
     }
@@ -575,6 +581,67 @@ function finalEvaluation(gpt: models.CausalLM, shards: { train: readonly data.To
   const r = heldOutLoss(gpt, val, { context: s.context, batchSize: s.batchSize });
   const base = data.ngramBaselines(shards.train, val, { vocabSize });
   return { loss: r.loss, bigramLoss: base.bigram.crossEntropy, unigramLoss: base.unigram.crossEntropy, tokens: r.tokens, seconds: (performance.now() - t) / 1000 };
+}
+
+/**
+ * A fresh run may go into a missing or empty folder, or one a pre-training left before its first checkpoint;
+ * anything else (a run with checkpoints, or the user's own files) is refused, so nothing on disk is overwritten.
+ */
+export function checkFreshRunDir(runDir: string): void {
+  if (!existsSync(runDir)) return;
+  if (!statSync(runDir).isDirectory()) throw new Error(`--out '${runDir}' exists and is not a folder; choose another --out`);
+  if (existsSync(join(runDir, 'checkpoints'))) {
+    throw new Error(`the run folder '${runDir}' already holds a run; add --resume to continue it, or choose another --out`);
+  }
+  const names = readdirSync(runDir);
+  if (names.length === 0) return;
+  let kind: unknown = null;
+  try {
+    kind = (JSON.parse(readFileSync(join(runDir, 'config.json'), 'utf8')) as { kind?: unknown }).kind;
+  } catch {
+    // no config.json, or not ours
+  }
+  if (kind !== 'kiln-gpt-pretrain') {
+    throw new Error(`--out '${runDir}' is not empty (${names.slice(0, 3).join(', ')}${names.length > 3 ? ', ...' : ''}) and is not a Kiln run; ` +
+      'choose an empty or new folder, so nothing in it is overwritten');
+  }
+}
+
+/** Refuses sizes whose training cannot fit in this machine's memory, before any data or tensor is touched. */
+export function checkTrainingMemory(s: PretrainSettings): void {
+  const size = { vocabSize: s.vocabSize, context: s.context, layers: s.layers, heads: s.heads, width: s.width };
+  const tokens = s.batchSize * s.context;
+  const largest = Math.max(models.gptLargestTensor(size), tokens * s.vocabSize, tokens * 4 * s.width, tokens * s.heads * s.context);
+  models.checkMemory(models.gptTrainingBytes(size, s.batchSize),
+    `training with --layers ${s.layers} --width ${s.width} --heads ${s.heads} --context ${s.context} --batch-size ${s.batchSize} --vocab-size ${s.vocabSize}`,
+    { total: totalmem(), free: freemem() }, largest);
+}
+
+/** Settings that shape the model, its tokens or the data order: a resumed run must keep them. */
+const FIXED_ON_RESUME: readonly (keyof PretrainSettings)[] = [
+  'data', 'tokenizer', 'vocabSize', 'context', 'layers', 'heads', 'width', 'bias', 'batchSize', 'gradAccum', 'seed', 'valFraction',
+];
+
+/**
+ * What a resume changes, as "lr 0.002 -> 0.0001" lines; refuses a change to a setting the checkpoint fixes (the
+ * model's shape, the tokenizer, the batch and the data order), naming the flag and both values.
+ */
+export function resumeChanges(saved: Partial<PretrainSettings>, s: PretrainSettings): string[] {
+  const out: string[] = [];
+  const show = (v: unknown): string => (v === null || v === undefined ? 'default' : Array.isArray(v) ? JSON.stringify(v) : String(v));
+  for (const spec of OPTIONS) {
+    const k = spec.key;
+    if (k === 'resume' || k === 'reshard' || k === 'out' || !(k in saved)) continue;
+    const before = saved[k];
+    const now = s[k];
+    if (JSON.stringify(before) === JSON.stringify(now)) continue;
+    if (FIXED_ON_RESUME.includes(k)) {
+      throw new Error(`--resume: --${spec.flag} cannot change when a run is resumed (the run has ${show(before)}, given ${show(now)}); ` +
+        'it fixes the model, its tokens or the data order. Start a new run with another --out to change it');
+    }
+    out.push(`${spec.flag} ${show(before)} -> ${show(now)}`);
+  }
+  return out;
 }
 
 /** Settings saved in a run's config.json (its `train` entry), for --resume. */

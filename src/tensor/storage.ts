@@ -141,6 +141,8 @@ function takePooled(dtype: DType, n: number): AnyArray | undefined {
   const list = pool.get(poolKey(dtype, n));
   const reused = list?.pop();
   if (reused) pooledBytes -= reused.byteLength;
+  // An emptied size must leave the map: evictOldest takes the first entry and expects a buffer in it.
+  if (list && list.length === 0) pool.delete(poolKey(dtype, n));
   return reused;
 }
 

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tensor, type GeneratorState } from '../tensor/index.js';
-import { fsyncDir, removeStaleTemps, renameDirAtomic, tempPathFor, writeFileSynced } from '../io/atomic.js';
+import { fsyncDir, makeDirs, removeStaleTemps, renameDirAtomic, tempPathFor, writeFileSynced } from '../io/atomic.js';
 import { decodeSafetensors, encodeSafetensors } from '../io/safetensors.js';
 
 export const MODEL_FILE = 'model.safetensors';
@@ -141,7 +141,7 @@ function testPause(step: number, file: string): void {
  */
 export function writeCheckpoint(checkpointsDir: string, state: Omit<TrainerState, 'files' | 'format' | 'version'>,
   modelState: Record<string, Tensor>, optimizerState: unknown): string {
-  mkdirSync(checkpointsDir, { recursive: true });
+  makeDirs(checkpointsDir, 'checkpoints folder');
   const final = join(checkpointsDir, `step-${state.step}`);
   const tmp = tempPathFor(final);
   mkdirSync(tmp);

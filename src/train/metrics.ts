@@ -2,7 +2,8 @@
 // val_loss, lr, grad_norm, samples_per_s or tokens_per_s, elapsed_s, ...). Lines are appended and fsynced; a
 // resume cuts the file back to the length recorded in the checkpoint, dropping lines from after it.
 
-import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, truncateSync } from 'node:fs';
+import { makeDirs } from '../io/atomic.js';
+import { appendFileSync, closeSync, existsSync, fsyncSync, openSync, readFileSync, statSync, truncateSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Tensor } from '../tensor/index.js';
 
@@ -10,7 +11,7 @@ export type MetricsRecord = Record<string, unknown>;
 
 export class MetricsLog {
   constructor(readonly path: string) {
-    mkdirSync(dirname(path), { recursive: true });
+    makeDirs(dirname(path), 'run folder');
   }
 
   /** Appends one line. */

@@ -1,7 +1,8 @@
 // The Trainer, the public face of training: it holds model, optimizer, data and run state; fit() starts a run
 // fresh or resumed (resume.ts), catches Ctrl-C (signals.ts) and drives the loop (loop.ts). It knows nothing of GPTs.
 
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { makeDirs } from '../io/atomic.js';
 import { join } from 'node:path';
 import { defaultGenerator, type Tensor } from '../tensor/index.js';
 import type { Optimizer } from '../optim/index.js';
@@ -114,7 +115,7 @@ export class Trainer<B = Batch> {
     let resumedFrom: number | null = null;
     const dp = this.dataParallel();
     // Only rank 0 writes the run folder (metrics, config, checkpoints) and shows progress; the others are quiet.
-    if (o.runDir && dp.isMain) mkdirSync(o.runDir, { recursive: true });
+    if (o.runDir && dp.isMain) makeDirs(o.runDir, 'run folder');
     this.metricsLog = o.runDir && dp.isMain ? new MetricsLog(join(o.runDir, 'metrics.jsonl')) : null;
     if (fitOptions.resume) {
       const target = fitOptions.resume === true ? o.runDir : fitOptions.resume;

@@ -5,9 +5,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import {
-  AtomicFileWriter, removeStaleTemps, renameAtomic, renameDirAtomic, tempPathFor, writeFileAtomic,
+  AtomicFileWriter, makeDirs, processAlive, removeStaleTemps, renameAtomic, renameDirAtomic, tempPathFor, writeFileAtomic,
 } from '../../src/io/atomic.js';
 
 test('writeFileAtomic writes whole files, creates folders, leaves no temporary', () => {
@@ -31,10 +32,32 @@ test('renameDirAtomic replaces a folder; removeStaleTemps removes only temporari
   }
   assert.equal(readFileSync(join(dest, 'f'), 'utf8'), 'new');
   assert.deepEqual(readdirSync(dir), ['step-1']);
-  mkdirSync(tempPathFor(join(dir, 'step-2')));
-  writeFileSync(tempPathFor(join(dir, 'x.json')), 'partial');
+  // Temporaries of a dead writer go; this live process's own stay (another writer may be at work).
+  const dead = deadPid();
+  mkdirSync(join(dir, `.tmp-step-2-${dead}-1700000000000-0`));
+  writeFileSync(join(dir, `.tmp-x.json-${dead}-1700000000000-1`), 'partial');
+  const mine = tempPathFor(join(dir, 'y.json'));
+  writeFileSync(mine, 'in progress');
   assert.equal(removeStaleTemps(dir).length, 2);
-  assert.deepEqual(readdirSync(dir), ['step-1']);
+  assert.deepEqual(readdirSync(dir).sort(), [basename(mine), 'step-1'].sort());
+});
+
+/** A pid no process has: a child that has exited (and been reaped). */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  const pid = Number(r.stdout);
+  assert.ok(pid > 0 && !processAlive(pid));
+  return pid;
+}
+
+test('makeDirs creates nested folders and fails clearly where mkdirSync would loop (/proc)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-atomic-'));
+  makeDirs(join(dir, 'a/b/c'));
+  assert.ok(existsSync(join(dir, 'a/b/c')));
+  makeDirs(join(dir, 'a/b/c')); // already there: fine
+  writeFileSync(join(dir, 'file'), 'x');
+  assert.throws(() => makeDirs(join(dir, 'file/sub'), 'run folder'), /cannot create the run folder .*exists and is not a folder/);
+  if (existsSync('/proc/self')) assert.throws(() => makeDirs('/proc/kiln-x/y', 'run folder'), /cannot create the run folder '\/proc\/kiln-x\/y': ENOENT/);
 });
 
 test('renameDirAtomic with keepExisting keeps a folder another writer finished first', () => {

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { renameAtomic, renameDirAtomic, tempPathFor, writeFileAtomic } from '../../io/atomic.js';
+import { makeDirs, renameAtomic, renameDirAtomic, tempPathFor, writeFileAtomic } from '../../io/atomic.js';
 import type { TextDocument } from '../text/sources.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { bytesPerToken, ShardWriter, TokenShard } from './format.js';
@@ -123,7 +123,7 @@ export function buildShards(options: BuildShardsOptions): ShardSet {
   for (let i = 0; i < nVal; i++) isVal[order[i]!] = 1;
 
   // Pass 2: tokenize into a temporary folder, then rename it into place.
-  mkdirSync(dir, { recursive: true });
+  makeDirs(dir, 'shards folder');
   const tmp = tempPathFor(out);
   mkdirSync(tmp);
   const splits = { train: new SplitWriter(tmp, 'train', vocabSize, shardTokens), val: new SplitWriter(tmp, 'val', vocabSize, shardTokens) };

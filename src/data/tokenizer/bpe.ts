@@ -466,7 +466,30 @@ export function checkTokenizerJson(json: unknown, what: string): HfTokenizerJson
   }
   if (j.added_tokens === undefined) j.added_tokens = [];
   if (!Array.isArray(j.added_tokens)) throw new Error(`${what}: expected "added_tokens" to be an array, found ${typeof j.added_tokens}.`);
+  checkTokenIds(j, what);
   return j;
+}
+
+/**
+ * Token ids run from 0 to about the vocabulary size. A file with an id far beyond the tokens it holds (a
+ * corrupt or hostile one: 907148420 in a vocabulary of three) would make the tokenizer library allocate a table
+ * of that many entries, for minutes; it is refused instead.
+ */
+function checkTokenIds(j: HfTokenizerJson, what: string): void {
+  const vocab = (j.model as Record<string, unknown>).vocab;
+  const ids: [string, unknown][] = [];
+  if (typeof vocab === 'object' && vocab !== null && !Array.isArray(vocab)) ids.push(...Object.entries(vocab));
+  for (const t of j.added_tokens as unknown[]) {
+    if (typeof t !== 'object' || t === null) continue;
+    const content = (t as { content?: unknown }).content;
+    ids.push([typeof content === 'string' ? content : '(added token)', (t as { id?: unknown }).id]);
+  }
+  const limit = 2 * ids.length + 65536;
+  for (const [token, id] of ids) {
+    if (typeof id === 'number' && (!Number.isInteger(id) || id < 0 || id >= limit)) {
+      throw new Error(`${what}: token ${JSON.stringify(token)} has id ${id}; expected an integer from 0 to about the ${ids.length} tokens the file holds (below ${limit}).`);
+    }
+  }
 }
 
 /** Why a tokenizer.json is not a plain byte-level BPE that {@link ByteLevelBPE} runs exactly, or null. */

@@ -65,12 +65,26 @@ export class HfTokenizer implements Tokenizer {
     const lib = options.allowSpecial === false
       ? (this.plainLib ??= this.libFor({ ...this.json, added_tokens: this.json.added_tokens.filter((t) => !t.special) }))
       : this.lib;
-    return lib.encode(text, { add_special_tokens: false }).ids;
+    let ids: number[];
+    try {
+      ids = lib.encode(text, { add_special_tokens: false }).ids;
+    } catch (err) {
+      throw new Error(`${this.what}: @huggingface/tokenizers could not encode the text with this file (${(err as Error).message}).`);
+    }
+    // A file whose vocabulary has no token for some text (and no unk_token) gives holes instead of ids.
+    const bad = ids.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= this.size);
+    if (bad >= 0) throw new Error(`${this.what}: the text has no token in this file's vocabulary at token ${bad} (found ${String(ids[bad])}), and no unk_token stands in.`);
+    return ids;
   }
 
   decode(ids: ArrayLike<number>): string {
     checkIds(ids, this.size, 'decode');
-    return this.lib.decode(Array.from(ids), { skip_special_tokens: false, clean_up_tokenization_spaces: false });
+    if (ids.length === 0) return ''; // the library refuses an empty list; no tokens are no text
+    try {
+      return this.lib.decode(Array.from(ids), { skip_special_tokens: false, clean_up_tokenization_spaces: false });
+    } catch (err) {
+      throw new Error(`${this.what}: @huggingface/tokenizers could not decode with this file (${(err as Error).message}).`);
+    }
   }
 
   specialTokens(): Map<string, number> {

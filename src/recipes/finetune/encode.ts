@@ -43,8 +43,11 @@ export function encodeConversation(tok: Tokenizer, template: ChatTemplate, messa
   const push = (text: string, learn: boolean): void => {
     if (!text) return;
     const t = tok.encode(text, { allowSpecial: true });
-    ids.push(...t);
-    for (const id of t) labels.push(learn ? id : IGNORE_INDEX);
+    // One push per token: ids.push(...t) overflows the call stack on a long example (about 1 MB of text).
+    for (const id of t) {
+      ids.push(id);
+      labels.push(learn ? id : IGNORE_INDEX);
+    }
   };
   for (const [s, e] of spans) {
     push(full.slice(at, s), false);
@@ -83,7 +86,13 @@ export function prepareRows(examples: readonly Conversation[], encode: (c: Conve
   let truncated = 0;
   let replyTokens = 0;
   for (const ex of examples) {
-    const { ids, labels } = encode(ex);
+    let enc: EncodedExample;
+    try {
+      enc = encode(ex);
+    } catch (err) {
+      throw new Error(`fine-tuning data line ${ex.line}: cannot encode the example: ${(err as Error).message}`);
+    }
+    const { ids, labels } = enc;
     let input = ids.slice(0, -1);
     let target = labels.slice(1);
     if (input.length > context) {

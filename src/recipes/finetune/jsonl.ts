@@ -59,8 +59,14 @@ export function toConversation(obj: unknown): ChatMessage[] {
   throw new Error(`expected "messages" or "prompt" and "completion", found keys ${Object.keys(o).map((k) => JSON.stringify(k)).join(', ') || 'none'}`);
 }
 
+/**
+ * The longest line accepted (characters): a conversation longer than this cannot fit any context Kiln trains,
+ * and parsing a 50 MB line costs seconds and gigabytes before anything would fail.
+ */
+export const MAX_LINE_CHARS = 1 << 20;
+
 /** Parses JSONL text line by line; never throws for bad lines (they go to errors). */
-export function parseFinetuneJsonl(text: string): ParseResult {
+export function parseFinetuneJsonl(text: string, maxLineChars = MAX_LINE_CHARS): ParseResult {
   const examples: Conversation[] = [];
   const errors: LineError[] = [];
   let blank = 0;
@@ -68,6 +74,10 @@ export function parseFinetuneJsonl(text: string): ParseResult {
   if (lines.length && lines[lines.length - 1] === '') lines.pop();
   lines.forEach((raw, i) => {
     const line = i + 1;
+    if (raw.length > maxLineChars) {
+      errors.push({ line, reason: `the line is ${raw.length} characters long, more than the limit of ${maxLineChars}; split the example or shorten it` });
+      return;
+    }
     if (raw.trim() === '') { blank++; return; }
     let obj: unknown;
     try {
@@ -85,6 +95,36 @@ export function parseFinetuneJsonl(text: string): ParseResult {
   return { examples, errors, blank };
 }
 
+/**
+ * Decodes UTF-8, refusing bytes that are not UTF-8 (instead of replacing them with U+FFFD and training on the
+ * replacement): the error names the file, line and byte.
+ */
+export function decodeUtf8Strict(bytes: Uint8Array, path: string): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    const at = firstBadUtf8(bytes);
+    let line = 1;
+    let lineStart = 0;
+    for (let i = 0; i < at; i++) if (bytes[i] === 10) { line++; lineStart = i + 1; }
+    throw new Error(`fine-tuning data ${path} line ${line}: byte 0x${bytes[at].toString(16).padStart(2, '0')} at column ${at - lineStart + 1} ` +
+      'is not UTF-8; save the file as UTF-8');
+  }
+}
+
+/** The offset of the first byte that does not start or continue a valid UTF-8 sequence. */
+function firstBadUtf8(b: Uint8Array): number {
+  let i = 0;
+  while (i < b.length) {
+    const c = b[i];
+    const n = c < 0x80 ? 0 : c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : -1;
+    if (n < 0) return i;
+    for (let k = 1; k <= n; k++) if (i + k >= b.length || (b[i + k] & 0xc0) !== 0x80) return i;
+    i += n + 1;
+  }
+  return Math.max(0, b.length - 1); // overlong or surrogate forms: point at the end rather than guess
+}
+
 export interface LoadFinetuneOptions {
   /** Drop bad lines (and say how many) instead of refusing the file. */
   skipBadLines?: boolean;
@@ -99,12 +139,13 @@ export interface LoadedData { examples: Conversation[]; skipped: LineError[] }
  * ('data.jsonl line 3: not valid JSON (...)'); with skipBadLines it returns them as skipped.
  */
 export function loadFinetuneData(path: string, options: LoadFinetuneOptions = {}): LoadedData {
-  let text: string;
+  let bytes: Uint8Array;
   try {
-    text = readFileSync(path, 'utf8');
+    bytes = readFileSync(path);
   } catch (e) {
     throw new Error(`fine-tuning data ${path}: cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
+  const text = decodeUtf8Strict(bytes, path);
   const { examples, errors } = parseFinetuneJsonl(text);
   if (errors.length && !options.skipBadLines) {
     const n = options.maxListed ?? 10;

@@ -23,11 +23,11 @@ export interface SourceModel {
  * Loads a model to fine-tune or export, in training mode with every parameter trainable (the caller freezes).
  * Fails with one sentence when the folder is not a model.
  */
-export function loadSourceModel(dir: string): SourceModel {
+export function loadSourceModel(dir: string, options: { verify?: boolean } = {}): SourceModel {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`--from '${dir}' does not exist or is not a folder`);
   let loaded;
   try {
-    loaded = loadModel(dir);
+    loaded = loadModel(dir, options);
   } catch (err) {
     throw new Error(`--from '${dir}' is not a model Kiln can load: ${(err as Error).message}`);
   }

@@ -21,8 +21,14 @@ const registered = new Set<string>();
 const released = new WeakSet<Tensor>();
 /** Op outputs that never left the scope that made them (see activationScope): backward may recycle their memory. */
 const internal = new WeakSet<Tensor>();
-/** Buffers that back more than one tensor (reshape views, detach): the tensor that made the buffer first. */
-const sharers = new WeakMap<AnyArray, Tensor[]>();
+/**
+ * Buffers that back more than one tensor (reshape views, detach): the tensor that made the buffer first, and the
+ * views since. Views are held weakly: a long-lived buffer (a weight viewed on every forward, in a server that runs
+ * for days) would otherwise keep every view it ever had (a leak of ~1 KB a request in `kiln serve`).
+ */
+interface Sharers { readonly first: Tensor; views: WeakRef<Tensor>[]; pruneAt: number }
+const sharers = new WeakMap<AnyArray, Sharers>();
+const PRUNE_MIN = 64;
 /** Gradient buffers backward() made for leaves (not ones a caller assigned to .grad). */
 const engineGrads = new WeakSet<AnyArray>();
 /** A leaf's last gradient buffer, kept by clearGrad for its next gradient. */
@@ -85,14 +91,27 @@ export function record(op: string, out: Tensor, inputs: readonly Tensor[], backw
  */
 export function markShared(base: Tensor, view: Tensor): void {
   const group = sharers.get(base.storage);
-  if (group) group.push(view);
-  else sharers.set(base.storage, [base, view]);
+  if (!group) {
+    sharers.set(base.storage, { first: base, views: [new WeakRef(view)], pruneAt: PRUNE_MIN });
+    return;
+  }
+  group.views.push(new WeakRef(view));
+  if (group.views.length >= group.pruneAt) {
+    // Collected views can no longer touch the buffer: drop them (amortised: the list at most doubles between passes).
+    group.views = group.views.filter((r) => r.deref() !== undefined);
+    group.pruneAt = Math.max(PRUNE_MIN, 2 * group.views.length);
+  }
 }
 
 function isDeadActivation(t: Tensor): boolean {
   if (!internal.has(t)) return false;
   const group = sharers.get(t.storage);
-  return !group || (group[0] === t && group.every((s) => internal.has(s)));
+  if (!group) return true;
+  if (group.first !== t) return false;
+  return group.views.every((r) => {
+    const v = r.deref();
+    return v === undefined || internal.has(v);
+  });
 }
 
 /**

@@ -17,7 +17,7 @@ import { LayerNorm } from '../nn/layers/norm.js';
 import { Module, ModuleList, Parameter } from '../nn/module.js';
 import { cachedAttention, qkvAttention, type KVBuffers } from '../tensor/ops/attention.js';
 import { Conv1D } from './conv1d.js';
-import { acquireDecoder } from './generate.js';
+import { generateFrom } from './decoder-common.js';
 import { resolveGPTConfig, type GPTConfig, type ResolvedGPTConfig } from './gpt-config.js';
 import type { SamplingOptions } from './sampling.js';
 
@@ -365,37 +365,7 @@ export class GPT extends Module {
    * sees the last `context` tokens.
    */
   generate(idx: Tensor, maxNewTokens: number, options: GenerateOptions = {}): Tensor {
-    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) {
-      throw new Error(`GPT.generate: maxNewTokens must be a non-negative integer, got ${maxNewTokens}`);
-    }
-    if (!(idx instanceof Tensor) || idx.dtype !== 'int32' || idx.ndim !== 2 || idx.shape[1] === 0) {
-      throw new Error(`GPT.generate: idx must be an int32 tensor of shape (batch, time) with time >= 1, got ` +
-        `${idx instanceof Tensor ? `${idx.dtype} ${fmt(idx.shape)}` : typeof idx}`);
-    }
-    const [B, T0] = idx.shape;
-    const P = this.config.context;
-    const generator = options.generator ?? defaultGenerator;
-    const sampling = { temperature: options.temperature ?? 1, topK: options.topK, topP: options.topP,
-      repetitionPenalty: options.repetitionPenalty, generator, maxNewTokens, slide: true };
-    const { decoder, release } = acquireDecoder(this, B);
-    try {
-      const seqs = Array.from({ length: B }, (_, b) => {
-        const row = Array.from((idx.storage as Int32Array).subarray(b * T0, (b + 1) * T0));
-        return decoder.start(row.length > P ? row.slice(row.length - P) : row, sampling);
-      });
-      for (let step = 0; step < maxNewTokens; step++) {
-        const events = decoder.step();
-        options.onToken?.(events.map((e) => e.id as number), step);
-      }
-      const out = new Int32Array(B * (T0 + maxNewTokens));
-      seqs.forEach((s, b) => {
-        out.set((idx.storage as Int32Array).subarray(b * T0, (b + 1) * T0), b * (T0 + maxNewTokens));
-        out.set(s.ids.slice(s.ids.length - s.generated), b * (T0 + maxNewTokens) + T0);
-      });
-      return new Tensor(out, [B, T0 + maxNewTokens]);
-    } finally {
-      release();
-    }
+    return generateFrom(this, 'GPT.generate', idx, maxNewTokens, options);
   }
 
   /**

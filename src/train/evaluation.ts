@@ -4,6 +4,7 @@
 
 import { noGrad, Tensor } from '../tensor/index.js';
 import { DataLoader } from '../data/dataloader.js';
+import { ReduceLROnPlateau } from '../optim/index.js';
 import { countCorrect, type MetricsRecord } from './metrics.js';
 import { checkpointsOn, type EvalResult, type TrainerOptions } from './options.js';
 import { samplesIn } from './loss.js';
@@ -141,6 +142,7 @@ export function recordEvaluation<B>(trainer: Trainer<B>, run: RunState): Metrics
   const r = trainer.evaluate();
   run.lastEvalStep = run.step;
   run.lastValLoss = r.loss;
+  if (o.schedule instanceof ReduceLROnPlateau) o.schedule.step(r.loss);
   const minDelta = o.earlyStopping?.minDelta ?? 0;
   const improved = run.bestValLoss === null || r.loss < run.bestValLoss - minDelta;
   if (improved) {

@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import type { Tensor, Generator } from '../tensor/index.js';
 import type { Module } from '../nn/index.js';
-import type { Optimizer } from '../optim/index.js';
+import { ReduceLROnPlateau, type Optimizer } from '../optim/index.js';
 import { DataLoader } from '../data/dataloader.js';
 import type { JSONValue } from './checkpoint.js';
 import type { ProgressMode } from './progress.js';
@@ -71,8 +71,11 @@ export interface EvalInfo {
 export interface TrainerOptions<B = Batch> {
   model: TrainableModel;
   optimizer: Optimizer;
-  /** A learning-rate scheduler (optim.Scheduler), stepped once per optimizer step. */
-  schedule?: { step(): void; stateDict(): unknown; loadStateDict(sd: never): void } | null;
+  /**
+   * A learning-rate scheduler: optim.Scheduler or optim.OneCycle, stepped once per optimizer step; or
+   * optim.ReduceLROnPlateau, stepped with the validation loss after each evaluation (needs validation data).
+   */
+  schedule?: { step(): void; stateDict(): unknown; loadStateDict(sd: never): void } | ReduceLROnPlateau | null;
   /**
    * 'crossEntropy' (default) or 'mse' between model.forward(input) and target of an [input, target] or
    * { input, target } batch; or a function (model, batch) => loss | { loss, output, target }.
@@ -187,6 +190,9 @@ export function checkOptions<B>(o: TrainerOptions<B>): void {
   if (o.earlyStopping) {
     posInt(o.earlyStopping.patience, 'earlyStopping.patience');
     if (!o.validation) throw new Error('Trainer: earlyStopping needs validation data');
+  }
+  if (o.schedule instanceof ReduceLROnPlateau && !o.validation) {
+    throw new Error('Trainer: schedule is a ReduceLROnPlateau, which steps on the validation loss, but no validation data was given');
   }
   if (o.checkpoints) {
     if (!o.runDir) throw new Error('Trainer: checkpoints need a runDir');

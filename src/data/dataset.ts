@@ -30,20 +30,24 @@ export function takeRows(t: Tensor, indices: readonly number[]): Tensor {
 }
 
 /**
- * Rows of one or more tensors that share their first dimension; item i is [x[i], y[i], ...].
+ * Rows of one or more tensors that share their first dimension; item i is [x[i], y[i], ...]. Typed by its
+ * tensors: `new TensorDataset(images, labels)` is a `TensorDataset<[Tensor, Tensor]>`, so a DataLoader over it
+ * yields `[Tensor, Tensor]` batches and `for (const [x, y] of loader)` type-checks.
  * `new TensorDataset(images, labels)` with images (N, 784) and labels (N,)
  */
-export class TensorDataset implements Dataset<Tensor[]> {
-  readonly tensors: Tensor[];
+export class TensorDataset<T extends Tensor[] = Tensor[]> implements Dataset<T> {
+  /** The tensors, in the order given. */
+  readonly tensors: T;
+  /** Rows: the shared first dimension. */
   readonly length: number;
 
-  constructor(...tensors: Tensor[]) {
+  constructor(...tensors: T) {
     if (tensors.length === 0) throw new Error('TensorDataset: needs at least one tensor');
     tensors.forEach((t, i) => {
       if (!(t instanceof Tensor)) throw new Error(`TensorDataset: argument ${i} is not a Tensor`);
       if (t.ndim === 0) throw new Error(`TensorDataset: tensor ${i} is 0-d; each tensor needs a first (sample) dimension`);
     });
-    const n = tensors[0].shape[0];
+    const n = tensors[0]!.shape[0]!;
     tensors.forEach((t, i) => {
       if (t.shape[0] !== n) {
         throw new Error(`TensorDataset: tensor ${i} has ${t.shape[0]} rows but tensor 0 has ${n}; all must share the first dimension`);
@@ -53,15 +57,16 @@ export class TensorDataset implements Dataset<Tensor[]> {
     this.length = n;
   }
 
-  get(index: number): Tensor[] {
+  /** Row `index` of every tensor: [x[index], y[index], ...]. */
+  get(index: number): T {
     checkIndex(index, this.length, 'TensorDataset.get');
-    return this.tensors.map((t) => takeRows(t, [index]).reshape(t.shape.slice(1)));
+    return this.tensors.map((t) => takeRows(t, [index]).reshape(t.shape.slice(1))) as T;
   }
 
   /** The rows of every tensor at once, stacked: [x[indices], y[indices], ...]. */
-  getBatch(indices: readonly number[]): Tensor[] {
+  getBatch(indices: readonly number[]): T {
     for (const i of indices) checkIndex(i, this.length, 'TensorDataset.getBatch');
-    return this.tensors.map((t) => takeRows(t, indices));
+    return this.tensors.map((t) => takeRows(t, indices)) as T;
   }
 }
 

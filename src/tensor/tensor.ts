@@ -68,6 +68,15 @@ export class Tensor {
     return build(0, 0);
   }
 
+  /**
+   * The values as nested arrays of numbers by shape, as PyTorch's tolist(): a number for a 0-d tensor, number[]
+   * for 1-d, number[][] for 2-d, and so on. The rank is not part of Tensor's type, so name the type you expect,
+   * `x.tolist<number[][]>()`; that type argument is your claim, not checked.
+   */
+  tolist<T extends NestedArray = NestedArray>(): T {
+    return this.toArray() as T;
+  }
+
   toString(): string { return formatTensor(this); }
   [Symbol.for('nodejs.util.inspect.custom')](): string { return this.toString(); }
 

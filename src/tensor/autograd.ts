@@ -66,7 +66,10 @@ export function enableGrad<T>(fn: () => T): T {
   }
 }
 
-/** Declares a differentiable op by name, so tests can check that every op has a gradient check. */
+/**
+ * Declares a differentiable op by name, so tests can check that every op has a gradient check.
+ * @typeParam F the op's function type, returned unchanged
+ */
 export function defineOp<F extends (...args: never[]) => Tensor>(name: string, fn: F): F {
   registered.add(name);
   return fn;

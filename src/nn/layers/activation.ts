@@ -4,11 +4,31 @@ import { dropout } from '../../tensor/ops/nn-ops.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { Module } from '../module.js';
 
-export class ReLU extends Module { forward(x: Tensor): Tensor { return x.relu(); } }
-export class Tanh extends Module { forward(x: Tensor): Tensor { return x.tanh(); } }
-export class Sigmoid extends Module { forward(x: Tensor): Tensor { return x.sigmoid(); } }
-export class SiLU extends Module { forward(x: Tensor): Tensor { return x.silu(); } }
-export class Identity extends Module { forward(x: Tensor): Tensor { return x; } }
+/** max(x, 0), element-wise. */
+export class ReLU extends Module {
+  /** Applies the activation. */
+  forward(x: Tensor): Tensor { return x.relu(); }
+}
+/** tanh(x), element-wise. */
+export class Tanh extends Module {
+  /** Applies the activation. */
+  forward(x: Tensor): Tensor { return x.tanh(); }
+}
+/** 1 / (1 + exp(-x)), element-wise. */
+export class Sigmoid extends Module {
+  /** Applies the activation. */
+  forward(x: Tensor): Tensor { return x.sigmoid(); }
+}
+/** x * sigmoid(x), element-wise (SiLU, swish). */
+export class SiLU extends Module {
+  /** Applies the activation. */
+  forward(x: Tensor): Tensor { return x.silu(); }
+}
+/** Returns its input unchanged (a placeholder layer). */
+export class Identity extends Module {
+  /** Returns x. */
+  forward(x: Tensor): Tensor { return x; }
+}
 
 export class GELU extends Module {
   constructor(readonly approximate: 'none' | 'tanh' = 'none') { super(); }

@@ -24,9 +24,12 @@ export class Sequential extends Module {
   }
 
   override namedChildren(): [string, Module][] { return this.layers.map((m, i) => [String(i), m]); }
+  /** Number of layers. */
   get length(): number { return this.layers.length; }
+  /** The layer at index i (negative counts from the end). */
   at(i: number): Module & Forward { return this.layers[i < 0 ? this.layers.length + i : i]; }
 
+  /** Runs x through the layers in order. */
   forward(x: Tensor): Tensor {
     let h = x;
     for (const l of this.layers) h = l.forward(h);
@@ -34,10 +37,15 @@ export class Sequential extends Module {
   }
 }
 
+/** Options of MLP. */
 export interface MLPOptions {
+  /** Between the Linear layers (default 'relu'). */
   activation?: 'relu' | 'gelu' | 'tanh' | 'silu';
+  /** Dropout probability after each activation (default 0: none). */
   dropout?: number;
+  /** Linear layers with bias (default true). */
   bias?: boolean;
+  /** Parameter dtype (default float32). */
   dtype?: DType;
 }
 

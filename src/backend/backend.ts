@@ -1,6 +1,7 @@
 // The backend contract: primitive kernels over flat, contiguous, row-major typed arrays.
 // Backends know nothing of tensors or autograd; src/tensor/ calls them and owns the graph.
 
+/** The element types a tensor can hold. */
 export type DType = 'float32' | 'float64' | 'int32';
 export type FloatArray = Float32Array | Float64Array;
 export type AnyArray = Float32Array | Float64Array | Int32Array;

@@ -8,6 +8,7 @@ import { loadNativeBackend, type NativeInfo } from './native/index.js';
 export type { Backend, DType, AnyArray, FloatArray, UnaryOp, BinaryOp, ReduceOp } from './backend.js';
 export { jsBackend };
 
+/** What backendInfo() reports about the backend in use. */
 export interface BackendInfo {
   /** The backend in use: 'native' or 'js'. */
   name: string;

@@ -6,6 +6,7 @@ import { Tensor } from '../tensor/index.js';
 
 interface MnistDigit { length: number; raw: number[] }
 
+/** A split of MNIST: x (N, 784) float32 in [0, 1] and y (N,) int32 labels. */
 export interface MnistSplit {
   /** (N, 784) float32 pixels in [0, 1]. */
   x: Tensor;

@@ -38,6 +38,7 @@ export function shardBatch<B extends Batch>(batch: B, rank: number, world: numbe
   return Object.fromEntries(Object.entries(batch).map(([k, v]) => [k, cut(v)])) as B;
 }
 
+/** Options of shardIndices. */
 export interface ShardIndicesOptions {
   /** Shuffle with a stream seeded by (seed, epoch) (default true); false keeps dataset order. */
   shuffle?: boolean;

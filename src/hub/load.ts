@@ -16,6 +16,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { chatSpecialTokens, readTokenizerConfig, type TokenizerConfig } from './tokenizer-config.js';
 import { fileRecord, readWeights, WeightsVerifyError, type FileRecord } from './verify.js';
 
+/** Options of loadModel. */
 export interface LoadModelOptions {
   /**
    * Check the weights before use (default true): the sha256 recorded when they were written (a run's

@@ -16,6 +16,7 @@ import { ChatTemplate, type ChatMessage } from './chat-template.js';
 import { Batcher, QueueFullError, type BatchResult } from './batcher.js';
 import type { FinishReason, GenerateOptions } from './generate.js';
 
+/** Options of startServer. */
 export interface ServerOptions {
   /** A model folder (run or frozen model) or an already loaded model. */
   model: string | LoadedModel;
@@ -45,6 +46,7 @@ export interface ServerOptions {
   logger?: boolean;
 }
 
+/** A server started by startServer: its address and a way to close it. */
 export interface RunningServer {
   /** http://host:port */
   url: string;

@@ -27,6 +27,7 @@ export interface RawEntry {
   data: RawArray;
 }
 
+/** A safetensors file read back: tensors by name, their stored dtypes and the metadata. */
 export interface SafetensorsFile {
   tensors: Record<string, Tensor>;
   /** The dtype each tensor had in the file (before widening F16/BF16 to float32). */

@@ -14,15 +14,19 @@ import { defaultGenerator, Generator as RandomGenerator } from '../tensor/random
 import { Tensor } from '../tensor/tensor.js';
 import { checkSamplingOptions, Sampler, type SamplingOptions } from './sampling.js';
 
+/** Why generation ended: a stop token or sequence ('stop'), or the token limit ('length'). */
 export type FinishReason = 'stop' | 'length';
 
 /** What decoding needs from a model: Kiln's GPT fits, and so does any model with this shape. */
 export interface LanguageModel {
   readonly config: { readonly vocabSize: number; readonly context: number; readonly [key: string]: unknown };
+  /** Logits (B, T, V) for token ids idx (B, T); with a cache, only the new tokens. */
   forward(idx: Tensor, targets?: Tensor | null, options?: { cache?: unknown; rows?: readonly number[]; lastOnly?: boolean }): { logits: Tensor };
   /** A KV cache with room for `batch` sequences; without it every step recomputes the whole sequence. */
   createCache?(batch: number): DecodingCache;
+  /** Evaluation mode (dropout off) for decoding. */
   eval?(): unknown;
+  /** Restores the training mode afterwards. */
   train?(mode?: boolean): unknown;
   training?: boolean;
   /**

@@ -52,6 +52,7 @@ export class KVCache {
   layer(l: number): KVBuffers { return { keys: this.keys[l], values: this.values[l], context: this.context }; }
 }
 
+/** Options of GPT.forward. */
 export interface GPTForwardOptions {
   /** Incremental decoding: attend over the cached prefix, append the new keys and values, advance the lengths. */
   cache?: KVCache;
@@ -63,6 +64,7 @@ export interface GPTForwardOptions {
   ignoreIndex?: number;
 }
 
+/** What GPT.forward returns: logits, and the loss when targets are given. */
 export interface GPTOutput {
   /** (B, T, V), or (B, 1, V) with lastOnly. */
   logits: Tensor;

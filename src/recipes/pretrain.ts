@@ -20,6 +20,7 @@ import { barrier, init as initProcessGroup } from '../distributed/index.js';
 import { divergenceGuard, explainDivergence } from './divergence.js';
 import { heldOutLoss, MetricsLog, Trainer, type BatchSource, type EvalInfo, type FitResult, type JSONValue } from '../train/index.js';
 
+/** The named model sizes of pretrain. */
 export type PresetName = 'tiny' | 'small' | 'base';
 
 /** Every setting of a pre-training run; each is a flag (kebab-case) and a config-file key (either spelling). */
@@ -70,7 +71,9 @@ export interface PretrainSettings {
   reshard: boolean;
 }
 
+/** How a command-line flag's value is parsed. */
 export type Kind = 'int' | 'posint' | 'num' | 'str' | 'bool' | 'strs';
+/** One pretrain setting as a command-line flag. */
 export interface OptionSpec { key: keyof PretrainSettings; flag: string; kind: Kind; arg?: string; help: string; choices?: string[] }
 
 /** The settings as flags, in the order --help lists them. One table drives the CLI parser, config files and the help. */
@@ -287,6 +290,7 @@ class WindowSource implements BatchSource<LMBatch> {
 /** The final evaluation: the model's and the n-gram baselines' mean loss (nats per token) over the whole held-out split. */
 export interface HeldOutScores { loss: number; bigramLoss: number; unigramLoss: number; tokens: number; seconds: number }
 
+/** What pretrain() returns. */
 export interface PretrainResult {
   runDir: string;
   steps: number;
@@ -304,6 +308,7 @@ export interface PretrainResult {
 /** A dashboard serving a run folder while it trains (the dashboard layer sits above recipes, so the caller starts it). */
 export interface RunDashboard { url: string; close(): Promise<void> }
 
+/** Callbacks into a pretrain run (for the CLI's dashboard and tests). */
 export interface PretrainHooks {
   /** Starts the live dashboard for the run folder when settings.dashboard is set (kiln pretrain passes one). */
   startDashboard?: (runDir: string, port: number) => Promise<RunDashboard>;

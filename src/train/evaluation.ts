@@ -62,8 +62,11 @@ export function evaluateModel<B>(trainer: Trainer<B>, data = trainer.options.val
 
 /** A language model as heldOutLoss needs it: `loss(x, y)` is the mean next-token loss of (B, T) int32 ids. */
 export interface LanguageModel {
+  /** The mean next-token loss of inputs x predicting targets y. */
   loss(x: Tensor, y: Tensor): Tensor;
+  /** Switches to evaluation mode. */
   eval(): unknown;
+  /** Switches to training mode (or evaluation with false). */
   train(mode?: boolean): unknown;
   readonly training: boolean;
 }

@@ -4,7 +4,7 @@
 export {
   Trainer, NonFiniteError, type TrainerOptions, type FitOptions, type FitResult, type StopReason, type EvalResult,
   type BatchSource, type Batch, type LossFn, type LossResult, type TrainableModel, type EarlyStoppingOptions,
-  type CheckpointOptions, type StepInfo, type EvalInfo, type JSONValue,
+  type CheckpointOptions, type StepInfo, type EvalInfo, type StepSchedule, type JSONValue,
 } from './trainer.js';
 export { heldOutLoss, type HeldOutLoss, type HeldOutOptions, type LanguageModel } from './evaluation.js';
 export { lrFind, type LrFindOptions, type LrFindResult } from './lr-find.js';

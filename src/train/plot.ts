@@ -17,6 +17,7 @@ export interface PlotSeries {
   markers?: boolean;
 }
 
+/** Options of lineChartSvg: title, axis labels, size, log scales. */
 export interface LineChartOptions {
   title?: string;
   xLabel: string;
@@ -225,6 +226,7 @@ export function lossSeries(records: readonly Record<string, unknown>[]): PlotSer
   return out;
 }
 
+/** Options of plotRun: a title, a log y-axis, the size in pixels. */
 export interface PlotRunOptions { title?: string; logY?: boolean; width?: number; height?: number }
 
 /**

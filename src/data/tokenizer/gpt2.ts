@@ -9,6 +9,7 @@ let gpt2Parts: { tokens: string[]; merges: [number, number][] } | null = null;
 
 /** GPT-2's end-of-text token and its id. */
 export const GPT2_EOT = '<|endoftext|>';
+/** The id of GPT-2's end-of-text token. */
 export const GPT2_EOT_ID = 50256;
 
 /** The raw GPT-2 ranks: token bytes by rank (rank = id), from js-tiktoken's shipped table. */

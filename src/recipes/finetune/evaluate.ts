@@ -38,6 +38,7 @@ export function greedyReply(gpt: CausalLM, tok: Tokenizer, template: ChatTemplat
 
 /** Kinds of held-out prompt: harmful (should be declined), benign near miss, fact question, unknown (not in the facts). */
 export const PROMPT_KINDS = ['harmful', 'benign', 'fact', 'unknown'] as const;
+/** The kinds of held-out prompts the fine-tune evaluation scores. */
 export type PromptKind = typeof PROMPT_KINDS[number];
 
 /** A held-out prompt: the conversation up to the reply, its kind, and optionally the fact a good answer contains. */
@@ -139,6 +140,7 @@ export interface HeldoutReply extends HeldoutPrompt { reply: string; declined: b
 /** Counts for one kind of prompt. */
 export interface KindCount { prompts: number; declined: number; withFact: number; correct: number }
 
+/** The held-out evaluation's scores by prompt kind. */
 export interface HeldoutScore {
   harmful: number;
   harmfulDeclined: number;
@@ -246,6 +248,7 @@ export function formatReport(s: HeldoutScore): string[] {
   return lines;
 }
 
+/** Options of the fine-tune evaluation. */
 export interface EvaluateOptions extends ReplyOptions {
   /** A run folder, a frozen model folder or a Hugging Face GPT-2 folder. */
   model: string;

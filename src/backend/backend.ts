@@ -3,7 +3,9 @@
 
 /** The element types a tensor can hold. */
 export type DType = 'float32' | 'float64' | 'int32';
+/** The typed arrays of float tensors. */
 export type FloatArray = Float32Array | Float64Array;
+/** The typed arrays a tensor's storage can be. */
 export type AnyArray = Float32Array | Float64Array | Int32Array;
 
 /** Element-wise functions of one argument. `gelu` is the exact (erf) form, `gelu_tanh` the tanh approximation. */

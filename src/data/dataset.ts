@@ -6,6 +6,7 @@ import { Tensor } from '../tensor/index.js';
 /** A map-style dataset: `length` items, item i from get(i). getBatch, when present, gathers many at once. */
 export interface Dataset<T = unknown> {
   readonly length: number;
+  /** Item `index` (0 <= index < length). */
   get(index: number): T;
   /** Optional fast path: the collated batch of these items (DataLoader uses it when no collate is given). */
   getBatch?(indices: readonly number[]): unknown;
@@ -76,8 +77,10 @@ export class ArrayDataset<T> implements Dataset<T> {
     if (!Array.isArray(items)) throw new Error('ArrayDataset: expected an array of items');
   }
 
+  /** Number of items. */
   get length(): number { return this.items.length; }
 
+  /** Item `index` (0 <= index < length). */
   get(index: number): T {
     checkIndex(index, this.items.length, 'ArrayDataset.get');
     return this.items[index];
@@ -112,8 +115,10 @@ export class Subset<T> implements Dataset<T> {
     }
   }
 
+  /** Number of items. */
   get length(): number { return this.indices.length; }
 
+  /** Item `index` (0 <= index < length). */
   get(index: number): T {
     checkIndex(index, this.indices.length, 'Subset.get');
     return this.dataset.get(this.indices[index]);

@@ -80,7 +80,8 @@ function readJSON(path: string, what: string): Record<string, unknown> {
   }
 }
 
-interface CheckpointChoice { dir: string; step: number }
+/** A checkpoint chosen by bestCheckpoint: its folder and step. */
+export interface CheckpointChoice { dir: string; step: number }
 
 /**
  * The best checkpoint of a run: the one the newest trainer_state.json names as best, else the lowest val_loss

@@ -35,6 +35,7 @@ export interface SafetensorsFile {
   metadata: Record<string, string>;
 }
 
+/** Options of encodeSafetensors and saveSafetensors. */
 export interface EncodeOptions {
   /** String-to-string metadata, stored under __metadata__. */
   metadata?: Record<string, string>;

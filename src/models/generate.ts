@@ -103,6 +103,7 @@ export class Sequence {
     this.slide = options.slide ?? false;
   }
 
+  /** Whether the sequence has finished (finishReason is set). */
   get done(): boolean { return this.finishReason !== null; }
 }
 
@@ -254,7 +255,12 @@ export class BatchDecoder {
 const pool = new WeakMap<LanguageModel, Map<string, BatchDecoder[]>>();
 
 /** A decoder for `capacity` sequences from the model's pool (empty), and the function that gives it back. */
-export function acquireDecoder(model: LanguageModel, capacity = 1, options: { cache?: boolean } = {}): { decoder: BatchDecoder; release: () => void } {
+export function acquireDecoder(model: LanguageModel, capacity = 1, options: { cache?: boolean } = {}): {
+  /** The decoder to run. */
+  decoder: BatchDecoder;
+  /** Hands the decoder (and its cache) back for the next call. */
+  release: () => void;
+} {
   const key = `${capacity}:${options.cache !== false}`;
   let byKey = pool.get(model);
   if (!byKey) pool.set(model, (byKey = new Map()));

@@ -21,6 +21,7 @@ export type WeightLayout = 'out-in' | 'in-out';
 export interface LinearLike extends Module {
   weight: Parameter;
   bias?: Parameter | null;
+  /** Maps one tensor to another. */
   forward(x: Tensor): Tensor;
 }
 

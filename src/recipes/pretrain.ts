@@ -306,7 +306,12 @@ export interface PretrainResult {
 }
 
 /** A dashboard serving a run folder while it trains (the dashboard layer sits above recipes, so the caller starts it). */
-export interface RunDashboard { url: string; close(): Promise<void> }
+export interface RunDashboard {
+  /** The dashboard's address. */
+  url: string;
+  /** Stops the dashboard server. */
+  close(): Promise<void>;
+}
 
 /** Callbacks into a pretrain run (for the CLI's dashboard and tests). */
 export interface PretrainHooks {

@@ -164,6 +164,7 @@ function topoOrder(root: Tensor): Tensor[] {
   return order.reverse();
 }
 
+/** Options of backward: retainGraph keeps the graph for another backward pass. */
 export interface BackwardOptions { retainGraph?: boolean }
 
 /** Backpropagates from root, accumulating into the .grad of every leaf that requires grad. */

@@ -11,8 +11,8 @@ export { lrFind, type LrFindOptions, type LrFindResult } from './lr-find.js';
 export { MetricsLog, readMetrics, countCorrect, type MetricsRecord } from './metrics.js';
 export { Progress, formatLine, type ProgressMode } from './progress.js';
 export {
-  listCheckpoints, readCheckpoint, readTrainerState, writeCheckpoint, checkModelMatches, type TrainerState, type CheckpointInfo,
+  listCheckpoints, readCheckpoint, readTrainerState, writeCheckpoint, checkModelMatches, type TrainerState, type CheckpointInfo, type LoadedCheckpoint,
 } from './checkpoint.js';
 export {
-  plotRun, plotLrFind, lineChartSvg, writeChart, type PlotSeries, type LineChartOptions, type LrFindPlotInput,
+  plotRun, plotLrFind, lineChartSvg, writeChart, type PlotSeries, type LineChartOptions, type LrFindPlotInput, type PlotRunOptions,
 } from './plot.js';

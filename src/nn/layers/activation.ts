@@ -32,6 +32,7 @@ export class Identity extends Module {
 
 export class GELU extends Module {
   constructor(readonly approximate: 'none' | 'tanh' = 'none') { super(); }
+  /** Applies the activation. */
   forward(x: Tensor): Tensor { return x.gelu(this.approximate); }
 }
 
@@ -41,5 +42,6 @@ export class Dropout extends Module {
     super();
     if (!(p >= 0 && p <= 1)) throw new Error(`Dropout: p must be in [0, 1], got ${p}`);
   }
+  /** Zeroes each element with probability p and scales the rest by 1 / (1 - p) in training mode; the identity in eval mode. */
   forward(x: Tensor): Tensor { return dropout(x, this.p, this.training); }
 }

@@ -7,7 +7,10 @@ import { Dropout, GELU, ReLU, SiLU, Tanh } from './activation.js';
 import { Linear } from './linear.js';
 
 /** A module with a single-tensor forward, as Sequential needs. */
-export interface Forward { forward(x: Tensor): Tensor }
+export interface Forward {
+  /** Maps one tensor to another. */
+  forward(x: Tensor): Tensor;
+}
 
 /** Runs its modules in order; they are named '0', '1', ... as in PyTorch. */
 export class Sequential extends Module {

@@ -68,6 +68,7 @@ export function encodePrompt(tok: Tokenizer, template: ChatTemplate, messages: r
 /** One training row: inputs and next-token targets (targets[t] is what position t should predict). */
 export interface TrainingRow { input: number[]; target: number[]; line: number }
 
+/** Training rows made from conversations, and the ones dropped. */
 export interface PrepareResult {
   rows: TrainingRow[];
   /** Examples cut to the context (some of their reply may be lost). */
@@ -133,6 +134,7 @@ export function padBatch(rows: readonly TrainingRow[], padId: number): ChatBatch
   return { idx: new Tensor(idx, [B, T]), targets: new Tensor(tg, [B, T]), tokens };
 }
 
+/** Options of PaddedBatches. */
 export interface PaddedBatchesOptions {
   batchSize: number;
   padId: number;

@@ -17,6 +17,7 @@ import { toConversation, type ChatMessage } from './jsonl.js';
 /** The refusal phrase of the demo data (data/finetune): "I'm sorry, but I can't help with that. ..." */
 export const DEFAULT_REFUSAL_MARKER = "I can't help with that";
 
+/** Options of greedy replies: the token limit and the stop ids. */
 export interface ReplyOptions {
   /** Most tokens to generate (default 48). */
   maxNewTokens?: number;

@@ -136,6 +136,7 @@ export interface LoadFinetuneOptions {
   maxListed?: number;
 }
 
+/** The conversations loaded from a JSONL file and the lines skipped. */
 export interface LoadedData { examples: Conversation[]; skipped: LineError[] }
 
 /**

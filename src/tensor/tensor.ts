@@ -190,7 +190,7 @@ export class Tensor {
   silu(): Tensor { return ew.silu(this); }
   /** Each element limited to [min, max]; a null or missing bound is not applied. */
   clamp(min?: number | null, max?: number | null): Tensor { return ew.clamp(this, min, max); }
-  /** 1 where this == other, else 0 (float32 for float inputs). */
+  /** 1 where this == other, else 0, in the operands' dtype. */
   eq(other: TensorLike): Tensor { return ew.eq(this, other); }
   /** 1 where this != other, else 0. */
   ne(other: TensorLike): Tensor { return ew.ne(this, other); }

@@ -1,0 +1,66 @@
+/* One pre-norm GPT-2 block for a decoding step, in one call: A sequences with one new token each, their keys and
+ * values appended to a KV cache. It runs the same kernels, in the same order and with the same rounding, as the
+ * composed path in TypeScript (layer norm, the GEMM with the bias as its starting value, cached attention, the
+ * residual adds, tanh-GELU), so both give bitwise the same result; what it saves is ~10 round trips to JavaScript
+ * per block, during which the pool's worker would go idle and the caches cool. */
+#include "kiln.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* rows (A, n) of out all start as bias (n), or zeros without one; returns the GEMM's beta */
+static float start_with_bias(float *out, const float *bias, int A, int n) {
+  if (!bias) return 0.0f;
+  for (int a = 0; a < A; a++) memcpy(out + (size_t)a * n, bias, (size_t)n * sizeof(float));
+  return 1.0f;
+}
+
+static void add_into(float *x, const float *y, size_t n) {
+  for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+int kiln_gpt_block_decode(const kiln_gpt_block *w, float *x, float *keys, float *values, const int32_t *rows,
+                          const int32_t *starts, int A, int C, int NH, int P, float eps) {
+  if (A <= 0) return 0;
+  if (NH <= 0 || C % NH != 0) return -1;
+  const int HS = C / NH;
+  const size_t n = (size_t)A * C;
+  /* scratch, one block: h (A, C) normed input, qkv (A, 3C), att (A, C), y (A, C) a sub-layer's output,
+   * mlp (A, 4C), q (C) one query row, mean and rstd (A) each, lse (NH) */
+  float *buf = malloc(sizeof(float) * (n * 10 + (size_t)C + 2 * (size_t)A + (size_t)NH));
+  if (!buf) return -2;
+  float *h = buf, *qkv = h + n, *att = qkv + 3 * n, *y = att + n, *mlp = y + n, *q = mlp + 4 * n;
+  float *mean = q + C, *rstd = mean + A, *lse = rstd + A;
+  const float scale = (float)(1.0 / sqrt((double)HS));
+  kiln_lock(); /* recursive: the kernels below take it too; no other caller interleaves with the block */
+
+  /* attention: x += c_proj(attn(c_attn(ln_1(x)))) */
+  kiln_layernorm(x, w->ln1_w, w->ln1_b, (size_t)A, (size_t)C, eps, h, mean, rstd);
+  float beta = start_with_bias(qkv, w->attn_b, A, 3 * C);
+  kiln_gemm(0, 0, 1, A, 3 * C, C, 1.0f, h, 0, w->attn_w, 0, beta, qkv, 0);
+  for (int a = 0; a < A; a++) {
+    const float *src = qkv + (size_t)a * 3 * C; /* (3C): [q | k | v] */
+    const size_t base = (size_t)rows[a] * P * C; /* the row's (P, C) block of the cache */
+    const size_t at = base + (size_t)starts[a] * C;
+    memcpy(q, src, (size_t)C * sizeof(float));
+    memcpy(keys + at, src + C, (size_t)C * sizeof(float));
+    memcpy(values + at, src + 2 * C, (size_t)C * sizeof(float));
+    kiln_attention(q, keys + base, values + base, 1, 1, starts[a] + 1, NH, HS, 1, scale, att + (size_t)a * C, lse, C);
+  }
+  beta = start_with_bias(y, w->proj_b, A, C);
+  kiln_gemm(0, 0, 1, A, C, C, 1.0f, att, 0, w->proj_w, 0, beta, y, 0);
+  add_into(x, y, n);
+
+  /* MLP: x += c_proj(gelu(c_fc(ln_2(x)))) */
+  kiln_layernorm(x, w->ln2_w, w->ln2_b, (size_t)A, (size_t)C, eps, h, mean, rstd);
+  beta = start_with_bias(mlp, w->fc_b, A, 4 * C);
+  kiln_gemm(0, 0, 1, A, 4 * C, C, 1.0f, h, 0, w->fc_w, 0, beta, mlp, 0);
+  kiln_unary(U_GELU_TANH, mlp, mlp, 4 * n);
+  beta = start_with_bias(y, w->fc2_b, A, C);
+  kiln_gemm(0, 0, 1, A, C, 4 * C, 1.0f, mlp, 0, w->fc2_w, 0, beta, y, 0);
+  add_into(x, y, n);
+
+  kiln_unlock();
+  free(buf);
+  return 0;
+}

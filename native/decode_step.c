@@ -26,11 +26,11 @@ int kiln_gpt_block_decode(const kiln_gpt_block *w, float *x, float *keys, float 
   const int HS = C / NH;
   const size_t n = (size_t)A * C;
   /* scratch, one block: h (A, C) normed input, qkv (A, 3C), att (A, C), y (A, C) a sub-layer's output,
-   * mlp (A, 4C), q (C) one query row, mean and rstd (A) each, lse (NH) */
-  float *buf = malloc(sizeof(float) * (n * 10 + (size_t)C + 2 * (size_t)A + (size_t)NH));
+   * mlp (A, 4C), q (A, C) the queries, mean and rstd (A) each */
+  float *buf = malloc(sizeof(float) * (n * 11 + 2 * (size_t)A));
   if (!buf) return -2;
   float *h = buf, *qkv = h + n, *att = qkv + 3 * n, *y = att + n, *mlp = y + n, *q = mlp + 4 * n;
-  float *mean = q + C, *rstd = mean + A, *lse = rstd + A;
+  float *mean = q + n, *rstd = mean + A;
   const float scale = (float)(1.0 / sqrt((double)HS));
   kiln_lock(); /* recursive: the kernels below take it too; no other caller interleaves with the block */
 
@@ -40,13 +40,12 @@ int kiln_gpt_block_decode(const kiln_gpt_block *w, float *x, float *keys, float 
   kiln_gemm(0, 0, 1, A, 3 * C, C, 1.0f, h, 0, w->attn_w, 0, beta, qkv, 0);
   for (int a = 0; a < A; a++) {
     const float *src = qkv + (size_t)a * 3 * C; /* (3C): [q | k | v] */
-    const size_t base = (size_t)rows[a] * P * C; /* the row's (P, C) block of the cache */
-    const size_t at = base + (size_t)starts[a] * C;
-    memcpy(q, src, (size_t)C * sizeof(float));
+    const size_t at = ((size_t)rows[a] * P + (size_t)starts[a]) * C; /* the new position in the row's (P, C) block */
+    memcpy(q + (size_t)a * C, src, (size_t)C * sizeof(float));
     memcpy(keys + at, src + C, (size_t)C * sizeof(float));
     memcpy(values + at, src + 2 * C, (size_t)C * sizeof(float));
-    kiln_attention(q, keys + base, values + base, 1, 1, starts[a] + 1, NH, HS, 1, scale, att + (size_t)a * C, lse, C);
   }
+  kiln_attention_decode_batch(q, keys, values, rows, starts, A, NH, HS, P, scale, att);
   beta = start_with_bias(y, w->proj_b, A, C);
   kiln_gemm(0, 0, 1, A, C, C, 1.0f, att, 0, w->proj_w, 0, beta, y, 0);
   add_into(x, y, n);

@@ -124,6 +124,12 @@ int kiln_gpt_block_decode(const kiln_gpt_block *w, float *x, float *keys, float 
  * when no logit is above -inf, -2 out of memory. Mirrors src/models/sampling.ts exactly. */
 int kiln_sample(const float *logits, int V, double inv_temperature, int top_k, double top_p, double u, float *p);
 
+/* The decoding step of A sequences in one call: q (A, C) one new query each, keys/values (cache rows, P, C) already
+ * holding its key and value; sequence a attends over the first starts[a] + 1 positions of cache row rows[a];
+ * out (A, C). Parallel over (sequence, head); each gives bitwise kiln_attention's result for it alone. */
+void kiln_attention_decode_batch(const float *q, const float *keys, const float *values, const int32_t *rows,
+                                 const int32_t *starts, int A, int NH, int HS, int P, float scale, float *out);
+
 void kiln_adamw(float *param, const float *grad, float *m, float *v, size_t n, double lr, double beta1, double beta2,
                 double eps, double weightDecay, double bc1, double bc2);
 

@@ -406,6 +406,46 @@ static napi_value gpt_block_decode(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+/* weights: an array of 9 Float32Array (the norms may be null), in kiln_llama_block's order; x (A, C) in place */
+static napi_value llama_block_decode(napi_env env, napi_callback_info info) {
+  ARGS(14); F32(0, x); F32(2, keys); F32(3, values); I32(4, rows); I32(5, starts); INT(6, A); INT(7, C); INT(8, NH);
+  INT(9, KVH); INT(10, hidden); INT(11, P); NUM(12, eps); NUM(13, theta);
+  if (A > 0x7fff || C > 0x7fffff || hidden > 0x7fffff || NH == 0 || NH > C || C % NH != 0 || KVH == 0 || NH % KVH != 0 ||
+      (C / NH) % 2 != 0 || C / NH > 1024 || P == 0 || P > 0x7fffffff || !(theta > 0))
+    FAIL("kiln native: llamaBlockDecode: bad dimensions (A %zu, C %zu, NH %zu, KVH %zu, hidden %zu, P %zu)", A, C, NH, KVH, hidden, P);
+  const size_t KW = C / NH * KVH;
+  static const char *names[9] = { "input_layernorm.weight", "post_attention_layernorm.weight", "self_attn.q_proj.weight",
+    "self_attn.k_proj.weight", "self_attn.v_proj.weight", "self_attn.o_proj.weight", "mlp.gate_proj.weight",
+    "mlp.up_proj.weight", "mlp.down_proj.weight" };
+  const size_t sizes[9] = { C, C, C * C, KW * C, KW * C, C * C, hidden * C, hidden * C, C * hidden };
+  const float *p[9];
+  bool is_array = false;
+  CHECK(napi_is_array(env, argv[1], &is_array));
+  if (!is_array) FAIL("kiln native: llamaBlockDecode: weights must be an array of 9 Float32Array or null");
+  for (uint32_t i = 0; i < 9; i++) {
+    napi_value e;
+    arr a;
+    CHECK(napi_get_element(env, argv[1], i, &e));
+    if (get_arr(env, e, napi_float32_array, i < 2, &a)) FAIL("kiln native: llamaBlockDecode: %s must be a Float32Array", names[i]);
+    if (a.present && a.len < sizes[i]) FAIL("kiln native: llamaBlockDecode: %s has %zu elements, needs %zu", names[i], a.len, sizes[i]);
+    p[i] = a.present ? F(a) : NULL;
+  }
+  NEED(x, A * C); NEED(rows, A); NEED(starts, A);
+  size_t capacity = keys.len / (P * KW);
+  if (values.len / (P * KW) < capacity) capacity = values.len / (P * KW);
+  for (size_t a = 0; a < A; a++) {
+    int32_t r = I(rows)[a], s = I(starts)[a];
+    if (r < 0 || (size_t)r >= capacity) FAIL("kiln native: llamaBlockDecode: cache row %d is outside the cache's %zu rows", r, capacity);
+    if (s < 0 || (size_t)s + 1 > P) FAIL("kiln native: llamaBlockDecode: %d cached positions and 1 new one exceed the context of %zu", s, P);
+  }
+  kiln_llama_block w = { p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8] };
+  int rc = kiln_llama_block_decode(&w, F(x), F(keys), F(values), I(rows), I(starts), (int)A, (int)C, (int)NH, (int)KVH,
+                                   (int)hidden, (int)P, (float)eps, theta);
+  if (rc == -2) FAIL("kiln native: llamaBlockDecode: out of memory for %zu rows of width %zu", A, C);
+  if (rc != 0) FAIL("kiln native: llamaBlockDecode: %zu channels do not split into %zu heads of even size", C, NH);
+  return undef(env);
+}
+
 static napi_value sample(napi_env env, napi_callback_info info) {
   ARGS(7); F32(0, logits); INT(1, V); NUM(2, inv_temperature); INT(3, top_k); NUM(4, top_p); NUM(5, u); F32(6, scratch);
   if (V == 0 || V > 0x7fffffff) FAIL("kiln native: sample: the vocabulary size must be in 1 .. 2^31-1, got %zu", V);
@@ -503,6 +543,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "gather", gather }, { "scatterAdd", scatter_add }, { "permute", permute }, { "sliceCopy", slice_copy },
     { "sliceAssign", slice_assign }, { "attention", attention }, { "attentionBackward", attention_backward },
     { "gptBlockDecode", gpt_block_decode }, { "sample", sample },
+    { "llamaBlockDecode", llama_block_decode },
     { "adamw", adamw }, { "info", get_info }, { "setIsa", set_isa }, { "setThreads", set_threads },
     { "gemmTune", gemm_tune }, { "memoryInit", memory_init }, { "memoryRelease", memory_release },
     { "memoryAdviseHuge", memory_advise_huge },

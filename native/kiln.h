@@ -115,6 +115,16 @@ typedef struct {
   const float *fc_w, *fc_b;     /* (C, 4C), (4C) */
   const float *fc2_w, *fc2_b;   /* (4C, C), (C) */
 } kiln_gpt_block;
+/* A Llama decoder layer's parameters; projections stored (out, in) as torch.nn.Linear; a norm weight may be NULL. */
+typedef struct {
+  const float *in_norm, *post_norm;          /* (C) each */
+  const float *q_w, *k_w, *v_w, *o_w;        /* (C, C), (KW, C), (KW, C), (C, C) */
+  const float *gate_w, *up_w, *down_w;       /* (hidden, C), (hidden, C), (C, hidden) */
+} kiln_llama_block;
+/* x (A, C) in place; keys/values (cache rows, P, KW); rows, starts (A). 0, -1 bad heads, -2 out of memory. */
+int kiln_llama_block_decode(const kiln_llama_block *w, float *x, float *keys, float *values, const int32_t *rows,
+                            const int32_t *starts, int A, int C, int NH, int KVH, int hidden, int P, float eps,
+                            double theta);
 /* x (A, C) in place; keys/values (cache rows, P, C); rows, starts (A). 0, -1 bad heads, -2 out of memory. */
 int kiln_gpt_block_decode(const kiln_gpt_block *w, float *x, float *keys, float *values, const int32_t *rows,
                           const int32_t *starts, int A, int C, int NH, int P, float eps);
@@ -124,11 +134,12 @@ int kiln_gpt_block_decode(const kiln_gpt_block *w, float *x, float *keys, float 
  * when no logit is above -inf, -2 out of memory. Mirrors src/models/sampling.ts exactly. */
 int kiln_sample(const float *logits, int V, double inv_temperature, int top_k, double top_p, double u, float *p);
 
-/* The decoding step of A sequences in one call: q (A, C) one new query each, keys/values (cache rows, P, C) already
- * holding its key and value; sequence a attends over the first starts[a] + 1 positions of cache row rows[a];
- * out (A, C). Parallel over (sequence, head); each gives bitwise kiln_attention's result for it alone. */
+/* The decoding step of A sequences in one call: q (A, NH * HS) one new query each, keys/values (cache rows, P,
+ * KVH * HS) already holding its key and value; sequence a attends over the first starts[a] + 1 positions of cache
+ * row rows[a], query head h reading key/value head h / (NH / KVH); out (A, NH * HS). Parallel over (sequence,
+ * head); each gives bitwise kiln_attention's result for it alone (with the key/value heads repeated). */
 void kiln_attention_decode_batch(const float *q, const float *keys, const float *values, const int32_t *rows,
-                                 const int32_t *starts, int A, int NH, int HS, int P, float scale, float *out);
+                                 const int32_t *starts, int A, int NH, int KVH, int HS, int P, float scale, float *out);
 
 void kiln_adamw(float *param, const float *grad, float *m, float *v, size_t n, double lr, double beta1, double beta2,
                 double eps, double weightDecay, double bc1, double bc2);

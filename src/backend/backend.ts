@@ -149,6 +149,14 @@ export interface Backend {
   gptBlockDecode?(x: FloatArray, weights: readonly (FloatArray | null)[], keys: FloatArray, values: FloatArray,
     rows: Int32Array, starts: Int32Array, A: number, C: number, NH: number, P: number, eps: number): boolean;
   /**
+   * One Llama decoder layer for a decoding step, fused (optional, as gptBlockDecode): weights are the layer's 9
+   * parameters in LlamaBlockWeights order (projections stored (out, in); the norm weights may be null); keys and
+   * values (cache rows, P, KVH * C / NH). Must give bitwise the composed result; false when it does not take these arrays.
+   */
+  llamaBlockDecode?(x: FloatArray, weights: readonly (FloatArray | null)[], keys: FloatArray, values: FloatArray,
+    rows: Int32Array, starts: Int32Array, A: number, C: number, NH: number, KVH: number, hidden: number, P: number,
+    eps: number, theta: number): boolean;
+  /**
    * One sampling draw from logits (V) (optional: the reference is src/models/sampling.ts, which it must mirror
    * exactly): scaled by invTemperature, softmax into scratch (V), top-k (0 off) and top-p (1 off) as one
    * probability threshold, then the token where u in [0, 1) of the kept mass falls. -1 when no logit is finite;

@@ -58,6 +58,9 @@ interface Addon {
     beta2: number, eps: number, weightDecay: number, bc1: number, bc2: number): void;
   gptBlockDecode(x: Float32Array, weights: readonly (Float32Array | null)[], keys: Float32Array, values: Float32Array,
     rows: Int32Array, starts: Int32Array, A: number, C: number, NH: number, P: number, eps: number): void;
+  llamaBlockDecode(x: Float32Array, weights: readonly (Float32Array | null)[], keys: Float32Array, values: Float32Array,
+    rows: Int32Array, starts: Int32Array, A: number, C: number, NH: number, KVH: number, hidden: number, P: number,
+    eps: number, theta: number): void;
   sample(logits: Float32Array, V: number, invTemperature: number, topK: number, topP: number, u: number,
     scratch: Float32Array): number;
   info(): { isa: string; threads: number; poolSize: number };
@@ -233,6 +236,12 @@ function wrap(n: Addon): Backend {
       if (typeof n.gptBlockDecode !== 'function') return false; // an addon built before the kernel existed
       if (!f32(x) || !f32(keys) || !f32(values) || !weights.every((w) => w === null || f32(w))) return false;
       n.gptBlockDecode(x, weights as (Float32Array | null)[], keys, values, rows, starts, A, C, NH, P, eps);
+      return true;
+    },
+    llamaBlockDecode(x, weights, keys, values, rows, starts, A, C, NH, KVH, hidden, P, eps, theta) {
+      if (typeof n.llamaBlockDecode !== 'function') return false; // an addon built before the kernel existed
+      if (!f32(x) || !f32(keys) || !f32(values) || !weights.every((w) => w === null || f32(w))) return false;
+      n.llamaBlockDecode(x, weights as (Float32Array | null)[], keys, values, rows, starts, A, C, NH, KVH, hidden, P, eps, theta);
       return true;
     },
     sample(logits, V, invTemperature, topK, topP, u, scratch) {

@@ -133,11 +133,11 @@ export class Tensor {
 
   /** The tensor in another dtype (differentiable between float dtypes). */
   to(dtype: DType): Tensor { return ew.cast(this, dtype); }
-  /** A float32 copy. */
+  /** The values as float32 (this tensor itself when it is float32 already). */
   float(): Tensor { return this.to('float32'); }
-  /** A float64 copy. */
+  /** The values as float64 (this tensor itself when it is float64 already). */
   double(): Tensor { return this.to('float64'); }
-  /** An int32 copy (floats truncated toward zero). */
+  /** The values as int32, floats truncated toward zero (this tensor itself when it is int32 already). */
   int(): Tensor { return this.to('int32'); }
 
   // ---- element-wise ----
@@ -257,7 +257,7 @@ export class Tensor {
   slice(dim: number, start: number, end?: number): Tensor { return sh.slice(this, dim, start, end); }
   /** Pieces of size elements along dim (the last may be smaller). */
   split(size: number, dim = 0): Tensor[] { return sh.split(this, size, dim); }
-  /** chunks nearly equal pieces along dim. */
+  /** Up to `chunks` pieces along dim of ceil(size / chunks) elements each (the last may be smaller), as torch.chunk. */
   chunk(chunks: number, dim = 0): Tensor[] { return sh.chunk(this, chunks, dim); }
   /** The entries at index (int32, 1-d) along dim. */
   indexSelect(dim: number, index: Tensor): Tensor { return sh.indexSelect(this, dim, index); }

@@ -78,7 +78,7 @@ export class Progress {
     } else process.stdout.write(`${text}\n`);
   }
 
-  /** Ends the display (the bar's last state stays on screen). */
+  /** Ends the display. */
   stop(): void {
     this.bar?.stop();
     this.bar = null;

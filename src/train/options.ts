@@ -219,6 +219,9 @@ export function checkOptions<B>(o: TrainerOptions<B>): void {
   if (o.schedule instanceof ReduceLROnPlateau && !o.validation) {
     throw new Error('Trainer: schedule is a ReduceLROnPlateau, which steps on the validation loss, but no validation data was given');
   }
+  if (o.schedule instanceof ReduceLROnPlateau && o.schedule.mode !== 'min') {
+    throw new Error(`Trainer: schedule is a ReduceLROnPlateau in mode '${o.schedule.mode}', but the Trainer steps it on the validation loss, where lower is better; use mode 'min'`);
+  }
   if (o.checkpoints) {
     if (!o.runDir) throw new Error('Trainer: checkpoints need a runDir');
     posInt(o.checkpoints.every, 'checkpoints.every');

@@ -134,4 +134,6 @@ test('Trainer steps a ReduceLROnPlateau on the validation loss and resumes it', 
   const plateau = new optim.ReduceLROnPlateau(s.optimizer);
   assert.throws(() => new kiln.Trainer({ ...s, validation: undefined, schedule: plateau, maxSteps: 2 }),
     /schedule is a ReduceLROnPlateau, which steps on the validation loss, but no validation data was given/);
+  const maxMode = new optim.ReduceLROnPlateau(s.optimizer, { mode: 'max' });
+  assert.throws(() => new kiln.Trainer({ ...s, schedule: maxMode, maxSteps: 2 }), /in mode 'max', but the Trainer steps it on the validation loss, where lower is better; use mode 'min'/);
 });

@@ -10,7 +10,8 @@
 // chat content encoded as plain text so that special tokens typed by a client cannot forge turns.
 
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import { importOptional } from '../io/optional.js';
 import { loadModel, type LoadedModel } from '../hub/load.js';
 import { ChatTemplate, type ChatMessage } from './chat-template.js';
 import { Batcher, QueueFullError, type BatchResult } from './batcher.js';
@@ -145,6 +146,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const created = Math.floor(Date.now() / 1000);
   const context = model.config.context;
 
+  // fastify is an optional peer dependency (npm install fastify): imported here, not when Kiln loads.
+  const { default: Fastify } = await importOptional('fastify', 'The HTTP server (kiln serve, startServer)', () => import('fastify'));
   const app = Fastify({
     logger: options.logger ?? false,
     bodyLimit: maxBodyBytes,

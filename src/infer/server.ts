@@ -126,6 +126,9 @@ function errorBody(message: string, type: string, param: string | null, code: st
  * ```
  */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  // fastify is an optional peer dependency (npm install fastify), imported here rather than when Kiln loads; first,
+  // so that its absence is said before a model loads.
+  const { default: Fastify } = await importOptional('fastify', 'The HTTP server (kiln serve, startServer)', () => import('fastify'));
   const loaded = typeof options.model === 'string' ? loadModel(options.model) : options.model;
   const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
   const maxTokensLimit = options.maxTokensLimit ?? 512;
@@ -146,8 +149,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const created = Math.floor(Date.now() / 1000);
   const context = model.config.context;
 
-  // fastify is an optional peer dependency (npm install fastify): imported here, not when Kiln loads.
-  const { default: Fastify } = await importOptional('fastify', 'The HTTP server (kiln serve, startServer)', () => import('fastify'));
   const app = Fastify({
     logger: options.logger ?? false,
     bodyLimit: maxBodyBytes,

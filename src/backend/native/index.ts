@@ -16,7 +16,7 @@ export interface NativeInfo { isa: string; threads: number }
 export interface NativeLoad { backend?: Backend; info?: NativeInfo; error?: string }
 
 /** The raw addon: one function per kernel, float32 only (see native/binding.c). */
-interface Addon {
+export interface Addon {
   fill(out: Float32Array, value: number): void;
   copy(src: Float32Array, dst: Float32Array): void;
   unary(op: number, x: Float32Array, out: Float32Array): void;
@@ -335,8 +335,11 @@ export function nativeSource(): NativeSource | undefined {
   return source;
 }
 
-/** The first addon that loads, in the order KILN_NATIVE_PATH, prebuilt, built at install; else why none did. */
-function findAddon(): { addon?: Addon; source?: NativeSource; error?: string } {
+/**
+ * The first addon that loads, in the order KILN_NATIVE_PATH, prebuilt, built at install, in Kiln's folder `root`;
+ * else why none did. Loads but does not start it (loadNativeBackend does).
+ */
+export function findAddon(root = packageRoot()): { addon?: Addon; source?: NativeSource; error?: string } {
   const custom = process.env.KILN_NATIVE_PATH;
   if (custom && custom.trim() !== '') {
     const path = resolve(custom);
@@ -344,7 +347,6 @@ function findAddon(): { addon?: Addon; source?: NativeSource; error?: string } {
     const r = requireAddon(path);
     return r.addon ? { addon: r.addon, source: { path, kind: 'KILN_NATIVE_PATH' } } : { error: r.error };
   }
-  const root = packageRoot();
   const failures: string[] = [];
   for (const path of prebuiltCandidates(root)) {
     const r = requireAddon(path);

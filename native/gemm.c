@@ -305,7 +305,7 @@ static inline __m512i bf16_bits512(__m512 x) {
   return _mm512_mask_or_epi32(r, nan, u, _mm512_set1_epi32(0x00400000));
 }
 
-/* dst[r] = pair(e[r], o[r]) for r < n and 0 for n <= r < P (P a multiple of 16); o NULL gives a zero high half. */
+/* dst[r] = pair(e[r], o[r]) for r < n and 0 for n <= r < P; o NULL gives a zero high half. */
 __attribute__((target("avx512f")))
 static void pair_row_512(const float *e, const float *o, int n, int P, uint32_t *dst) {
   for (int r = 0; r < P; r += 16) {
@@ -332,7 +332,7 @@ static void round_panel_512(float *x, size_t n) {
 
 static void pair_row(const float *e, const float *o, int n, int P, uint32_t *dst) {
 #ifdef KILN_X86
-  if (kiln_isa() >= KILN_ISA_AVX512 && P % 16 == 0) { pair_row_512(e, o, n, P, dst); return; }
+  if (kiln_isa() >= KILN_ISA_AVX512) { pair_row_512(e, o, n, P, dst); return; }
 #endif
   for (int r = 0; r < P; r++)
     dst[r] = r < n ? (bf16_bits(e[r]) >> 16) | (o ? bf16_bits(o[r]) & 0xffff0000u : 0u) : 0u;

@@ -87,9 +87,10 @@ const jobs: Record<string, (p: Params) => Record<string, unknown> | Promise<Reco
   },
   gpt(p) {
     const s = { V: Number(p.V), T: Number(p.T), L: Number(p.L), H: Number(p.H), C: Number(p.C), B: Number(p.B) };
-    const r = runGPTSteps(s, { warmup: Number(p.warmup), steps: Number(p.steps) });
+    const r = runGPTSteps(s, { warmup: Number(p.warmup), steps: Number(p.steps),
+      precision: p.precision === 'bf16' ? 'bf16' : 'float32', checkpoint: p.checkpoint === true });
     return { ms_per_step: r.msPerStep, params: r.params, first_loss: r.firstLoss, last_loss: r.lastLoss,
-      rss_growth_mb: r.rssGrowthMB, rss_exact: r.rssExact };
+      rss_growth_mb: r.rssGrowthMB, rss_exact: r.rssExact, peak_rss_mb: r.peakRssMB };
   },
   t4(p) {
     const r = runT4({ repeats: Number(p.repeats ?? 5) });

@@ -237,6 +237,8 @@ export function resolveSettings(flags: Partial<PretrainSettings>, file: Partial<
   if (s.width % s.heads !== 0) throw new Error(`--width (${s.width}) must be a multiple of --heads (${s.heads})`);
   checkArch(s);
   if (s.dropout >= 1) throw new Error(`--dropout must be below 1, got ${s.dropout}`);
+  if (s.precision !== 'float32' && s.precision !== 'bf16') throw new Error(`--precision must be float32 or bf16, got '${String(s.precision)}'`);
+  if (typeof s.checkpointActivations !== 'boolean') throw new Error(`--checkpoint-activations is a switch (true or false), got ${JSON.stringify(s.checkpointActivations)}`);
   if (s.minLr > 1) throw new Error(`--min-lr is a fraction of --lr and must be at most 1, got ${s.minLr}`);
   if (s.beta2 >= 1) throw new Error(`--beta2 must be below 1, got ${s.beta2}`);
   if (s.valFraction <= 0 || s.valFraction >= 1) throw new Error(`--val-fraction must be above 0 and below 1, got ${s.valFraction}`);

@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as kiln from '../../src/index.js';
+import { gradcheck } from '../helpers/gradcheck.js';
 
 type Arch = 'gpt' | 'llama';
 
@@ -81,4 +82,12 @@ test('checkpointActivations leaves KV-cache decoding unchanged', () => {
   const plain = Array.from(gpt.generate(prompt, 6, { temperature: 0 }).storage);
   gpt.checkpointActivations = true;
   assert.deepEqual(Array.from(gpt.generate(prompt, 6, { temperature: 0 }).storage), plain);
+});
+
+test('gradcheck (float64): a checkpointed function of two inputs against finite differences', () => {
+  const w = kiln.randn([4, 6], { dtype: 'float64', generator: new kiln.Generator(2) });
+  const f = (a: kiln.Tensor, b: kiln.Tensor): kiln.Tensor => kiln.layerNorm(a.matmul(w).tanh().mul(b), [6]);
+  gradcheck('checkpoint', (a, b) => kiln.nn.checkpoint(f, a, b),
+    [kiln.randn([3, 4], { dtype: 'float64', generator: new kiln.Generator(3) }).requiresGrad_(),
+      kiln.randn([3, 6], { dtype: 'float64', generator: new kiln.Generator(4) }).requiresGrad_()]);
 });

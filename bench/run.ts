@@ -1,7 +1,7 @@
 // Kiln's reference workloads (BENCHMARKS.md), side by side with PyTorch on the same machine in the same run.
 //
 //   npm run bench                         every workload, 5 rounds
-//   npm run bench -- T1 T3                only those (ids: T1 T1api MLP T2 T3 T3b T3bf16 T3bbf16 T3bckpt T4 S1 S1soak D1)
+//   npm run bench -- T1 T3                only those (ids: T1 T1api MLP T2 T3 T3b GEMMbf16 T3bf16 T3bbf16 T3bckpt T4 S1 S1soak D1)
 //   KILN_SOAK_S=N                         S1soak's duration in seconds (default 600; 20 with --quick)
 //   npm run bench -- --quick              (or KILN_BENCH_QUICK=1) a smoke run: 2 rounds, small sizes, not publishable
 //   npm run bench -- ttq                  time to quality (minutes to an hour; runs only when named): the default
@@ -329,6 +329,28 @@ function gptVariant(id: string, s: GPTShape, a: { label: string; mode: Record<st
   };
 }
 
+/** GEMMbf16: the GEMMs of a T3b step (GPT Conv1D layout: x @ W, dx = g @ W^T, dW = x^T @ g; the tied head) in float32 and bf16. */
+function gemmBf16Rows(): Row[] {
+  const { C, B, T, V } = T3B;
+  const R = B * T;
+  const shapes: [string, boolean, boolean, number, number, number][] = [
+    ['qkv forward', false, false, R, 3 * C, C], ['mlp up forward', false, false, R, 4 * C, C], ['mlp down forward', false, false, R, C, 4 * C],
+    ['mlp up dx', false, true, R, C, 4 * C], ['mlp down dx', false, true, R, 4 * C, C],
+    ['mlp up dW (long K)', true, false, C, 4 * C, R], ['mlp down dW (long K)', true, false, 4 * C, C, R],
+    ['head forward', false, true, R, V, C], ['head dx', false, false, R, C, V], ['head dW (long K)', true, false, V, C, R],
+  ];
+  const rounds: Result[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    process.stderr.write(`  GEMMbf16: round ${r + 1}/${ROUNDS}\r`);
+    rounds.push(kilnJob('gemmbf16', { shapes, ...S.t1Timing }));
+  }
+  notes.push(`GEMMbf16: the GEMMs of one T3b step (${R} rows, C=${C}, V=${V}), GFLOP/s in float32 and bf16 (gemmBf16: bf16 inputs, float32 accumulation), alternating in one process per round.`);
+  return shapes.flatMap(([name]) => [
+    { id: 'GEMMbf16', workload: `${name} (M, N, K as in the step), float32`, unit: 'GFLOP/s', kiln: fig(rounds, (x) => x[`${name} float32`]) },
+    { id: 'GEMMbf16', workload: `${name}, bf16`, unit: 'GFLOP/s', kiln: fig(rounds, (x) => x[`${name} bf16`]) },
+  ]);
+}
+
 const F32 = { label: 'float32', mode: { precision: 'float32' } };
 const BF16 = { label: 'bf16 (kiln.autocast)', mode: { precision: 'bf16' } };
 
@@ -485,6 +507,7 @@ const WORKLOADS: { id: string; needsTorch: boolean; run: () => Row[]; onlyWhenNa
   { id: 'T2', needsTorch: true, run: t2 },
   { id: 'T3', needsTorch: true, run: gptWorkload('T3', T3) },
   { id: 'T3b', needsTorch: true, run: gptWorkload('T3b', T3B) },
+  { id: 'GEMMbf16', needsTorch: false, run: gemmBf16Rows },
   { id: 'T3bf16', needsTorch: false, run: gptVariant('T3bf16', T3, F32, BF16) },
   { id: 'T3bbf16', needsTorch: false, run: gptVariant('T3bbf16', T3B, F32, BF16) },
   { id: 'T3bckpt', needsTorch: false, run: gptVariant('T3bckpt', T3B, F32, { label: 'float32, checkpointed blocks', mode: { checkpoint: true } }) },

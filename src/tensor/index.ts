@@ -5,6 +5,7 @@ export {
   noGrad, enableGrad, isGradEnabled, registeredOps, defineOp, record, activationScope, clearGrad, onGradReady,
   type BackwardFn, type BackwardOptions,
 } from './autograd.js';
+export { autocast, autocastPrecision, parsePrecision, type Precision } from './autocast.js';
 export { releaseCachedMemory, cachedMemoryBytes } from './storage.js';
 export { Generator, manualSeed, defaultGenerator, type GeneratorState } from './random.js';
 export {

@@ -117,6 +117,11 @@ export interface TrainerOptions<B = Batch> {
   gradAccumulation?: number;
   /** Clip the global gradient norm to this value. */
   clipGradNorm?: number;
+  /**
+   * Precision of the matrix products in the loss and its backward (kiln.autocast): 'float32' (default) or 'bf16'
+   * (bfloat16 inputs, float32 accumulation; weights, gradients and optimizer state stay float32).
+   */
+  precision?: 'float32' | 'bf16';
   /** Evaluate every N steps (default: at the end of each epoch, and at the end of training). */
   evalEvery?: number;
   /** Write a metrics line every N steps (default 10). */
@@ -211,6 +216,9 @@ export function checkOptions<B>(o: TrainerOptions<B>): void {
   posInt(o.gradAccumulation, 'gradAccumulation');
   posInt(o.evalEvery, 'evalEvery');
   posInt(o.logEvery, 'logEvery');
+  if (o.precision !== undefined && o.precision !== 'float32' && o.precision !== 'bf16') {
+    throw new Error(`Trainer: precision must be 'float32' or 'bf16', got '${String(o.precision)}'`);
+  }
   if (o.clipGradNorm !== undefined && !(o.clipGradNorm > 0)) throw new Error(`Trainer: clipGradNorm must be positive, got ${o.clipGradNorm}`);
   if (o.earlyStopping) {
     posInt(o.earlyStopping.patience, 'earlyStopping.patience');

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { makeDirs } from '../io/atomic.js';
 import { join } from 'node:path';
-import { defaultGenerator, type Tensor } from '../tensor/index.js';
+import { autocast, defaultGenerator, type Tensor } from '../tensor/index.js';
 import type { Optimizer } from '../optim/index.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { listCheckpoints, pruneCheckpoints, writeCheckpoint, type JSONValue, type TrainerState } from './checkpoint.js';
@@ -100,9 +100,9 @@ export class Trainer<B = Batch> {
   /** The learning rate of the first parameter group. */
   get lr(): number { return this.optimizer.paramGroups[0].lr; }
 
-  /** Runs the loss on a batch: { loss, output?, target? }. */
+  /** Runs the loss on a batch in the run's precision (its backward keeps it): { loss, output?, target? }. */
   computeLoss(batch: B): { loss: Tensor; output?: Tensor; target?: Tensor } {
-    return computeLoss(this.options, this.model, batch);
+    return autocast(this.options.precision ?? 'float32', () => computeLoss(this.options, this.model, batch));
   }
 
   /**

@@ -69,6 +69,10 @@ export interface Addon {
   setIsa(name: string): boolean;
   setThreads(n: number): void;
   gemmTune(mc: number, kc: number, nc: number): void;
+  gemmBf16?(transA: boolean, transB: boolean, batch: number, M: number, N: number, K: number, alpha: number,
+    A: Float32Array, strideA: number, B: Float32Array, strideB: number, beta: number, C: Float32Array, strideC: number): void;
+  bf16Info?(): { supported: boolean; active: boolean };
+  setBf16?(on: boolean): boolean;
   memoryInit(bound: number): number;
   memoryRelease(): void;
   memoryAdviseHuge?(buffer: ArrayBuffer): void;
@@ -157,6 +161,10 @@ function wrap(n: Addon): Backend {
       if (f32(A) && f32(B) && f32(C)) n.gemm(transA, transB, batch, M, N, K, alpha, A, strideA, B, strideB, beta, C, strideC);
       else js.gemm(transA, transB, batch, M, N, K, alpha, A, strideA, B, strideB, beta, C, strideC);
     },
+    gemmBf16: n.gemmBf16
+      ? (transA, transB, batch, M, N, K, alpha, A, strideA, B, strideB, beta, C, strideC) =>
+        n.gemmBf16!(transA, transB, batch, M, N, K, alpha, A, strideA, B, strideB, beta, C, strideC)
+      : undefined,
     softmax(x, rows, cols, log, out) {
       if (f32(x) && f32(out)) n.softmax(x, rows, cols, log, out); else js.softmax(x, rows, cols, log, out);
     },
@@ -269,6 +277,10 @@ export interface NativeControls {
   setThreads(n: number): void;
   /** GEMM cache blocking (0 keeps the default): MC rows of A, KC depth, NC columns of B. */
   gemmTune(mc: number, kc: number, nc: number): void;
+  /** Whether the CPU has AVX512_BF16 (vdpbf16ps) and whether bf16 GEMMs use it now. */
+  bf16Info(): { supported: boolean; active: boolean };
+  /** Turns the vdpbf16ps path on or off (off: the rounded float32 fallback); false when on is asked and unsupported. */
+  setBf16(on: boolean): boolean;
 }
 
 let cached: (NativeLoad & { addon?: Addon }) | undefined;
@@ -419,6 +431,8 @@ export function nativeControls(): NativeControls | undefined {
     setIsa: (name) => a.setIsa(name),
     setThreads: (t) => a.setThreads(t),
     gemmTune: (mc, kc, nc) => a.gemmTune(mc, kc, nc),
+    bf16Info: () => a.bf16Info?.() ?? { supported: false, active: false },
+    setBf16: (on) => a.setBf16?.(on) ?? !on,
   };
 }
 

@@ -19,7 +19,7 @@ static void vtanh(const float *x, float *out, size_t n) {
   for (size_t i = 0; i < n; i++) out[i] = 2.0f * x[i];
   size_t k = kiln_vunary(U_SIGMOID, 0, out, NULL, out, n);
   for (size_t i = 0; i < k; i++) out[i] = 2.0f * out[i] - 1.0f;
-  for (size_t i = k; i < n; i++) out[i] = tanhf(x[i]);
+  for (size_t i = k; i < n; i++) out[i] = tanhf(0.5f * out[i]); /* out holds 2x (exact); x may be out */
 }
 
 typedef struct {

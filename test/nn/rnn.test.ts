@@ -197,7 +197,7 @@ test('the fused LSTM and GRU sequence ops match their composed reference in floa
     const [refH, refC] = composed(kind, xp, w, b, h0, c0);
     const outH = fused.narrow(0, 0, 4);
     const wts = kiln.randn(outH.shape, { generator: gen });
-    const close = (a: Tensor, e: Tensor, what: string): void => assertClose(a, { shape: e.shape, data: [...e.data()] }, what, 1e-4, 1e-5);
+    const close = (a: Tensor, e: Tensor, what: string): void => assertClose(a, { shape: [...e.shape], data: [...e.data()] }, what, 1e-4, 1e-5);
     close(outH, refH, `${kind} h`);
     if (kind === 'LSTM') close(fused.narrow(0, 4, 1).squeeze(0), refC, 'LSTM c_T');
     const lossOf = (h: Tensor, c: Tensor | null): Tensor => (c ? h.mul(wts).sum().add(c.sum()) : h.mul(wts).sum());

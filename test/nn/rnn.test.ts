@@ -211,3 +211,15 @@ test('the fused LSTM and GRU sequence ops match their composed reference in floa
     gf.forEach((g, i) => close(g, gr[i], `${kind} grad of input ${i}`));
   }
 });
+
+test('retainGraph keeps the saved buffers: a second backward gives the same gradients again', () => {
+  for (const m of [new nn.LSTM(3, 4, { numLayers: 2 }), new nn.GRU(3, 4), new nn.RNN(3, 4)] as AnyRnn[]) {
+    const x = kiln.randn([5, 2, 3]);
+    const loss = (m.forward(x)[0] as Tensor).square().sum();
+    loss.backward(undefined, { retainGraph: true });
+    const first = m.parameters().map((p) => [...p.grad!.data()]);
+    for (const p of m.parameters()) p.grad = null;
+    loss.backward();
+    m.parameters().forEach((p, i) => assert.deepEqual([...p.grad!.data()], first[i]));
+  }
+});

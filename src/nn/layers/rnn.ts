@@ -7,7 +7,7 @@ import type { DType } from '../../backend/index.js';
 import { zeros } from '../../tensor/creation.js';
 import { linear } from '../../tensor/ops/matmul.js';
 import { dropout } from '../../tensor/ops/nn-ops.js';
-import { gruSequence, lstmSequence, rnnSequence, type RnnNonlinearity } from '../../tensor/ops/rnn.js';
+import { gruSequenceOwned, lstmSequenceOwned, rnnSequenceOwned, type RnnNonlinearity } from '../../tensor/ops/rnn.js';
 import { cat } from '../../tensor/ops/shape-ops.js';
 import type { Generator } from '../../tensor/random.js';
 import { fmt } from '../../tensor/shape.js';
@@ -143,19 +143,25 @@ abstract class RNNBase extends Module {
     return { output: input, h: cat(hs, 0), c: c0 ? cat(cs, 0) : null };
   }
 
-  /** One layer in one direction: the input projection for every step, then the recurrence. */
+  /**
+   * One layer in one direction: the input projection for every step (one GEMM), then the recurrence, which takes
+   * over the projection's buffer. LSTM and RNN add b_hh to every step's pre-activation, so it folds into the
+   * projection's bias; GRU's b_hn sits inside r * (...), so GRU keeps b_hh in the recurrence.
+   */
   private direction(x: Tensor, sfx: string, reverse: boolean, h0: Tensor, c0: Tensor | null): LayerResult {
-    const xproj = linear(x, this.param(`weight_ih${sfx}`)!, this.param(`bias_ih${sfx}`));
-    const whh = this.param(`weight_hh${sfx}`)!;
+    const bih = this.param(`bias_ih${sfx}`);
     const bhh = this.param(`bias_hh${sfx}`);
+    const whh = this.param(`weight_hh${sfx}`)!;
+    const fold = this.kind !== 'GRU' && bih !== null && bhh !== null;
+    const xproj = linear(x, this.param(`weight_ih${sfx}`)!, fold ? bih.add(bhh) : bih);
     const T = x.shape[0];
     const last = reverse ? 0 : T - 1;
     if (this.kind === 'LSTM') {
-      const y = lstmSequence(xproj, whh, bhh, h0, c0!, reverse); // (T + 1, B, H)
+      const y = lstmSequenceOwned(xproj, whh, null, h0, c0!, reverse); // (T + 1, B, H)
       return { output: y.narrow(0, 0, T), h: y.narrow(0, last, 1), c: y.narrow(0, T, 1) };
     }
-    const y = this.kind === 'GRU' ? gruSequence(xproj, whh, bhh, h0, reverse)
-      : rnnSequence(xproj, whh, bhh, h0, (this as unknown as RNN).nonlinearity, reverse);
+    const y = this.kind === 'GRU' ? gruSequenceOwned(xproj, whh, bhh, h0, reverse)
+      : rnnSequenceOwned(xproj, whh, fold ? null : bhh, h0, (this as unknown as RNN).nonlinearity, reverse);
     return { output: y, h: y.narrow(0, last, 1), c: null };
   }
 

@@ -7,7 +7,7 @@
 import { backend, type FloatArray } from '../../backend/index.js';
 import { defineOp, record } from '../autograd.js';
 import { fmt } from '../shape.js';
-import { allocFloat, allocFloatUninit, fillRows } from '../storage.js';
+import { allocFloat, allocFloatUninit, fillRows, recycle } from '../storage.js';
 import { Tensor } from '../tensor.js';
 import { requireFloat } from './elementwise.js';
 
@@ -48,12 +48,16 @@ const at = (buf: FloatArray, i: number, n: number): FloatArray => buf.subarray(i
 const timeOf = (s: number, T: number, reverse: boolean): number => (reverse ? T - 1 - s : s);
 const prevOf = (t: number, reverse: boolean): number => (reverse ? t + 1 : t - 1);
 
-/** gates (T*B, G*H) = xproj + the bias on every row. */
-function withBias(xproj: Tensor, bias: Tensor | null, d: Dims): FloatArray {
+/**
+ * gates (T*B, G*H) = xproj + the bias on every row: a new buffer, or xproj's own storage when the caller owns
+ * xproj (an nn layer's input projection, which nothing else reads: linear's backward does not need its output).
+ */
+function withBias(xproj: Tensor, bias: Tensor | null, d: Dims, owned: boolean): FloatArray {
   const rows = d.T * d.B;
-  const out = allocFloatUninit(xproj.dtype, xproj.size); // (T, B, G*H)
-  if (bias) backend().binary('add', xproj.storage, [rows, d.G * d.H], bias.storage, [1, d.G * d.H], out, [rows, d.G * d.H]);
-  else out.set(xproj.storage as FloatArray);
+  const x = xproj.storage as FloatArray;
+  const out = owned ? x : allocFloatUninit(xproj.dtype, xproj.size); // (T, B, G*H)
+  if (bias) backend().binary('add', x, [rows, d.G * d.H], bias.storage, [1, d.G * d.H], out, [rows, d.G * d.H]);
+  else if (!owned) out.set(x);
   return out;
 }
 
@@ -103,7 +107,19 @@ const inputsOf = (...ts: (Tensor | null)[]): Tensor[] => ts.filter((t): t is Ten
  * order, row T is the final cell state. reverse runs from t = T-1 down to 0 (the backward direction).
  */
 export const lstmSequence = defineOp('lstmSequence', (xproj: Tensor, weightHh: Tensor, biasHh: Tensor | null,
-  h0: Tensor, c0: Tensor, reverse = false): Tensor => {
+  h0: Tensor, c0: Tensor, reverse = false): Tensor => lstmImpl(xproj, weightHh, biasHh, h0, c0, reverse, false));
+
+/**
+ * lstmSequence for the nn layers, which own xproj: its storage becomes the gates buffer (no copy), so the caller
+ * must not read xproj afterwards.
+ */
+export function lstmSequenceOwned(xproj: Tensor, weightHh: Tensor, biasHh: Tensor | null, h0: Tensor, c0: Tensor,
+  reverse: boolean): Tensor {
+  return lstmImpl(xproj, weightHh, biasHh, h0, c0, reverse, true);
+}
+
+function lstmImpl(xproj: Tensor, weightHh: Tensor, biasHh: Tensor | null, h0: Tensor, c0: Tensor, reverse: boolean,
+  owned: boolean): Tensor {
   const d = checkOperands('lstmSequence', 4, xproj, weightHh, biasHh, h0, c0);
   const { T, B, H } = d;
   const be = backend();
@@ -111,7 +127,7 @@ export const lstmSequence = defineOp('lstmSequence', (xproj: Tensor, weightHh: T
   const step = B * 4 * H;
   const hs = B * H;
   const W = weightHh.storage as FloatArray; // (4H, H)
-  const gates = withBias(xproj, biasHh, d); // (T, B, 4H): pre-activations, then activations
+  const gates = withBias(xproj, biasHh, d, owned); // (T, B, 4H): pre-activations, then activations
   const y = allocFloatUninit(dt, (T + 1) * hs); // (T + 1, B, H)
   const cs = allocFloatUninit(dt, T * hs); // (T, B, H)
   for (let s = 0; s < T; s++) {
@@ -147,17 +163,31 @@ export const lstmSequence = defineOp('lstmSequence', (xproj: Tensor, weightHh: T
         be.gemm(false, false, 1, B, H, 4 * H, 1, dgt, 0, W, 0, 0, dh0, 0);
       }
     }
-    return grads(xproj, dgates, weightHh, () => weightGrad(dgates, y, h0.storage as FloatArray, d, reverse, dt),
+    const out = grads(xproj, dgates, weightHh, () => weightGrad(dgates, y, h0.storage as FloatArray, d, reverse, dt),
       biasHh, () => biasGrad(dgates, T * B, 4 * H, dt), h0, () => dh0!, c0, () => dc);
+    recycle(dh);
+    if (!c0.requiresGrad) recycle(dc);
+    if (!xproj.requiresGrad) recycle(dgates);
+    return out;
+  }, () => {
+    recycle(cs);
+    if (!owned) recycle(gates);
   });
-});
+}
 
 /**
  * A GRU layer over a whole sequence, time-major. xproj (T, B, 3H) = x W_ih^T + b_ih for every step;
  * weightHh (3H, H); biasHh (3H) or null; h0 (B, H). Returns h_t for every step, (T, B, H), in time order.
  */
 export const gruSequence = defineOp('gruSequence', (xproj: Tensor, weightHh: Tensor, biasHh: Tensor | null,
-  h0: Tensor, reverse = false): Tensor => {
+  h0: Tensor, reverse = false): Tensor => gruImpl(xproj, weightHh, biasHh, h0, reverse, false));
+
+/** gruSequence for the nn layers, which own xproj: its storage becomes the gate buffer (no copy). */
+export function gruSequenceOwned(xproj: Tensor, weightHh: Tensor, biasHh: Tensor | null, h0: Tensor, reverse: boolean): Tensor {
+  return gruImpl(xproj, weightHh, biasHh, h0, reverse, true);
+}
+
+function gruImpl(xproj: Tensor, weightHh: Tensor, biasHh: Tensor | null, h0: Tensor, reverse: boolean, owned: boolean): Tensor {
   const d = checkOperands('gruSequence', 3, xproj, weightHh, biasHh, h0, null);
   const { T, B, H } = d;
   const be = backend();
@@ -165,8 +195,7 @@ export const gruSequence = defineOp('gruSequence', (xproj: Tensor, weightHh: Ten
   const step = B * 3 * H;
   const hs = B * H;
   const W = weightHh.storage as FloatArray; // (3H, H)
-  const gx = allocFloatUninit(dt, T * step); // (T, B, 3H): x part, then activations r, z, n
-  gx.set(xproj.storage as FloatArray);
+  const gx = withBias(xproj, null, d, owned); // (T, B, 3H): x part, then activations r, z, n
   const gh = allocFloatUninit(dt, T * step); // (T, B, 3H): h W_hh^T + b_hh
   if (biasHh) fillRows(gh, biasHh.storage as FloatArray, T * B);
   const y = allocFloatUninit(dt, T * hs); // (T, B, H)
@@ -195,17 +224,35 @@ export const gruSequence = defineOp('gruSequence', (xproj: Tensor, weightHh: Ten
       be.gemm(false, false, 1, B, H, 3 * H, 1, dght, 0, W, 0, 1, dhp, 0);
       if (s > 0) be.binary('add', at(gy, p, hs), [hs], dhp, [hs], dh, [hs]);
     }
-    return grads(xproj, dgx, weightHh, () => weightGrad(dgh, y, h0.storage as FloatArray, d, reverse, dt),
+    const out = grads(xproj, dgx, weightHh, () => weightGrad(dgh, y, h0.storage as FloatArray, d, reverse, dt),
       biasHh, () => biasGrad(dgh, T * B, 3 * H, dt), h0, () => dhp);
+    recycle(dgh);
+    recycle(dh);
+    if (!xproj.requiresGrad) recycle(dgx);
+    if (!h0.requiresGrad) recycle(dhp);
+    return out;
+  }, () => {
+    recycle(gh);
+    if (!owned) recycle(gx);
   });
-});
+}
 
 /**
  * A plain (Elman) RNN layer over a whole sequence, time-major: h_t = act(xproj_t + h_{t-1} W_hh^T + b_hh).
  * xproj (T, B, H); weightHh (H, H); biasHh (H) or null; h0 (B, H). Returns h_t for every step, (T, B, H).
  */
 export const rnnSequence = defineOp('rnnSequence', (xproj: Tensor, weightHh: Tensor, biasHh: Tensor | null,
-  h0: Tensor, nonlinearity: RnnNonlinearity = 'tanh', reverse = false): Tensor => {
+  h0: Tensor, nonlinearity: RnnNonlinearity = 'tanh', reverse = false): Tensor =>
+  rnnImpl(xproj, weightHh, biasHh, h0, nonlinearity, reverse, false));
+
+/** rnnSequence for the nn layers, which own xproj: its storage holds the pre-activations (no copy). */
+export function rnnSequenceOwned(xproj: Tensor, weightHh: Tensor, biasHh: Tensor | null, h0: Tensor,
+  nonlinearity: RnnNonlinearity, reverse: boolean): Tensor {
+  return rnnImpl(xproj, weightHh, biasHh, h0, nonlinearity, reverse, true);
+}
+
+function rnnImpl(xproj: Tensor, weightHh: Tensor, biasHh: Tensor | null, h0: Tensor, nonlinearity: RnnNonlinearity,
+  reverse: boolean, owned: boolean): Tensor {
   if (nonlinearity !== 'tanh' && nonlinearity !== 'relu') {
     throw new Error(`rnnSequence: nonlinearity must be 'tanh' or 'relu', got '${String(nonlinearity)}'`);
   }
@@ -215,7 +262,7 @@ export const rnnSequence = defineOp('rnnSequence', (xproj: Tensor, weightHh: Ten
   const dt = xproj.dtype;
   const hs = B * H;
   const W = weightHh.storage as FloatArray; // (H, H)
-  const pre = withBias(xproj, biasHh, d); // (T, B, H): pre-activations
+  const pre = withBias(xproj, biasHh, d, owned); // (T, B, H): pre-activations
   const y = allocFloatUninit(dt, T * hs); // (T, B, H)
   for (let s = 0; s < T; s++) {
     const t = timeOf(s, T, reverse);
@@ -239,7 +286,12 @@ export const rnnSequence = defineOp('rnnSequence', (xproj: Tensor, weightHh: Ten
       if (s > 0) dh.set(at(gy, p, hs));
       be.gemm(false, false, 1, B, H, H, 1, dpt, 0, W, 0, s > 0 ? 1 : 0, dh, 0);
     }
-    return grads(xproj, dpre, weightHh, () => weightGrad(dpre, y, h0.storage as FloatArray, d, reverse, dt),
+    const out = grads(xproj, dpre, weightHh, () => weightGrad(dpre, y, h0.storage as FloatArray, d, reverse, dt),
       biasHh, () => biasGrad(dpre, T * B, H, dt), h0, () => dh);
+    if (!h0.requiresGrad) recycle(dh);
+    if (!xproj.requiresGrad) recycle(dpre);
+    return out;
+  }, () => {
+    if (!owned) recycle(pre);
   });
-});
+}

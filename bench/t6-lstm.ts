@@ -33,8 +33,9 @@ export class CharLSTM extends nn.Module {
     this.head = new nn.Linear(s.H, vocab);
   }
 
+  /** Logits (B, T, vocab). The forward runs in an activationScope: its intermediates go back to the pool after backward. */
   forward(idx: kiln.Tensor): kiln.Tensor {
-    return this.head.forward(this.lstm.forward(this.embed.forward(idx))[0]);
+    return kiln.activationScope(() => this.head.forward(this.lstm.forward(this.embed.forward(idx))[0]), (y) => [y]);
   }
 }
 

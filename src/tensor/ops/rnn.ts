@@ -70,12 +70,14 @@ function weightGrad(dgates: FloatArray, hs: FloatArray, h0: FloatArray, d: Dims,
   const GH = G * H;
   const dW = allocFloatUninit(dtype, GH * H); // (G*H, H)
   const first = reverse ? T - 1 : 0;
-  backend().gemm(true, false, 1, GH, H, B, 1, at(dgates, first, B * GH), 0, h0, 0, 0, dW, 0);
+  // The usual zero initial state adds nothing: skip its product (a K = B GEMM that costs more than its size says).
+  const h0Zero = h0.every((v) => v === 0);
   if (T > 1) {
     const dg = reverse ? dgates.subarray(0, (T - 1) * B * GH) : dgates.subarray(B * GH); // (T-1, B, G*H)
     const hp = reverse ? hs.subarray(B * H, T * B * H) : hs.subarray(0, (T - 1) * B * H); // (T-1, B, H)
-    backend().gemm(true, false, 1, GH, H, (T - 1) * B, 1, dg, 0, hp, 0, 1, dW, 0);
+    backend().gemm(true, false, 1, GH, H, (T - 1) * B, 1, dg, 0, hp, 0, 0, dW, 0);
   }
+  if (T === 1 || !h0Zero) backend().gemm(true, false, 1, GH, H, B, 1, at(dgates, first, B * GH), 0, h0, 0, T > 1 ? 1 : 0, dW, 0);
   return dW;
 }
 

@@ -223,3 +223,15 @@ test('retainGraph keeps the saved buffers: a second backward gives the same grad
     m.parameters().forEach((p, i) => assert.deepEqual([...p.grad!.data()], first[i]));
   }
 });
+
+test('inference under noGrad gives the recording forward pass its buffers back and the same outputs', () => {
+  const m = new nn.LSTM(5, 24, { numLayers: 2, bidirectional: true });
+  const g = new nn.GRU(5, 24);
+  const x = kiln.randn([6, 3, 5]);
+  const want = [m.forward(x)[0].data(), g.forward(x)[0].data()];
+  for (let i = 0; i < 3; i++) {
+    const got = kiln.noGrad(() => [m.forward(x)[0].data(), g.forward(x)[0].data()]);
+    assert.deepEqual(got, want);
+  }
+  assert.deepEqual([m.forward(x)[0].data(), g.forward(x)[0].data()], want);
+});

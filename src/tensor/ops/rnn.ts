@@ -7,7 +7,7 @@
 import { backend, type FloatArray } from '../../backend/index.js';
 import { defineOp, record } from '../autograd.js';
 import { fmt } from '../shape.js';
-import { allocFloat, allocFloatUninit, fillRows, recycle } from '../storage.js';
+import { allocationScopeOpen, allocFloat, allocFloatUninit, fillRows, recycle as poolRecycle } from '../storage.js';
 import { Tensor } from '../tensor.js';
 import { requireFloat } from './elementwise.js';
 
@@ -40,6 +40,14 @@ function checkOperands(op: string, G: number, xproj: Tensor, weightHh: Tensor, b
     if (t && t.dtype !== xproj.dtype) throw new Error(`${op}: ${name} is ${t.dtype} but xproj is ${xproj.dtype}`);
   }
   return { T, B, H, G };
+}
+
+/**
+ * Gives a private buffer back to the pool, except while an allocationScope is open: the scope hands back everything
+ * allocated inside it itself, and a buffer in the pool twice would end up behind two tensors.
+ */
+function recycle(buf: FloatArray): void {
+  if (!allocationScopeOpen()) poolRecycle(buf);
 }
 
 /** Row block i of n elements: buf[i * n, (i + 1) * n). */
@@ -101,6 +109,15 @@ function grads(xproj: Tensor, dx: FloatArray, weightHh: Tensor, dW: () => FloatA
   return out;
 }
 
+/**
+ * The op's output, after giving its private saved buffers back to the pool at once when nothing was recorded
+ * (inference, noGrad): the release hook of its node would otherwise never run.
+ */
+function recordFreeing(out: Tensor, release: () => void): Tensor {
+  if (!out.node) release();
+  return out;
+}
+
 const inputsOf = (...ts: (Tensor | null)[]): Tensor[] => ts.filter((t): t is Tensor => t !== null);
 
 /**
@@ -143,7 +160,9 @@ function lstmImpl(xproj: Tensor, weightHh: Tensor, biasHh: Tensor | null, h0: Te
   }
   y.set(at(cs, timeOf(T - 1, T, reverse), hs), T * hs);
   const out = new Tensor(y, [T + 1, B, H]);
-  return record('lstmSequence', out, inputsOf(xproj, weightHh, biasHh, h0, c0), (g) => {
+  const scoped = allocationScopeOpen(); // the scope, if any, frees the forward's buffers itself
+  const release = (): void => { if (scoped) return; recycle(cs); if (!owned) recycle(gates); };
+  return recordFreeing(record('lstmSequence', out, inputsOf(xproj, weightHh, biasHh, h0, c0), (g) => {
     const gy = g.storage as FloatArray; // (T + 1, B, H)
     const dgates = allocFloatUninit(dt, T * step); // (T, B, 4H)
     const dh = allocFloatUninit(dt, hs); // (B, H): dLoss/dh_t of the current step
@@ -171,10 +190,7 @@ function lstmImpl(xproj: Tensor, weightHh: Tensor, biasHh: Tensor | null, h0: Te
     if (!c0.requiresGrad) recycle(dc);
     if (!xproj.requiresGrad) recycle(dgates);
     return out;
-  }, () => {
-    recycle(cs);
-    if (!owned) recycle(gates);
-  });
+  }, release), release);
 }
 
 /**
@@ -209,7 +225,9 @@ function gruImpl(xproj: Tensor, weightHh: Tensor, biasHh: Tensor | null, h0: Ten
     be.gruCell(at(gx, t, step), ght, hPrev, B, H, at(y, t, hs));
   }
   const out = new Tensor(y, [T, B, H]);
-  return record('gruSequence', out, inputsOf(xproj, weightHh, biasHh, h0), (g) => {
+  const scoped = allocationScopeOpen(); // the scope, if any, frees the forward's buffers itself
+  const release = (): void => { if (scoped) return; recycle(gh); if (!owned) recycle(gx); };
+  return recordFreeing(record('gruSequence', out, inputsOf(xproj, weightHh, biasHh, h0), (g) => {
     const gy = g.storage as FloatArray; // (T, B, H)
     const dgx = allocFloatUninit(dt, T * step); // (T, B, 3H)
     const dgh = allocFloatUninit(dt, T * step); // (T, B, 3H)
@@ -233,10 +251,7 @@ function gruImpl(xproj: Tensor, weightHh: Tensor, biasHh: Tensor | null, h0: Ten
     if (!xproj.requiresGrad) recycle(dgx);
     if (!h0.requiresGrad) recycle(dhp);
     return out;
-  }, () => {
-    recycle(gh);
-    if (!owned) recycle(gx);
-  });
+  }, release), release);
 }
 
 /**
@@ -274,7 +289,9 @@ function rnnImpl(xproj: Tensor, weightHh: Tensor, biasHh: Tensor | null, h0: Ten
     be.unary(nonlinearity, pt, at(y, t, hs));
   }
   const out = new Tensor(y, [T, B, H]);
-  return record('rnnSequence', out, inputsOf(xproj, weightHh, biasHh, h0), (g) => {
+  const scoped = allocationScopeOpen(); // the scope, if any, frees the forward's buffers itself
+  const release = (): void => { if (scoped) return; if (!owned) recycle(pre); };
+  return recordFreeing(record('rnnSequence', out, inputsOf(xproj, weightHh, biasHh, h0), (g) => {
     const gy = g.storage as FloatArray; // (T, B, H)
     const dpre = allocFloatUninit(dt, T * hs); // (T, B, H)
     const dh = allocFloat(dt, hs); // (B, H)
@@ -293,7 +310,5 @@ function rnnImpl(xproj: Tensor, weightHh: Tensor, biasHh: Tensor | null, h0: Ten
     if (!h0.requiresGrad) recycle(dh);
     if (!xproj.requiresGrad) recycle(dpre);
     return out;
-  }, () => {
-    if (!owned) recycle(pre);
-  });
+  }, release), release);
 }

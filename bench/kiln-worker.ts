@@ -8,6 +8,7 @@
 //   gpt       T3/T3b training steps (bench/t3-gpt.ts); precision and checkpoint select the variant
 //   gemmbf16  the GEMMs of a T3b step (forward, dx, dW; head included) in float32 and bf16, GFLOP/s per shape
 //   t4        generation (bench/t4-generate.ts)
+//   t6        the char-level LSTM language model (bench/t6-lstm.ts)
 //   s1        kiln serve: a 50-request burst and tokens/s at 16 streams vs 1 (bench/s1-serve.ts)
 //   s1soak    kiln serve: a soak of mixed traffic, failures and RSS growth (bench/s1-serve.ts)
 
@@ -18,6 +19,7 @@ import { RssGrowth } from './rss.js';
 import { runT2 } from './t2-mnist.js';
 import { runGPTSteps } from './t3-gpt.js';
 import { runT4 } from './t4-generate.js';
+import { runT6 } from './t6-lstm.js';
 import { runS1, runS1Soak } from './s1-serve.js';
 
 type Params = Record<string, unknown>;
@@ -113,6 +115,11 @@ const jobs: Record<string, (p: Params) => Record<string, unknown> | Promise<Reco
     return { model_generate_tokens_per_s: r.modelGenerateTokensPerSecond, infer_greedy_tokens_per_s: r.inferGreedyTokensPerSecond,
       infer_sampling_tokens_per_s: r.inferSamplingTokensPerSecond,
       sampling_cost_over_greedy: r.samplingCostOverGreedy, greedy_outputs_match: r.greedyOutputsMatch };
+  },
+  t6(p) {
+    const r = runT6({ warmup: Number(p.warmup ?? 10), steps: Number(p.steps ?? 20) });
+    return { tokens_per_s: r.tokensPerSecond, ms_per_step: r.msPerStep, params: r.params, first_loss: r.firstLoss,
+      last_loss: r.lastLoss };
   },
   s1: () => runS1(),
   s1soak: (p) => runS1Soak(Number(p.seconds ?? 600)),

@@ -1,7 +1,7 @@
 // Kiln's reference workloads (BENCHMARKS.md), side by side with PyTorch on the same machine in the same run.
 //
 //   npm run bench                         every workload, 5 rounds
-//   npm run bench -- T1 T3                only those (ids: T1 T1api MLP T2 T3 T3b GEMMbf16 T3bf16 T3bbf16 T3bckpt T4 S1 S1soak D1)
+//   npm run bench -- T1 T3                only those (ids: T1 T1api MLP T2 T3 T3b GEMMbf16 T3bf16 T3bbf16 T3bckpt T4 T6 S1 S1soak D1)
 //   KILN_SOAK_S=N                         S1soak's duration in seconds (default 600; 20 with --quick)
 //   npm run bench -- --quick              (or KILN_BENCH_QUICK=1) a smoke run: 2 rounds, small sizes, not publishable
 //   npm run bench -- ttq                  time to quality (minutes to an hour; runs only when named): the default
@@ -25,6 +25,7 @@ import { loadNativeBackend } from '../src/backend/native/index.js';
 import { median } from './stats.js';
 import { dumpMnist } from './t2-mnist.js';
 import { stepFlops, T3, T3B, type GPTShape } from './t3-gpt.js';
+import { brownChars } from './t6-lstm.js';
 import { timeTo, type TTQEval } from './ttq.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -46,6 +47,7 @@ const S = quick ? {
   t2: { max_batches: 5 } as { max_batches?: number },
   gpt: { warmup: 1, steps: 2 },
   t4: { repeats: 1 },
+  t6: { warmup: 2, steps: 3 },
   peakShape: [1024, 1024, 1024] as [number, number, number],
 } : {
   t1Shapes: [[256, 256, 256, 'square 256'], [512, 512, 512, 'square 512'], [1024, 1024, 1024, 'square 1024'],
@@ -57,6 +59,7 @@ const S = quick ? {
   t2: {} as { max_batches?: number },
   gpt: { warmup: 3, steps: 10 },
   t4: { repeats: 5 },
+  t6: { warmup: 10, steps: 20 },
   peakShape: [2048, 2048, 2048] as [number, number, number],
 };
 
@@ -264,6 +267,29 @@ function t2(): Row[] {
       ...(accuracy ? [{ id: 'T2', workload: 'MNIST MLP test accuracy', unit: '%', noRatio: true,
         kiln: fig(r.kiln, (x) => (typeof x.accuracy === 'number' ? x.accuracy * 100 : undefined)),
         torch: fig(r.py, (x) => (typeof x.accuracy === 'number' ? x.accuracy * 100 : undefined)) }] : []),
+    ];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function t6(): Row[] {
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-t6-'));
+  try {
+    const { ids, vocab } = brownChars();
+    const path = join(dir, 'brown_ids.bin');
+    writeFileSync(path, new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength));
+    const r = alternate('T6', () => kilnJob('t6', S.t6), () => pyJob('t6', { ids: path, vocab, ...S.t6 }));
+    const k = r.kiln.find((x) => typeof x.params === 'number');
+    const t = r.py.find((x) => typeof x.params === 'number');
+    notes.push(`T6: char-level LSTM LM (embedding 128, LSTM 2x256 batch-first, linear head, vocabulary ${vocab}), ` +
+      `Adam lr 2e-3, batch 32 x 128 random windows of the Brown text; median of ${S.t6.steps} steps after ` +
+      `${S.t6.warmup} warm-up steps per round` +
+      `${k ? `; Kiln ${k.params} parameters, loss ${Number(k.first_loss).toFixed(3)} -> ${Number(k.last_loss).toFixed(3)}` : ''}` +
+      `${t ? `; PyTorch ${t.params} parameters, loss ${Number(t.first_loss).toFixed(3)} -> ${Number(t.last_loss).toFixed(3)}` : ''}.`);
+    return [
+      { id: 'T6', workload: 'char-level LSTM LM training', unit: 'tokens/s', kiln: fig(r.kiln, (x) => x.tokens_per_s),
+        torch: fig(r.py, (x) => x.tokens_per_s) },
     ];
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -512,6 +538,7 @@ const WORKLOADS: { id: string; needsTorch: boolean; run: () => Row[]; onlyWhenNa
   { id: 'T3bbf16', needsTorch: false, run: gptVariant('T3bbf16', T3B, F32, BF16) },
   { id: 'T3bckpt', needsTorch: false, run: gptVariant('T3bckpt', T3B, F32, { label: 'float32, checkpointed blocks', mode: { checkpoint: true } }) },
   { id: 'T4', needsTorch: true, run: t4 },
+  { id: 'T6', needsTorch: true, run: t6 },
   { id: 'S1', needsTorch: false, run: s1 },
   { id: 'S1soak', needsTorch: false, run: s1soak },
   { id: 'D1', needsTorch: false, run: d1 },

@@ -4,7 +4,7 @@ Usage: python3 bench/torch_bench.py JOB 'JSON-PARAMS'  (one fresh process per ro
 Jobs: env (versions, threads, the OpenBLAS kernel in use), t1kernel (numpy and torch GEMM into a preallocated
 output, out=), t1api (numpy `a @ b` allocating: the first call in this process and the median of the following
 ones), mlp (an MLP training loop on random data, steps/s), t2 (the MNIST MLP on the split bench/run.ts writes),
-gpt (T3/T3b training steps). Threads: BENCH_THREADS (set by bench/run.ts to Kiln's thread count) for torch, and
+gpt (T3/T3b training steps), t6 (the char-level LSTM LM on the Brown ids bench/run.ts writes). Threads: BENCH_THREADS (set by bench/run.ts to Kiln's thread count) for torch, and
 OMP_NUM_THREADS / OPENBLAS_NUM_THREADS in the environment for OpenBLAS. Memory: RSS growth during the timed steps
 (VmHWM after the timed steps, with the high-water mark reset after warm-up, minus VmRSS after warm-up).
 """
@@ -329,7 +329,55 @@ def job_t2(p):
             "threads": torch.get_num_threads()}
 
 
-JOBS = {"env": job_env, "t1kernel": job_t1kernel, "t1api": job_t1api, "mlp": job_mlp, "t2": job_t2, "gpt": job_gpt}
+def job_t6(p):
+    """The char-level LSTM language model of T6 with the same model, loss, optimizer, batch and sequence as
+    bench/t6-lstm.ts, on the character ids bench/run.ts writes (int32, the Brown corpus); median step after warm-up."""
+    import numpy as np
+    torch, err = load_torch()
+    if torch is None:
+        return {"error": err}
+    torch.manual_seed(0)
+    ids = torch.from_numpy(np.fromfile(p["ids"], dtype=np.int32).astype(np.int64))
+    V, E, H, L, B, T = int(p["vocab"]), 128, 256, 2, 32, 128
+    warmup, steps = int(p.get("warmup", 10)), int(p.get("steps", 20))
+
+    class CharLSTM(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(V, E)
+            self.lstm = torch.nn.LSTM(E, H, num_layers=L, batch_first=True)
+            self.head = torch.nn.Linear(H, V)
+
+        def forward(self, idx):
+            return self.head(self.lstm(self.embed(idx))[0])
+
+    model = CharLSTM()
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    gen = torch.Generator().manual_seed(1)
+    offs = torch.arange(T + 1)
+    times, first, last = [], None, None
+    for i in range(warmup + steps):
+        starts = torch.randint(0, ids.numel() - T - 1, (B, 1), generator=gen)
+        w = ids[starts + offs]
+        x, y = w[:, :-1], w[:, 1:]
+        t0 = time.perf_counter()
+        opt.zero_grad()
+        loss = loss_fn(model(x).reshape(-1, V), y.reshape(-1))
+        loss.backward()
+        opt.step()
+        last = loss.item()
+        if i == 0:
+            first = last
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    ms = statistics.median(times) * 1000
+    return {"tokens_per_s": B * T / (ms / 1000), "ms_per_step": ms, "first_loss": first, "last_loss": last,
+            "params": sum(q.numel() for q in model.parameters()), "torch": torch.__version__,
+            "threads": torch.get_num_threads()}
+
+
+JOBS = {"env": job_env, "t1kernel": job_t1kernel, "t1api": job_t1api, "mlp": job_mlp, "t2": job_t2, "gpt": job_gpt, "t6": job_t6}
 
 
 def main():

@@ -555,6 +555,40 @@ static napi_value memory_advise_huge(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+/* gates (B, 4H); c_prev, c, h (B, H) */
+static napi_value lstm_cell(napi_env env, napi_callback_info info) {
+  ARGS(6); F32(0, gates); F32(1, c_prev); INT(2, B); INT(3, H); F32(4, c); F32(5, h);
+  NEED(gates, B * 4 * H); NEED(c_prev, B * H); NEED(c, B * H); NEED(h, B * H);
+  kiln_lstm_cell(F(gates), F(c_prev), B, H, F(c), F(h));
+  return undef(env);
+}
+
+/* gates, dgates (B, 4H); c_prev, c, dh, dc (B, H) */
+static napi_value lstm_cell_backward(napi_env env, napi_callback_info info) {
+  ARGS(8); F32(0, gates); F32(1, c_prev); F32(2, c); F32(3, dh); F32(4, dc); INT(5, B); INT(6, H); F32(7, dgates);
+  NEED(gates, B * 4 * H); NEED(dgates, B * 4 * H); NEED(c_prev, B * H); NEED(c, B * H); NEED(dh, B * H); NEED(dc, B * H);
+  kiln_lstm_cell_backward(F(gates), F(c_prev), F(c), F(dh), F(dc), B, H, F(dgates));
+  return undef(env);
+}
+
+/* gx, gh (B, 3H); h_prev, h (B, H) */
+static napi_value gru_cell(napi_env env, napi_callback_info info) {
+  ARGS(6); F32(0, gx); F32(1, gh); F32(2, h_prev); INT(3, B); INT(4, H); F32(5, h);
+  NEED(gx, B * 3 * H); NEED(gh, B * 3 * H); NEED(h_prev, B * H); NEED(h, B * H);
+  kiln_gru_cell(F(gx), F(gh), F(h_prev), B, H, F(h));
+  return undef(env);
+}
+
+/* gates, gh, dgx, dgh (B, 3H); h_prev, dh, dh_prev (B, H) */
+static napi_value gru_cell_backward(napi_env env, napi_callback_info info) {
+  ARGS(9); F32(0, gates); F32(1, gh); F32(2, h_prev); F32(3, dh); INT(4, B); INT(5, H); F32(6, dgx); F32(7, dgh);
+  F32(8, dh_prev);
+  NEED(gates, B * 3 * H); NEED(gh, B * 3 * H); NEED(dgx, B * 3 * H); NEED(dgh, B * 3 * H);
+  NEED(h_prev, B * H); NEED(dh, B * H); NEED(dh_prev, B * H);
+  kiln_gru_cell_backward(F(gates), F(gh), F(h_prev), F(dh), B, H, F(dgx), F(dgh), F(dh_prev));
+  return undef(env);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   static const struct { const char *name; napi_callback cb; } fns[] = {
     { "fill", fill }, { "copy", copy }, { "unary", unary }, { "unaryBackward", unary_backward }, { "clamp", clamp },
@@ -570,6 +604,8 @@ static napi_value init(napi_env env, napi_value exports) {
     { "adamw", adamw }, { "info", get_info }, { "setIsa", set_isa }, { "setThreads", set_threads },
     { "gemmTune", gemm_tune }, { "gemmBf16", gemm_bf16 }, { "bf16Info", bf16_info }, { "setBf16", set_bf16 }, { "memoryInit", memory_init }, { "memoryRelease", memory_release },
     { "memoryAdviseHuge", memory_advise_huge },
+    { "lstmCell", lstm_cell }, { "lstmCellBackward", lstm_cell_backward }, { "gruCell", gru_cell },
+    { "gruCellBackward", gru_cell_backward },
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

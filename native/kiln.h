@@ -152,4 +152,16 @@ void kiln_attention_decode_batch(const float *q, const float *keys, const float 
 void kiln_adamw(float *param, const float *grad, float *m, float *v, size_t n, double lr, double beta1, double beta2,
                 double eps, double weightDecay, double bc1, double bc2);
 
+/* ---- recurrent cells (rnn.c), gate order as in PyTorch ---- */
+/* gates (B, 4H) pre-activations in, activations i, f, g, o out; c_prev, c, h (B, H) */
+void kiln_lstm_cell(float *gates, const float *c_prev, size_t B, size_t H, float *c, float *h);
+/* gates (B, 4H) activations; c_prev, c, dh (B, H); dc (B, H) in: dL/dc, out: dL/dc_prev; dgates (B, 4H) */
+void kiln_lstm_cell_backward(const float *gates, const float *c_prev, const float *c, const float *dh, float *dc,
+                             size_t B, size_t H, float *dgates);
+/* gx (B, 3H) x part in, activations r, z, n out; gh (B, 3H) h part; h_prev, h (B, H) */
+void kiln_gru_cell(float *gx, const float *gh, const float *h_prev, size_t B, size_t H, float *h);
+/* gates, gh, dgx, dgh (B, 3H); h_prev, dh, dh_prev (B, H); dh_prev = dh * z (the GEMM part is the caller's) */
+void kiln_gru_cell_backward(const float *gates, const float *gh, const float *h_prev, const float *dh, size_t B,
+                            size_t H, float *dgx, float *dgh, float *dh_prev);
+
 #endif

@@ -151,6 +151,30 @@ export interface Backend {
     eps: number, weightDecay: number, bc1: number, bc2: number): void;
 
   /**
+   * One LSTM time step, pointwise part (gate order i, f, g, o as in PyTorch). gates (B, 4H): pre-activations in,
+   * activations out (in place); cPrev (B, H); c, h (B, H) written: c = f * cPrev + i * g, h = o * tanh(c).
+   */
+  lstmCell(gates: FloatArray, cPrev: FloatArray, B: number, H: number, c: FloatArray, h: FloatArray): void;
+  /**
+   * Backward of lstmCell: gates (B, 4H) activations; cPrev, c, dh (B, H); dc (B, H) is dLoss/dc on entry and
+   * dLoss/dcPrev on return (in place); dgates (B, 4H) written (gradient of the pre-activations).
+   */
+  lstmCellBackward(gates: FloatArray, cPrev: FloatArray, c: FloatArray, dh: FloatArray, dc: FloatArray, B: number,
+    H: number, dgates: FloatArray): void;
+  /**
+   * One GRU time step, pointwise part (gate order r, z, n as in PyTorch). gx (B, 3H) = x W_ih^T + b_ih in,
+   * activations r, z, n out (in place); gh (B, 3H) = hPrev W_hh^T + b_hh; hPrev (B, H); h (B, H) written:
+   * n = tanh(gx_n + r * gh_n), h = (1 - z) * n + z * hPrev.
+   */
+  gruCell(gx: FloatArray, gh: FloatArray, hPrev: FloatArray, B: number, H: number, h: FloatArray): void;
+  /**
+   * Backward of gruCell: gates (B, 3H) activations; gh (B, 3H); hPrev, dh (B, H). Written: dgx, dgh (B, 3H) and
+   * dhPrev (B, H) = dh * z, the direct part (the caller adds dgh @ W_hh).
+   */
+  gruCellBackward(gates: FloatArray, gh: FloatArray, hPrev: FloatArray, dh: FloatArray, B: number, H: number,
+    dgx: FloatArray, dgh: FloatArray, dhPrev: FloatArray): void;
+
+  /**
    * One pre-norm GPT-2 block for a decoding step, fused (optional: without it the block is composed from the
    * kernels above, which is also its reference). x (A, C) holds one new token of each of A sequences and is updated
    * in place; weights are the block's 12 parameters in GPTBlockWeights order (Conv1D weights stored (in, out); a

@@ -6,6 +6,7 @@ export { Embedding } from './layers/embedding.js';
 export { LayerNorm, RMSNorm, type LayerNormOptions } from './layers/norm.js';
 export { ReLU, Tanh, Sigmoid, SiLU, GELU, Identity, Dropout } from './layers/activation.js';
 export { Sequential, MLP, type MLPOptions, type Forward } from './layers/sequential.js';
+export { RNN, LSTM, GRU, type RNNOptions, type RNNBaseOptions } from './layers/rnn.js';
 export * as init from './init.js';
 export * as functional from './functional.js';
 export { freezeParameters, namePattern, allParameterNames, type FreezeReport } from './freeze.js';

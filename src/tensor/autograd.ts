@@ -13,6 +13,8 @@ export interface Node {
   readonly op: string;
   readonly inputs: readonly Tensor[];
   readonly backward: BackwardFn;
+  /** Called once when backward() frees the node (not with retainGraph): the op may recycle private saved buffers. */
+  readonly release?: () => void;
 }
 
 let gradEnabled = true;
@@ -78,11 +80,16 @@ export function defineOp<F extends (...args: never[]) => Tensor>(name: string, f
 /** Names of every op declared with defineOp. */
 export function registeredOps(): string[] { return [...registered].sort(); }
 
-/** Attaches the backward closure to out when any input requires grad and grad mode is on. Returns out. */
-export function record(op: string, out: Tensor, inputs: readonly Tensor[], backward: BackwardFn): Tensor {
+/**
+ * Attaches the backward closure to out when any input requires grad and grad mode is on. Returns out. release, when
+ * given, runs once backward() has run the node and freed it (never with retainGraph): an op hands the scratch
+ * buffers it saved for backward, which nothing else references, back to the pool there.
+ */
+export function record(op: string, out: Tensor, inputs: readonly Tensor[], backward: BackwardFn,
+  release?: () => void): Tensor {
   if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
     out.requiresGrad = true;
-    out.node = { op, inputs, backward };
+    out.node = release ? { op, inputs, backward, release } : { op, inputs, backward };
     if (scopes.length > 0) scopes[scopes.length - 1].push(out);
   }
   return out;
@@ -223,6 +230,7 @@ export function runBackward(root: Tensor, gradient: Tensor, options: BackwardOpt
         }
       });
       if (!options.retainGraph) {
+        node.release?.();
         t.node = null;
         released.add(t);
         // Every consumer of t ran before t's own node, so an internal activation is garbage now.

@@ -30,5 +30,6 @@ export {
 } from './ops/nn-ops.js';
 export { rope, type RopeOptions } from './ops/rope.js';
 export { rmsNorm, rmsNormReference } from './ops/rms-norm.js';
+export { lstmSequence, gruSequence, rnnSequence, type RnnNonlinearity } from './ops/rnn.js';
 export { adamwUpdate_, type AdamwUpdateOptions } from './ops/optim-ops.js';
 export { sizeOf, broadcastShapes, type Shape } from './shape.js';

@@ -101,6 +101,19 @@ export const cases: Record<string, Case[]> = {
   ],
   embedding: [{ fn: (w) => kiln.embedding(i32([1, 3, 1, 0], [2, 2]), w), inputs: () => [leaf([4, 3], 53)] }],
   dropout: [{ fn: (x) => kiln.dropout(x, 0.4, true, new kiln.Generator(3)), inputs: () => [leaf([4, 5], 54)] }],
+  // Recurrences over T = 3 steps, B = 2, H = 3, both directions; weights scaled down to keep the gates unsaturated.
+  lstmSequence: [
+    { fn: (x, w, b, h, c) => kiln.lstmSequence(x, w.mul(0.5), b, h, c), inputs: () => [leaf([3, 2, 12], 120), leaf([12, 3], 121), leaf([12], 122), leaf([2, 3], 123), leaf([2, 3], 124)] },
+    { fn: (x, w, h, c) => kiln.lstmSequence(x, w.mul(0.5), null, h, c, true), inputs: () => [leaf([3, 2, 12], 125), leaf([12, 3], 126), leaf([2, 3], 127), leaf([2, 3], 128)] },
+  ],
+  gruSequence: [
+    { fn: (x, w, b, h) => kiln.gruSequence(x, w.mul(0.5), b, h), inputs: () => [leaf([3, 2, 9], 130), leaf([9, 3], 131), leaf([9], 132), leaf([2, 3], 133)] },
+    { fn: (x, w, h) => kiln.gruSequence(x, w.mul(0.5), null, h, true), inputs: () => [leaf([3, 2, 9], 134), leaf([9, 3], 135), leaf([2, 3], 136)] },
+  ],
+  rnnSequence: [
+    { fn: (x, w, b, h) => kiln.rnnSequence(x, w.mul(0.5), b, h), inputs: () => [leaf([3, 2, 3], 140), leaf([3, 3], 141), leaf([3], 142), leaf([2, 3], 143)] },
+    { fn: (x, w, h) => kiln.rnnSequence(x, w.mul(0.5), null, h, 'relu', true), inputs: () => [leaf([3, 2, 3], 144, { awayFromZero: true }), leaf([3, 3], 145), leaf([2, 3], 146)] },
+  ],
   crossEntropy: [
     { fn: (x) => kiln.crossEntropy(x, i32([0, 3, 1, 2])), inputs: () => [leaf([4, 5], 55)] },
     { fn: (x) => kiln.crossEntropy(x, i32([0, -100, 1, 4]), { labelSmoothing: 0.1, reduction: 'sum' }), inputs: () => [leaf([4, 5], 56)] },

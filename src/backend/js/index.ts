@@ -9,6 +9,7 @@ import { gemmBf16 } from './bf16.js';
 import { adamw, attention, attentionBackward, crossEntropy, crossEntropyBackward, layerNorm, layerNormBackward,
   softmax, softmaxBackward } from './nn-kernels.js';
 import { rmsNorm, rmsNormBackward, rope } from './decoder-kernels.js';
+import { gruCell, gruCellBackward, lstmCell, lstmCellBackward } from './rnn-kernels.js';
 import { copy, fill, gather, indexAdd, indexSelect, permute, scatterAdd, sliceAssign, sliceCopy } from './layout.js';
 
 export const jsBackend: Backend = {
@@ -17,4 +18,5 @@ export const jsBackend: Backend = {
   softmax, softmaxBackward, layerNorm, layerNormBackward, rmsNorm, rmsNormBackward, rope, crossEntropy, crossEntropyBackward,
   indexSelect, indexAdd, gather, scatterAdd, permute, sliceCopy, sliceAssign,
   attention, attentionBackward, adamw,
+  lstmCell, lstmCellBackward, gruCell, gruCellBackward,
 };

@@ -58,6 +58,12 @@ export interface Addon {
     dq: Float32Array, dk: Float32Array, dv: Float32Array, ld: number): void;
   adamw(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, lr: number, beta1: number,
     beta2: number, eps: number, weightDecay: number, bc1: number, bc2: number): void;
+  lstmCell(gates: Float32Array, cPrev: Float32Array, B: number, H: number, c: Float32Array, h: Float32Array): void;
+  lstmCellBackward(gates: Float32Array, cPrev: Float32Array, c: Float32Array, dh: Float32Array, dc: Float32Array,
+    B: number, H: number, dgates: Float32Array): void;
+  gruCell(gx: Float32Array, gh: Float32Array, hPrev: Float32Array, B: number, H: number, h: Float32Array): void;
+  gruCellBackward(gates: Float32Array, gh: Float32Array, hPrev: Float32Array, dh: Float32Array, B: number, H: number,
+    dgx: Float32Array, dgh: Float32Array, dhPrev: Float32Array): void;
   gptBlockDecode(x: Float32Array, weights: readonly (Float32Array | null)[], keys: Float32Array, values: Float32Array,
     rows: Int32Array, starts: Int32Array, A: number, C: number, NH: number, P: number, eps: number): void;
   llamaBlockDecode(x: Float32Array, weights: readonly (Float32Array | null)[], keys: Float32Array, values: Float32Array,
@@ -261,6 +267,24 @@ function wrap(n: Addon): Backend {
     adamw(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, bc1, bc2) {
       if (f32(param) && f32(grad) && f32(m) && f32(v)) n.adamw(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, bc1, bc2);
       else js.adamw(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, bc1, bc2);
+    },
+    lstmCell(gates, cPrev, B, H, c, h) {
+      if (f32(gates) && f32(cPrev) && f32(c) && f32(h)) n.lstmCell(gates, cPrev, B, H, c, h);
+      else js.lstmCell(gates, cPrev, B, H, c, h);
+    },
+    lstmCellBackward(gates, cPrev, c, dh, dc, B, H, dgates) {
+      if (f32(gates) && f32(cPrev) && f32(c) && f32(dh) && f32(dc) && f32(dgates)) {
+        n.lstmCellBackward(gates, cPrev, c, dh, dc, B, H, dgates);
+      } else js.lstmCellBackward(gates, cPrev, c, dh, dc, B, H, dgates);
+    },
+    gruCell(gx, gh, hPrev, B, H, h) {
+      if (f32(gx) && f32(gh) && f32(hPrev) && f32(h)) n.gruCell(gx, gh, hPrev, B, H, h);
+      else js.gruCell(gx, gh, hPrev, B, H, h);
+    },
+    gruCellBackward(gates, gh, hPrev, dh, B, H, dgx, dgh, dhPrev) {
+      if (f32(gates) && f32(gh) && f32(hPrev) && f32(dh) && f32(dgx) && f32(dgh) && f32(dhPrev)) {
+        n.gruCellBackward(gates, gh, hPrev, dh, B, H, dgx, dgh, dhPrev);
+      } else js.gruCellBackward(gates, gh, hPrev, dh, B, H, dgx, dgh, dhPrev);
     },
     releaseMemory: () => n.memoryRelease(),
     noteFreshMemory: freshMemoryCollector(),

@@ -8,6 +8,9 @@ import { gemm } from './gemm.js';
 import { adamw, attention, attentionBackward, crossEntropy, crossEntropyBackward, layerNorm, layerNormBackward,
   softmax, softmaxBackward } from './nn-kernels.js';
 import { rmsNorm, rmsNormBackward, rope } from './decoder-kernels.js';
+import { conv2d, conv2dBackward } from './conv.js';
+import { avgPool2d, avgPool2dBackward, maxPool2d, maxPool2dBackward } from './pooling.js';
+import { batchNorm, batchNormBackward, batchNormStats } from './batch-norm.js';
 import { copy, fill, gather, indexAdd, indexSelect, permute, scatterAdd, sliceAssign, sliceCopy } from './layout.js';
 
 export const jsBackend: Backend = {
@@ -16,4 +19,6 @@ export const jsBackend: Backend = {
   softmax, softmaxBackward, layerNorm, layerNormBackward, rmsNorm, rmsNormBackward, rope, crossEntropy, crossEntropyBackward,
   indexSelect, indexAdd, gather, scatterAdd, permute, sliceCopy, sliceAssign,
   attention, attentionBackward, adamw,
+  conv2d, conv2dBackward, maxPool2d, maxPool2dBackward, avgPool2d, avgPool2dBackward,
+  batchNormStats, batchNorm, batchNormBackward,
 };

@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import type { AnyArray, Backend, BinaryOp, FloatArray, ReduceOp, UnaryOp } from '../backend.js';
+import type { AnyArray, Backend, BinaryOp, Conv2dShape, FloatArray, Pool2dShape, ReduceOp, UnaryOp } from '../backend.js';
 import { jsBackend } from '../js/index.js';
 
 export interface NativeInfo { isa: string; threads: number }
@@ -56,6 +56,19 @@ interface Addon {
     dq: Float32Array, dk: Float32Array, dv: Float32Array, ld: number): void;
   adamw(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, lr: number, beta1: number,
     beta2: number, eps: number, weightDecay: number, bc1: number, bc2: number): void;
+  conv2d(x: Float32Array, w: Float32Array, bias: Float32Array | null, shape: Int32Array, out: Float32Array): void;
+  conv2dBackward(dy: Float32Array, x: Float32Array, w: Float32Array, shape: Int32Array, dx: Float32Array | null,
+    dw: Float32Array | null, db: Float32Array | null): void;
+  maxPool2d(x: Float32Array, shape: Int32Array, out: Float32Array, indices: Int32Array): void;
+  maxPool2dBackward(dy: Float32Array, indices: Int32Array, shape: Int32Array, dx: Float32Array): void;
+  avgPool2d(x: Float32Array, shape: Int32Array, countIncludePad: boolean, divisor: number, out: Float32Array): void;
+  avgPool2dBackward(dy: Float32Array, shape: Int32Array, countIncludePad: boolean, divisor: number, dx: Float32Array): void;
+  batchNormStats(x: Float32Array, N: number, C: number, HW: number, mean: Float32Array, variance: Float32Array): void;
+  batchNorm(x: Float32Array, mean: Float32Array, invstd: Float32Array, w: Float32Array | null, b: Float32Array | null,
+    N: number, C: number, HW: number, out: Float32Array): void;
+  batchNormBackward(dy: Float32Array, x: Float32Array, mean: Float32Array, invstd: Float32Array, w: Float32Array | null,
+    N: number, C: number, HW: number, batchStats: boolean, dx: Float32Array | null, dw: Float32Array | null,
+    db: Float32Array | null): void;
   info(): { isa: string; threads: number; poolSize: number };
   setIsa(name: string): boolean;
   setThreads(n: number): void;
@@ -82,6 +95,14 @@ function code(map: Map<string, number>, kind: string, op: string): number {
 }
 
 const f32 = (a: unknown): a is Float32Array => a instanceof Float32Array;
+/** null, or a Float32Array: the optional buffers of the fused kernels. */
+const f32n = (a: unknown): a is Float32Array | null => a === null || a instanceof Float32Array;
+
+/** Conv2dShape's fields in the order of kiln_conv2d_shape (native/kiln.h). */
+const CONV_FIELDS = ['N', 'C', 'H', 'W', 'OC', 'KH', 'KW', 'OH', 'OW', 'strideH', 'strideW', 'padH', 'padW',
+  'dilationH', 'dilationW', 'groups'] as const;
+/** Pool2dShape's fields in the order of kiln_pool2d_shape. */
+const POOL_FIELDS = ['P', 'H', 'W', 'OH', 'OW', 'KH', 'KW', 'strideH', 'strideW', 'padH', 'padW', 'dilationH', 'dilationW'] as const;
 
 /** The package root: the nearest folder above this file with Kiln's package.json. */
 export function packageRoot(): string {
@@ -110,6 +131,11 @@ function wrap(n: Addon): Backend {
     return true;
   };
   const js = jsBackend;
+  // Geometry travels in two reused Int32Arrays, in the field order of the C structs.
+  const conv = new Int32Array(CONV_FIELDS.length);
+  const pool = new Int32Array(POOL_FIELDS.length);
+  const convShape = (s: Conv2dShape): Int32Array => { CONV_FIELDS.forEach((k, i) => { conv[i] = s[k]; }); return conv; };
+  const poolShape = (s: Pool2dShape): Int32Array => { POOL_FIELDS.forEach((k, i) => { pool[i] = s[k]; }); return pool; };
   return {
     name: 'native',
     fill(out, value) { if (f32(out)) n.fill(out, value); else js.fill(out, value); },
@@ -228,6 +254,42 @@ function wrap(n: Addon): Backend {
     adamw(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, bc1, bc2) {
       if (f32(param) && f32(grad) && f32(m) && f32(v)) n.adamw(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, bc1, bc2);
       else js.adamw(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, bc1, bc2);
+    },
+    conv2d(x, weight, bias, s, out) {
+      if (f32(x) && f32(weight) && f32n(bias) && f32(out)) n.conv2d(x, weight, bias, convShape(s), out);
+      else js.conv2d(x, weight, bias, s, out);
+    },
+    conv2dBackward(dy, x, weight, s, dx, dweight, dbias) {
+      if (f32(dy) && f32(x) && f32(weight) && f32n(dx) && f32n(dweight) && f32n(dbias)) {
+        n.conv2dBackward(dy, x, weight, convShape(s), dx, dweight, dbias);
+      } else js.conv2dBackward(dy, x, weight, s, dx, dweight, dbias);
+    },
+    maxPool2d(x, s, out, indices) {
+      if (f32(x) && f32(out)) n.maxPool2d(x, poolShape(s), out, indices); else js.maxPool2d(x, s, out, indices);
+    },
+    maxPool2dBackward(dy, indices, s, dx) {
+      if (f32(dy) && f32(dx)) n.maxPool2dBackward(dy, indices, poolShape(s), dx); else js.maxPool2dBackward(dy, indices, s, dx);
+    },
+    avgPool2d(x, s, countIncludePad, divisorOverride, out) {
+      if (f32(x) && f32(out)) n.avgPool2d(x, poolShape(s), countIncludePad, divisorOverride, out);
+      else js.avgPool2d(x, s, countIncludePad, divisorOverride, out);
+    },
+    avgPool2dBackward(dy, s, countIncludePad, divisorOverride, dx) {
+      if (f32(dy) && f32(dx)) n.avgPool2dBackward(dy, poolShape(s), countIncludePad, divisorOverride, dx);
+      else js.avgPool2dBackward(dy, s, countIncludePad, divisorOverride, dx);
+    },
+    batchNormStats(x, N, C, HW, mean, variance) {
+      if (f32(x) && f32(mean) && f32(variance)) n.batchNormStats(x, N, C, HW, mean, variance);
+      else js.batchNormStats(x, N, C, HW, mean, variance);
+    },
+    batchNorm(x, mean, invstd, weight, bias, N, C, HW, out) {
+      if (f32(x) && f32(mean) && f32(invstd) && f32n(weight) && f32n(bias) && f32(out)) n.batchNorm(x, mean, invstd, weight, bias, N, C, HW, out);
+      else js.batchNorm(x, mean, invstd, weight, bias, N, C, HW, out);
+    },
+    batchNormBackward(dy, x, mean, invstd, weight, N, C, HW, batchStats, dx, dweight, dbias) {
+      if (f32(dy) && f32(x) && f32(mean) && f32(invstd) && f32n(weight) && f32n(dx) && f32n(dweight) && f32n(dbias)) {
+        n.batchNormBackward(dy, x, mean, invstd, weight, N, C, HW, batchStats, dx, dweight, dbias);
+      } else js.batchNormBackward(dy, x, mean, invstd, weight, N, C, HW, batchStats, dx, dweight, dbias);
     },
     releaseMemory: () => n.memoryRelease(),
     noteFreshMemory: freshMemoryCollector(),

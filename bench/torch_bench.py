@@ -3,7 +3,7 @@
 Usage: python3 bench/torch_bench.py JOB 'JSON-PARAMS'  (one fresh process per round; prints one JSON line)
 Jobs: env (versions, threads, the OpenBLAS kernel in use), t1kernel (numpy and torch GEMM into a preallocated
 output, out=), t1api (numpy `a @ b` allocating: the first call in this process and the median of the following
-ones), mlp (an MLP training loop on random data, steps/s), t2 (the MNIST MLP on the split bench/run.ts writes),
+ones), mlp (an MLP training loop on random data, steps/s), t2 (the MNIST MLP on the split bench/run.ts writes), t5 (the MNIST CNN, same split),
 gpt (T3/T3b training steps). Threads: BENCH_THREADS (set by bench/run.ts to Kiln's thread count) for torch, and
 OMP_NUM_THREADS / OPENBLAS_NUM_THREADS in the environment for OpenBLAS. Memory: RSS growth during the timed steps
 (VmHWM after the timed steps, with the high-water mark reset after warm-up, minus VmRSS after warm-up).

@@ -188,8 +188,13 @@ static void backward_images(conv_job *j, int tid, int n0, int n1, float *dw, flo
       if (dw) {
         const float *B = x;
         if (!pointwise) { im2col(s, x, col); B = col; }
-        /* dw_g (OCg, KK) += dy (OCg, OHW) @ col^T, col stored (KK, OHW) */
-        gemm_on(j, tid, 0, 1, OCg, KK, OHW, dy, B, n == n0 ? 0.0f : 1.0f, dw + (size_t)g * OCg * KK);
+        if (OCg >= TRANSPOSED_MIN_OC) {
+          /* dw_g^T (KK, OCg) += col (KK, OHW) @ dy^T, dy stored (OCg, OHW): the long KK axis on the tile rows */
+          gemm_on(j, tid, 0, 1, KK, OCg, OHW, B, dy, n == n0 ? 0.0f : 1.0f, dw + (size_t)g * OCg * KK);
+        } else {
+          /* dw_g (OCg, KK) += dy (OCg, OHW) @ col^T, col stored (KK, OHW) */
+          gemm_on(j, tid, 0, 1, OCg, KK, OHW, dy, B, n == n0 ? 0.0f : 1.0f, dw + (size_t)g * OCg * KK);
+        }
       }
       if (j->dx) {
         float *dx = j->dx + ((size_t)n * s->C + (size_t)g * Cg) * HW; /* (Cg, H, W) */
@@ -210,7 +215,9 @@ static void backward_task(void *p, int tid, int T) {
   int N = j->s->N;
   int n0 = (int)((long)N * tid / T), n1 = (int)((long)N * (tid + 1) / T);
   size_t wn = (size_t)j->s->OC * (j->s->C / j->s->G) * j->s->KH * j->s->KW;
-  float *dw = j->dw ? (tid == 0 ? j->dw : dwbuf[tid]) : NULL;
+  const int transposed = j->s->OC / j->s->G >= TRANSPOSED_MIN_OC;
+  /* thread 0 sums into dw itself, unless the partial sums are transposed ones (then every thread has its own) */
+  float *dw = j->dw ? (tid == 0 && !transposed ? j->dw : dwbuf[tid]) : NULL;
   float *db = j->db ? (tid == 0 ? j->db : dwbuf[tid] + wn) : NULL;
   if (db) memset(db, 0, sizeof(float) * j->s->OC);
   if (dw && n0 == n1) memset(dw, 0, sizeof(float) * wn);
@@ -225,17 +232,27 @@ int kiln_conv2d_backward(const float *dy, const float *x, const float *w, const 
   size_t wn = (size_t)s->OC * (s->C / s->G) * s->KH * s->KW;
   for (int t = 0; t < T; t++) {
     if (ensure(&colbuf[t], &colbuf_n[t], coln)) return -1;
-    if (t > 0 && ensure(&dwbuf[t], &dwbuf_n[t], wn + s->OC)) return -1;
+    if (ensure(&dwbuf[t], &dwbuf_n[t], wn + s->OC)) return -1;
   }
   conv_job j = { .s = s, .x = x, .w = w, .dy = dy, .dx = dx, .dw = dw, .db = db, .threaded_gemm = threaded };
   kiln_lock();
   if (T <= 1) backward_task(&j, 0, 1);
   else kiln_parallel(backward_task, &j, T);
-  /* partial sums in thread order */
-  for (int t = 1; t < T; t++) {
-    if (dw) for (size_t i = 0; i < wn; i++) dw[i] += dwbuf[t][i];
-    if (db) for (int i = 0; i < s->OC; i++) db[i] += dwbuf[t][wn + i];
+  /* partial sums in thread order; transposed ones, (KK, OCg) per group, turned back to (OCg, KK) on the way */
+  const int G = s->G, OCg = s->OC / G, KK = (s->C / G) * s->KH * s->KW;
+  if (dw && OCg >= TRANSPOSED_MIN_OC) {
+    for (int g = 0; g < G; g++)
+      for (int oc = 0; oc < OCg; oc++)
+        for (int k = 0; k < KK; k++) {
+          size_t at = (size_t)g * OCg * KK + (size_t)k * OCg + oc;
+          float sum = dwbuf[0][at];
+          for (int t = 1; t < T; t++) sum += dwbuf[t][at];
+          dw[(size_t)g * OCg * KK + (size_t)oc * KK + k] = sum;
+        }
+  } else if (dw) {
+    for (int t = 1; t < T; t++) for (size_t i = 0; i < wn; i++) dw[i] += dwbuf[t][i];
   }
+  for (int t = 1; t < T; t++) if (db) for (int i = 0; i < s->OC; i++) db[i] += dwbuf[t][wn + i];
   kiln_unlock();
   return 0;
 }

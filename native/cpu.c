@@ -50,3 +50,29 @@ int kiln_isa(void) {
   }
   return isa_current;
 }
+
+/* AVX512_BF16: vdpbf16ps. KILN_BF16=0 turns it off (the rounded float32 fallback runs), for tests and benchmarks. */
+static int bf16_on = -1;
+
+int kiln_bf16_supported(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return kiln_isa_best() == KILN_ISA_AVX512 && __builtin_cpu_supports("avx512bf16");
+#else
+  return 0;
+#endif
+}
+
+int kiln_set_bf16(int on) {
+  if (on && !kiln_bf16_supported()) return -1;
+  bf16_on = on ? 1 : 0;
+  return 0;
+}
+
+int kiln_bf16(void) {
+  if (bf16_on < 0) {
+    const char *env = getenv("KILN_BF16");
+    bf16_on = kiln_bf16_supported() && !(env && strcmp(env, "0") == 0);
+  }
+  return bf16_on && kiln_isa() == KILN_ISA_AVX512;
+}

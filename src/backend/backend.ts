@@ -1,8 +1,11 @@
 // The backend contract: primitive kernels over flat, contiguous, row-major typed arrays.
 // Backends know nothing of tensors or autograd; src/tensor/ calls them and owns the graph.
 
+/** The element types a tensor can hold. */
 export type DType = 'float32' | 'float64' | 'int32';
+/** The typed arrays of float tensors. */
 export type FloatArray = Float32Array | Float64Array;
+/** The typed arrays a tensor's storage can be. */
 export type AnyArray = Float32Array | Float64Array | Int32Array;
 
 /** Element-wise functions of one argument. `gelu` is the exact (erf) form, `gelu_tanh` the tanh approximation. */
@@ -78,6 +81,14 @@ export interface Backend {
    */
   gemm(transA: boolean, transB: boolean, batch: number, M: number, N: number, K: number, alpha: number,
     A: FloatArray, strideA: number, B: FloatArray, strideB: number, beta: number, C: FloatArray, strideC: number): void;
+
+  /**
+   * gemm on float32 buffers with op(A) and op(B) rounded to bfloat16 (round to nearest even) and float32
+   * accumulation: the GEMM of mixed precision (kiln.autocast). Optional: without it the tensor layer rounds copies of
+   * the inputs (roundBf16) and calls gemm, which gives the same products.
+   */
+  gemmBf16?(transA: boolean, transB: boolean, batch: number, M: number, N: number, K: number, alpha: number,
+    A: Float32Array, strideA: number, B: Float32Array, strideB: number, beta: number, C: Float32Array, strideC: number): void;
 
   /** Row-wise softmax (or log-softmax) over the last axis: x, out (rows, cols). out may alias x. */
   softmax(x: FloatArray, rows: number, cols: number, log: boolean, out: FloatArray): void;
@@ -194,6 +205,31 @@ export interface Backend {
     N: number, C: number, HW: number, batchStats: boolean, dx: FloatArray | null, dweight: FloatArray | null,
     dbias: FloatArray | null): void;
 
+  /**
+   * One pre-norm GPT-2 block for a decoding step, fused (optional: without it the block is composed from the
+   * kernels above, which is also its reference). x (A, C) holds one new token of each of A sequences and is updated
+   * in place; weights are the block's 12 parameters in GPTBlockWeights order (Conv1D weights stored (in, out); a
+   * bias or norm parameter may be null); keys and values (cache rows, P, C), rows and starts (A) as cachedAttention.
+   * Must give bitwise the composed result. Returns false when it does not take these arrays (a dtype it lacks).
+   */
+  gptBlockDecode?(x: FloatArray, weights: readonly (FloatArray | null)[], keys: FloatArray, values: FloatArray,
+    rows: Int32Array, starts: Int32Array, A: number, C: number, NH: number, P: number, eps: number): boolean;
+  /**
+   * One Llama decoder layer for a decoding step, fused (optional, as gptBlockDecode): weights are the layer's 9
+   * parameters in LlamaBlockWeights order (projections stored (out, in); the norm weights may be null); keys and
+   * values (cache rows, P, KVH * C / NH). Must give bitwise the composed result; false when it does not take these arrays.
+   */
+  llamaBlockDecode?(x: FloatArray, weights: readonly (FloatArray | null)[], keys: FloatArray, values: FloatArray,
+    rows: Int32Array, starts: Int32Array, A: number, C: number, NH: number, KVH: number, hidden: number, P: number,
+    eps: number, theta: number): boolean;
+  /**
+   * One sampling draw from logits (V) (optional: the reference is src/models/sampling.ts, which it must mirror
+   * exactly): scaled by invTemperature, softmax into scratch (V), top-k (0 off) and top-p (1 off) as one
+   * probability threshold, then the token where u in [0, 1) of the kept mass falls. -1 when no logit is finite;
+   * null when it does not take these arrays.
+   */
+  sample?(logits: FloatArray, V: number, invTemperature: number, topK: number, topP: number, u: number,
+    scratch: FloatArray): number | null;
   /** Gives memory the backend keeps for reuse back to the system (optional: backends that keep none omit it). */
   releaseMemory?(): void;
   /** Told the size of every fresh (not pooled) tensor buffer, so the host can reclaim dropped ones sooner (optional). */

@@ -4,6 +4,7 @@
 
 import type { DType, FloatArray } from '../backend/index.js';
 import { activationScope, isGradEnabled, noGrad } from '../tensor/autograd.js';
+import { checkpoint } from '../tensor/checkpoint.js';
 import { zeros } from '../tensor/creation.js';
 import { linear } from '../tensor/ops/matmul.js';
 import { crossEntropy, dropout, embedding } from '../tensor/ops/nn-ops.js';
@@ -16,6 +17,7 @@ import { normal_ } from '../nn/init.js';
 import { LayerNorm } from '../nn/layers/norm.js';
 import { Module, ModuleList, Parameter } from '../nn/module.js';
 import { cachedAttention, qkvAttention, type KVBuffers } from '../tensor/ops/attention.js';
+import { gptBlockDecode } from '../tensor/ops/gpt-block.js';
 import { Conv1D } from './conv1d.js';
 import { generateFrom } from './decoder-common.js';
 import { resolveGPTConfig, type GPTConfig, type ResolvedGPTConfig } from './gpt-config.js';
@@ -52,6 +54,7 @@ export class KVCache {
   layer(l: number): KVBuffers { return { keys: this.keys[l], values: this.values[l], context: this.context }; }
 }
 
+/** Options of GPT.forward. */
 export interface GPTForwardOptions {
   /** Incremental decoding: attend over the cached prefix, append the new keys and values, advance the lengths. */
   cache?: KVCache;
@@ -63,6 +66,7 @@ export interface GPTForwardOptions {
   ignoreIndex?: number;
 }
 
+/** What GPT.forward returns: logits, and the loss when targets are given. */
 export interface GPTOutput {
   /** (B, T, V), or (B, 1, V) with lastOnly. */
   logits: Tensor;
@@ -101,6 +105,9 @@ class CausalSelfAttention extends Module {
       : qkvAttention(qkv, this.cfg.heads); // = attention(narrow q, k, v) without the copies in backward
     return dropout(this.c_proj.forward(y), this.cfg.dropout, this.training);
   }
+
+  /** Attention heads. */
+  get heads(): number { return this.cfg.heads; }
 }
 
 /** The cache rows a forward continues and how many positions each held before it. */
@@ -143,8 +150,26 @@ class Block extends Module {
   }
 
   forward(x: Tensor, cache?: CacheView, layer = 0): Tensor {
+    if (cache && x.shape[1] === 1 && !this.training) {
+      const fused = this.decodeStep(x, cache, layer);
+      if (fused) return fused;
+    }
     const h = x.add(this.attn.forward(this.ln_1.forward(x), cache, layer));
     return h.add(this.mlp.forward(this.ln_2.forward(h)));
+  }
+
+  /** One new token per sequence in one backend call (null when the backend composes it instead). */
+  private decodeStep(x: Tensor, cache: CacheView, layer: number): Tensor | null {
+    const { ln_1, ln_2, attn, mlp } = this;
+    // Only the plain layers: a LoRA wrapper (or any replaced module) has a forward of its own to run.
+    const plain = [attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj].every((m) => m.constructor === Conv1D) &&
+      [ln_1, ln_2].every((m) => m.constructor === LayerNorm) && ln_1.eps === ln_2.eps;
+    if (!plain) return null;
+    return gptBlockDecode(x, {
+      ln1Weight: ln_1.weight, ln1Bias: ln_1.bias, attnWeight: attn.c_attn.weight, attnBias: attn.c_attn.bias,
+      projWeight: attn.c_proj.weight, projBias: attn.c_proj.bias, ln2Weight: ln_2.weight, ln2Bias: ln_2.bias,
+      fcWeight: mlp.c_fc.weight, fcBias: mlp.c_fc.bias, fc2Weight: mlp.c_proj.weight, fc2Bias: mlp.c_proj.bias,
+    }, cache.cache.layer(layer), cache.rows, cache.starts, attn.heads, ln_1.eps);
   }
 }
 
@@ -197,6 +222,11 @@ export class GPT extends Module {
   readonly ownsForwardOutput = true;
   transformer: Transformer;
   lm_head: LMHead;
+  /**
+   * Gradient checkpointing: when true, training forwards keep only each block's input and recompute the block in
+   * backward (kiln.nn.checkpoint), for less memory at about one more forward pass. Decoding with a cache is unaffected.
+   */
+  checkpointActivations = false;
 
   /**
    * Builds the model with GPT-2 initialisation: N(0, 0.02) for embeddings and weights, c_proj weights
@@ -306,7 +336,10 @@ export class GPT extends Module {
     let x = embedding(idx, tr.wte.weight).add(pos); // (B, T, C)
     x = dropout(x, this.config.dropout, this.training);
     const blocks = this.blocks;
-    for (let l = 0; l < blocks.length; l++) x = blocks[l].forward(x, cache, l);
+    for (let l = 0; l < blocks.length; l++) {
+      const block = blocks[l];
+      x = this.checkpointActivations && !cache ? checkpoint((t: Tensor) => block.forward(t), x) : block.forward(x, cache, l);
+    }
     if (cache) for (let b = 0; b < B; b++) cache.cache.lengths[cache.rows[b]] += T;
     if (lastOnly && T > 1) x = narrow(x, 1, T - 1, 1); // (B, 1, C): the norm and head only where needed
     x = tr.ln_f.forward(x);

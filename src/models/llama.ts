@@ -6,9 +6,11 @@
 
 import type { DType } from '../backend/index.js';
 import { activationScope, isGradEnabled, noGrad } from '../tensor/autograd.js';
+import { checkpoint } from '../tensor/checkpoint.js';
 import { zeros } from '../tensor/creation.js';
 import { linear } from '../tensor/ops/matmul.js';
 import { cachedGroupedAttention } from '../tensor/ops/attention.js';
+import { llamaBlockDecode } from '../tensor/ops/gpt-block.js';
 import { attention, crossEntropy, dropout, embedding } from '../tensor/ops/nn-ops.js';
 import { rope } from '../tensor/ops/rope.js';
 import { narrow } from '../tensor/ops/shape-ops.js';
@@ -74,6 +76,9 @@ class LlamaAttention extends Module {
       : attention(q, repeatKV(k, heads, kvHeads), repeatKV(v, heads, kvHeads), { heads });
     return dropout(this.o_proj.forward(y), this.cfg.dropout, this.training);
   }
+
+  /** The model's configuration. */
+  get config(): ResolvedLlamaConfig { return this.cfg; }
 }
 
 /** (B, T, KV * HS) -> (B, T, NH * HS): key/value head j serves query heads j*G .. j*G+G-1 (HF's repeat_kv). */
@@ -122,8 +127,27 @@ class LlamaDecoderLayer extends Module {
   }
 
   forward(x: Tensor, cache: CacheView | undefined, layer: number): Tensor {
+    if (cache && x.shape[1] === 1 && !this.training) {
+      const fused = this.decodeStep(x, cache, layer);
+      if (fused) return fused;
+    }
     const h = x.add(this.self_attn.forward(this.input_layernorm.forward(x), cache, layer));
     return h.add(this.mlp.forward(this.post_attention_layernorm.forward(h)));
+  }
+
+  /** One new token per sequence in one backend call (null when the backend composes it instead). */
+  private decodeStep(x: Tensor, cache: CacheView, layer: number): Tensor | null {
+    const { self_attn: at, mlp, input_layernorm: n1, post_attention_layernorm: n2 } = this;
+    // Only the plain layers: a LoRA wrapper (or any replaced module) has a forward of its own to run.
+    const plain = [at.q_proj, at.k_proj, at.v_proj, at.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj].every((m) => m.constructor === Proj) &&
+      [n1, n2].every((m) => m.constructor === RMSNorm) && n1.eps !== undefined && n1.eps === n2.eps;
+    if (!plain) return null;
+    const cfg = at.config;
+    return llamaBlockDecode(x, {
+      inputNorm: n1.weight, postNorm: n2.weight, q: at.q_proj.weight, k: at.k_proj.weight, v: at.v_proj.weight,
+      o: at.o_proj.weight, gate: mlp.gate_proj.weight, up: mlp.up_proj.weight, down: mlp.down_proj.weight,
+    }, cache.cache.layer(layer), cache.rows, cache.starts,
+    { heads: cfg.heads, kvHeads: cfg.kvHeads, hidden: cfg.hidden, eps: n1.eps as number, theta: cfg.ropeTheta });
   }
 }
 
@@ -156,6 +180,11 @@ export class Llama extends Module {
   readonly config: Readonly<ResolvedLlamaConfig>;
   model: LlamaModel;
   lm_head: LMHead;
+  /**
+   * Gradient checkpointing: when true, training forwards keep only each block's input and recompute the block in
+   * backward (kiln.nn.checkpoint), for less memory at about one more forward pass. Decoding with a cache is unaffected.
+   */
+  checkpointActivations = false;
 
   /**
    * Builds the model with N(0, 0.02) embeddings and projections, o_proj and down_proj N(0, 0.02 / sqrt(2 *
@@ -231,7 +260,10 @@ export class Llama extends Module {
     const [B, T] = idx.shape;
     let x = embedding(idx, this.model.embed_tokens.weight); // (B, T, C)
     const blocks = this.blocks;
-    for (let l = 0; l < blocks.length; l++) x = blocks[l].forward(x, cache, l);
+    for (let l = 0; l < blocks.length; l++) {
+      const block = blocks[l];
+      x = this.checkpointActivations && !cache ? checkpoint((t: Tensor) => block.forward(t, undefined, l), x) : block.forward(x, cache, l);
+    }
     if (cache) for (let b = 0; b < B; b++) cache.cache.lengths[cache.rows[b]] += T;
     if (lastOnly && T > 1) x = narrow(x, 1, T - 1, 1); // (B, 1, C): the norm and head only where needed
     x = this.model.norm.forward(x);

@@ -11,6 +11,7 @@ export { crossEntropy, softmax, logSoftmax, layerNorm, embedding, dropout, linea
 export { conv2d, maxPool2d, maxPool2dWithIndices, avgPool2d, adaptiveAvgPool2d, batchNorm, type Conv2dOptions,
   type MaxPool2dOptions, type AvgPool2dOptions, type BatchNormOptions } from '../tensor/index.js';
 
+/** How a loss reduces its per-element values: 'mean' (default), 'sum', or 'none' (one per element). */
 export type Reduction = 'mean' | 'sum' | 'none';
 
 function reduce(loss: Tensor, reduction: Reduction, op: string): Tensor {

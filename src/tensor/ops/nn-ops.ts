@@ -28,7 +28,9 @@ function softmaxLike(x: Tensor, dim: number, log: boolean): Tensor {
   });
 }
 
+/** Softmax of x over dim (default the last). */
 export const softmax = defineOp('softmax', (x: Tensor, dim = -1): Tensor => softmaxLike(x, dim, false));
+/** Log of the softmax of x over dim (default the last), computed stably. */
 export const logSoftmax = defineOp('logSoftmax', (x: Tensor, dim = -1): Tensor => softmaxLike(x, dim, true));
 
 /**
@@ -41,6 +43,18 @@ export function softmax_(x: Tensor): Tensor {
   const cols = x.ndim === 0 ? 1 : x.shape[x.ndim - 1];
   backend().softmax(x.storage as FloatArray, x.size / Math.max(cols, 1), cols, false, x.storage as FloatArray);
   return x;
+}
+
+/**
+ * One sampling draw on the backend's fused kernel: logits (V) scaled by invTemperature, softmax into scratch (V),
+ * top-k (0 off) and top-p (1 off), the token where u of the kept mass falls; -1 when no logit is finite. null
+ * when the backend has no such kernel (the sampler in src/models/sampling.ts then runs its own passes, which the
+ * kernel mirrors exactly).
+ */
+export function sampleFused(logits: FloatArray, V: number, invTemperature: number, topK: number, topP: number, u: number,
+  scratch: FloatArray): number | null {
+  const be = backend();
+  return be.sample ? be.sample(logits, V, invTemperature, topK, topP, u, scratch) : null;
 }
 
 /**
@@ -101,6 +115,7 @@ export const dropout = defineOp('dropout', (x: Tensor, p = 0.5, training = true,
   return record('dropout', new Tensor(out, x.shape), [x], (g) => [g.mul(m)]);
 });
 
+/** Options of crossEntropy. */
 export interface CrossEntropyOptions {
   /** Target value whose rows count neither in the loss nor in the mean's denominator. Default -100. */
   ignoreIndex?: number;
@@ -169,7 +184,9 @@ function range(from: number, to: number): number[] {
   return Array.from({ length: to - from }, (_, i) => from + i);
 }
 
+/** Options of the attention ops. */
 export interface AttentionOptions {
+  /** Number of attention heads; C must divide by it. */
   heads: number;
   /** Each query sees only keys at its position or before (aligned at the end when Tk > Tq). Default true. */
   causal?: boolean;

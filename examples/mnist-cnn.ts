@@ -1,7 +1,9 @@
 // The MNIST CNN of workload T5 (BENCHMARKS.md) as a plain loop: conv 5x5 1->32 (padding 2), ReLU, max-pool 2;
 // conv 5x5 32->64 (padding 2), ReLU, max-pool 2; flatten; linear 3136->128, ReLU, dropout 0.5; linear 128->10;
 // Adam, batch 64, on the bundled T2 split (8,000 training digits, 2,000 test digits). The default recipe runs a
-// one-cycle learning-rate schedule (peak 2e-3) over 20 epochs, aiming at 98.3% test accuracy or more (12 epochs gave 98.05%).
+// one-cycle learning-rate schedule (peak 2e-3) over 20 epochs with random shifts of up to 2 pixels, aiming at 98.3%
+// test accuracy or more: 98.60% (seed 0, 234.9 s in all under load on 2 shared cores, ~700 samples/s). Without the
+// shifts it overfits: 98.05% after 12 epochs, 98.00% after 20 (training loss near 0.008).
 // Run: npx tsx examples/mnist-cnn.ts                       (the recipe: 20 epochs, one-cycle, peak lr 2e-3)
 //      npx tsx examples/mnist-cnn.ts --epochs 3 --schedule constant --lr 1e-3   (the T5 bench recipe)
 
@@ -18,6 +20,8 @@ export interface MnistCnnOptions {
   schedule?: 'oneCycle' | 'constant';
   /** Channels of the two conv layers (default [32, 64], the T5 network; tests use fewer). */
   channels?: [number, number];
+  /** Shift each training digit by up to this many pixels in each direction, at random (default 2; 0 turns it off). */
+  shift?: number;
   /** Use only this many training digits (random) and test digits (spread over the classes), for quick tests; default all. */
   limit?: number;
   seed?: number;
@@ -47,8 +51,24 @@ export function accuracy(model: kiln.nn.Sequential, x: kiln.Tensor, y: kiln.Tens
   return correct / x.shape[0];
 }
 
+/**
+ * Each image of x (n, 1, 28, 28) moved by a random whole-pixel offset in [-shift, shift] on both axes, zeros shifted in:
+ * the cheapest augmentation, and enough to keep the network from memorising 8,000 digits.
+ */
+export function randomShift(x: kiln.Tensor, shift: number, generator: kiln.Generator): kiln.Tensor {
+  const [n, c, h, w] = x.shape;
+  const padRows = kiln.zeros([n, c, shift, w]);
+  const tall = kiln.cat([padRows, x, padRows], 2);
+  const padCols = kiln.zeros([n, c, h + 2 * shift, shift]);
+  const padded = kiln.cat([padCols, tall, padCols], 3);
+  const pick = () => Math.floor(generator.uniform() * (2 * shift + 1));
+  const images: kiln.Tensor[] = [];
+  for (let i = 0; i < n; i++) images.push(padded.narrow(0, i, 1).narrow(2, pick(), h).narrow(3, pick(), w));
+  return kiln.cat(images, 0);
+}
+
 export function trainMnistCnn(options: MnistCnnOptions = {}): MnistCnnResult {
-  const { epochs = 20, lr = 2e-3, batchSize = 64, schedule = 'oneCycle', seed = 0, log = console.log } = options;
+  const { epochs = 20, lr = 2e-3, batchSize = 64, schedule = 'oneCycle', seed = 0, shift = 2, log = console.log } = options;
   const start = performance.now();
   kiln.manualSeed(seed);
   const { train, test } = kiln.data.loadMnist();
@@ -59,6 +79,7 @@ export function trainMnistCnn(options: MnistCnnOptions = {}): MnistCnnResult {
   const steps = epochs * Math.ceil(n / batchSize);
   const sched = schedule === 'oneCycle' ? new optim.Scheduler(opt, optim.oneCycle({ total: steps, pctStart: 0.25 })) : null;
   const shuffle = new kiln.Generator(seed + 1);
+  const shifts = new kiln.Generator(seed + 2);
   const losses: number[] = [];
   let samples = 0;
   let seconds = 0;
@@ -69,7 +90,8 @@ export function trainMnistCnn(options: MnistCnnOptions = {}): MnistCnnResult {
     let sum = 0;
     for (let b = 0; b < n; b += batchSize) {
       const idx = order.narrow(0, b, Math.min(batchSize, n - b));
-      const x = train.x.indexSelect(0, idx).reshape([idx.shape[0], 1, 28, 28]);
+      const images = train.x.indexSelect(0, idx).reshape([idx.shape[0], 1, 28, 28]);
+      const x = shift > 0 ? randomShift(images, shift, shifts) : images;
       const y = train.y.indexSelect(0, idx);
       opt.zeroGrad();
       const loss = nn.functional.crossEntropy(model.forward(x), y);

@@ -5,6 +5,7 @@
 //   t1api     kiln.noGrad(() => a.matmul(b)) through the public API: the first call in this process, then the median
 //   mlp       an MLP 784-256-256-10 training loop through the public API (no activationScope), steps/s, RSS growth
 //   t2        the MNIST MLP (bench/t2-mnist.ts)
+//   t5        the MNIST CNN (bench/t5-cnn.ts)
 //   gpt       T3/T3b training steps (bench/t3-gpt.ts); precision and checkpoint select the variant
 //   gemmbf16  the GEMMs of a T3b step (forward, dx, dW; head included) in float32 and bf16, GFLOP/s per shape
 //   t4        generation (bench/t4-generate.ts)
@@ -17,6 +18,7 @@ import { backend } from '../src/backend/index.js';
 import { rateSamples, median } from './stats.js';
 import { RssGrowth } from './rss.js';
 import { runT2 } from './t2-mnist.js';
+import { runT5 } from './t5-cnn.js';
 import { runGPTSteps } from './t3-gpt.js';
 import { runT4 } from './t4-generate.js';
 import { runT6 } from './t6-lstm.js';
@@ -101,6 +103,10 @@ const jobs: Record<string, (p: Params) => Record<string, unknown> | Promise<Reco
   },
   t2(p) {
     const r = runT2(p.max_batches === undefined ? {} : { maxBatches: Number(p.max_batches) });
+    return { samples_per_s: r.samplesPerSecond, accuracy: Number.isNaN(r.accuracy) ? null : r.accuracy };
+  },
+  t5(p) {
+    const r = runT5(p.max_batches === undefined ? {} : { maxBatches: Number(p.max_batches) });
     return { samples_per_s: r.samplesPerSecond, accuracy: Number.isNaN(r.accuracy) ? null : r.accuracy };
   },
   gpt(p) {

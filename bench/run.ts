@@ -1,7 +1,7 @@
 // Kiln's reference workloads (BENCHMARKS.md), side by side with PyTorch on the same machine in the same run.
 //
 //   npm run bench                         every workload, 5 rounds
-//   npm run bench -- T1 T3                only those (ids: T1 T1api MLP T2 T3 T3b GEMMbf16 T3bf16 T3bbf16 T3bckpt T4 T6 S1 S1soak D1)
+//   npm run bench -- T1 T3                only those (ids: T1 T1api MLP T2 T5 T3 T3b GEMMbf16 T3bf16 T3bbf16 T3bckpt T4 T6 S1 S1soak D1)
 //   KILN_SOAK_S=N                         S1soak's duration in seconds (default 600; 20 with --quick)
 //   npm run bench -- --quick              (or KILN_BENCH_QUICK=1) a smoke run: 2 rounds, small sizes, not publishable
 //   npm run bench -- ttq                  time to quality (minutes to an hour; runs only when named): the default
@@ -45,6 +45,7 @@ const S = quick ? {
   t1api: { follow_s: 0.2, min_calls: 3, max_calls: 10 },
   mlp: { warmup: 3, steps: 20 },
   t2: { max_batches: 5 } as { max_batches?: number },
+  t5: { max_batches: 5 } as { max_batches?: number },
   gpt: { warmup: 1, steps: 2 },
   t4: { repeats: 1 },
   t6: { warmup: 2, steps: 3 },
@@ -57,6 +58,7 @@ const S = quick ? {
   t1api: { follow_s: 1, min_calls: 5, max_calls: 50 },
   mlp: { warmup: 20, steps: 200 },
   t2: {} as { max_batches?: number },
+  t5: {} as { max_batches?: number },
   gpt: { warmup: 3, steps: 10 },
   t4: { repeats: 5 },
   t6: { warmup: 10, steps: 20 },
@@ -290,6 +292,27 @@ function t6(): Row[] {
     return [
       { id: 'T6', workload: 'char-level LSTM LM training', unit: 'tokens/s', kiln: fig(r.kiln, (x) => x.tokens_per_s),
         torch: fig(r.py, (x) => x.tokens_per_s) },
+    ];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function t5(): Row[] {
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-t5-'));
+  try {
+    dumpMnist(dir, (path, data) => writeFileSync(path, data));
+    const r = alternate('T5', () => kilnJob('t5', S.t5), () => pyJob('t5', { dir, ...S.t5 }));
+    const accuracy = S.t5.max_batches === undefined;
+    notes.push(accuracy ? 'T5: the MNIST CNN of BENCHMARKS.md, Adam lr 1e-3, batch 64, 3 epochs; samples/s over epochs 2-3, ' +
+      'test accuracy after epoch 3 (PyTorch convolutions run on its oneDNN kernels).'
+      : `T5 (quick): ${S.t5.max_batches} batches per epoch, no test accuracy.`);
+    return [
+      { id: 'T5', workload: 'MNIST CNN training', unit: 'samples/s', kiln: fig(r.kiln, (x) => x.samples_per_s),
+        torch: fig(r.py, (x) => x.samples_per_s) },
+      ...(accuracy ? [{ id: 'T5', workload: 'MNIST CNN test accuracy after 3 epochs', unit: '%', noRatio: true,
+        kiln: fig(r.kiln, (x) => (typeof x.accuracy === 'number' ? x.accuracy * 100 : undefined)),
+        torch: fig(r.py, (x) => (typeof x.accuracy === 'number' ? x.accuracy * 100 : undefined)) }] : []),
     ];
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -531,6 +554,7 @@ const WORKLOADS: { id: string; needsTorch: boolean; run: () => Row[]; onlyWhenNa
   { id: 'T1api', needsTorch: false, run: t1api },
   { id: 'MLP', needsTorch: true, run: mlp },
   { id: 'T2', needsTorch: true, run: t2 },
+  { id: 'T5', needsTorch: true, run: t5 },
   { id: 'T3', needsTorch: true, run: gptWorkload('T3', T3) },
   { id: 'T3b', needsTorch: true, run: gptWorkload('T3b', T3B) },
   { id: 'GEMMbf16', needsTorch: false, run: gemmBf16Rows },

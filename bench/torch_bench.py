@@ -3,7 +3,7 @@
 Usage: python3 bench/torch_bench.py JOB 'JSON-PARAMS'  (one fresh process per round; prints one JSON line)
 Jobs: env (versions, threads, the OpenBLAS kernel in use), t1kernel (numpy and torch GEMM into a preallocated
 output, out=), t1api (numpy `a @ b` allocating: the first call in this process and the median of the following
-ones), mlp (an MLP training loop on random data, steps/s), t2 (the MNIST MLP on the split bench/run.ts writes),
+ones), mlp (an MLP training loop on random data, steps/s), t2 (the MNIST MLP on the split bench/run.ts writes), t5 (the MNIST CNN, same split),
 gpt (T3/T3b training steps), t6 (the char-level LSTM LM on the Brown ids bench/run.ts writes). Threads: BENCH_THREADS (set by bench/run.ts to Kiln's thread count) for torch, and
 OMP_NUM_THREADS / OPENBLAS_NUM_THREADS in the environment for OpenBLAS. Memory: RSS growth during the timed steps
 (VmHWM after the timed steps, with the high-water mark reset after warm-up, minus VmRSS after warm-up).
@@ -377,7 +377,61 @@ def job_t6(p):
             "threads": torch.get_num_threads()}
 
 
-JOBS = {"env": job_env, "t1kernel": job_t1kernel, "t1api": job_t1api, "mlp": job_mlp, "t2": job_t2, "gpt": job_gpt, "t6": job_t6}
+def job_t5(p):
+    """The MNIST CNN of T5 (BENCHMARKS.md) with the same model, loss, optimizer, batch and epochs as bench/t5-cnn.ts:
+    conv 5x5 1->32 pad 2, ReLU, max-pool 2; conv 5x5 32->64 pad 2, ReLU, max-pool 2; flatten; linear 3136->128, ReLU,
+    dropout 0.5; linear 128->10; Adam lr 1e-3, batch 64; training samples/s over epochs 2-3 of 3, test accuracy after.
+    With max_batches (quick mode), epochs 2-3 stop after that many batches each and there is no accuracy."""
+    data_dir, max_batches = p["dir"], p.get("max_batches")
+    epochs = int(p.get("epochs", 3))
+    import numpy as np
+    torch, err = load_torch()
+    if torch is None:
+        return {"error": err}
+    torch.manual_seed(0)
+    load = lambda name, dt: np.fromfile(os.path.join(data_dir, name), dtype=dt)
+    train_x = torch.from_numpy(load("train_x.bin", np.float32).reshape(-1, 1, 28, 28))
+    train_y = torch.from_numpy(load("train_y.bin", np.int32).astype(np.int64))
+    test_x = torch.from_numpy(load("test_x.bin", np.float32).reshape(-1, 1, 28, 28))
+    test_y = torch.from_numpy(load("test_y.bin", np.int32).astype(np.int64))
+    nn = torch.nn
+    model = nn.Sequential(nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(3136, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    n = train_x.shape[0]
+    batch = 64
+    samples, seconds = 0, 0.0
+    for epoch in range(1, epochs + 1):
+        model.train()
+        order = torch.randperm(n)
+        t0 = time.perf_counter()
+        seen = 0
+        for k, b in enumerate(range(0, n, batch)):
+            if max_batches is not None and k >= max_batches:
+                break
+            idx = order[b:b + batch]
+            x, y = train_x[idx], train_y[idx]
+            opt.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+            loss.item()
+            seen += idx.shape[0]
+        if epoch > 1:
+            samples += seen
+            seconds += time.perf_counter() - t0
+    acc = None
+    if max_batches is None:
+        model.eval()
+        with torch.no_grad():
+            acc = (model(test_x).argmax(1) == test_y).float().mean().item()
+    return {"samples_per_s": samples / seconds, "accuracy": acc, "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "mkldnn": torch.backends.mkldnn.is_available()}
+
+
+JOBS = {"env": job_env, "t1kernel": job_t1kernel, "t1api": job_t1api, "mlp": job_mlp, "t2": job_t2, "gpt": job_gpt, "t5": job_t5, "t6": job_t6}
 
 
 def main():

@@ -489,6 +489,121 @@ static napi_value adamw(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+/* ---- vision kernels ---- */
+
+#define DIM_MAX (1 << 24)
+
+/* shape: Int32Array of kiln_conv2d_shape's 16 fields; every size checked so the kernels stay inside their buffers */
+static int read_conv_shape(const arr *a, kiln_conv2d_shape *s) {
+  if (a->len < 16) return -1;
+  const int32_t *p = I(*a);
+  for (int i = 0; i < 16; i++) if (p[i] < 0 || p[i] > DIM_MAX) return -1;
+  *s = (kiln_conv2d_shape){ p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14], p[15] };
+  if (s->KH < 1 || s->KW < 1 || s->sH < 1 || s->sW < 1 || s->dH < 1 || s->dW < 1 || s->G < 1) return -1;
+  if (s->C % s->G || s->OC % s->G) return -1;
+  return 0;
+}
+
+static napi_value conv2d(napi_env env, napi_callback_info info) {
+  ARGS(5); F32(0, x); F32(1, w); F32OPT(2, bias); I32(3, shape); F32(4, out);
+  kiln_conv2d_shape s;
+  if (read_conv_shape(&shape, &s)) FAIL("kiln native: conv2d: bad shape (sizes must be non-negative, kernel, stride, dilation and groups positive, groups dividing the channels)");
+  NEED(x, (size_t)s.N * s.C * s.H * s.W); NEED(w, (size_t)s.OC * (s.C / s.G) * s.KH * s.KW);
+  NEED(out, (size_t)s.N * s.OC * s.OH * s.OW);
+  if (bias.present) NEED(bias, s.OC);
+  if (kiln_conv2d(F(x), F(w), bias.present ? F(bias) : NULL, &s, F(out))) FAIL("kiln native: conv2d: out of memory for the column buffer");
+  return undef(env);
+}
+
+static napi_value conv2d_backward(napi_env env, napi_callback_info info) {
+  ARGS(7); F32(0, dy); F32(1, x); F32(2, w); I32(3, shape); F32OPT(4, dx); F32OPT(5, dw); F32OPT(6, db);
+  kiln_conv2d_shape s;
+  if (read_conv_shape(&shape, &s)) FAIL("kiln native: conv2dBackward: bad shape (sizes must be non-negative, kernel, stride, dilation and groups positive, groups dividing the channels)");
+  size_t nw = (size_t)s.OC * (s.C / s.G) * s.KH * s.KW;
+  NEED(dy, (size_t)s.N * s.OC * s.OH * s.OW); NEED(x, (size_t)s.N * s.C * s.H * s.W); NEED(w, nw);
+  if (dx.present) NEED(dx, (size_t)s.N * s.C * s.H * s.W);
+  if (dw.present) NEED(dw, nw);
+  if (db.present) NEED(db, s.OC);
+  if (kiln_conv2d_backward(F(dy), F(x), F(w), &s, dx.present ? F(dx) : NULL, dw.present ? F(dw) : NULL,
+                           db.present ? F(db) : NULL)) FAIL("kiln native: conv2dBackward: out of memory for the column buffer");
+  return undef(env);
+}
+
+/* shape: Int32Array of kiln_pool2d_shape's 13 fields */
+static int read_pool_shape(const arr *a, kiln_pool2d_shape *s) {
+  if (a->len < 13) return -1;
+  const int32_t *p = I(*a);
+  for (int i = 0; i < 13; i++) if (p[i] < 0 || p[i] > DIM_MAX) return -1;
+  *s = (kiln_pool2d_shape){ p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12] };
+  if (s->KH < 1 || s->KW < 1 || s->sH < 1 || s->sW < 1 || s->dH < 1 || s->dW < 1) return -1;
+  return 0;
+}
+
+#define POOL_SHAPE(i, what) arr shape_; I32_AS(i, shape_); kiln_pool2d_shape s; \
+  if (read_pool_shape(&shape_, &s)) FAIL("kiln native: " what ": bad shape (sizes must be non-negative, kernel, stride and dilation positive)")
+#define I32_AS(i, name) if (get_arr(env, argv[i], napi_int32_array, 0, &name)) FAIL("kiln native: %s: argument %s must be an Int32Array", __func__, #name)
+
+static napi_value max_pool2d(napi_env env, napi_callback_info info) {
+  ARGS(4); F32(0, x); POOL_SHAPE(1, "maxPool2d"); F32(2, out); I32(3, idx);
+  NEED(x, (size_t)s.P * s.H * s.W); NEED(out, (size_t)s.P * s.OH * s.OW); NEED(idx, (size_t)s.P * s.OH * s.OW);
+  kiln_max_pool2d(F(x), &s, F(out), I(idx));
+  return undef(env);
+}
+
+static napi_value max_pool2d_backward(napi_env env, napi_callback_info info) {
+  ARGS(4); F32(0, dy); I32(1, idx); POOL_SHAPE(2, "maxPool2dBackward"); F32(3, dx);
+  size_t no = (size_t)s.P * s.OH * s.OW;
+  NEED(dy, no); NEED(idx, no); NEED(dx, (size_t)s.P * s.H * s.W);
+  for (size_t i = 0; i < no; i++)
+    if (I(idx)[i] < -1 || I(idx)[i] >= s.H * s.W) FAIL("maxPool2dBackward: index %d at position %zu is outside [-1, %d)", I(idx)[i], i, s.H * s.W);
+  kiln_max_pool2d_backward(F(dy), I(idx), &s, F(dx));
+  return undef(env);
+}
+
+static napi_value avg_pool2d(napi_env env, napi_callback_info info) {
+  ARGS(5); F32(0, x); POOL_SHAPE(1, "avgPool2d"); BOOL(2, pad); NUM(3, divisor); F32(4, out);
+  NEED(x, (size_t)s.P * s.H * s.W); NEED(out, (size_t)s.P * s.OH * s.OW);
+  kiln_avg_pool2d(F(x), &s, pad, (float)divisor, F(out));
+  return undef(env);
+}
+
+static napi_value avg_pool2d_backward(napi_env env, napi_callback_info info) {
+  ARGS(5); F32(0, dy); POOL_SHAPE(1, "avgPool2dBackward"); BOOL(2, pad); NUM(3, divisor); F32(4, dx);
+  NEED(dy, (size_t)s.P * s.OH * s.OW); NEED(dx, (size_t)s.P * s.H * s.W);
+  kiln_avg_pool2d_backward(F(dy), &s, pad, (float)divisor, F(dx));
+  return undef(env);
+}
+
+static napi_value batchnorm_stats(napi_env env, napi_callback_info info) {
+  ARGS(6); F32(0, x); INT(1, N); INT(2, C); INT(3, HW); F32(4, mean); F32(5, variance);
+  NEED(x, N * C * HW); NEED(mean, C); NEED(variance, C);
+  kiln_batchnorm_stats(F(x), N, C, HW, F(mean), F(variance));
+  return undef(env);
+}
+
+static napi_value batchnorm(napi_env env, napi_callback_info info) {
+  ARGS(9); F32(0, x); F32(1, mean); F32(2, invstd); F32OPT(3, weight); F32OPT(4, bias); INT(5, N); INT(6, C); INT(7, HW);
+  F32(8, out);
+  NEED(x, N * C * HW); NEED(out, N * C * HW); NEED(mean, C); NEED(invstd, C);
+  if (weight.present) NEED(weight, C);
+  if (bias.present) NEED(bias, C);
+  kiln_batchnorm(F(x), F(mean), F(invstd), weight.present ? F(weight) : NULL, bias.present ? F(bias) : NULL, N, C, HW, F(out));
+  return undef(env);
+}
+
+static napi_value batchnorm_backward(napi_env env, napi_callback_info info) {
+  ARGS(12); F32(0, dy); F32(1, x); F32(2, mean); F32(3, invstd); F32OPT(4, weight); INT(5, N); INT(6, C); INT(7, HW);
+  BOOL(8, batchStats); F32OPT(9, dx); F32OPT(10, dweight); F32OPT(11, dbias);
+  NEED(dy, N * C * HW); NEED(x, N * C * HW); NEED(mean, C); NEED(invstd, C);
+  if (weight.present) NEED(weight, C);
+  if (dx.present) NEED(dx, N * C * HW);
+  if (dweight.present) NEED(dweight, C);
+  if (dbias.present) NEED(dbias, C);
+  kiln_batchnorm_backward(F(dy), F(x), F(mean), F(invstd), weight.present ? F(weight) : NULL, N, C, HW, batchStats,
+                          dx.present ? F(dx) : NULL, dweight.present ? F(dweight) : NULL, dbias.present ? F(dbias) : NULL);
+  return undef(env);
+}
+
 /* info() -> { isa, threads, poolSize } */
 static napi_value get_info(napi_env env, napi_callback_info info) {
   (void)info;
@@ -606,6 +721,9 @@ static napi_value init(napi_env env, napi_value exports) {
     { "memoryAdviseHuge", memory_advise_huge },
     { "lstmCell", lstm_cell }, { "lstmCellBackward", lstm_cell_backward }, { "gruCell", gru_cell },
     { "gruCellBackward", gru_cell_backward },
+    { "conv2d", conv2d }, { "conv2dBackward", conv2d_backward }, { "maxPool2d", max_pool2d },
+    { "maxPool2dBackward", max_pool2d_backward }, { "avgPool2d", avg_pool2d }, { "avgPool2dBackward", avg_pool2d_backward },
+    { "batchNormStats", batchnorm_stats }, { "batchNorm", batchnorm }, { "batchNormBackward", batchnorm_backward },
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

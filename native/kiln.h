@@ -163,5 +163,27 @@ void kiln_gru_cell(float *gx, const float *gh, const float *h_prev, size_t B, si
 /* gates, gh, dgx, dgh (B, 3H); h_prev, dh, dh_prev (B, H); dh_prev = dh * z (the GEMM part is the caller's) */
 void kiln_gru_cell_backward(const float *gates, const float *gh, const float *h_prev, const float *dh, size_t B,
                             size_t H, float *dgx, float *dgh, float *dh_prev);
+/* ---- vision: convolution (conv.c), pooling (pooling.c), batch norm (batchnorm.c) ---- */
+/* Geometry of conv2d: x (N, C, H, W), weight (OC, C/G, KH, KW), out (N, OC, OH, OW); output (oh, ow) reads input row
+ * oh*sH - pH + kh*dH and column ow*sW - pW + kw*dW, zero outside. Field order: the Int32Array binding.c receives. */
+typedef struct { int N, C, H, W, OC, KH, KW, OH, OW, sH, sW, pH, pW, dH, dW, G; } kiln_conv2d_shape;
+/* return 0, or -1 when scratch memory cannot be had */
+int kiln_conv2d(const float *x, const float *weight, const float *bias, const kiln_conv2d_shape *s, float *out);
+/* dx, dweight, dbias are written (not accumulated) where not NULL */
+int kiln_conv2d_backward(const float *dy, const float *x, const float *weight, const kiln_conv2d_shape *s, float *dx,
+                         float *dweight, float *dbias);
+/* Pooling windows over P planes (H, W) -> (OH, OW), same reading rule as conv2d. */
+typedef struct { int P, H, W, OH, OW, KH, KW, sH, sW, pH, pW, dH, dW; } kiln_pool2d_shape;
+void kiln_max_pool2d(const float *x, const kiln_pool2d_shape *s, float *out, int32_t *indices);
+void kiln_max_pool2d_backward(const float *dy, const int32_t *indices, const kiln_pool2d_shape *s, float *dx);
+/* divisor 0: PyTorch's (the window clipped to the padded input with include_pad, else to the input) */
+void kiln_avg_pool2d(const float *x, const kiln_pool2d_shape *s, int include_pad, float divisor, float *out);
+void kiln_avg_pool2d_backward(const float *dy, const kiln_pool2d_shape *s, int include_pad, float divisor, float *dx);
+void kiln_batchnorm_stats(const float *x, size_t N, size_t C, size_t HW, float *mean, float *variance);
+void kiln_batchnorm(const float *x, const float *mean, const float *invstd, const float *weight, const float *bias,
+                    size_t N, size_t C, size_t HW, float *out);
+void kiln_batchnorm_backward(const float *dy, const float *x, const float *mean, const float *invstd,
+                             const float *weight, size_t N, size_t C, size_t HW, int batch_stats, float *dx, float *dweight,
+                             float *dbias);
 
 #endif

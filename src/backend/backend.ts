@@ -21,6 +21,25 @@ export type BinaryOp =
 export type ReduceOp = 'sum' | 'max' | 'min';
 
 /**
+ * Geometry of a 2-D convolution: input (N, C, H, W), weight (OC, C / groups, KH, KW), output (N, OC, OH, OW).
+ * Output pixel (oh, ow) reads input row oh * strideH - padH + kh * dilationH (and likewise for columns); rows and
+ * columns outside the input read zero, so padding on the far side (asymmetric 'same' padding) follows from OH, OW.
+ */
+export interface Conv2dShape {
+  N: number; C: number; H: number; W: number; OC: number; KH: number; KW: number; OH: number; OW: number;
+  strideH: number; strideW: number; padH: number; padW: number; dilationH: number; dilationW: number; groups: number;
+}
+
+/**
+ * Geometry of a 2-D pooling window over P planes (N * C) of (H, W), output (P, OH, OW): window (oh, ow) covers
+ * input rows oh * strideH - padH + kh * dilationH for kh < KH (likewise columns), skipping those outside the input.
+ */
+export interface Pool2dShape {
+  P: number; H: number; W: number; OH: number; OW: number; KH: number; KW: number;
+  strideH: number; strideW: number; padH: number; padW: number; dilationH: number; dilationW: number;
+}
+
+/**
  * Every backend implements this. Conventions (llm.c style): outputs first where it reads naturally,
  * then inputs, then dimensions; `d` prefixes gradient buffers; buffers never alias unless a method says so.
  * A backend may serve only some dtypes natively and delegate the rest to the reference backend.
@@ -149,6 +168,42 @@ export interface Backend {
    */
   adamw(param: FloatArray, grad: FloatArray, m: FloatArray, v: FloatArray, lr: number, beta1: number, beta2: number,
     eps: number, weightDecay: number, bc1: number, bc2: number): void;
+
+  /** 2-D convolution (NCHW): x (N, C, H, W), weight (OC, C / groups, KH, KW), bias (OC) or null, out (N, OC, OH, OW). */
+  conv2d(x: FloatArray, weight: FloatArray, bias: FloatArray | null, s: Conv2dShape, out: FloatArray): void;
+  /**
+   * Gradients of conv2d from dy (N, OC, OH, OW): dx (N, C, H, W), dweight (OC, C / groups, KH, KW) and dbias (OC)
+   * are written (not accumulated) where not null.
+   */
+  conv2dBackward(dy: FloatArray, x: FloatArray, weight: FloatArray, s: Conv2dShape, dx: FloatArray | null,
+    dweight: FloatArray | null, dbias: FloatArray | null): void;
+  /**
+   * Max pooling: x (P, H, W), out (P, OH, OW); indices (P, OH, OW) get the flat position h * W + w of each maximum
+   * within its plane (the first on ties; NaN wins), as PyTorch's return_indices. A window with no input reads -Infinity.
+   */
+  maxPool2d(x: FloatArray, s: Pool2dShape, out: FloatArray, indices: Int32Array): void;
+  /** dx (P, H, W) is written: zero except dx[p, indices[p, o]] += dy[p, o]. */
+  maxPool2dBackward(dy: FloatArray, indices: Int32Array, s: Pool2dShape, dx: FloatArray): void;
+  /**
+   * Average pooling as PyTorch's avg_pool2d (dilation 1): the divisor is divisorOverride when non-zero, else the
+   * window clipped to the padded input (countIncludePad) or to the input itself. x (P, H, W), out (P, OH, OW).
+   */
+  avgPool2d(x: FloatArray, s: Pool2dShape, countIncludePad: boolean, divisorOverride: number, out: FloatArray): void;
+  /** dx (P, H, W) is written: each dy spread evenly (by the same divisor) over its window. */
+  avgPool2dBackward(dy: FloatArray, s: Pool2dShape, countIncludePad: boolean, divisorOverride: number, dx: FloatArray): void;
+  /** Per-channel mean and biased variance of x (N, C, HW) over N and HW: mean, variance (C). */
+  batchNormStats(x: FloatArray, N: number, C: number, HW: number, mean: FloatArray, variance: FloatArray): void;
+  /** out (N, C, HW) = (x - mean[c]) * invstd[c] * weight[c] + bias[c]; weight, bias (C) or null (1 and 0). */
+  batchNorm(x: FloatArray, mean: FloatArray, invstd: FloatArray, weight: FloatArray | null, bias: FloatArray | null,
+    N: number, C: number, HW: number, out: FloatArray): void;
+  /**
+   * Gradients of batchNorm from dy (N, C, HW); with batchStats, mean and invstd came from x itself, so dx carries
+   * their gradient too: dx = w * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)); without, dx = dy * w * invstd.
+   * dx (N, C, HW), dweight = sum(dy * xhat), dbias = sum(dy) (C) are written where not null.
+   */
+  batchNormBackward(dy: FloatArray, x: FloatArray, mean: FloatArray, invstd: FloatArray, weight: FloatArray | null,
+    N: number, C: number, HW: number, batchStats: boolean, dx: FloatArray | null, dweight: FloatArray | null,
+    dbias: FloatArray | null): void;
 
   /**
    * One LSTM time step, pointwise part (gate order i, f, g, o as in PyTorch). gates (B, 4H): pre-activations in,

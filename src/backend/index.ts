@@ -5,7 +5,8 @@ import type { Backend } from './backend.js';
 import { jsBackend } from './js/index.js';
 import { loadNativeBackend, type NativeInfo } from './native/index.js';
 
-export type { Backend, DType, AnyArray, FloatArray, UnaryOp, BinaryOp, ReduceOp } from './backend.js';
+export type { Backend, DType, AnyArray, FloatArray, UnaryOp, BinaryOp, ReduceOp, Conv2dShape,
+  Pool2dShape } from './backend.js';
 export { jsBackend };
 
 /** What backendInfo() reports about the backend in use. */

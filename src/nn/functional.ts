@@ -8,6 +8,8 @@ import { rmsNorm as fusedRmsNorm } from '../tensor/ops/rms-norm.js';
 
 export { crossEntropy, softmax, logSoftmax, layerNorm, embedding, dropout, linear, attention, gelu, relu, silu,
   sigmoid, tanh, type CrossEntropyOptions } from '../tensor/index.js';
+export { conv2d, maxPool2d, maxPool2dWithIndices, avgPool2d, adaptiveAvgPool2d, batchNorm, type Conv2dOptions,
+  type MaxPool2dOptions, type AvgPool2dOptions, type BatchNormOptions } from '../tensor/index.js';
 
 /** How a loss reduces its per-element values: 'mean' (default), 'sum', or 'none' (one per element). */
 export type Reduction = 'mean' | 'sum' | 'none';

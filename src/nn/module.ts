@@ -89,6 +89,9 @@ export class Module {
   /** Registers a non-trainable tensor that is saved in the state dict (e.g. running statistics). */
   registerBuffer(name: string, t: Tensor): void { this.buffers_.set(name, t); }
 
+  /** This module's own buffer of that name (not a child's), or undefined. */
+  protected buffer(name: string): Tensor | undefined { return this.buffers_.get(name); }
+
   /** Buffers (non-trainable state saved in the state dict) by dotted name. */
   namedBuffers(): [string, Tensor][] {
     const out: [string, Tensor][] = [];
@@ -188,7 +191,8 @@ export class Module {
         }
         (m as unknown as Record<string, unknown>)[k] = np;
       }
-      for (const [k, b] of m.buffers_) m.buffers_.set(k, b.to(dtype));
+      // Counters (BatchNorm's num_batches_tracked) stay integers.
+      for (const [k, b] of m.buffers_) if (b.dtype !== 'int32') m.buffers_.set(k, b.to(dtype));
     }
     return this;
   }

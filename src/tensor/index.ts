@@ -19,6 +19,9 @@ export {
 export { sum, mean, max, min, variance, std, logsumexp, argmax, argmin, type VarOptions } from './ops/reduce.js';
 export { matmul, mmT, linear } from './ops/matmul.js';
 export { conv1d } from './ops/conv1d.js';
+export { conv2d, type Conv2dOptions, type Size2 } from './ops/conv2d.js';
+export { maxPool2d, maxPool2dWithIndices, avgPool2d, adaptiveAvgPool2d, type MaxPool2dOptions, type AvgPool2dOptions } from './ops/pool2d.js';
+export { batchNorm, type BatchNormOptions } from './ops/batch-norm.js';
 export { qkvAttention, cachedAttention, cachedGroupedAttention, type KVBuffers } from './ops/attention.js';
 export {
   reshape, flatten, permute, transpose, squeeze, unsqueeze, expand, narrow, slice, cat, stack, split, chunk,

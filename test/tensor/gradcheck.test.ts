@@ -124,6 +124,31 @@ export const cases: Record<string, Case[]> = {
     { fn: (q, k, v) => kiln.attention(q, k, v, { heads: 1, causal: false }), inputs: () => [leaf([1, 2, 3], 61), leaf([1, 4, 3], 62), leaf([1, 4, 3], 63)] },
     { fn: (q, k, v) => kiln.attention(q, k, v, { heads: 2 }), inputs: () => [leaf([1, 2, 4], 64), leaf([1, 5, 4], 65), leaf([1, 5, 4], 66)] },
   ],
+  conv2d: [
+    { fn: (x, w, b) => kiln.conv2d(x, w, b, { padding: 1 }), inputs: () => [leaf([2, 3, 5, 5], 100), leaf([4, 3, 3, 3], 101), leaf([4], 102)] },
+    { fn: (x, w) => kiln.conv2d(x, w, null, { stride: [2, 1], padding: [1, 0], dilation: [1, 2] }),
+      inputs: () => [leaf([1, 2, 6, 7], 103), leaf([3, 2, 2, 3], 104)] },
+    { fn: (x, w, b) => kiln.conv2d(x, w, b, { groups: 2, padding: 'same' }), inputs: () => [leaf([2, 4, 4, 5], 105), leaf([6, 2, 2, 2], 106), leaf([6], 107)] },
+  ],
+  maxPool2d: [
+    { fn: (x) => kiln.maxPool2d(x, 2), inputs: () => [leaf([2, 3, 4, 6], 108)] },
+    { fn: (x) => kiln.maxPool2d(x, 3, { stride: 2, padding: 1, dilation: [1, 2], ceilMode: true }), inputs: () => [leaf([2, 7, 8], 109)] },
+  ],
+  avgPool2d: [
+    { fn: (x) => kiln.avgPool2d(x, [2, 3], { stride: 2, padding: 1 }), inputs: () => [leaf([2, 2, 5, 6], 110)] },
+    { fn: (x) => kiln.avgPool2d(x, 3, { stride: 2, padding: 1, countIncludePad: false, ceilMode: true }), inputs: () => [leaf([3, 6, 6], 111)] },
+  ],
+  adaptiveAvgPool2d: [
+    { fn: (x) => kiln.adaptiveAvgPool2d(x, [3, 2]), inputs: () => [leaf([2, 2, 7, 5], 112)] },
+    { fn: (x) => kiln.adaptiveAvgPool2d(x, 1), inputs: () => [leaf([2, 3, 4, 4], 113)] },
+  ],
+  batchNorm: [
+    { fn: (x, w, b) => kiln.batchNorm(x, null, null, { weight: w, bias: b, training: true }),
+      inputs: () => [leaf([4, 3, 2, 3], 114), leaf([3], 115), leaf([3], 116)] },
+    { fn: (x) => kiln.batchNorm(x, null, null, { training: true }), inputs: () => [leaf([5, 4], 117)] },
+    { fn: (x, w, b) => kiln.batchNorm(x, kiln.tensor([0.1, -0.2, 0.3], { dtype: 'float64' }), kiln.tensor([0.5, 1.5, 2], { dtype: 'float64' }),
+      { weight: w, bias: b }), inputs: () => [leaf([2, 3, 4], 118), leaf([3], 119), leaf([3], 120)] },
+  ],
 };
 
 test('every registered op has a gradient check', () => {

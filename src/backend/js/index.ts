@@ -10,6 +10,9 @@ import { adamw, attention, attentionBackward, crossEntropy, crossEntropyBackward
   softmax, softmaxBackward } from './nn-kernels.js';
 import { rmsNorm, rmsNormBackward, rope } from './decoder-kernels.js';
 import { gruCell, gruCellBackward, lstmCell, lstmCellBackward } from './rnn-kernels.js';
+import { conv2d, conv2dBackward } from './conv.js';
+import { avgPool2d, avgPool2dBackward, maxPool2d, maxPool2dBackward } from './pooling.js';
+import { batchNorm, batchNormBackward, batchNormStats } from './batch-norm.js';
 import { copy, fill, gather, indexAdd, indexSelect, permute, scatterAdd, sliceAssign, sliceCopy } from './layout.js';
 
 export const jsBackend: Backend = {
@@ -19,4 +22,6 @@ export const jsBackend: Backend = {
   indexSelect, indexAdd, gather, scatterAdd, permute, sliceCopy, sliceAssign,
   attention, attentionBackward, adamw,
   lstmCell, lstmCellBackward, gruCell, gruCellBackward,
+  conv2d, conv2dBackward, maxPool2d, maxPool2dBackward, avgPool2d, avgPool2dBackward,
+  batchNormStats, batchNorm, batchNormBackward,
 };

@@ -9,7 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import type { AnyArray, Backend, BinaryOp, FloatArray, ReduceOp, UnaryOp } from '../backend.js';
+import type { AnyArray, Backend, BinaryOp, Conv2dShape, FloatArray, Pool2dShape, ReduceOp, UnaryOp } from '../backend.js';
 import { jsBackend } from '../js/index.js';
 
 export interface NativeInfo { isa: string; threads: number }
@@ -64,6 +64,19 @@ export interface Addon {
   gruCell(gx: Float32Array, gh: Float32Array, hPrev: Float32Array, B: number, H: number, h: Float32Array): void;
   gruCellBackward(gates: Float32Array, gh: Float32Array, hPrev: Float32Array, dh: Float32Array, B: number, H: number,
     dgx: Float32Array, dgh: Float32Array, dhPrev: Float32Array): void;
+  conv2d(x: Float32Array, w: Float32Array, bias: Float32Array | null, shape: Int32Array, out: Float32Array): void;
+  conv2dBackward(dy: Float32Array, x: Float32Array, w: Float32Array, shape: Int32Array, dx: Float32Array | null,
+    dw: Float32Array | null, db: Float32Array | null): void;
+  maxPool2d(x: Float32Array, shape: Int32Array, out: Float32Array, indices: Int32Array): void;
+  maxPool2dBackward(dy: Float32Array, indices: Int32Array, shape: Int32Array, dx: Float32Array): void;
+  avgPool2d(x: Float32Array, shape: Int32Array, countIncludePad: boolean, divisor: number, out: Float32Array): void;
+  avgPool2dBackward(dy: Float32Array, shape: Int32Array, countIncludePad: boolean, divisor: number, dx: Float32Array): void;
+  batchNormStats(x: Float32Array, N: number, C: number, HW: number, mean: Float32Array, variance: Float32Array): void;
+  batchNorm(x: Float32Array, mean: Float32Array, invstd: Float32Array, w: Float32Array | null, b: Float32Array | null,
+    N: number, C: number, HW: number, out: Float32Array): void;
+  batchNormBackward(dy: Float32Array, x: Float32Array, mean: Float32Array, invstd: Float32Array, w: Float32Array | null,
+    N: number, C: number, HW: number, batchStats: boolean, dx: Float32Array | null, dw: Float32Array | null,
+    db: Float32Array | null): void;
   gptBlockDecode(x: Float32Array, weights: readonly (Float32Array | null)[], keys: Float32Array, values: Float32Array,
     rows: Int32Array, starts: Int32Array, A: number, C: number, NH: number, P: number, eps: number): void;
   llamaBlockDecode(x: Float32Array, weights: readonly (Float32Array | null)[], keys: Float32Array, values: Float32Array,
@@ -101,6 +114,14 @@ function code(map: Map<string, number>, kind: string, op: string): number {
 }
 
 const f32 = (a: unknown): a is Float32Array => a instanceof Float32Array;
+/** null, or a Float32Array: the optional buffers of the fused kernels. */
+const f32n = (a: unknown): a is Float32Array | null => a === null || a instanceof Float32Array;
+
+/** Conv2dShape's fields in the order of kiln_conv2d_shape (native/kiln.h). */
+const CONV_FIELDS = ['N', 'C', 'H', 'W', 'OC', 'KH', 'KW', 'OH', 'OW', 'strideH', 'strideW', 'padH', 'padW',
+  'dilationH', 'dilationW', 'groups'] as const;
+/** Pool2dShape's fields in the order of kiln_pool2d_shape. */
+const POOL_FIELDS = ['P', 'H', 'W', 'OH', 'OW', 'KH', 'KW', 'strideH', 'strideW', 'padH', 'padW', 'dilationH', 'dilationW'] as const;
 
 /** The package root: the nearest folder above this file with Kiln's package.json. */
 export function packageRoot(): string {
@@ -129,6 +150,11 @@ function wrap(n: Addon): Backend {
     return true;
   };
   const js = jsBackend;
+  // Geometry travels in two reused Int32Arrays, in the field order of the C structs.
+  const conv = new Int32Array(CONV_FIELDS.length);
+  const pool = new Int32Array(POOL_FIELDS.length);
+  const convShape = (s: Conv2dShape): Int32Array => { CONV_FIELDS.forEach((k, i) => { conv[i] = s[k]; }); return conv; };
+  const poolShape = (s: Pool2dShape): Int32Array => { POOL_FIELDS.forEach((k, i) => { pool[i] = s[k]; }); return pool; };
   return {
     name: 'native',
     fill(out, value) { if (f32(out)) n.fill(out, value); else js.fill(out, value); },
@@ -285,6 +311,42 @@ function wrap(n: Addon): Backend {
       if (f32(gates) && f32(gh) && f32(hPrev) && f32(dh) && f32(dgx) && f32(dgh) && f32(dhPrev)) {
         n.gruCellBackward(gates, gh, hPrev, dh, B, H, dgx, dgh, dhPrev);
       } else js.gruCellBackward(gates, gh, hPrev, dh, B, H, dgx, dgh, dhPrev);
+    },
+    conv2d(x, weight, bias, s, out) {
+      if (f32(x) && f32(weight) && f32n(bias) && f32(out)) n.conv2d(x, weight, bias, convShape(s), out);
+      else js.conv2d(x, weight, bias, s, out);
+    },
+    conv2dBackward(dy, x, weight, s, dx, dweight, dbias) {
+      if (f32(dy) && f32(x) && f32(weight) && f32n(dx) && f32n(dweight) && f32n(dbias)) {
+        n.conv2dBackward(dy, x, weight, convShape(s), dx, dweight, dbias);
+      } else js.conv2dBackward(dy, x, weight, s, dx, dweight, dbias);
+    },
+    maxPool2d(x, s, out, indices) {
+      if (f32(x) && f32(out)) n.maxPool2d(x, poolShape(s), out, indices); else js.maxPool2d(x, s, out, indices);
+    },
+    maxPool2dBackward(dy, indices, s, dx) {
+      if (f32(dy) && f32(dx)) n.maxPool2dBackward(dy, indices, poolShape(s), dx); else js.maxPool2dBackward(dy, indices, s, dx);
+    },
+    avgPool2d(x, s, countIncludePad, divisorOverride, out) {
+      if (f32(x) && f32(out)) n.avgPool2d(x, poolShape(s), countIncludePad, divisorOverride, out);
+      else js.avgPool2d(x, s, countIncludePad, divisorOverride, out);
+    },
+    avgPool2dBackward(dy, s, countIncludePad, divisorOverride, dx) {
+      if (f32(dy) && f32(dx)) n.avgPool2dBackward(dy, poolShape(s), countIncludePad, divisorOverride, dx);
+      else js.avgPool2dBackward(dy, s, countIncludePad, divisorOverride, dx);
+    },
+    batchNormStats(x, N, C, HW, mean, variance) {
+      if (f32(x) && f32(mean) && f32(variance)) n.batchNormStats(x, N, C, HW, mean, variance);
+      else js.batchNormStats(x, N, C, HW, mean, variance);
+    },
+    batchNorm(x, mean, invstd, weight, bias, N, C, HW, out) {
+      if (f32(x) && f32(mean) && f32(invstd) && f32n(weight) && f32n(bias) && f32(out)) n.batchNorm(x, mean, invstd, weight, bias, N, C, HW, out);
+      else js.batchNorm(x, mean, invstd, weight, bias, N, C, HW, out);
+    },
+    batchNormBackward(dy, x, mean, invstd, weight, N, C, HW, batchStats, dx, dweight, dbias) {
+      if (f32(dy) && f32(x) && f32(mean) && f32(invstd) && f32n(weight) && f32n(dx) && f32n(dweight) && f32n(dbias)) {
+        n.batchNormBackward(dy, x, mean, invstd, weight, N, C, HW, batchStats, dx, dweight, dbias);
+      } else js.batchNormBackward(dy, x, mean, invstd, weight, N, C, HW, batchStats, dx, dweight, dbias);
     },
     releaseMemory: () => n.memoryRelease(),
     noteFreshMemory: freshMemoryCollector(),

@@ -95,8 +95,9 @@ export interface FinetuneResult {
 
 /**
  * The defaults of `kiln finetune`, chosen by measurement (tools/sweep-finetune.mjs on the bundled data from the
- * quick start's base model; figures in README.md): full fine-tuning beat LoRA, 3 epochs at a peak rate of 2e-3
- * beat 1e-3, and mixing in pre-training text lowered every held-out figure.
+ * quick start's base model, old and new, and from a Llama base; figures in README.md): full fine-tuning beat LoRA,
+ * 3 epochs at a peak rate of 2e-3 beat 1e-3 and 3e-3 on the default base, and mixing in pre-training text lowered
+ * every held-out figure.
  */
 export const FINETUNE_DEFAULTS = { epochs: 3, lr: 2e-3, loraLr: 3e-3, mix: 0 } as const;
 

@@ -73,9 +73,9 @@ export function register(program: Command): void {
     .requiredOption('--from <dir>', 'the model to start from: a run folder (its best checkpoint), a frozen Kiln model folder, or a Hugging Face GPT-2 or LlamaForCausalLM folder')
     .requiredOption('--data <file>', 'training data, JSONL: {"messages": [{"role": "system"|"user"|"assistant", "content": ...}]} or {"prompt": ..., "completion": ...} per line')
     .requiredOption('--out <dir>', 'the fine-tuning run folder to create')
-    .option('--epochs <n>', 'passes over the data (default 3 on a GPT, 5 on a Llama, unless --max-steps is given)')
+    .option('--epochs <n>', 'passes over the data (default 3 unless --max-steps is given)')
     .option('--max-steps <n>', 'optimizer steps in all (with --epochs, whichever ends first)')
-    .option('--lr <x>', 'peak learning rate of AdamW, warmup then cosine (default 2e-3 on a GPT, 1e-3 on a Llama, or 3e-3 with LoRA)')
+    .option('--lr <x>', 'peak learning rate of AdamW, warmup then cosine (default 2e-3, or 3e-3 with LoRA)')
     .option('--batch-size <n>', 'conversations per batch, padded to the longest (default 8)')
     .option('--weight-decay <x>', 'AdamW weight decay on matrices (default 0)')
     .option('--freeze <pattern>', 'freeze parameters whose dotted names match (repeatable): e.g. transformer.wte, transformer.h.{0..1}.*, transformer.h.[0-3].attn.* (GPT), model.embed_tokens, model.layers.{0..1}.* (Llama)',

@@ -11,4 +11,4 @@ export {
   DEFAULT_REFUSAL_MARKER, PROMPT_KINDS, type PromptKind, type HeldoutPrompt, type HeldoutReply, type HeldoutScore, type KindCount, type EvaluateOptions,
 } from './evaluate.js';
 export { loadSourceModel, type SourceModel } from './load.js';
-export { finetune, FINETUNE_DEFAULTS, LLAMA_FINETUNE_DEFAULTS, DEFAULT_LORA_TARGETS, type FinetuneOptions, type FinetuneResult, type LoRASettings } from './run.js';
+export { finetune, FINETUNE_DEFAULTS, DEFAULT_LORA_TARGETS, type FinetuneOptions, type FinetuneResult, type LoRASettings } from './run.js';

@@ -101,12 +101,6 @@ export interface FinetuneResult {
  */
 export const FINETUNE_DEFAULTS = { epochs: 3, lr: 2e-3, loraLr: 3e-3, mix: 0 } as const;
 
-/**
- * The defaults for a Llama base, from the same sweep on a Llama base (README, "Fine-tuning"): a lower rate over
- * more epochs (5 at 1e-3) refused fewer near misses and got more facts right than 3 at 2e-3 or 3e-3.
- */
-export const LLAMA_FINETUNE_DEFAULTS = { epochs: 5, lr: 1e-3, loraLr: 3e-3, mix: 0 } as const;
-
 const loss = (model: unknown, b: ChatBatch) => (model as CausalLM).loss(b.idx, b.targets);
 
 /** Runs a fine-tuning job; see FinetuneOptions. */
@@ -193,8 +187,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   if (prep.truncated) log(`${prep.truncated} example${prep.truncated === 1 ? '' : 's'} cut to the context of ${gpt.config.context} tokens`);
   if (prep.dropped.length) log(`${prep.dropped.length} example${prep.dropped.length === 1 ? '' : 's'} dropped: no reply token within the context (lines ${prep.dropped.slice(0, 10).join(', ')})`);
   if (prep.rows.length === 0) throw new Error('fine-tuning: no example has a reply within the model\'s context');
-  const defaults = arch === 'llama' ? LLAMA_FINETUNE_DEFAULTS : FINETUNE_DEFAULTS;
-  const mix = o.mix ?? defaults.mix;
+  const mix = o.mix ?? FINETUNE_DEFAULTS.mix;
   if (!(mix >= 0 && mix < 1)) throw new Error(`fine-tuning: mix must be a share in [0, 1), got ${mix}`);
   if (mix > 0) {
     const n = Math.round((prep.rows.length * mix) / (1 - mix));
@@ -204,9 +197,9 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   const padId = tok.specialTokens().get(IM_END) ?? tok.specialTokens().get('<|endoftext|>') ?? 0;
   // Batches are global (batch size x world rows); the Trainer gives each rank its slice.
   const batches = new PaddedBatches(prep.rows, { batchSize: (o.batchSize ?? 8) * world, padId, seed, minRows: world });
-  const epochs = o.epochs ?? (o.maxSteps ? undefined : defaults.epochs);
+  const epochs = o.epochs ?? (o.maxSteps ? undefined : FINETUNE_DEFAULTS.epochs);
   const totalSteps = Math.min(o.maxSteps ?? Infinity, epochs ? epochs * batches.length : Infinity);
-  const lr = o.lr ?? (o.lora ? defaults.loraLr : defaults.lr);
+  const lr = o.lr ?? (o.lora ? FINETUNE_DEFAULTS.loraLr : FINETUNE_DEFAULTS.lr);
   const optimizer = new AdamW(gpt.paramGroups(o.weightDecay ?? 0), { lr });
   const schedule = new Scheduler(optimizer, cosineWithWarmup({ warmup: Math.min(10, Math.floor(totalSteps / 10)), total: totalSteps, floor: 0.1 }));
   const out = resolve(o.out);

@@ -13,7 +13,7 @@ export function register(program: Command): void {
     .command('chat')
     .description('Chat with a model in the terminal, using its chat template (base models get a plain User/Assistant one). ' +
       'Type /reset to start over, /exit or Ctrl-D to quit.')
-    .requiredOption('--model <dir>', 'a run folder (its best checkpoint), a frozen model folder or a Hugging Face GPT-2 folder')
+    .requiredOption('--model <dir>', 'a run folder (its best checkpoint), a frozen model folder or a Hugging Face GPT-2 or LlamaForCausalLM folder')
     .option('--system <text>', 'a system message that opens the conversation')
     .option('--no-verify', VERIFY_HELP), { maxTokens: 200 })
     .action(async (f: SamplingFlags & { model: string; system?: string; verify: boolean }) => {

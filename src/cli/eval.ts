@@ -20,7 +20,7 @@ export function register(program: Command): void {
     .command('eval')
     .description('Score a chat model on held-out prompts labelled by kind (JSONL: {"messages": [...], "kind": "harmful"|"benign"|"fact"|"unknown", ' +
       '"expect": fact}): harmful requests declined, benign near misses refused, answers carrying the expected fact. Greedy, batched.')
-    .requiredOption('--model <dir>', 'a run folder (its best checkpoint), a frozen model folder or a Hugging Face GPT-2 folder')
+    .requiredOption('--model <dir>', 'a run folder (its best checkpoint), a frozen model folder or a Hugging Face GPT-2 or LlamaForCausalLM folder')
     .requiredOption('--data <file>', 'held-out prompts, e.g. data/finetune/heldout.jsonl')
     .option('--json', 'print the summary as JSON instead of text')
     .option('--replies <file>', 'also write every prompt, reply and verdict to this JSON file')

@@ -1,4 +1,4 @@
-// `kiln finetune`: supervised fine-tuning of a GPT on chat conversations or prompt/completion pairs, with the loss
+// `kiln finetune`: supervised fine-tuning of a GPT or Llama on chat conversations or prompt/completion pairs, with the loss
 // on the assistant's tokens only, optional freezing by name pattern or LoRA adapters, and before/after figures on
 // held-out prompts. Thin: parses and checks flags, then calls kiln.recipes.finetune.finetune.
 
@@ -33,8 +33,11 @@ export function finetuneOptions(raw: Raw): kiln.recipes.finetune.FinetuneOptions
   const loraFlags = ([['--lora-alpha', raw.loraAlpha], ['--lora-dropout', raw.loraDropout], ['--lora-targets', raw.loraTargets]] as const)
     .filter(([, v]) => v !== undefined).map(([f]) => f);
   if (rank === undefined && loraFlags.length) throw new Error(`${loraFlags.join(', ')} need${loraFlags.length === 1 ? 's' : ''} --lora-rank`);
-  const targets = (raw.loraTargets ?? 'c_attn').split(',').map((s) => s.trim()).filter(Boolean);
-  if (rank !== undefined && targets.length === 0) throw new Error('--lora-targets expects a comma-separated list of layer names, e.g. c_attn,attn.c_proj');
+  // Without --lora-targets the recipe picks the architecture's attention projections (DEFAULT_LORA_TARGETS).
+  const targets = raw.loraTargets === undefined ? undefined : raw.loraTargets.split(',').map((s) => s.trim()).filter(Boolean);
+  if (rank !== undefined && targets !== undefined && targets.length === 0) {
+    throw new Error('--lora-targets expects a comma-separated list of layer names, e.g. c_attn,attn.c_proj (GPT) or q_proj,v_proj (Llama)');
+  }
   const progress = raw.progress ?? 'auto';
   if (!['auto', 'bar', 'lines', 'none'].includes(progress)) throw new Error(`--progress expects auto, bar, lines or none, got '${progress}'`);
   return {
@@ -64,10 +67,10 @@ export function finetuneOptions(raw: Raw): kiln.recipes.finetune.FinetuneOptions
 export function register(program: Command): void {
   const cmd = program
     .command('finetune')
-    .description('Fine-tune a GPT on chat conversations ({"messages": [...]}) or prompt/completion pairs, JSONL, with the loss on ' +
+    .description('Fine-tune a GPT or Llama on chat conversations ({"messages": [...]}) or prompt/completion pairs, JSONL, with the loss on ' +
       "the assistant's tokens only. Adds ChatML tokens (<|im_start|>, <|im_end|>) to the tokenizer and embedding, and writes a run " +
       'folder (checkpoints, tokenizer.json, tokenizer_config.json with the chat template, metrics.jsonl; LoRA adapters alone).')
-    .requiredOption('--from <dir>', 'the model to start from: a run folder (its best checkpoint), a frozen Kiln model folder, or a Hugging Face GPT-2 folder')
+    .requiredOption('--from <dir>', 'the model to start from: a run folder (its best checkpoint), a frozen Kiln model folder, or a Hugging Face GPT-2 or LlamaForCausalLM folder')
     .requiredOption('--data <file>', 'training data, JSONL: {"messages": [{"role": "system"|"user"|"assistant", "content": ...}]} or {"prompt": ..., "completion": ...} per line')
     .requiredOption('--out <dir>', 'the fine-tuning run folder to create')
     .option('--epochs <n>', 'passes over the data (default 3 unless --max-steps is given)')
@@ -75,12 +78,12 @@ export function register(program: Command): void {
     .option('--lr <x>', 'peak learning rate of AdamW, warmup then cosine (default 2e-3, or 3e-3 with LoRA)')
     .option('--batch-size <n>', 'conversations per batch, padded to the longest (default 8)')
     .option('--weight-decay <x>', 'AdamW weight decay on matrices (default 0)')
-    .option('--freeze <pattern>', 'freeze parameters whose dotted names match (repeatable): e.g. transformer.wte, transformer.h.{0..1}.*, transformer.h.[0-3].attn.*',
+    .option('--freeze <pattern>', 'freeze parameters whose dotted names match (repeatable): e.g. transformer.wte, transformer.h.{0..1}.*, transformer.h.[0-3].attn.* (GPT), model.embed_tokens, model.layers.{0..1}.* (Llama)',
       (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
     .option('--lora-rank <n>', 'train LoRA adapters of this rank instead of the weights (the base weights stay frozen)')
     .option('--lora-alpha <x>', 'LoRA scale alpha; the update is scaled by alpha / rank (default 2 x rank)')
     .option('--lora-dropout <x>', 'dropout on the adapters\' input (default 0)')
-    .option('--lora-targets <list>', 'comma-separated layer names or patterns to adapt (default c_attn): e.g. c_attn,attn.c_proj,mlp.c_fc')
+    .option('--lora-targets <list>', 'comma-separated layer names or patterns to adapt (default: c_attn on a GPT, q_proj,k_proj,v_proj on a Llama): e.g. c_attn,attn.c_proj,mlp.c_fc or q_proj,v_proj,o_proj,gate_proj,up_proj,down_proj')
     .option('--skip-bad-lines', 'skip malformed lines of --data (and say how many) instead of refusing the file')
     .option('--mix <x>', 'share of training rows that are pre-training text, against forgetting (default 0; 0.2 measured worse on the bundled data): 0.25 adds one text row per three conversations')
     .option('--mix-data <path>', 'the text mixed in by --mix: a file or folder (default: the bundled Brown corpus)')

@@ -50,7 +50,7 @@ export function register(program: Command): void {
   samplingFlags(program
     .command('generate')
     .description('Continue a prompt with a model, streaming the text as it is generated (a KV cache makes each token one small step).')
-    .requiredOption('--model <dir>', 'a run folder (its best checkpoint), a frozen model folder or a Hugging Face GPT-2 folder')
+    .requiredOption('--model <dir>', 'a run folder (its best checkpoint), a frozen model folder or a Hugging Face GPT-2 or LlamaForCausalLM folder')
     .argument('<prompt>', 'the text to continue'), { maxTokens: 100 })
     .option('--stop <text...>', 'stop before any of these strings')
     .option('--no-cache', 'recompute the whole sequence for every token (slow; for comparison)')

@@ -13,7 +13,7 @@ export function register(program: Command): void {
     .description('Serve a model over HTTP with the OpenAI API: POST /v1/completions, POST /v1/chat/completions (stream: true for ' +
       'server-sent events), GET /v1/models, GET /health. Concurrent requests decode together (continuous batching); ' +
       'beyond the batch they wait in a queue.')
-    .requiredOption('--model <dir>', 'a run folder (its best checkpoint), a frozen model folder or a Hugging Face GPT-2 folder')
+    .requiredOption('--model <dir>', 'a run folder (its best checkpoint), a frozen model folder or a Hugging Face GPT-2 or LlamaForCausalLM folder')
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
     .option('--port <n>', 'port (0 picks a free one)', num('a port number 0-65535', { int: true, min: 0, max: 65535 }), 8000)
     .option('--max-tokens-limit <n>', 'largest max_tokens a request may ask for', num('an integer >= 1', { int: true, min: 1 }), 512)

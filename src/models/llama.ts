@@ -27,6 +27,8 @@ import { resolveLlamaConfig, type LlamaConfig, type ResolvedLlamaConfig } from '
 /** A bias-free projection y = x @ W^T with W (out, in), as torch.nn.Linear(bias=False) stores it. */
 class Proj extends Module {
   weight: Parameter;
+  /** Tells LoRA (nn/lora weightLayoutOf) that the weight is stored (out, in), as nn.Linear stores it. */
+  readonly weightLayout = 'out-in' as const;
   constructor(inFeatures: number, outFeatures: number) {
     super();
     this.weight = new Parameter(zeros([outFeatures, inFeatures]));

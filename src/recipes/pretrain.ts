@@ -645,7 +645,7 @@ export function checkTrainingMemory(s: PretrainSettings): void {
 
 /** Settings that shape the model, its tokens or the data order: a resumed run must keep them. */
 const FIXED_ON_RESUME: readonly (keyof PretrainSettings)[] = [
-  'data', 'tokenizer', 'vocabSize', 'context', 'layers', 'heads', 'width', 'bias', 'batchSize', 'gradAccum', 'seed', 'valFraction',
+  'data', 'tokenizer', 'arch', 'kvHeads', 'vocabSize', 'context', 'layers', 'heads', 'width', 'bias', 'batchSize', 'gradAccum', 'seed', 'valFraction',
 ];
 
 /**
@@ -684,5 +684,7 @@ export function savedSettings(runDir: string): Partial<PretrainSettings> {
   for (const spec of OPTIONS) {
     if (spec.key in cfg.train && spec.key !== 'resume' && spec.key !== 'reshard') (out as Record<string, unknown>)[spec.key] = parseValue(spec, cfg.train[spec.key], `${path}: train.${spec.key}`);
   }
+  // Runs written before --arch existed are GPT runs, whatever today's default architecture is.
+  out.arch ??= 'gpt';
   return out;
 }

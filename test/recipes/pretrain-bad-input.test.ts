@@ -69,7 +69,7 @@ test('resume: changed flags are listed old -> new; flags the checkpoint fixes ar
   const now = resolveSettings({ lr: 1e-4, maxSteps: 200, evalEvery: 25, saveEvery: 10, resume: true, out: 'x' }, {}, saved);
   assert.deepEqual(resumeChanges(saved, now), ['max-steps 100 -> 200', 'lr 0.0003 -> 0.0001', 'eval-every 50 -> 25', 'save-every default -> 10']);
   assert.deepEqual(resumeChanges(saved, resolveSettings({ resume: true, out: 'x' }, {}, saved)), []);
-  for (const [flags, name] of [[{ width: 128 }, 'width'], [{ batchSize: 7 }, 'batch-size'], [{ layers: 3 }, 'layers'], [{ tokenizer: 't.json' }, 'tokenizer']] as const) {
+  for (const [flags, name] of [[{ width: 128 }, 'width'], [{ batchSize: 7 }, 'batch-size'], [{ layers: 3 }, 'layers'], [{ tokenizer: 't.json' }, 'tokenizer'], [{ arch: 'llama' }, 'arch']] as const) {
     assert.throws(() => resumeChanges(saved, resolveSettings({ ...flags, resume: true, out: 'x' }, {}, saved)),
       new RegExp(`--resume: --${name} cannot change when a run is resumed \\(the run has .*, given .*\\)`));
   }
@@ -118,4 +118,10 @@ test('pretrain --resume --lr trains at the new rate and logs what changed; a div
 
   await assert.rejects(pretrain(resolveSettings({ ...small, out: join(dir, 'hot'), lr: 1e4, maxSteps: 30, saveEvery: 1 }), () => {}),
     /^Error: training diverged: .*(The last good checkpoint is '.*step-\d+' \(step \d+\)\. Continue from it at a lower learning rate: kiln pretrain --out ".*hot" --resume --lr 1000|No checkpoint was written before it)/);
+});
+
+test('resume: a run saved before --arch existed resumes as a GPT', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-old-run-'));
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ kind: 'kiln-gpt-pretrain', train: { preset: 'tiny', lr: 3e-4 } }));
+  assert.equal(savedSettings(dir).arch, 'gpt');
 });

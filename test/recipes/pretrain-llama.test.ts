@@ -1,6 +1,6 @@
 // `kiln pretrain --arch llama` end to end on a small text, and the Llama through the rest of the pipeline: the run
 // reloads through the one loader (what generate, chat and serve use), exports to a Hugging Face LlamaForCausalLM
-// folder that imports back to the same logits, `kiln generate` runs on it, and fine-tuning refuses it clearly.
+// folder that imports back to the same logits, `kiln generate` runs on it, and `kiln finetune` fine-tunes it (test/recipes/finetune/llama.test.ts goes further).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -91,7 +91,7 @@ test('export writes a Hugging Face LlamaForCausalLM folder that imports back to 
   assert.deepEqual(logitsOf(imported.model), logitsOf(untied));
 });
 
-test('kiln generate runs on a llama run; kiln finetune refuses it with one sentence', async () => {
+test('kiln generate runs on a llama run; kiln finetune takes it as its base', async () => {
   await trainedRun();
   const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args],
     { encoding: 'utf8', env: { ...process.env, NODE_NO_WARNINGS: '1' } });
@@ -102,8 +102,10 @@ test('kiln generate runs on a llama run; kiln finetune refuses it with one sente
   assert.equal(gen.stdout, `${want}\n`);
   const chats = join(dir, 'chats.jsonl');
   writeFileSync(chats, `${JSON.stringify({ messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello' }] })}\n`);
-  await assert.rejects(kiln.recipes.finetune.finetune({ from: run, data: chats, out: join(dir, 'ft'), maxSteps: 1 }),
-    /holds a llama model, and kiln finetune supports GPT models only for now/);
+  // The run's context (16 tokens) cannot hold a ChatML conversation: fine-tuning gets past the architecture and
+  // stops at the data, which shows it takes a Llama (test/recipes/finetune/llama.test.ts fine-tunes one end to end).
+  await assert.rejects(kiln.recipes.finetune.finetune({ from: run, data: chats, out: join(dir, 'ft'), maxSteps: 1, progress: false, log: () => {} }),
+    /no example has a reply within the model's context/);
 });
 
 test('--kv-heads is checked against --heads and --arch', () => {

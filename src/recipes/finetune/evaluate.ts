@@ -251,7 +251,7 @@ export function formatReport(s: HeldoutScore): string[] {
 
 /** Options of the fine-tune evaluation. */
 export interface EvaluateOptions extends ReplyOptions {
-  /** A run folder, a frozen model folder or a Hugging Face GPT-2 folder. */
+  /** A run folder, a frozen model folder or a Hugging Face GPT-2 or Llama folder. */
   model: string;
   /** Held-out JSONL (see parseHeldout). */
   data: string;

@@ -14,7 +14,8 @@ import { writeFileAtomic } from '../../io/atomic.js';
 import { freezeParameters, namePattern } from '../../nn/freeze.js';
 import { adapterConfig, adapterStateDict, applyLoRA, type AdapterConfig } from '../../nn/lora.js';
 import { manualSeed } from '../../tensor/random.js';
-import { GPT } from '../../models/gpt.js';
+import { Llama } from '../../models/llama.js';
+import type { CausalLM } from '../../models/arch.js';
 import { checkMemory, gptTrainingBytes } from '../../models/memory.js';
 import { tokenizerConfig, writeTokenizerConfig, type TokenizerConfig } from '../../hub/tokenizer-config.js';
 import { CHATML_TEMPLATE, CHAT_SPECIAL_TOKENS, ChatTemplate, IM_END } from '../../infer/chat-template.js';
@@ -24,14 +25,23 @@ import { pretrainRows } from './mix.js';
 import { loadFinetuneData, type LineError } from './jsonl.js';
 import { loadSourceModel } from './load.js';
 import { divergenceGuard, explainDivergence } from '../divergence.js';
-import { resizeTokenEmbeddings } from './vocab.js';
+import { resizeTokenEmbeddings, tokenEmbedding, tokenEmbeddingName } from './vocab.js';
 
-/** LoRA settings of a fine-tune (see nn.LoRAOptions). */
-export interface LoRASettings { rank: number; alpha?: number; dropout?: number; targets: string[] }
+/** LoRA adapters: rank, scale alpha (default 2 x rank), dropout and the layers to adapt (default per architecture: DEFAULT_LORA_TARGETS). */
+export interface LoRASettings { rank: number; alpha?: number; dropout?: number; targets?: string[] }
+
+/**
+ * The layers LoRA adapts when --lora-targets is not given: the attention's input projections of each architecture
+ * (GPT-2's fused c_attn holds q, k and v; the Llama's are separate).
+ */
+export const DEFAULT_LORA_TARGETS: Readonly<Record<'gpt' | 'llama', readonly string[]>> = Object.freeze({
+  gpt: Object.freeze(['c_attn']),
+  llama: Object.freeze(['q_proj', 'k_proj', 'v_proj']),
+});
 
 /** Options of finetune(). */
 export interface FinetuneOptions {
-  /** A run folder, a frozen Kiln model folder or a Hugging Face GPT-2 folder. */
+  /** A run folder, a frozen Kiln model folder or a Hugging Face GPT-2 or LlamaForCausalLM folder. */
   from: string;
   /** JSONL of conversations or prompt/completion pairs. */
   data: string;
@@ -87,12 +97,13 @@ export interface FinetuneResult {
 
 /**
  * The defaults of `kiln finetune`, chosen by measurement (tools/sweep-finetune.mjs on the bundled data from the
- * quick start's base model; figures in README.md): full fine-tuning beat LoRA, 3 epochs at a peak rate of 2e-3
- * beat 1e-3, and mixing in pre-training text lowered every held-out figure.
+ * quick start's base model, old and new, and from a Llama base; figures in README.md): full fine-tuning beat LoRA,
+ * 3 epochs at a peak rate of 2e-3 beat 1e-3 and 3e-3 on the default base, and mixing in pre-training text lowered
+ * every held-out figure.
  */
 export const FINETUNE_DEFAULTS = { epochs: 3, lr: 2e-3, loraLr: 3e-3, mix: 0 } as const;
 
-const loss = (model: unknown, b: ChatBatch) => (model as GPT).loss(b.idx, b.targets);
+const loss = (model: unknown, b: ChatBatch) => (model as CausalLM).loss(b.idx, b.targets);
 
 /** Runs a fine-tuning job; see FinetuneOptions. */
 export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
@@ -113,11 +124,8 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   if (data.skipped.length) log(`skipped ${data.skipped.length} bad line${data.skipped.length === 1 ? '' : 's'} of ${o.data} (--skip-bad-lines)`);
   const heldout = o.heldout ? parseHeldout(readFileSync(o.heldout, 'utf8'), o.heldout) : null;
   const src = loadSourceModel(o.from, { verify: o.verify ?? true });
-  if (!(src.model instanceof GPT)) {
-    // Growing the embedding for chat tokens and the LoRA targets are written for the GPT's layout so far.
-    throw new Error(`fine-tuning: '${o.from}' holds a ${String(src.model.config.arch)} model, and kiln finetune supports GPT models only for now`);
-  }
-  const gpt = src.model;
+  const gpt: CausalLM = src.model;
+  const arch = gpt instanceof Llama ? 'llama' : 'gpt';
   const tok = src.tokenizer;
   if (o.lora && o.lora.rank > gpt.config.width) {
     throw new Error(`--lora-rank ${o.lora.rank} is larger than the model's width ${gpt.config.width}; a rank above the width adds nothing (4 to 64 is usual)`);
@@ -156,13 +164,20 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     for (const [p, names] of Object.entries(r.matched)) log(`--freeze ${p}: ${names.length} parameter${names.length === 1 ? '' : 's'} (${names.slice(0, 3).join(', ')}${names.length > 3 ? ', ...' : ''})`);
   }
   let lora: AdapterConfig | null = null;
+  const loraTargets = o.lora ? [...(o.lora.targets?.length ? o.lora.targets : DEFAULT_LORA_TARGETS[arch])] : [];
+  const embName = tokenEmbeddingName(gpt);
   if (o.lora) {
-    const r = applyLoRA(gpt, { rank: o.lora.rank, alpha: o.lora.alpha, dropout: o.lora.dropout, targets: o.lora.targets });
-    lora = adapterConfig(gpt, o.lora.targets, resolve(o.from));
+    const r = applyLoRA(gpt, { rank: o.lora.rank, alpha: o.lora.alpha, dropout: o.lora.dropout, targets: loraTargets });
+    lora = adapterConfig(gpt, loraTargets, resolve(o.from));
     log(`LoRA rank ${lora.r}, alpha ${lora.lora_alpha} on ${r.adapted.length} layers (${r.adapted.slice(0, 3).join(', ')}${r.adapted.length > 3 ? ', ...' : ''})`);
-    if (grown > 0 && !frozenByPattern.has('transformer.wte.weight')) {
-      gpt.transformer.wte.weight.requiresGrad = true;
-      log('transformer.wte.weight stays trainable: the new special tokens need embeddings (freeze it with --freeze transformer.wte)');
+    if (grown > 0 && !frozenByPattern.has(embName)) {
+      tokenEmbedding(gpt).weight.requiresGrad = true;
+      log(`${embName} stays trainable: the new special tokens need embeddings (freeze it with --freeze ${embName.replace(/\.weight$/, '')})`);
+    }
+    // An untied head (a Llama's lm_head) grew its own rows: the new tokens must be predictable too.
+    if (grown > 0 && gpt.lm_head.weight !== tokenEmbedding(gpt).weight && !frozenByPattern.has('lm_head.weight')) {
+      gpt.lm_head.weight.requiresGrad = true;
+      log('lm_head.weight stays trainable: the untied head grew rows for the new tokens (freeze it with --freeze lm_head)');
     }
   }
   const trainable = gpt.numParameters({ trainableOnly: true });
@@ -224,9 +239,14 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     // The adapters alone, as PEFT saves them; a grown token embedding travels with them (modules_to_save).
     const sd = adapterStateDict(gpt);
     const extra: string[] = [];
-    if (gpt.transformer.wte.weight.requiresGrad) {
-      sd['base_model.model.transformer.wte.weight'] = gpt.transformer.wte.weight.detach();
-      extra.push('transformer.wte');
+    const emb = tokenEmbedding(gpt).weight;
+    if (emb.requiresGrad) {
+      sd[`base_model.model.${embName}`] = emb.detach();
+      extra.push(embName.replace(/\.weight$/, ''));
+    }
+    if (gpt.lm_head.weight !== emb && gpt.lm_head.weight.requiresGrad) {
+      sd['base_model.model.lm_head.weight'] = gpt.lm_head.weight.detach();
+      extra.push('lm_head');
     }
     saveSafetensors(join(out, 'adapter_model.safetensors'), sd, { metadata: { format: 'pt' } });
     writeFileAtomic(join(out, 'adapter_config.json'), `${JSON.stringify({ ...lora, modules_to_save: extra.length ? extra : null }, null, 2)}\n`);

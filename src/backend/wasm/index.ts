@@ -35,6 +35,11 @@ export interface WasmSetup {
   spawnWorker?: WasmWorkerSpawner;
   /** Where the backend came from, for backendInfo() (e.g. the file it was read from). */
   source?: string;
+  /**
+   * Bytes of tensor storage the backend keeps in its memory at most (default 3 GiB of the 4 GiB); beyond it, and
+   * where the memory is not shared, storage is ordinary typed arrays, copied in and out of each kernel call.
+   */
+  heapBytes?: number;
 }
 
 /** The backend's controls for tests and benchmarks, as nativeControls() gives for the addon. */
@@ -126,6 +131,9 @@ const INITIAL_PAGES = 256;
 const MAX_PAGES = 65536;
 /** Each worker's stack (the same as the caller's, see scripts/build-wasm.mjs). */
 const WORKER_STACK_BYTES = 1 << 20;
+const DEFAULT_HEAP_BYTES = 3 * 1024 * 1024 * 1024;
+/** Smaller buffers stay ordinary typed arrays: copying them costs less than tracking them. */
+const OWN_MIN_BYTES = 256;
 
 function code(map: Map<string, number>, kind: string, op: string): number {
   const c = map.get(op);
@@ -292,6 +300,11 @@ export function createWasmBackend(setup: WasmSetup): WasmBackend {
   }
   const frame = new Frame(heap);
   const backend = wrap(ex, heap, frame);
+  if (shared && typeof FinalizationRegistry === 'function') {
+    const owned = storageAllocator(ex, heap, setup.heapBytes ?? DEFAULT_HEAP_BYTES);
+    backend.allocate = owned.allocate;
+    backend.ownsWhole = owned.ownsWhole;
+  }
   const controls: WasmControls = {
     info: () => ({ isa: ISA_NAMES[ex.kiln_isa()] ?? 'scalar', threads: ex.kiln_threads(), poolSize: ex.kiln_pool_size() }),
     setIsa: (name) => {
@@ -303,6 +316,39 @@ export function createWasmBackend(setup: WasmSetup): WasmBackend {
     workersReady: () => ex.kiln_workers_ready(),
   };
   return { backend, controls, memory };
+}
+
+/**
+ * Tensor storage inside the module's memory: kernels then take it in place. Each buffer is freed (back to the
+ * module's allocator, which keeps it for the next buffer of its size class) when the garbage collector finds it
+ * unreachable. Finalization runs between tasks, so a long synchronous loop frees nothing until it yields: past the
+ * budget, new storage is ordinary typed arrays until freed memory comes back. The tensor layer's own pool recycles
+ * storage within a training step either way. A subarray of such a buffer must not outlive the buffer itself.
+ */
+function storageAllocator(ex: Exports, heap: Heap, budget: number): Pick<Backend, 'allocate' | 'ownsWhole'> {
+  let live = 0;
+  const whole = new WeakSet<AnyArray>();
+  const registry = new FinalizationRegistry<[number, number]>(([ptr, bytes]) => {
+    ex.kiln_wasm_free(ptr);
+    live -= bytes;
+  });
+  return {
+    allocate(dtype: DType, n: number): AnyArray | undefined {
+      const size = dtype === 'float64' ? 8 : 4;
+      const bytes = n * size;
+      if (bytes < OWN_MIN_BYTES || live + bytes > budget) return undefined;
+      const ptr = ex.kiln_wasm_alloc(bytes) >>> 0;
+      if (ptr === 0) return undefined;
+      const buf = heap.bytes().buffer;
+      const a = dtype === 'float32' ? new Float32Array(buf, ptr, n) : dtype === 'float64' ? new Float64Array(buf, ptr, n)
+        : new Int32Array(buf, ptr, n);
+      live += bytes;
+      registry.register(a, [ptr, bytes]);
+      whole.add(a);
+      return a;
+    },
+    ownsWhole: (buf: AnyArray) => whole.has(buf),
+  };
 }
 
 function wrap(ex: Exports, heap: Heap, f: Frame): Backend {

@@ -53,7 +53,12 @@ export function loadWasmBackend(): WasmLoad {
     else if (!existsSync(path)) cached = { error: `${path} is missing` };
     else {
       const module = new WebAssembly.Module(readFileSync(path));
-      const wasm = createWasmBackend({ module, shared: true, threads: threadCount(), spawnWorker: spawnNodeWorker, source: path });
+      const heapBytes = process.env.KILN_WASM_HEAP_BYTES;
+      if (heapBytes !== undefined && heapBytes.trim() !== '' && !(Number.isSafeInteger(Number(heapBytes)) && Number(heapBytes) >= 0)) {
+        throw new Error(`KILN_WASM_HEAP_BYTES must be a whole number of bytes (0 keeps tensors out of wasm memory), got '${heapBytes}'`);
+      }
+      const wasm = createWasmBackend({ module, shared: true, threads: threadCount(), spawnWorker: spawnNodeWorker, source: path,
+        heapBytes: heapBytes !== undefined && heapBytes.trim() !== '' ? Number(heapBytes) : undefined });
       const isa = process.env.KILN_ISA;
       if (isa && isa.trim() !== '') wasm.controls.setIsa(isa.trim());
       const i = wasm.controls.info();

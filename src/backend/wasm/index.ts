@@ -33,6 +33,11 @@ export interface WasmSetup {
   /** Threads for parallel kernels, the caller included (1 without a spawner or shared memory). */
   threads?: number;
   spawnWorker?: WasmWorkerSpawner;
+  /**
+   * Whether the calling thread may block (memory.atomic.wait): true in Node and in a Web Worker, false on a browser
+   * page's main thread, where waiting traps; there the caller only spins while the workers finish (default false).
+   */
+  callerMayBlock?: boolean;
   /** Where the backend came from, for backendInfo() (e.g. the file it was read from). */
   source?: string;
   /**
@@ -107,7 +112,7 @@ interface Exports {
   kiln_set_isa(isa: number): number;
   kiln_threads(): number;
   kiln_pool_size(): number;
-  kiln_pool_configure(n: number): void;
+  kiln_pool_configure(n: number, callerMayBlock: number): void;
   kiln_workers_ready(): number;
   kiln_set_threads(n: number): void;
   kiln_wasm_alloc(bytes: number): number;
@@ -293,7 +298,7 @@ export function createWasmBackend(setup: WasmSetup): WasmBackend {
   const ex = instance.exports as unknown as Exports;
   const heap = new Heap(memory, ex, shared);
   const threads = shared && setup.spawnWorker ? Math.max(1, Math.min(255, Math.floor(setup.threads ?? 1))) : 1;
-  ex.kiln_pool_configure(threads);
+  ex.kiln_pool_configure(threads, setup.callerMayBlock ? 1 : 0);
   for (let tid = 1; tid < threads; tid++) {
     const stack = heap.alloc(WORKER_STACK_BYTES);
     setup.spawnWorker!({ module: setup.module, memory, tid, stackTop: stack + WORKER_STACK_BYTES });

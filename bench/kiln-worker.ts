@@ -5,7 +5,8 @@
 //   t1api     kiln.noGrad(() => a.matmul(b)) through the public API: the first call in this process, then the median
 //   mlp       an MLP 784-256-256-10 training loop through the public API (no activationScope), steps/s, RSS growth
 //   t2        the MNIST MLP (bench/t2-mnist.ts)
-//   gpt       T3/T3b training steps (bench/t3-gpt.ts)
+//   gpt       T3/T3b training steps (bench/t3-gpt.ts); precision and checkpoint select the variant
+//   gemmbf16  the GEMMs of a T3b step (forward, dx, dW; head included) in float32 and bf16, GFLOP/s per shape
 //   t4        generation (bench/t4-generate.ts)
 //   s1        kiln serve: a 50-request burst and tokens/s at 16 streams vs 1 (bench/s1-serve.ts)
 //   s1soak    kiln serve: a soak of mixed traffic, failures and RSS growth (bench/s1-serve.ts)
@@ -29,6 +30,21 @@ function rand(n: number, seed: number): Float32Array {
 }
 
 const jobs: Record<string, (p: Params) => Record<string, unknown> | Promise<Record<string, unknown>>> = {
+  gemmbf16(p) {
+    const be = backend();
+    const opts = { warmMs: Number(p.warm_s ?? 0.3) * 1000, sampleMs: Number(p.sample_s ?? 0.1) * 1000, samples: Number(p.samples ?? 5) };
+    const out: Record<string, unknown> = {};
+    for (const [name, tA, tB, M, N, K] of p.shapes as [string, boolean, boolean, number, number, number][]) {
+      const A = rand(M * K, 1);
+      const B = rand(K * N, 2);
+      const C = new Float32Array(M * N);
+      const flops = 2 * M * N * K;
+      out[`${name} float32`] = median(rateSamples(() => be.gemm(tA, tB, 1, M, N, K, 1, A, 0, B, 0, 0, C, 0), flops, opts)) / 1e9;
+      out[`${name} bf16`] = be.gemmBf16
+        ? median(rateSamples(() => be.gemmBf16!(tA, tB, 1, M, N, K, 1, A, 0, B, 0, 0, C, 0), flops, opts)) / 1e9 : null;
+    }
+    return out;
+  },
   t1kernel(p) {
     const be = backend();
     const opts = { warmMs: Number(p.warm_s ?? 0.3) * 1000, sampleMs: Number(p.sample_s ?? 0.1) * 1000, samples: Number(p.samples ?? 5) };
@@ -87,9 +103,10 @@ const jobs: Record<string, (p: Params) => Record<string, unknown> | Promise<Reco
   },
   gpt(p) {
     const s = { V: Number(p.V), T: Number(p.T), L: Number(p.L), H: Number(p.H), C: Number(p.C), B: Number(p.B) };
-    const r = runGPTSteps(s, { warmup: Number(p.warmup), steps: Number(p.steps) });
+    const r = runGPTSteps(s, { warmup: Number(p.warmup), steps: Number(p.steps),
+      precision: p.precision === 'bf16' ? 'bf16' : 'float32', checkpoint: p.checkpoint === true });
     return { ms_per_step: r.msPerStep, params: r.params, first_loss: r.firstLoss, last_loss: r.lastLoss,
-      rss_growth_mb: r.rssGrowthMB, rss_exact: r.rssExact };
+      rss_growth_mb: r.rssGrowthMB, rss_exact: r.rssExact, peak_rss_mb: r.peakRssMB };
   },
   t4(p) {
     const r = runT4({ repeats: Number(p.repeats ?? 5) });

@@ -1,7 +1,7 @@
 // Kiln's reference workloads (BENCHMARKS.md), side by side with PyTorch on the same machine in the same run.
 //
 //   npm run bench                         every workload, 5 rounds
-//   npm run bench -- T1 T3                only those (ids: T1 T1api MLP T2 T3 T3b T4 S1 S1soak D1 W1)
+//   npm run bench -- T1 T3                only those (ids: T1 T1api MLP T2 T3 T3b GEMMbf16 T3bf16 T3bbf16 T3bckpt T4 S1 S1soak D1 W1)
 //   KILN_SOAK_S=N                         S1soak's duration in seconds (default 600; 20 with --quick)
 //   npm run bench -- --quick              (or KILN_BENCH_QUICK=1) a smoke run: 2 rounds, small sizes, not publishable
 //   npm run bench -- ttq                  time to quality (minutes to an hour; runs only when named): the default
@@ -300,6 +300,60 @@ function gptWorkload(id: string, s: GPTShape) {
   };
 }
 
+/**
+ * T3bf16 / T3bbf16: the T3/T3b step in Kiln float32 and under kiln.autocast('bf16'), fresh processes alternating;
+ * T3bckpt: T3b float32 without and with gradient checkpointing (peak RSS of the process and ms/step).
+ */
+function gptVariant(id: string, s: GPTShape, a: { label: string; mode: Record<string, unknown> },
+  b: { label: string; mode: Record<string, unknown> }) {
+  return (): Row[] => {
+    const p = { ...s, ...S.gpt };
+    const r = alternate(id, () => kilnJob('gpt', { ...p, ...a.mode }), () => kilnJob('gpt', { ...p, ...b.mode }));
+    const ms = (x: Result) => x.ms_per_step;
+    const ratio: number[] = [];
+    r.kiln.forEach((x, i) => {
+      const y = r.py[i];
+      if (typeof x.ms_per_step === 'number' && typeof y?.ms_per_step === 'number') ratio.push(x.ms_per_step / y.ms_per_step);
+    });
+    const loss = (xs: Result[]) => xs.find((x) => typeof x.last_loss === 'number')?.last_loss;
+    notes.push(`${id}: GPT V=${s.V} T=${s.T} L=${s.L} C=${s.C} B=${s.B}, Kiln against itself in fresh processes taking ` +
+      `turns; ${a.label} vs ${b.label}; loss after ${S.gpt.warmup + S.gpt.steps} steps ${Number(loss(r.kiln)).toFixed(4)} vs ` +
+      `${Number(loss(r.py)).toFixed(4)}.`);
+    return [
+      { id, workload: `GPT step, ${a.label}`, unit: 'ms/step', kiln: fig(r.kiln, ms), lowerIsBetter: true },
+      { id, workload: `GPT step, ${b.label}`, unit: 'ms/step', kiln: fig(r.py, ms), lowerIsBetter: true },
+      { id, workload: `speed of ${b.label} over ${a.label} (per round)`, unit: 'x', kiln: ratio.length ? ratio : 'failed', noRatio: true },
+      { id, workload: `peak RSS, ${a.label}`, unit: 'MB', kiln: fig(r.kiln, (x) => x.peak_rss_mb), lowerIsBetter: true, noRatio: true },
+      { id, workload: `peak RSS, ${b.label}`, unit: 'MB', kiln: fig(r.py, (x) => x.peak_rss_mb), lowerIsBetter: true, noRatio: true },
+    ];
+  };
+}
+
+/** GEMMbf16: the GEMMs of a T3b step (GPT Conv1D layout: x @ W, dx = g @ W^T, dW = x^T @ g; the tied head) in float32 and bf16. */
+function gemmBf16Rows(): Row[] {
+  const { C, B, T, V } = T3B;
+  const R = B * T;
+  const shapes: [string, boolean, boolean, number, number, number][] = [
+    ['qkv forward', false, false, R, 3 * C, C], ['mlp up forward', false, false, R, 4 * C, C], ['mlp down forward', false, false, R, C, 4 * C],
+    ['mlp up dx', false, true, R, C, 4 * C], ['mlp down dx', false, true, R, 4 * C, C],
+    ['mlp up dW (long K)', true, false, C, 4 * C, R], ['mlp down dW (long K)', true, false, 4 * C, C, R],
+    ['head forward', false, true, R, V, C], ['head dx', false, false, R, C, V], ['head dW (long K)', true, false, V, C, R],
+  ];
+  const rounds: Result[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    process.stderr.write(`  GEMMbf16: round ${r + 1}/${ROUNDS}\r`);
+    rounds.push(kilnJob('gemmbf16', { shapes, ...S.t1Timing }));
+  }
+  notes.push(`GEMMbf16: the GEMMs of one T3b step (${R} rows, C=${C}, V=${V}), GFLOP/s in float32 and bf16 (gemmBf16: bf16 inputs, float32 accumulation), alternating in one process per round.`);
+  return shapes.flatMap(([name]) => [
+    { id: 'GEMMbf16', workload: `${name} (M, N, K as in the step), float32`, unit: 'GFLOP/s', kiln: fig(rounds, (x) => x[`${name} float32`]) },
+    { id: 'GEMMbf16', workload: `${name}, bf16`, unit: 'GFLOP/s', kiln: fig(rounds, (x) => x[`${name} bf16`]) },
+  ]);
+}
+
+const F32 = { label: 'float32', mode: { precision: 'float32' } };
+const BF16 = { label: 'bf16 (kiln.autocast)', mode: { precision: 'bf16' } };
+
 function t4(): Row[] {
   const r = alternate('T4', () => kilnJob('t4', S.t4),
     () => runChild(PYTHON, [join(here, 't4_generate.py'), JSON.stringify(S.t4)], pythonEnv()));
@@ -480,6 +534,10 @@ const WORKLOADS: { id: string; needsTorch: boolean; run: () => Row[]; onlyWhenNa
   { id: 'T2', needsTorch: true, run: t2 },
   { id: 'T3', needsTorch: true, run: gptWorkload('T3', T3) },
   { id: 'T3b', needsTorch: true, run: gptWorkload('T3b', T3B) },
+  { id: 'GEMMbf16', needsTorch: false, run: gemmBf16Rows },
+  { id: 'T3bf16', needsTorch: false, run: gptVariant('T3bf16', T3, F32, BF16) },
+  { id: 'T3bbf16', needsTorch: false, run: gptVariant('T3bbf16', T3B, F32, BF16) },
+  { id: 'T3bckpt', needsTorch: false, run: gptVariant('T3bckpt', T3B, F32, { label: 'float32, checkpointed blocks', mode: { checkpoint: true } }) },
   { id: 'T4', needsTorch: true, run: t4 },
   { id: 'S1', needsTorch: false, run: s1 },
   { id: 'S1soak', needsTorch: false, run: s1soak },

@@ -30,13 +30,20 @@ export interface StepResult {
   msPerStep: number; params: number; firstLoss: number; lastLoss: number;
   /** RSS growth during the timed steps (peak during them minus RSS after warm-up), MB; exact: the peak is the kernel's */
   rssGrowthMB: number; rssExact: boolean;
+  /** the process's peak RSS so far (MB): with a fresh process per run, the step's peak memory */
+  peakRssMB: number;
 }
 
+/** How a step runs: GEMM precision (kiln.autocast) and gradient checkpointing of the blocks. */
+export interface StepMode { precision?: 'float32' | 'bf16'; checkpoint?: boolean }
+
 /** Median ms per step over `steps` steps after `warmup` steps, on the current backend; onStep(i) runs before step i. */
-export function runGPTSteps(s: GPTShape, { warmup = 3, steps = 10, onStep = (_i: number) => {} } = {}): StepResult {
+export function runGPTSteps(s: GPTShape, { warmup = 3, steps = 10, onStep = (_i: number) => {}, precision = 'float32', checkpoint = false }:
+  { warmup?: number; steps?: number; onStep?: (i: number) => void } & StepMode = {}): StepResult {
   kiln.manualSeed(0);
   const model = new kiln.models.GPT({ vocabSize: s.V, context: s.T, layers: s.L, heads: s.H, width: s.C, dropout: 0,
     bias: true, tiedEmbeddings: true });
+  model.checkpointActivations = checkpoint;
   const params = model.parameters().reduce((n, p) => n + p.size, 0);
   const opt = new kiln.optim.AdamW(model.parameters(), { lr: 3e-4, betas: [0.9, 0.999], weightDecay: 0.1 });
   const { idx: ids, targets: tgt } = tokens(s);
@@ -51,7 +58,7 @@ export function runGPTSteps(s: GPTShape, { warmup = 3, steps = 10, onStep = (_i:
     if (i === warmup) mem = new RssGrowth();
     const t0 = performance.now();
     opt.zeroGrad();
-    const loss = model.loss(idx, targets); // as the PyTorch side, whose model returns only the loss
+    const loss = kiln.autocast(precision, () => model.loss(idx, targets)); // as the PyTorch side: only the loss
     loss.backward();
     opt.step();
     lastLoss = loss.item();
@@ -60,5 +67,6 @@ export function runGPTSteps(s: GPTShape, { warmup = 3, steps = 10, onStep = (_i:
   }
   times.sort((a, b) => a - b);
   const msPerStep = times.length % 2 ? times[times.length >> 1] : (times[times.length / 2 - 1] + times[times.length / 2]) / 2;
-  return { msPerStep, params, firstLoss, lastLoss, rssGrowthMB: mem?.growthMB() ?? NaN, rssExact: mem?.exact ?? false };
+  return { msPerStep, params, firstLoss, lastLoss, rssGrowthMB: mem?.growthMB() ?? NaN, rssExact: mem?.exact ?? false,
+    peakRssMB: process.resourceUsage().maxRSS / 1024 };
 }

@@ -3,7 +3,7 @@
 // Run: npx tsx examples/gpt-char.ts                       (a few paragraphs of the Brown corpus, ~1 minute)
 //      npx tsx examples/gpt-char.ts --text notes.txt --steps 2000
 
-import * as kiln from '../src/index.js';
+import * as kiln from 'kiln';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 

@@ -163,7 +163,7 @@ static int long_arg(napi_env env, napi_value v, long *out) {
   return 0;
 }
 
-static napi_value gemm(napi_env env, napi_callback_info info) {
+static napi_value gemm_any(napi_env env, napi_callback_info info, int bf16) {
   ARGS(14);
   BOOL(0, transA); BOOL(1, transB); INT(2, batch); INT(3, M); INT(4, N); INT(5, K); NUM(6, alpha);
   F32(7, A); F32(9, B); NUM(11, beta); F32(12, C);
@@ -176,8 +176,31 @@ static napi_value gemm(napi_env env, napi_callback_info info) {
     NEED(C, b1 * (size_t)sC + M * N);
     if (K > 0) { NEED(A, b1 * (size_t)sA + M * K); NEED(B, b1 * (size_t)sB + K * N); }
   }
-  kiln_gemm(transA, transB, (int)batch, (int)M, (int)N, (int)K, (float)alpha, F(A), sA, F(B), sB, (float)beta, F(C), sC);
+  (bf16 ? kiln_gemm_bf16 : kiln_gemm)(transA, transB, (int)batch, (int)M, (int)N, (int)K, (float)alpha, F(A), sA, F(B), sB, (float)beta, F(C), sC);
   return undef(env);
+}
+
+static napi_value gemm(napi_env env, napi_callback_info info) { return gemm_any(env, info, 0); }
+/* gemmBf16: gemm's arguments; inputs rounded to bfloat16, float32 accumulation */
+static napi_value gemm_bf16(napi_env env, napi_callback_info info) { return gemm_any(env, info, 1); }
+
+/* bf16Info() -> { supported, active }; setBf16(on) -> boolean (false when on is asked and unsupported) */
+static napi_value bf16_info(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value o, sup, act;
+  CHECK(napi_create_object(env, &o));
+  CHECK(napi_get_boolean(env, kiln_bf16_supported(), &sup));
+  CHECK(napi_get_boolean(env, kiln_bf16(), &act));
+  CHECK(napi_set_named_property(env, o, "supported", sup));
+  CHECK(napi_set_named_property(env, o, "active", act));
+  return o;
+}
+
+static napi_value set_bf16(napi_env env, napi_callback_info info) {
+  ARGS(1); BOOL(0, on);
+  napi_value r;
+  CHECK(napi_get_boolean(env, kiln_set_bf16(on) == 0, &r));
+  return r;
 }
 
 static napi_value softmax(napi_env env, napi_callback_info info) {
@@ -545,7 +568,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "gptBlockDecode", gpt_block_decode }, { "sample", sample },
     { "llamaBlockDecode", llama_block_decode },
     { "adamw", adamw }, { "info", get_info }, { "setIsa", set_isa }, { "setThreads", set_threads },
-    { "gemmTune", gemm_tune }, { "memoryInit", memory_init }, { "memoryRelease", memory_release },
+    { "gemmTune", gemm_tune }, { "gemmBf16", gemm_bf16 }, { "bf16Info", bf16_info }, { "setBf16", set_bf16 }, { "memoryInit", memory_init }, { "memoryRelease", memory_release },
     { "memoryAdviseHuge", memory_advise_huge },
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {

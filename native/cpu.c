@@ -8,6 +8,16 @@
 
 static int isa_current = -1;
 
+/* The process environment; a wasm module has none (reading it would import WASI), so its host passes settings in. */
+static const char *env_var(const char *name) {
+#if defined(__wasm__)
+  (void)name;
+  return NULL;
+#else
+  return getenv(name);
+#endif
+}
+
 int kiln_isa_best(void) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
@@ -50,11 +60,7 @@ int kiln_set_isa(int isa) {
 int kiln_isa(void) {
   if (isa_current < 0) {
     int isa = kiln_isa_best();
-#if defined(__wasm__)
-    const char *env = NULL; /* no environment inside wasm: the host calls kiln_set_isa */
-#else
-    const char *env = getenv("KILN_ISA");
-#endif
+    const char *env = env_var("KILN_ISA"); /* inside wasm the host calls kiln_set_isa instead */
     if (env) {
       for (int i = 0; i <= KILN_ISA_AVX512; i++)
         if (strcmp(env, kiln_isa_name(i)) == 0 && kiln_set_isa(i) == 0) isa = i;
@@ -62,4 +68,30 @@ int kiln_isa(void) {
     isa_current = isa;
   }
   return isa_current;
+}
+
+/* AVX512_BF16: vdpbf16ps. KILN_BF16=0 turns it off (the rounded float32 fallback runs), for tests and benchmarks. */
+static int bf16_on = -1;
+
+int kiln_bf16_supported(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return kiln_isa_best() == KILN_ISA_AVX512 && __builtin_cpu_supports("avx512bf16");
+#else
+  return 0;
+#endif
+}
+
+int kiln_set_bf16(int on) {
+  if (on && !kiln_bf16_supported()) return -1;
+  bf16_on = on ? 1 : 0;
+  return 0;
+}
+
+int kiln_bf16(void) {
+  if (bf16_on < 0) {
+    const char *env = env_var("KILN_BF16");
+    bf16_on = kiln_bf16_supported() && !(env && strcmp(env, "0") == 0);
+  }
+  return bf16_on && kiln_isa() == KILN_ISA_AVX512;
 }

@@ -2,7 +2,12 @@
  * contiguous micro-panels (transposes are resolved while packing), blocked for L1/L2 (KC, MC) and L3 (NC),
  * and multiplied by a register-tiled micro-kernel per ISA (AVX-512 14x32, AVX2 6x16, portable 4x8).
  * Threads split C by fixed row (or column-panel) ranges and never split K, so results are bitwise the same
- * for any thread count. With beta = 0, C is never read. */
+ * for any thread count. With beta = 0, C is never read.
+ * kiln_gemm_bf16 runs the same driver with inputs rounded to bfloat16 (round to nearest even) and float32
+ * accumulation: on CPUs with AVX512_BF16 the packing converts float32 panels to bf16 pairs on the fly and a 14x32
+ * vdpbf16ps micro-kernel multiplies them (half the packed bytes, twice the products per instruction); elsewhere the
+ * float32 panels are rounded to bf16 values in place and the float32 micro-kernel runs (the same products, exact in
+ * float32, summed in another order). */
 #include "kiln.h"
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -60,6 +65,51 @@ static void ukr_avx512(int kc, const float *restrict A, const float *restrict B,
     for (int i = 0; i < MR512; i++) {
       _mm512_storeu_ps(C + i * ldc, _mm512_fmadd_ps(c[i][0], va, _mm512_loadu_ps(C + i * ldc)));
       _mm512_storeu_ps(C + i * ldc + 16, _mm512_fmadd_ps(c[i][1], va, _mm512_loadu_ps(C + i * ldc + 16)));
+    }
+  } else {
+    __m512 vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 14
+    for (int i = 0; i < MR512; i++) {
+      _mm512_storeu_ps(C + i * ldc, _mm512_fmadd_ps(c[i][0], va, _mm512_mul_ps(_mm512_loadu_ps(C + i * ldc), vb)));
+      _mm512_storeu_ps(C + i * ldc + 16,
+                       _mm512_fmadd_ps(c[i][1], va, _mm512_mul_ps(_mm512_loadu_ps(C + i * ldc + 16), vb)));
+    }
+  }
+}
+
+
+/* Pair layout (mode 2): a packed A panel holds, per k pair p, MR 32-bit words (bf16(a[r][2p]) low, bf16(a[r][2p+1])
+ * high); a B panel holds NR such words per k pair. vdpbf16ps adds both products of a pair into one float32 lane. */
+__attribute__((target("avx512f,avx512bf16")))
+static void ukr_bf16(int kp, const float *restrict Af, const float *restrict Bf, float *restrict C, long ldc,
+                     float alpha, float beta) {
+  const int32_t *A = (const int32_t *)Af; /* (kp, MR512) pairs */
+  const int32_t *B = (const int32_t *)Bf; /* (kp, NR512) pairs */
+  __m512 c[MR512][2];
+#pragma GCC unroll 14
+  for (int i = 0; i < MR512; i++) {
+    c[i][0] = _mm512_setzero_ps();
+    c[i][1] = _mm512_setzero_ps();
+    _mm_prefetch((const char *)(C + i * ldc), _MM_HINT_T0);
+    _mm_prefetch((const char *)(C + i * ldc + 16), _MM_HINT_T0);
+  }
+  for (int k = 0; k < kp; k++) {
+    __m512bh b0 = (__m512bh)_mm512_load_si512(B), b1 = (__m512bh)_mm512_load_si512(B + 16);
+#pragma GCC unroll 14
+    for (int i = 0; i < MR512; i++) {
+      __m512bh a = (__m512bh)_mm512_set1_epi32(A[i]);
+      c[i][0] = _mm512_dpbf16_ps(c[i][0], a, b0);
+      c[i][1] = _mm512_dpbf16_ps(c[i][1], a, b1);
+    }
+    A += MR512;
+    B += NR512;
+  }
+  __m512 va = _mm512_set1_ps(alpha);
+  if (beta == 0.0f) {
+#pragma GCC unroll 14
+    for (int i = 0; i < MR512; i++) {
+      _mm512_storeu_ps(C + i * ldc, _mm512_mul_ps(c[i][0], va));
+      _mm512_storeu_ps(C + i * ldc + 16, _mm512_mul_ps(c[i][1], va));
     }
   } else {
     __m512 vb = _mm512_set1_ps(beta);
@@ -174,23 +224,35 @@ static void ukr_scalar(int kc, const float *restrict A, const float *restrict B,
 
 /* ---------------- blocking parameters ---------------- */
 
-typedef struct { ukernel_fn ukr; int MR, NR, MC, KC, NC; } gemm_cfg;
+/* mode: 0 float32; 1 float32 panels rounded to bf16 values (fallback); 2 bf16 pairs for vdpbf16ps. */
+typedef struct { ukernel_fn ukr; int MR, NR, MC, KC, NC, mode; } gemm_cfg;
 
 static int tune_mc = 0, tune_kc = 0, tune_nc = 0;
 void kiln_gemm_tune(int mc, int kc, int nc) { tune_mc = mc; tune_kc = kc; tune_nc = nc; }
 
-static gemm_cfg config(void) {
+static gemm_cfg config(int bf16) {
   gemm_cfg g;
+#ifdef KILN_X86
+  if (bf16 && kiln_bf16()) {
+    /* A k pair costs the bytes of one float32 k step, so KC doubles for the same cache footprint. */
+    g = (gemm_cfg){ ukr_bf16, MR512, NR512, 14 * 18, 1024, 4096, 2 };
+    if (tune_mc > 0) g.MC = (tune_mc + g.MR - 1) / g.MR * g.MR;
+    if (tune_kc > 0) g.KC = 2 * tune_kc;
+    if (tune_nc > 0) g.NC = (tune_nc + g.NR - 1) / g.NR * g.NR;
+    return g;
+  }
+#endif
   switch (kiln_isa()) {
 #ifdef KILN_X86
-    case KILN_ISA_AVX512: g = (gemm_cfg){ ukr_avx512, MR512, NR512, 14 * 18, 512, 4096 }; break;
-    case KILN_ISA_AVX2: g = (gemm_cfg){ ukr_avx2, MR256, NR256, 6 * 24, 512, 4096 }; break;
+    case KILN_ISA_AVX512: g = (gemm_cfg){ ukr_avx512, MR512, NR512, 14 * 18, 512, 4096, 0 }; break;
+    case KILN_ISA_AVX2: g = (gemm_cfg){ ukr_avx2, MR256, NR256, 6 * 24, 512, 4096, 0 }; break;
 #endif
 #ifdef KILN_SIMD128
-    case KILN_ISA_SIMD128: g = (gemm_cfg){ ukr_simd128, MR128, NR128, 4 * 36, 256, 2048 }; break;
+    case KILN_ISA_SIMD128: g = (gemm_cfg){ ukr_simd128, MR128, NR128, 4 * 36, 256, 2048, 0 }; break;
 #endif
-    default: g = (gemm_cfg){ ukr_scalar, MRS, NRS, 4 * 32, 256, 2048 }; break;
+    default: g = (gemm_cfg){ ukr_scalar, MRS, NRS, 4 * 32, 256, 2048, 0 }; break;
   }
+  g.mode = bf16 ? 1 : 0;
   if (tune_mc > 0) g.MC = (tune_mc + g.MR - 1) / g.MR * g.MR;
   if (tune_kc > 0) g.KC = tune_kc;
   if (tune_nc > 0) g.NC = (tune_nc + g.NR - 1) / g.NR * g.NR;
@@ -290,55 +352,157 @@ static void pack_rows_t(const float *const *rows, int R, int kc, int P, float *d
   pack_rows_t_c(rows, R, kc, P, dst);
 }
 
-/* Ap: ceil(mc/MR) panels of (kc, MR); op(A)(i, k) = transA ? A[k*M + i] : A[i*K + k]. */
-static void pack_a(int transA, const float *A, int M, int K, int i0, int mc, int p0, int kc, int MR, float *Ap) {
-  for (int ir = 0; ir < mc; ir += MR) {
-    int mr = mc - ir < MR ? mc - ir : MR;
-    float *dst = Ap + (size_t)ir * kc;
-    if (!transA) {
-      const float *rows[MAX_MR];
-      for (int r = 0; r < mr; r++) rows[r] = A + (size_t)(i0 + ir + r) * K + p0;
-      pack_rows_t(rows, mr, kc, MR, dst);
-    } else {
-      const float *src = A + (size_t)p0 * M + i0 + ir;
-      for (int k = 0; k < kc; k++) {
-        int r = 0;
-        for (; r < mr; r++) dst[r] = src[r];
-        for (; r < MR; r++) dst[r] = 0.0f;
-        dst += MR;
-        src += M;
-      }
-    }
+/* ---------------- bfloat16 rounding ---------------- */
+
+/* x rounded to the nearest bf16 (ties to even), as the high 16 bits of the returned word; NaN stays a quiet NaN. */
+static inline uint32_t bf16_bits(float x) {
+  uint32_t u;
+  memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return u | 0x00400000u;
+  return u + 0x7fffu + ((u >> 16) & 1u);
+}
+
+float kiln_bf16_round(float x) {
+  uint32_t u = bf16_bits(x) & 0xffff0000u;
+  float r;
+  memcpy(&r, &u, 4);
+  return r;
+}
+
+#ifdef KILN_X86
+__attribute__((target("avx512f")))
+static inline __m512i bf16_bits512(__m512 x) {
+  __m512i u = _mm512_castps_si512(x);
+  __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
+                                                   _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1))));
+  __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+  return _mm512_mask_or_epi32(r, nan, u, _mm512_set1_epi32(0x00400000));
+}
+
+/* dst[r] = pair(e[r], o[r]) for r < n and 0 for n <= r < P; o NULL gives a zero high half. */
+__attribute__((target("avx512f")))
+static void pair_row_512(const float *e, const float *o, int n, int P, uint32_t *dst) {
+  for (int r = 0; r < P; r += 16) {
+    __mmask16 m = n - r >= 16 ? 0xffff : n - r <= 0 ? 0 : (__mmask16)((1u << (n - r)) - 1);
+    __m512i lo = _mm512_srli_epi32(bf16_bits512(_mm512_maskz_loadu_ps(m, e + r)), 16);
+    __m512i hi = o ? _mm512_and_si512(bf16_bits512(_mm512_maskz_loadu_ps(m, o + r)), _mm512_set1_epi32((int)0xffff0000u))
+                   : _mm512_setzero_si512();
+    __m512i w = _mm512_maskz_or_epi32(m, lo, hi);
+    if (P - r >= 16) _mm512_storeu_si512(dst + r, w);
+    else _mm512_mask_storeu_epi32(dst + r, (__mmask16)((1u << (P - r)) - 1), w);
   }
 }
 
-/* One B panel: (kc, NR) from columns j0 .. j0+nr; op(B)(k, j) = transB ? B[j*K + k] : B[k*N + j]. */
-static void pack_b_panel(int transB, const float *B, int N, int K, int j0, int nr, int p0, int kc, int NR, float *dst) {
+__attribute__((target("avx512f")))
+static void round_panel_512(float *x, size_t n) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512i b = _mm512_and_si512(bf16_bits512(_mm512_loadu_ps(x + i)), _mm512_set1_epi32((int)0xffff0000u));
+    _mm512_storeu_ps(x + i, _mm512_castsi512_ps(b));
+  }
+  for (; i < n; i++) x[i] = kiln_bf16_round(x[i]);
+}
+#endif
+
+static void pair_row(const float *e, const float *o, int n, int P, uint32_t *dst) {
+#ifdef KILN_X86
+  if (kiln_isa() >= KILN_ISA_AVX512) { pair_row_512(e, o, n, P, dst); return; }
+#endif
+  for (int r = 0; r < P; r++)
+    dst[r] = r < n ? (bf16_bits(e[r]) >> 16) | (o ? bf16_bits(o[r]) & 0xffff0000u : 0u) : 0u;
+}
+
+/* Mode 1: a float32 panel's values rounded to bf16 in place. */
+static void round_panel(float *x, size_t n) {
+#ifdef KILN_X86
+  if (kiln_isa() >= KILN_ISA_AVX512) { round_panel_512(x, n); return; }
+#endif
+  for (size_t i = 0; i < n; i++) x[i] = kiln_bf16_round(x[i]);
+}
+
+/* Mode 2 from a float32 panel src (kc, P): dst (ceil(kc/2), P) pairs of consecutive k. */
+static void pair_panel(const float *src, int kc, int P, uint32_t *dst) {
+  for (int k = 0; k < kc; k += 2)
+    pair_row(src + (size_t)k * P, k + 1 < kc ? src + (size_t)(k + 1) * P : NULL, P, P, dst + (size_t)(k / 2) * P);
+}
+
+/* Ap: ceil(mc/MR) panels of (kc, MR) (mode 2: (ceil(kc/2), MR) pairs); op(A)(i, k) = transA ? A[k*M + i] : A[i*K + k].
+ * tmp (kc, MR) is scratch for mode 2. */
+static void pack_a(const gemm_cfg *cf, int transA, const float *A, int M, int K, int i0, int mc, int p0, int kc,
+                   float *Ap, float *tmp) {
+  const int MR = cf->MR, kcs = cf->mode == 2 ? (kc + 1) / 2 : kc;
+  for (int ir = 0; ir < mc; ir += MR) {
+    int mr = mc - ir < MR ? mc - ir : MR;
+    float *dst = Ap + (size_t)ir * kcs;
+    if (cf->mode == 2 && transA) {
+      const float *src = A + (size_t)p0 * M + i0 + ir;
+      for (int k = 0; k < kc; k += 2)
+        pair_row(src + (size_t)k * M, k + 1 < kc ? src + (size_t)(k + 1) * M : NULL, mr, MR,
+                 (uint32_t *)dst + (size_t)(k / 2) * MR);
+      continue;
+    }
+    float *out = cf->mode == 2 ? tmp : dst;
+    if (!transA) {
+      const float *rows[MAX_MR];
+      for (int r = 0; r < mr; r++) rows[r] = A + (size_t)(i0 + ir + r) * K + p0;
+      pack_rows_t(rows, mr, kc, MR, out);
+    } else {
+      const float *src = A + (size_t)p0 * M + i0 + ir;
+      float *d = out;
+      for (int k = 0; k < kc; k++) {
+        int r = 0;
+        for (; r < mr; r++) d[r] = src[r];
+        for (; r < MR; r++) d[r] = 0.0f;
+        d += MR;
+        src += M;
+      }
+    }
+    if (cf->mode == 1) round_panel(dst, (size_t)kc * MR);
+    else if (cf->mode == 2) pair_panel(tmp, kc, MR, (uint32_t *)dst);
+  }
+}
+
+/* One B panel: (kc, NR) (mode 2: (ceil(kc/2), NR) pairs) from columns j0 .. j0+nr; op(B)(k, j) = transB ? B[j*K + k]
+ * : B[k*N + j]. tmp (kc, NR) is scratch for mode 2. */
+static void pack_b_panel(const gemm_cfg *cf, int transB, const float *B, int N, int K, int j0, int nr, int p0, int kc,
+                         float *dst, float *tmp) {
+  const int NR = cf->NR;
+  if (cf->mode == 2 && !transB) {
+    const float *src = B + (size_t)p0 * N + j0;
+    for (int k = 0; k < kc; k += 2)
+      pair_row(src + (size_t)k * N, k + 1 < kc ? src + (size_t)(k + 1) * N : NULL, nr, NR,
+               (uint32_t *)dst + (size_t)(k / 2) * NR);
+    return;
+  }
+  float *out = cf->mode == 2 ? tmp : dst;
   if (!transB) {
     const float *src = B + (size_t)p0 * N + j0;
+    float *d = out;
     if (nr == NR) {
-      for (int k = 0; k < kc; k++) { memcpy(dst, src, sizeof(float) * NR); dst += NR; src += N; }
+      for (int k = 0; k < kc; k++) { memcpy(d, src, sizeof(float) * NR); d += NR; src += N; }
     } else {
       for (int k = 0; k < kc; k++) {
         int c = 0;
-        for (; c < nr; c++) dst[c] = src[c];
-        for (; c < NR; c++) dst[c] = 0.0f;
-        dst += NR;
+        for (; c < nr; c++) d[c] = src[c];
+        for (; c < NR; c++) d[c] = 0.0f;
+        d += NR;
         src += N;
       }
     }
   } else {
     const float *rows[MAX_NR];
     for (int c = 0; c < nr; c++) rows[c] = B + (size_t)(j0 + c) * K + p0;
-    pack_rows_t(rows, nr, kc, NR, dst);
+    pack_rows_t(rows, nr, kc, NR, out);
   }
+  if (cf->mode == 1) round_panel(dst, (size_t)kc * NR);
+  else if (cf->mode == 2) pair_panel(tmp, kc, NR, (uint32_t *)dst);
 }
 
 /* ---------------- per-thread buffers ---------------- */
 
 #define MAX_POOL 256
-static float *abuf[MAX_POOL], *bbuf[MAX_POOL];
-static size_t abuf_n[MAX_POOL], bbuf_n[MAX_POOL];
+static float *abuf[MAX_POOL], *bbuf[MAX_POOL], *tbuf[MAX_POOL]; /* tbuf: (KC, max(MR, NR)) mode-2 scratch */
+static size_t abuf_n[MAX_POOL], bbuf_n[MAX_POOL], tbuf_n[MAX_POOL];
 
 static int ensure(float **buf, size_t *have, size_t need) {
   if (*have >= need) return 0;
@@ -382,23 +546,24 @@ static void merge_edge(float *c, long ldc, const float *tmp, int NR, int mr, int
 
 /* Computes the tiles of C rows [m0, m1) (m0 a multiple of MR) against the packed column panels [q0, q1). */
 static void macro_block(const gemm_job *g, const float *A, float *C, int m0, int m1, int q0, int q1, int jc, int nc,
-                        int pc, int kc, float beta, float *Ap, const float *Bp) {
+                        int pc, int kc, float beta, float *Ap, const float *Bp, float *tmpbuf) {
   const gemm_cfg *cf = &g->cfg;
   const int M = g->M, N = g->N, K = g->K, MR = cf->MR, NR = cf->NR;
   _Alignas(64) float tmp[MAX_MR * MAX_NR];
+  const int kcs = cf->mode == 2 ? (kc + 1) / 2 : kc; /* stored k steps per panel */
   for (int ic = m0; ic < m1; ic += cf->MC) {
     int mc = m1 - ic < cf->MC ? m1 - ic : cf->MC;
-    pack_a(g->transA, A, M, K, ic, mc, pc, kc, MR, Ap);
+    pack_a(cf, g->transA, A, M, K, ic, mc, pc, kc, Ap, tmpbuf);
     for (int q = q0; q < q1; q++) {
       int jr = q * NR, nr = nc - jr < NR ? nc - jr : NR;
-      const float *bp = Bp + (size_t)jr * kc;
+      const float *bp = Bp + (size_t)jr * kcs;
       for (int ir = 0; ir < mc; ir += MR) {
         int mr = mc - ir < MR ? mc - ir : MR;
         float *c = C + (size_t)(ic + ir) * N + jc + jr;
         if (mr == MR && nr == NR) {
-          cf->ukr(kc, Ap + (size_t)ir * kc, bp, c, N, g->alpha, beta);
+          cf->ukr(kcs, Ap + (size_t)ir * kcs, bp, c, N, g->alpha, beta);
         } else {
-          cf->ukr(kc, Ap + (size_t)ir * kc, bp, tmp, NR, g->alpha, 0.0f);
+          cf->ukr(kcs, Ap + (size_t)ir * kcs, bp, tmp, NR, g->alpha, 0.0f);
           merge_edge(c, N, tmp, NR, mr, nr, beta);
         }
       }
@@ -415,7 +580,7 @@ static void macro_block(const gemm_job *g, const float *A, float *C, int m0, int
  * Column mode (splitN = 1, small M): each thread owns a fixed range of column panels and packs them itself.
  */
 static void gemm_one(gemm_job *g, const float *A, const float *B, float *C, int tid, int T, float *Ap, float *Bp,
-                     int *iter) {
+                     float *tmp, int *iter) {
   const gemm_cfg *cf = &g->cfg;
   const int M = g->M, N = g->N, K = g->K, MR = cf->MR, NR = cf->NR;
   /* Row blocks for the shared counter: about 8 per thread, a multiple of MR, and a count that divides evenly among
@@ -432,20 +597,21 @@ static void gemm_one(gemm_job *g, const float *A, const float *B, float *C, int 
     int npanels = (nc + NR - 1) / NR;
     for (int pc = 0; pc < K; pc += cf->KC) {
       int kc = K - pc < cf->KC ? K - pc : cf->KC;
+      int kcs = cf->mode == 2 ? (kc + 1) / 2 : kc;
       float beta = pc == 0 ? g->beta : 1.0f;
       if (T == 1) {
         for (int q = 0; q < npanels; q++) {
           int jr = q * NR, nr = nc - jr < NR ? nc - jr : NR;
-          pack_b_panel(g->transB, B, N, K, jc + jr, nr, pc, kc, NR, Bp + (size_t)jr * kc);
+          pack_b_panel(cf, g->transB, B, N, K, jc + jr, nr, pc, kc, Bp + (size_t)jr * kcs, tmp);
         }
-        macro_block(g, A, C, 0, M, 0, npanels, jc, nc, pc, kc, beta, Ap, Bp);
+        macro_block(g, A, C, 0, M, 0, npanels, jc, nc, pc, kc, beta, Ap, Bp, tmp);
       } else if (g->splitN) {
         int q0 = (int)((long)npanels * tid / T), q1 = (int)((long)npanels * (tid + 1) / T);
         for (int q = q0; q < q1; q++) {
           int jr = q * NR, nr = nc - jr < NR ? nc - jr : NR;
-          pack_b_panel(g->transB, B, N, K, jc + jr, nr, pc, kc, NR, Bp + (size_t)jr * kc);
+          pack_b_panel(cf, g->transB, B, N, K, jc + jr, nr, pc, kc, Bp + (size_t)jr * kcs, tmp);
         }
-        macro_block(g, A, C, 0, M, q0, q1, jc, nc, pc, kc, beta, Ap, Bp);
+        macro_block(g, A, C, 0, M, q0, q1, jc, nc, pc, kc, beta, Ap, Bp, tmp);
       } else {
         int set = *iter & 1;
         (*iter)++;
@@ -453,7 +619,7 @@ static void gemm_one(gemm_job *g, const float *A, const float *B, float *C, int 
           int q = atomic_fetch_add_explicit(&g->next_panel[set], 1, memory_order_relaxed);
           if (q >= npanels) break;
           int jr = q * NR, nr = nc - jr < NR ? nc - jr : NR;
-          pack_b_panel(g->transB, B, N, K, jc + jr, nr, pc, kc, NR, Bp + (size_t)jr * kc);
+          pack_b_panel(cf, g->transB, B, N, K, jc + jr, nr, pc, kc, Bp + (size_t)jr * kcs, tmp);
         }
         kiln_barrier(T);
         if (tid == 0) {
@@ -464,7 +630,7 @@ static void gemm_one(gemm_job *g, const float *A, const float *B, float *C, int 
           int bi = atomic_fetch_add_explicit(&g->next_block[set], 1, memory_order_relaxed);
           if (bi >= nblocks) break;
           int m0 = bi * mb, m1 = m0 + mb < M ? m0 + mb : M;
-          macro_block(g, A, C, m0, m1, 0, npanels, jc, nc, pc, kc, beta, Ap, Bp);
+          macro_block(g, A, C, m0, m1, 0, npanels, jc, nc, pc, kc, beta, Ap, Bp, tmp);
         }
         kiln_barrier(T);
       }
@@ -486,6 +652,7 @@ static void naive(const gemm_job *g, const float *A, const float *B, float *C) {
       for (int k = 0; k < K; k++) {
         float a = g->transA ? A[(size_t)k * M + i] : A[(size_t)i * K + k];
         float b = g->transB ? B[(size_t)j * K + k] : B[(size_t)k * N + j];
+        if (g->cfg.mode) { a = kiln_bf16_round(a); b = kiln_bf16_round(b); }
         s += a * b;
       }
       float r = g->alpha * s;
@@ -500,7 +667,7 @@ static void item(gemm_job *g, int b, int tid, int T, int buf, int *iter) {
   const float *A = g->A + (size_t)b * g->strideA, *B = g->B + (size_t)b * g->strideB;
   float *C = g->C + (size_t)b * g->strideC;
   if (is_tiny(g)) { if (tid == 0) naive(g, A, B, C); return; }
-  gemm_one(g, A, B, C, tid, T, abuf[buf], T > 1 && !g->splitN ? bbuf[0] : bbuf[buf], iter);
+  gemm_one(g, A, B, C, tid, T, abuf[buf], T > 1 && !g->splitN ? bbuf[0] : bbuf[buf], tbuf[buf], iter);
 }
 
 /* threads share each GEMM of the batch */
@@ -518,17 +685,24 @@ static void task_batch(void *p, int tid, int T) {
   for (int b = b0; b < b1; b++) item(g, b, 0, 1, tid, &iter);
 }
 
-static void gemm_locked(int transA, int transB, int batch, int M, int N, int K, float alpha,
+static void gemm_locked(int bf16, int transA, int transB, int batch, int M, int N, int K, float alpha,
                         const float *A, long strideA, const float *B, long strideB, float beta, float *C, long strideC);
 
 void kiln_gemm(int transA, int transB, int batch, int M, int N, int K, float alpha,
                const float *A, long strideA, const float *B, long strideB, float beta, float *C, long strideC) {
   kiln_lock();
-  gemm_locked(transA, transB, batch, M, N, K, alpha, A, strideA, B, strideB, beta, C, strideC);
+  gemm_locked(0, transA, transB, batch, M, N, K, alpha, A, strideA, B, strideB, beta, C, strideC);
   kiln_unlock();
 }
 
-static void gemm_locked(int transA, int transB, int batch, int M, int N, int K, float alpha,
+void kiln_gemm_bf16(int transA, int transB, int batch, int M, int N, int K, float alpha,
+                    const float *A, long strideA, const float *B, long strideB, float beta, float *C, long strideC) {
+  kiln_lock();
+  gemm_locked(1, transA, transB, batch, M, N, K, alpha, A, strideA, B, strideB, beta, C, strideC);
+  kiln_unlock();
+}
+
+static void gemm_locked(int bf16, int transA, int transB, int batch, int M, int N, int K, float alpha,
                         const float *A, long strideA, const float *B, long strideB, float beta, float *C, long strideC) {
   if (batch <= 0 || M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.0f) {
@@ -537,12 +711,12 @@ static void gemm_locked(int transA, int transB, int batch, int M, int N, int K, 
   }
   /* Decoding-sized products stream B once instead of packing it; A's rows are copied into abuf[0] first (when that
    * buffer cannot grow, the packed path below still works). */
-  if (kiln_gemv_applies(batch, M, K) && (long)N * K > 512 &&
+  if (!bf16 && kiln_gemv_applies(batch, M, K) && (long)N * K > 512 &&
       !ensure(&abuf[0], &abuf_n[0], (size_t)M * K)) {
     kiln_gemv_locked(transA, transB, M, N, K, alpha, A, B, beta, C, abuf[0], 0);
     return;
   }
-  gemm_job g = { config(), transA, transB, M, N, K, alpha, beta, A, B, C, strideA, strideB, strideC, batch, 0, { 0, 0 }, { 0, 0 } };
+  gemm_job g = { config(bf16), transA, transB, M, N, K, alpha, beta, A, B, C, strideA, strideB, strideC, batch, 0, { 0, 0 }, { 0, 0 } };
   int T = kiln_threads();
   double flops = 2.0 * M * N * K;
   if (flops * batch < 2e6) T = 1; /* ~10 us on one core: less than waking a sleeping worker */
@@ -563,7 +737,8 @@ static void gemm_locked(int transA, int transB, int batch, int M, int N, int K, 
   size_t bn = (size_t)((nc + g.cfg.NR - 1) / g.cfg.NR * g.cfg.NR) * kc;
   int nb = T > MAX_POOL ? MAX_POOL : T;
   for (int t = 0; t < nb; t++) {
-    if (ensure(&abuf[t], &abuf_n[t], an) || ensure(&bbuf[t], &bbuf_n[t], bn)) {
+    if (ensure(&abuf[t], &abuf_n[t], an) || ensure(&bbuf[t], &bbuf_n[t], bn) ||
+        (g.cfg.mode == 2 && ensure(&tbuf[t], &tbuf_n[t], (size_t)kc * MAX_NR))) {
       /* out of memory: fall back to the unpacked loop on this thread */
       for (int b = 0; b < batch; b++)
         naive(&g, A + (size_t)b * strideA, B + (size_t)b * strideB, C + (size_t)b * strideC);
@@ -580,7 +755,7 @@ void kiln_gemm_serial(int tid, int transA, int transB, int M, int N, int K, floa
                       const float *B, float beta, float *C) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.0f) { scale_c(C, (size_t)M * N, beta); return; }
-  gemm_job g = { config(), transA, transB, M, N, K, alpha, beta, A, B, C, 0, 0, 0, 1, 0, { 0, 0 }, { 0, 0 } };
+  gemm_job g = { config(0), transA, transB, M, N, K, alpha, beta, A, B, C, 0, 0, 0, 1, 0, { 0, 0 }, { 0, 0 } };
   if (is_tiny(&g) || tid < 0 || tid >= MAX_POOL) { naive(&g, A, B, C); return; }
   if (kiln_gemv_applies(1, M, K) && !ensure(&abuf[tid], &abuf_n[tid], (size_t)M * K)) {
     kiln_gemv_locked(transA, transB, M, N, K, alpha, A, B, beta, C, abuf[tid], 1);
@@ -593,5 +768,5 @@ void kiln_gemm_serial(int tid, int transA, int transB, int M, int N, int K, floa
   size_t bn = (size_t)((nc + g.cfg.NR - 1) / g.cfg.NR * g.cfg.NR) * kc;
   if (ensure(&abuf[tid], &abuf_n[tid], an) || ensure(&bbuf[tid], &bbuf_n[tid], bn)) { naive(&g, A, B, C); return; }
   int iter = 0;
-  gemm_one(&g, A, B, C, 0, 1, abuf[tid], bbuf[tid], &iter);
+  gemm_one(&g, A, B, C, 0, 1, abuf[tid], bbuf[tid], tbuf[tid], &iter);
 }

@@ -14,6 +14,9 @@ int kiln_isa(void);                 /* the ISA in use */
 int kiln_isa_best(void);            /* the best ISA this CPU supports */
 int kiln_set_isa(int isa);          /* returns 0, or -1 when the CPU lacks it */
 const char *kiln_isa_name(int isa);
+int kiln_bf16_supported(void);      /* 1 when the CPU has AVX512_BF16 (vdpbf16ps) */
+int kiln_bf16(void);                /* 1 when bf16 GEMMs use vdpbf16ps (supported, AVX-512 in use, not turned off) */
+int kiln_set_bf16(int on);          /* turns the vdpbf16ps path on or off; -1 when on is asked and unsupported */
 
 /* ---- thread pool (pool.c) ---- */
 typedef void (*kiln_task_fn)(void *arg, int tid, int nthreads);
@@ -44,6 +47,11 @@ void kiln_parallel_for(size_t count, size_t chunk, size_t min_parallel, kiln_ran
 void kiln_gemm(int transA, int transB, int batch, int M, int N, int K, float alpha,
                const float *A, long strideA, const float *B, long strideB, float beta, float *C, long strideC);
 void kiln_gemm_tune(int mc, int kc, int nc);
+/* The same with op(A) and op(B) rounded to bfloat16 (nearest even) and float32 accumulation: vdpbf16ps where
+ * kiln_bf16() says so, else rounded float32 panels on the float32 micro-kernel. Same arguments as kiln_gemm. */
+void kiln_gemm_bf16(int transA, int transB, int batch, int M, int N, int K, float alpha,
+                    const float *A, long strideA, const float *B, long strideB, float beta, float *C, long strideC);
+float kiln_bf16_round(float x); /* x rounded to the nearest bfloat16 (ties to even), as a float */
 /* One GEMM (batch 1, contiguous) on the calling thread, which is pool thread `tid`; never starts threads. */
 void kiln_gemm_serial(int tid, int transA, int transB, int M, int N, int K, float alpha, const float *A,
                       const float *B, float beta, float *C);

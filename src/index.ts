@@ -1,13 +1,13 @@
 // Kiln's public API. Everything users, examples and the CLI touch is exported here.
 
 export * from './tensor/index.js';
-export { backendInfo, setBackend, type BackendInfo, type DType } from './backend/index.js';
+export { backendInfo, setBackend, type BackendInfo, type DType, type AnyArray, type FloatArray } from './backend/index.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
 export * as models from './models/index.js';
 export * as data from './data/index.js';
 export * as train from './train/index.js';
-export { saveSafetensors, loadSafetensors, encodeSafetensors, decodeSafetensors, type SafetensorsFile } from './io/safetensors.js';
+export { saveSafetensors, loadSafetensors, encodeSafetensors, decodeSafetensors, type SafetensorsFile, type SafetensorsDType, type EncodeOptions } from './io/safetensors.js';
 export { Trainer, lrFind, NonFiniteError } from './train/index.js';
 export { DataLoader, TensorDataset, trainValidationSplit } from './data/index.js';
 export { Module, Parameter } from './nn/index.js';

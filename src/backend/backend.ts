@@ -1,8 +1,11 @@
 // The backend contract: primitive kernels over flat, contiguous, row-major typed arrays.
 // Backends know nothing of tensors or autograd; src/tensor/ calls them and owns the graph.
 
+/** The element types a tensor can hold. */
 export type DType = 'float32' | 'float64' | 'int32';
+/** The typed arrays of float tensors. */
 export type FloatArray = Float32Array | Float64Array;
+/** The typed arrays a tensor's storage can be. */
 export type AnyArray = Float32Array | Float64Array | Int32Array;
 
 /** Element-wise functions of one argument. `gelu` is the exact (erf) form, `gelu_tanh` the tanh approximation. */
@@ -59,6 +62,14 @@ export interface Backend {
    */
   gemm(transA: boolean, transB: boolean, batch: number, M: number, N: number, K: number, alpha: number,
     A: FloatArray, strideA: number, B: FloatArray, strideB: number, beta: number, C: FloatArray, strideC: number): void;
+
+  /**
+   * gemm on float32 buffers with op(A) and op(B) rounded to bfloat16 (round to nearest even) and float32
+   * accumulation: the GEMM of mixed precision (kiln.autocast). Optional: without it the tensor layer rounds copies of
+   * the inputs (roundBf16) and calls gemm, which gives the same products.
+   */
+  gemmBf16?(transA: boolean, transB: boolean, batch: number, M: number, N: number, K: number, alpha: number,
+    A: Float32Array, strideA: number, B: Float32Array, strideB: number, beta: number, C: Float32Array, strideC: number): void;
 
   /** Row-wise softmax (or log-softmax) over the last axis: x, out (rows, cols). out may alias x. */
   softmax(x: FloatArray, rows: number, cols: number, log: boolean, out: FloatArray): void;

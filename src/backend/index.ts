@@ -10,6 +10,7 @@ import { loadWasmBackend } from './wasm/node.js';
 export type { Backend, DType, AnyArray, FloatArray, UnaryOp, BinaryOp, ReduceOp } from './backend.js';
 export { jsBackend };
 
+/** What backendInfo() reports about the backend in use. */
 export interface BackendInfo {
   /** The backend in use: 'native', 'wasm' or 'js'. */
   name: string;
@@ -22,8 +23,9 @@ export interface BackendInfo {
 }
 
 /** How to build the native addon by hand; the fallback warning and `kiln doctor` both say it. */
-export const NATIVE_BUILD_COMMAND = "`node scripts/build-native.mjs` in Kiln's folder (npm 11 skips dependencies' " +
-  'install scripts unless allowed)';
+export const NATIVE_BUILD_COMMAND = '`npm rebuild kiln` in your project (where npm did not run Kiln\'s install ' +
+  'script: after --ignore-scripts, or with npm 11 when it is not approved, `npm install-scripts approve kiln && npm ' +
+  "rebuild kiln`), or `node scripts/build-native.mjs` in a checkout of Kiln";
 
 let active: Backend | null = null;
 let info: BackendInfo = { name: 'js' };

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { cpus, availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { backendInfo, jsBackend, NATIVE_BUILD_COMMAND, type Backend, type BackendInfo } from '../backend/index.js';
-import { loadNativeBackend, nativeControls } from '../backend/native/index.js';
+import { loadNativeBackend, nativeControls, nativeSource } from '../backend/native/index.js';
 import { loadMpiBinding, MPI_INSTALL_HINT } from '../backend/native/mpi.js';
 import { loadWasmBackend, wasmControls } from '../backend/wasm/node.js';
 import { init as initDistributed, launchedWorldSize } from '../distributed/index.js';
@@ -21,7 +21,7 @@ export interface DoctorReport {
   cpu: { model: string; cores: number };
   /** The backend ops run on, its ISA and threads, or why native is not in use. */
   backend: BackendInfo;
-  native: { available: boolean; error?: string; isa?: string; threads?: number; poolSize?: number };
+  native: { available: boolean; error?: string; isa?: string; threads?: number; poolSize?: number; file?: string; from?: string };
   /** The WebAssembly backend (the same kernels, no compiler needed): the fallback when native is unavailable. */
   wasm: { available: boolean; error?: string; isa?: string; threads?: number; poolSize?: number };
   /** The MPI binding: built or why not, the MPI library, and under mpirun this process's place in the world. */
@@ -29,6 +29,11 @@ export interface DoctorReport {
   env: { KILN_BACKEND?: string; KILN_THREADS?: string; KILN_NATIVE_PATH?: string; KILN_MPI_PATH?: string; KILN_WASM_PATH?: string };
   /** The GEMM of the backend in use (native or wasm) against the reference on random operands, and its rate at 512. */
   check?: { backend: string; maxRelError: number; agrees: boolean; gflops512: number };
+  /**
+   * bfloat16 (--precision bf16): whether the CPU has AVX512_BF16, which kernels bf16 GEMMs use ('vdpbf16ps', or
+   * 'rounded float32' elsewhere), and the native bf16 GEMM against the reference's.
+   */
+  bf16?: { cpu: boolean; kernels: 'vdpbf16ps' | 'rounded float32'; agrees: boolean };
 }
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -41,7 +46,7 @@ export function register(program: Command): void {
     .action((opts: { json?: boolean }) => {
       const report = diagnose();
       console.log(opts.json ? JSON.stringify(report, null, 2) : formatReport(report));
-      if (!report.native.available || report.check?.agrees === false) process.exitCode = 1;
+      if (!report.native.available || report.check?.agrees === false || report.bf16?.agrees === false) process.exitCode = 1;
     });
 }
 
@@ -64,7 +69,7 @@ export function diagnose(): DoctorReport {
     cpu: { model: cpus()[0]?.model.trim() ?? 'unknown', cores: availableParallelism() },
     backend: backendInfo(),
     native: load.backend
-      ? { available: true, isa: info?.isa, threads: info?.threads, poolSize: info?.poolSize }
+      ? { available: true, isa: info?.isa, threads: info?.threads, poolSize: info?.poolSize, file: nativeSource()?.path, from: nativeSource()?.kind }
       : { available: false, error: load.error },
     wasm: wasm.backend
       ? { available: true, isa: wasmInfo?.isa, threads: wasmInfo?.threads, poolSize: wasmInfo?.poolSize }
@@ -72,6 +77,7 @@ export function diagnose(): DoctorReport {
     mpi: diagnoseMpi(),
     env,
     check: checked ? checkGemm(inUse.name, checked) : undefined,
+    bf16: load.backend && controls ? checkBf16(load.backend, controls.bf16Info()) : undefined,
   };
 }
 
@@ -109,6 +115,21 @@ function checkGemm(name: string, native: Backend): DoctorReport['check'] {
   return { backend: name, maxRelError, agrees: maxRelError < 1e-4, gflops512 };
 }
 
+/** The native bf16 GEMM against the reference's on the same odd-sized operands as checkGemm. */
+function checkBf16(native: Backend, info: { supported: boolean; active: boolean }): DoctorReport['bf16'] {
+  const [M, N, K] = [67, 45, 129];
+  const generator = new Generator(2);
+  const A = rand([M * K], { generator }).storage as Float32Array;
+  const B = rand([K * N], { generator }).storage as Float32Array;
+  const got = new Float32Array(M * N);
+  const want = new Float32Array(M * N);
+  native.gemmBf16?.(false, false, 1, M, N, K, 1, A, 0, B, 0, 0, got, 0);
+  jsBackend.gemmBf16!(false, false, 1, M, N, K, 1, A, 0, B, 0, 0, want, 0);
+  let err = 0;
+  for (let i = 0; i < got.length; i++) err = Math.max(err, Math.abs(got[i] - want[i]) / (1 + Math.abs(want[i])));
+  return { cpu: info.supported, kernels: info.active ? 'vdpbf16ps' : 'rounded float32', agrees: err < 1e-4 };
+}
+
 export function formatReport(r: DoctorReport): string {
   const lines = [
     `Kiln ${r.kiln} on Node ${r.node}, ${r.platform}`,
@@ -122,6 +143,7 @@ export function formatReport(r: DoctorReport): string {
       : `backend in use: js, the reference TypeScript backend (much slower): ${b.reason ?? 'native unavailable'}`);
   if (r.native.available) {
     lines.push(`native addon: loaded; ${r.native.isa} kernels, ${r.native.threads} of ${r.native.poolSize} pool threads in use`);
+    if (r.native.file) lines.push(`  file: ${r.native.file} (${r.native.from})`);
   } else {
     lines.push(`native addon: unavailable: ${r.native.error}`);
     lines.push(`  fix: install a C compiler (build-essential, or Xcode's command line tools) and run ${NATIVE_BUILD_COMMAND}`);
@@ -143,6 +165,13 @@ export function formatReport(r: DoctorReport): string {
       `(max relative error ${r.check.maxRelError.toExponential(1)}); 512 x 512 x 512 at ${r.check.gflops512.toFixed(0)} GFLOP/s`);
   }
   const env = Object.entries(r.env).map(([k, v]) => `${k}=${v}`);
+  if (r.bf16) {
+    lines.push(r.bf16.kernels === 'vdpbf16ps'
+      ? 'bf16: AVX512_BF16 present; --precision bf16 runs vdpbf16ps GEMM kernels'
+      : `bf16: ${r.bf16.cpu ? 'AVX512_BF16 present but turned off (KILN_BF16=0 or another ISA)' : 'no AVX512_BF16 on this CPU'}; ` +
+        '--precision bf16 rounds inputs to bf16 and runs the float32 kernels (the same results, no faster)');
+    if (!r.bf16.agrees) lines.push('check: native bf16 GEMM DISAGREES with the reference');
+  }
   if (env.length > 0) lines.push(`environment: ${env.join(' ')}`);
   return lines.join('\n');
 }

@@ -4,6 +4,7 @@
 import { Generator as RandomGenerator, stack, tensor, Tensor } from '../tensor/index.js';
 import type { Dataset } from './dataset.js';
 
+/** Options of DataLoader. */
 export interface DataLoaderOptions<T, B> {
   /** Items per batch (default 1). */
   batchSize?: number;
@@ -144,6 +145,7 @@ export class DataLoader<T = unknown, B = Collated<T>> implements Iterable<B> {
     }
   }
 
+  /** The position (epoch, batch) and settings, as JSON for a checkpoint. */
   state(): DataLoaderState {
     return {
       epoch: this.epoch, position: this.position, datasetLength: this.dataset.length, batchSize: this.batchSize,

@@ -6,6 +6,7 @@ import { Tensor } from '../tensor/index.js';
 /** A map-style dataset: `length` items, item i from get(i). getBatch, when present, gathers many at once. */
 export interface Dataset<T = unknown> {
   readonly length: number;
+  /** Item `index` (0 <= index < length). */
   get(index: number): T;
   /** Optional fast path: the collated batch of these items (DataLoader uses it when no collate is given). */
   getBatch?(indices: readonly number[]): unknown;
@@ -30,20 +31,24 @@ export function takeRows(t: Tensor, indices: readonly number[]): Tensor {
 }
 
 /**
- * Rows of one or more tensors that share their first dimension; item i is [x[i], y[i], ...].
+ * Rows of one or more tensors that share their first dimension; item i is [x[i], y[i], ...]. Typed by its
+ * tensors: `new TensorDataset(images, labels)` is a `TensorDataset<[Tensor, Tensor]>`, so a DataLoader over it
+ * yields `[Tensor, Tensor]` batches and `for (const [x, y] of loader)` type-checks.
  * `new TensorDataset(images, labels)` with images (N, 784) and labels (N,)
  */
-export class TensorDataset implements Dataset<Tensor[]> {
-  readonly tensors: Tensor[];
+export class TensorDataset<T extends Tensor[] = Tensor[]> implements Dataset<T> {
+  /** The tensors, in the order given. */
+  readonly tensors: T;
+  /** Rows: the shared first dimension. */
   readonly length: number;
 
-  constructor(...tensors: Tensor[]) {
+  constructor(...tensors: T) {
     if (tensors.length === 0) throw new Error('TensorDataset: needs at least one tensor');
     tensors.forEach((t, i) => {
       if (!(t instanceof Tensor)) throw new Error(`TensorDataset: argument ${i} is not a Tensor`);
       if (t.ndim === 0) throw new Error(`TensorDataset: tensor ${i} is 0-d; each tensor needs a first (sample) dimension`);
     });
-    const n = tensors[0].shape[0];
+    const n = tensors[0]!.shape[0]!;
     tensors.forEach((t, i) => {
       if (t.shape[0] !== n) {
         throw new Error(`TensorDataset: tensor ${i} has ${t.shape[0]} rows but tensor 0 has ${n}; all must share the first dimension`);
@@ -53,15 +58,16 @@ export class TensorDataset implements Dataset<Tensor[]> {
     this.length = n;
   }
 
-  get(index: number): Tensor[] {
+  /** Row `index` of every tensor: [x[index], y[index], ...]. */
+  get(index: number): T {
     checkIndex(index, this.length, 'TensorDataset.get');
-    return this.tensors.map((t) => takeRows(t, [index]).reshape(t.shape.slice(1)));
+    return this.tensors.map((t) => takeRows(t, [index]).reshape(t.shape.slice(1))) as T;
   }
 
   /** The rows of every tensor at once, stacked: [x[indices], y[indices], ...]. */
-  getBatch(indices: readonly number[]): Tensor[] {
+  getBatch(indices: readonly number[]): T {
     for (const i of indices) checkIndex(i, this.length, 'TensorDataset.getBatch');
-    return this.tensors.map((t) => takeRows(t, indices));
+    return this.tensors.map((t) => takeRows(t, indices)) as T;
   }
 }
 
@@ -71,8 +77,10 @@ export class ArrayDataset<T> implements Dataset<T> {
     if (!Array.isArray(items)) throw new Error('ArrayDataset: expected an array of items');
   }
 
+  /** Number of items. */
   get length(): number { return this.items.length; }
 
+  /** Item `index` (0 <= index < length). */
   get(index: number): T {
     checkIndex(index, this.items.length, 'ArrayDataset.get');
     return this.items[index];
@@ -107,8 +115,10 @@ export class Subset<T> implements Dataset<T> {
     }
   }
 
+  /** Number of items. */
   get length(): number { return this.indices.length; }
 
+  /** Item `index` (0 <= index < length). */
   get(index: number): T {
     checkIndex(index, this.indices.length, 'Subset.get');
     return this.dataset.get(this.indices[index]);

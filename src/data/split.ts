@@ -3,6 +3,7 @@
 import { Generator, Tensor } from '../tensor/index.js';
 import { Subset, type Dataset } from './dataset.js';
 
+/** Options of trainValidationSplit. */
 export interface SplitOptions {
   /** The validation share: a fraction in (0, 1) or a number of items. */
   validation: number;

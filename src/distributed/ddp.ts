@@ -9,6 +9,7 @@ import type { Module, Parameter } from '../nn/index.js';
 import type { MpiBinding } from '../backend/native/mpi.js';
 import { broadcast, communicator, init } from './process-group.js';
 
+/** Options of DistributedDataParallel. */
 export interface DistributedDataParallelOptions {
   /** Bucket size in megabytes (default 25, as PyTorch's bucket_cap_mb). */
   bucketCapMB?: number;

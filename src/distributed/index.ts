@@ -5,4 +5,4 @@ export {
   init, rank, worldSize, isMain, allReduce, broadcast, barrier, launchedWorldSize, type World, type ReduceOp,
 } from './process-group.js';
 export { DistributedDataParallel, type DistributedDataParallelOptions, type SyncStats } from './ddp.js';
-export { shardBatch, shardIndices, shardRange, type ShardIndicesOptions } from './shard.js';
+export { shardBatch, shardIndices, shardRange, type ShardIndicesOptions, type Batch } from './shard.js';

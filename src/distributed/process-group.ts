@@ -5,6 +5,7 @@
 import type { Tensor } from '../tensor/index.js';
 import { loadMpiBinding, MPI_INSTALL_HINT, type MpiBinding } from '../backend/native/mpi.js';
 
+/** This process's place in the process group. */
 export interface World {
   rank: number;
   worldSize: number;
@@ -14,6 +15,7 @@ export interface World {
   asyncProgress: boolean;
 }
 
+/** How allReduce combines: 'sum' or 'avg' over the ranks. */
 export type ReduceOp = 'sum' | 'avg';
 
 let world: World | null = null;

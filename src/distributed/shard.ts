@@ -14,7 +14,8 @@ export function shardRange(n: number, rank: number, world: number): [number, num
   return [start, start + base + (rank < extra ? 1 : 0)];
 }
 
-type Batch = Tensor | readonly unknown[] | { [key: string]: unknown };
+/** A batch shardBatch can cut: a tensor, an array of batches, or an object of them. */
+export type Batch = Tensor | readonly unknown[] | { [key: string]: unknown };
 
 /**
  * This rank's slice of a global batch, along the first dimension: a tensor, an array of rows, or a tuple or object
@@ -38,6 +39,7 @@ export function shardBatch<B extends Batch>(batch: B, rank: number, world: numbe
   return Object.fromEntries(Object.entries(batch).map(([k, v]) => [k, cut(v)])) as B;
 }
 
+/** Options of shardIndices. */
 export interface ShardIndicesOptions {
   /** Shuffle with a stream seeded by (seed, epoch) (default true); false keeps dataset order. */
   shuffle?: boolean;

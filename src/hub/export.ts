@@ -16,10 +16,13 @@ import { makeDirs, removeStaleTemps, renameDirAtomic, tempPathFor, writeFileAtom
 import { encodeSafetensors } from '../io/safetensors.js';
 import { writeTokenizerConfig, type TokenizerConfig } from './tokenizer-config.js';
 
+/** The dtype weights are stored in by exportModel. */
 export type ExportDType = 'float32' | 'float16' | 'bfloat16';
+/** Every ExportDType, for checking a flag. */
 export const EXPORT_DTYPES: readonly ExportDType[] = ['float32', 'float16', 'bfloat16'];
 const STORED = { float32: 'F32', float16: 'F16', bfloat16: 'BF16' } as const;
 
+/** Options of exportModel. */
 export interface ExportOptions {
   /** Stored weight type (default float32). */
   dtype?: ExportDType;
@@ -31,6 +34,7 @@ export interface ExportOptions {
   source?: string;
 }
 
+/** What exportModel wrote. */
 export interface ExportResult {
   dir: string;
   files: string[];

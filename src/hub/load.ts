@@ -16,6 +16,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { chatSpecialTokens, readTokenizerConfig, type TokenizerConfig } from './tokenizer-config.js';
 import { fileRecord, readWeights, WeightsVerifyError, type FileRecord } from './verify.js';
 
+/** Options of loadModel. */
 export interface LoadModelOptions {
   /**
    * Check the weights before use (default true): the sha256 recorded when they were written (a run's
@@ -79,7 +80,8 @@ function readJSON(path: string, what: string): Record<string, unknown> {
   }
 }
 
-interface CheckpointChoice { dir: string; step: number }
+/** A checkpoint chosen by bestCheckpoint: its folder and step. */
+export interface CheckpointChoice { dir: string; step: number }
 
 /**
  * The best checkpoint of a run: the one the newest trainer_state.json names as best, else the lowest val_loss

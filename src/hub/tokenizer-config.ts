@@ -48,6 +48,7 @@ export function tokenizerConfig(tok: Tokenizer, options: { chatTemplate?: string
   };
 }
 
+/** Writes tokenizer_config.json (special tokens, chat template) atomically. */
 export function writeTokenizerConfig(path: string, config: TokenizerConfig): void {
   writeFileAtomic(path, `${JSON.stringify(config, null, 2)}\n`);
 }

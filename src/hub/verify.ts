@@ -9,6 +9,7 @@ import { decodeSafetensors, type SafetensorsDType, type SafetensorsFile } from '
 /** A file's size and sha256 as recorded when it was written. */
 export interface FileRecord { bytes: number; sha256: string }
 
+/** Options of readWeights' checks. */
 export interface VerifyOptions {
   /** The record to check the file against (none: the checksum is not checked). */
   record?: FileRecord | null;

@@ -13,6 +13,7 @@ import { checkGenerateOptions, TextStreamer, type FinishReason, type GenerateOpt
 /** Thrown by submit() when every row is decoding and the queue is full. */
 export class QueueFullError extends Error {}
 
+/** Options of the batched decoder the server runs requests through. */
 export interface BatcherOptions {
   /** Sequences decoded together (default: 16, fewer when the KV cache would pass 512 MiB). */
   maxBatch?: number;

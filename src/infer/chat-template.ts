@@ -11,8 +11,10 @@
 import { Template } from '@huggingface/jinja';
 import { specialTokenRegex, type Tokenizer } from '../data/tokenizer/tokenizer.js';
 
+/** Who speaks in a chat message. */
 export type Role = 'system' | 'user' | 'assistant';
 
+/** One message of a conversation. */
 export interface ChatMessage {
   role: Role;
   content: string;
@@ -28,7 +30,9 @@ export const DEFAULT_CHAT_STOPS: readonly string[] = ['\nUser:', '\nSystem:', '\
 
 /** ChatML's turn markers, added to the tokenizer as special tokens when fine-tuning with ChatML. */
 export const IM_START = '<|im_start|>';
+/** ChatML's end-of-turn marker. */
 export const IM_END = '<|im_end|>';
+/** ChatML's special tokens. */
 export const CHAT_SPECIAL_TOKENS: readonly string[] = [IM_START, IM_END];
 
 /** ChatML: `<|im_start|>role\ncontent<|im_end|>\n` per turn; the generation prompt opens an assistant turn. */
@@ -36,6 +40,7 @@ export const CHATML_TEMPLATE =
   "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}" +
   "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
+/** Options of rendering a conversation with a chat template. */
 export interface RenderOptions {
   /** Open an assistant turn at the end, so the text ends where the reply begins (default true). */
   addGenerationPrompt?: boolean;

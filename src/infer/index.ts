@@ -11,6 +11,6 @@ export {
   type ChatMessage, type Role, type RenderOptions,
 } from './chat-template.js';
 // The hub's one loader, here too because inference starts from it (kiln.infer.loadModel === kiln.hub.loadModel).
-export { loadModel, loadWeights, bestCheckpoint, type LoadedModel } from '../hub/load.js';
+export { loadModel, loadWeights, bestCheckpoint, type LoadedModel, type CheckpointChoice } from '../hub/load.js';
 export { startServer, isLoopback, type ServerOptions, type RunningServer } from './server.js';
 export { Batcher, QueueFullError, defaultMaxBatch, type BatcherOptions, type BatchRequest, type BatchResult, type BatchChunk } from './batcher.js';

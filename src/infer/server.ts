@@ -10,12 +10,14 @@
 // chat content encoded as plain text so that special tokens typed by a client cannot forge turns.
 
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import { importOptional } from '../io/optional.js';
 import { loadModel, type LoadedModel } from '../hub/load.js';
 import { ChatTemplate, type ChatMessage } from './chat-template.js';
 import { Batcher, QueueFullError, type BatchResult } from './batcher.js';
 import type { FinishReason, GenerateOptions } from './generate.js';
 
+/** Options of startServer. */
 export interface ServerOptions {
   /** A model folder (run or frozen model) or an already loaded model. */
   model: string | LoadedModel;
@@ -45,6 +47,7 @@ export interface ServerOptions {
   logger?: boolean;
 }
 
+/** A server started by startServer: its address and a way to close it. */
 export interface RunningServer {
   /** http://host:port */
   url: string;
@@ -125,6 +128,9 @@ function errorBody(message: string, type: string, param: string | null, code: st
  * ```
  */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  // fastify is an optional peer dependency (npm install fastify), imported here rather than when Kiln loads; first,
+  // so that its absence is said before a model loads.
+  const { default: Fastify } = await importOptional('fastify', 'The HTTP server (kiln serve, startServer)', () => import('fastify'));
   const loaded = typeof options.model === 'string' ? loadModel(options.model) : options.model;
   const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
   const maxTokensLimit = options.maxTokensLimit ?? 512;

@@ -9,11 +9,14 @@ import { gptConfigFromJSON, toHFConfig, type GPTConfig, type ResolvedGPTConfig }
 import { Llama } from './llama.js';
 import { isLlamaConfigJSON, llamaConfigFromJSON, toHFLlamaConfig, type LlamaConfig, type ResolvedLlamaConfig } from './llama-config.js';
 
+/** The model families Kiln builds: 'gpt' (GPT-2) and 'llama'. */
 export type Arch = 'gpt' | 'llama';
+/** Every Arch, for checking a config or flag. */
 export const ARCHS: readonly Arch[] = ['gpt', 'llama'];
 
 /** A decoder-only language model Kiln trains, decodes, exports and loads. */
 export type CausalLM = GPT | Llama;
+/** A resolved config of either family. */
 export type ModelConfig = ResolvedGPTConfig | ResolvedLlamaConfig;
 
 /** The architecture of a config: 'llama' when it says so (arch, model_type or architectures), else 'gpt'. */

@@ -8,6 +8,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { normal_ } from '../nn/init.js';
 import { Module, Parameter } from '../nn/module.js';
 
+/** Options of Conv1D: bias (default true), dtype, and the std of the normal init (default 0.02). */
 export interface Conv1DOptions { bias?: boolean; dtype?: DType; std?: number }
 
 /**
@@ -30,5 +31,6 @@ export class Conv1D extends Module {
     this.bias = options.bias === false ? null : new Parameter(zeros([outFeatures], { dtype }));
   }
 
+  /** x @ weight + bias (the weight is stored in-out, as GPT-2's Conv1D). */
   forward(x: Tensor): Tensor { return conv1d(x, this.weight, this.bias); }
 }

@@ -14,15 +14,19 @@ import { defaultGenerator, Generator as RandomGenerator } from '../tensor/random
 import { Tensor } from '../tensor/tensor.js';
 import { checkSamplingOptions, Sampler, type SamplingOptions } from './sampling.js';
 
+/** Why generation ended: a stop token or sequence ('stop'), or the token limit ('length'). */
 export type FinishReason = 'stop' | 'length';
 
 /** What decoding needs from a model: Kiln's GPT fits, and so does any model with this shape. */
 export interface LanguageModel {
   readonly config: { readonly vocabSize: number; readonly context: number; readonly [key: string]: unknown };
+  /** Logits (B, T, V) for token ids idx (B, T); with a cache, only the new tokens. */
   forward(idx: Tensor, targets?: Tensor | null, options?: { cache?: unknown; rows?: readonly number[]; lastOnly?: boolean }): { logits: Tensor };
   /** A KV cache with room for `batch` sequences; without it every step recomputes the whole sequence. */
   createCache?(batch: number): DecodingCache;
+  /** Evaluation mode (dropout off) for decoding. */
   eval?(): unknown;
+  /** Restores the training mode afterwards. */
   train?(mode?: boolean): unknown;
   training?: boolean;
   /**
@@ -99,6 +103,7 @@ export class Sequence {
     this.slide = options.slide ?? false;
   }
 
+  /** Whether the sequence has finished (finishReason is set). */
   get done(): boolean { return this.finishReason !== null; }
 }
 
@@ -250,7 +255,12 @@ export class BatchDecoder {
 const pool = new WeakMap<LanguageModel, Map<string, BatchDecoder[]>>();
 
 /** A decoder for `capacity` sequences from the model's pool (empty), and the function that gives it back. */
-export function acquireDecoder(model: LanguageModel, capacity = 1, options: { cache?: boolean } = {}): { decoder: BatchDecoder; release: () => void } {
+export function acquireDecoder(model: LanguageModel, capacity = 1, options: { cache?: boolean } = {}): {
+  /** The decoder to run. */
+  decoder: BatchDecoder;
+  /** Hands the decoder (and its cache) back for the next call. */
+  release: () => void;
+} {
   const key = `${capacity}:${options.cache !== false}`;
   let byKey = pool.get(model);
   if (!byKey) pool.set(model, (byKey = new Map()));

@@ -1,6 +1,7 @@
 // The GPT's configuration: Kiln's camelCase form, its defaults and checks, and the mapping to and from a
 // Hugging Face GPT-2 config.json, so a config file from either side rebuilds the same model.
 
+/** A GPT-2 model's shape: vocabulary, context, layers, heads, width, dropout, bias, tying. */
 export interface GPTConfig {
   /** Number of token ids (the tokenizer's vocabulary size). */
   vocabSize: number;
@@ -20,6 +21,7 @@ export interface GPTConfig {
   tiedEmbeddings?: boolean;
 }
 
+/** A GPTConfig with every default filled in. */
 export type ResolvedGPTConfig = Required<GPTConfig>;
 
 /** Fills defaults and checks every field, failing with one sentence that names the field. */
@@ -82,6 +84,7 @@ function show(v: unknown): string {
   }
 }
 
+/** A resolved config from JSON (a Kiln config.json or a Hugging Face GPT-2 config), checking every field. */
 export function gptConfigFromJSON(json: unknown): ResolvedGPTConfig {
   if (typeof json !== 'object' || json === null) throw new Error('GPT config: expected a JSON object');
   const o = json as Record<string, unknown>;

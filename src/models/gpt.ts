@@ -4,6 +4,7 @@
 
 import type { DType, FloatArray } from '../backend/index.js';
 import { activationScope, isGradEnabled, noGrad } from '../tensor/autograd.js';
+import { checkpoint } from '../tensor/checkpoint.js';
 import { zeros } from '../tensor/creation.js';
 import { linear } from '../tensor/ops/matmul.js';
 import { crossEntropy, dropout, embedding } from '../tensor/ops/nn-ops.js';
@@ -53,6 +54,7 @@ export class KVCache {
   layer(l: number): KVBuffers { return { keys: this.keys[l], values: this.values[l], context: this.context }; }
 }
 
+/** Options of GPT.forward. */
 export interface GPTForwardOptions {
   /** Incremental decoding: attend over the cached prefix, append the new keys and values, advance the lengths. */
   cache?: KVCache;
@@ -64,6 +66,7 @@ export interface GPTForwardOptions {
   ignoreIndex?: number;
 }
 
+/** What GPT.forward returns: logits, and the loss when targets are given. */
 export interface GPTOutput {
   /** (B, T, V), or (B, 1, V) with lastOnly. */
   logits: Tensor;
@@ -219,6 +222,11 @@ export class GPT extends Module {
   readonly ownsForwardOutput = true;
   transformer: Transformer;
   lm_head: LMHead;
+  /**
+   * Gradient checkpointing: when true, training forwards keep only each block's input and recompute the block in
+   * backward (kiln.nn.checkpoint), for less memory at about one more forward pass. Decoding with a cache is unaffected.
+   */
+  checkpointActivations = false;
 
   /**
    * Builds the model with GPT-2 initialisation: N(0, 0.02) for embeddings and weights, c_proj weights
@@ -328,7 +336,10 @@ export class GPT extends Module {
     let x = embedding(idx, tr.wte.weight).add(pos); // (B, T, C)
     x = dropout(x, this.config.dropout, this.training);
     const blocks = this.blocks;
-    for (let l = 0; l < blocks.length; l++) x = blocks[l].forward(x, cache, l);
+    for (let l = 0; l < blocks.length; l++) {
+      const block = blocks[l];
+      x = this.checkpointActivations && !cache ? checkpoint((t: Tensor) => block.forward(t), x) : block.forward(x, cache, l);
+    }
     if (cache) for (let b = 0; b < B; b++) cache.cache.lengths[cache.rows[b]] += T;
     if (lastOnly && T > 1) x = narrow(x, 1, T - 1, 1); // (B, 1, C): the norm and head only where needed
     x = tr.ln_f.forward(x);

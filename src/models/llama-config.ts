@@ -1,6 +1,7 @@
 // The Llama-style decoder's configuration: Kiln's camelCase form with `arch: 'llama'`, its defaults and checks,
 // and the mapping to and from a Hugging Face LlamaForCausalLM config.json.
 
+/** A Llama-style decoder's shape: vocabulary, context, layers, heads, kv heads, width, MLP width, RoPE, norms. */
 export interface LlamaConfig {
   /** Marks the config as a Llama decoder's wherever configs are stored (default 'llama'). */
   arch?: 'llama';
@@ -28,6 +29,7 @@ export interface LlamaConfig {
   dropout?: number;
 }
 
+/** A LlamaConfig with every default filled in. */
 export type ResolvedLlamaConfig = Required<LlamaConfig>;
 
 /** The SwiGLU width that keeps the MLP at about 8C² parameters, as the Llama paper's 2/3 · 4C does. */

@@ -6,6 +6,7 @@
 
 import type { DType } from '../backend/index.js';
 import { activationScope, isGradEnabled, noGrad } from '../tensor/autograd.js';
+import { checkpoint } from '../tensor/checkpoint.js';
 import { zeros } from '../tensor/creation.js';
 import { linear } from '../tensor/ops/matmul.js';
 import { cachedGroupedAttention } from '../tensor/ops/attention.js';
@@ -179,6 +180,11 @@ export class Llama extends Module {
   readonly config: Readonly<ResolvedLlamaConfig>;
   model: LlamaModel;
   lm_head: LMHead;
+  /**
+   * Gradient checkpointing: when true, training forwards keep only each block's input and recompute the block in
+   * backward (kiln.nn.checkpoint), for less memory at about one more forward pass. Decoding with a cache is unaffected.
+   */
+  checkpointActivations = false;
 
   /**
    * Builds the model with N(0, 0.02) embeddings and projections, o_proj and down_proj N(0, 0.02 / sqrt(2 *
@@ -254,7 +260,10 @@ export class Llama extends Module {
     const [B, T] = idx.shape;
     let x = embedding(idx, this.model.embed_tokens.weight); // (B, T, C)
     const blocks = this.blocks;
-    for (let l = 0; l < blocks.length; l++) x = blocks[l].forward(x, cache, l);
+    for (let l = 0; l < blocks.length; l++) {
+      const block = blocks[l];
+      x = this.checkpointActivations && !cache ? checkpoint((t: Tensor) => block.forward(t, undefined, l), x) : block.forward(x, cache, l);
+    }
     if (cache) for (let b = 0; b < B; b++) cache.cache.lengths[cache.rows[b]] += T;
     if (lastOnly && T > 1) x = narrow(x, 1, T - 1, 1); // (B, 1, C): the norm and head only where needed
     x = this.model.norm.forward(x);

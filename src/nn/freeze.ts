@@ -54,6 +54,7 @@ export function allParameterNames(model: Module): [string, Parameter][] {
   return out;
 }
 
+/** What freezeParameters did. */
 export interface FreezeReport {
   /** For each pattern, the parameter names it matched. */
   matched: Record<string, string[]>;
@@ -61,6 +62,7 @@ export interface FreezeReport {
   frozen: string[];
   /** Elements still trainable / in all, after the call. */
   trainable: number;
+  /** Elements in all parameters. */
   total: number;
 }
 

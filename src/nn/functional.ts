@@ -9,6 +9,7 @@ import { rmsNorm as fusedRmsNorm } from '../tensor/ops/rms-norm.js';
 export { crossEntropy, softmax, logSoftmax, layerNorm, embedding, dropout, linear, attention, gelu, relu, silu,
   sigmoid, tanh, type CrossEntropyOptions } from '../tensor/index.js';
 
+/** How a loss reduces its per-element values: 'mean' (default), 'sum', or 'none' (one per element). */
 export type Reduction = 'mean' | 'sum' | 'none';
 
 function reduce(loss: Tensor, reduction: Reduction, op: string): Tensor {

@@ -10,3 +10,4 @@ export * as init from './init.js';
 export * as functional from './functional.js';
 export { freezeParameters, namePattern, allParameterNames, type FreezeReport } from './freeze.js';
 export { applyLoRA, mergeLoRA, LoRALinear, loraLayers, adapterStateDict, adapterConfig, loadAdapter, weightLayoutOf, targetMatches, type LoRAOptions, type LoRAReport, type AdapterConfig, type WeightLayout, type LinearLike } from './lora.js';
+export { checkpoint } from '../tensor/checkpoint.js';

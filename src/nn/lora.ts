@@ -21,9 +21,11 @@ export type WeightLayout = 'out-in' | 'in-out';
 export interface LinearLike extends Module {
   weight: Parameter;
   bias?: Parameter | null;
+  /** Maps one tensor to another. */
   forward(x: Tensor): Tensor;
 }
 
+/** Options of applyLoRA. */
 export interface LoRAOptions {
   /** Rank r of the update (a positive integer). */
   rank: number;
@@ -84,6 +86,7 @@ export class LoRALinear extends Module {
   /** alpha / rank. */
   get scale(): number { return this.alpha / this.rank; }
 
+  /** The base layer's output plus the low-rank update (scale * B(A(dropout(x)))). */
   forward(x: Tensor): Tensor {
     const y = this.base_layer.forward(x);
     const h = this.dropoutP > 0 ? dropout(x, this.dropoutP, this.training) : x;
@@ -137,11 +140,13 @@ export function targetMatches(target: string, name: string): boolean {
   return name === target || name.endsWith(`.${target}`);
 }
 
+/** What applyLoRA did. */
 export interface LoRAReport {
   /** Names of the wrapped layers. */
   adapted: string[];
   /** Trainable elements (the adapters) and all elements. */
   trainable: number;
+  /** Elements in all parameters. */
   total: number;
 }
 

@@ -13,15 +13,19 @@ export class Parameter extends Tensor {
   }
 }
 
+/** A model's tensors by dotted name ('fc1.weight'), as PyTorch's state_dict. */
 export type StateDict = Record<string, Tensor>;
 
+/** Options of Module.loadStateDict. */
 export interface LoadOptions {
   /** Require exactly the module's names (default true); false ignores missing and unexpected entries. */
   strict?: boolean;
 }
 
+/** What Module.loadStateDict did not match: names the module has but the dict lacks, and the reverse. */
 export interface LoadResult { missing: string[]; unexpected: string[] }
 
+/** The base of every layer and model, as torch.nn.Module: subclass it, assign layers and Parameters as properties, and write forward(). Call `model.forward(x)` (a Module is not callable). */
 export class Module {
   /** True in training mode (dropout active); switch with train() and eval(). */
   training = true;
@@ -50,6 +54,7 @@ export class Module {
     return out;
   }
 
+  /** This module and every module below it, depth first. */
   modules(): Module[] { return this.namedModules().map(([, m]) => m); }
 
   /**
@@ -69,6 +74,7 @@ export class Module {
     return out;
   }
 
+  /** Every parameter of this module and its children (shared ones once). */
   parameters(): Parameter[] { return this.namedParameters().map(([, p]) => p); }
 
   /** Parameters that will receive gradients (not frozen). */
@@ -83,6 +89,7 @@ export class Module {
   /** Registers a non-trainable tensor that is saved in the state dict (e.g. running statistics). */
   registerBuffer(name: string, t: Tensor): void { this.buffers_.set(name, t); }
 
+  /** Buffers (non-trainable state saved in the state dict) by dotted name. */
   namedBuffers(): [string, Tensor][] {
     const out: [string, Tensor][] = [];
     for (const [prefix, m] of this.namedModules()) {
@@ -153,6 +160,7 @@ export class Module {
     return this;
   }
 
+  /** Evaluation mode (dropout off): the same as train(false). */
   eval(): this { return this.train(false); }
 
   /** Stops gradients and updates for every parameter below this module (all of them when no patterns). */
@@ -161,6 +169,7 @@ export class Module {
     return this;
   }
 
+  /** Sets requiresGrad on every parameter again; undoes freeze(). */
   unfreeze(): this {
     for (const p of this.parameters()) p.requiresGrad = true;
     return this;
@@ -210,9 +219,13 @@ export class ModuleList extends Module {
   }
 
   override namedChildren(): [string, Module][] { return this.items.map((m, i) => [String(i), m]); }
+  /** Number of modules in the list. */
   get length(): number { return this.items.length; }
+  /** The module at index i (negative counts from the end). */
   at(i: number): Module { return this.items[i < 0 ? this.items.length + i : i]; }
+  /** Appends a module. */
   push(m: Module): this { this.items.push(m); return this; }
+  /** The modules in order. */
   [Symbol.iterator](): Iterator<Module> { return this.items[Symbol.iterator](); }
 }
 
@@ -226,7 +239,10 @@ export class ModuleDict extends Module {
   }
 
   override namedChildren(): [string, Module][] { return [...this.items.entries()]; }
+  /** The module under key, if any. */
   get(key: string): Module | undefined { return this.items.get(key); }
+  /** Adds or replaces the module under key. */
   set(key: string, m: Module): this { this.items.set(key, m); return this; }
+  /** The keys, in insertion order. */
   keys(): string[] { return [...this.items.keys()]; }
 }

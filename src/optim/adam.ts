@@ -7,6 +7,7 @@ import { adamwUpdate_ } from '../tensor/ops/optim-ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Optimizer, type ParamsInput } from './optimizer.js';
 
+/** Options of Adam and AdamW: lr (default 1e-3), betas (default [0.9, 0.999]), eps (default 1e-8), weightDecay. */
 export interface AdamOptions { lr?: number; betas?: [number, number]; eps?: number; weightDecay?: number }
 
 abstract class AdamBase extends Optimizer {

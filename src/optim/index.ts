@@ -5,3 +5,5 @@ export { SGD, type SGDOptions } from './sgd.js';
 export { Adam, AdamW, type AdamOptions } from './adam.js';
 export { Scheduler, constant, stepDecay, linearWarmup, cosineWithWarmup, oneCycle, type Schedule } from './schedule.js';
 export { clipGradNorm, gradNorm } from './clip.js';
+export { ReduceLROnPlateau, type ReduceLROnPlateauOptions, type ReduceLROnPlateauState } from './plateau.js';
+export { OneCycle, type OneCycleOptions } from './one-cycle.js';

@@ -4,10 +4,14 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { clearGrad } from '../tensor/autograd.js';
 
+/** Per-group hyper-parameters (lr, weightDecay, and each optimizer's own). */
 export type ParamGroupOptions = Record<string, unknown> & { lr?: number; weightDecay?: number };
+/** A parameter group as given to an optimizer: its parameters and any hyper-parameters that differ from the defaults. */
 export interface ParamGroupInput extends ParamGroupOptions { params: Iterable<Tensor> }
+/** What an optimizer takes: parameters (model.parameters()) or a list of parameter groups. */
 export type ParamsInput = Iterable<Tensor> | ParamGroupInput[];
 
+/** A parameter group as the optimizer holds it: parameters, lr, weightDecay and the optimizer's other settings. */
 export interface ParamGroup extends Record<string, unknown> {
   params: Tensor[];
   lr: number;
@@ -16,13 +20,16 @@ export interface ParamGroup extends Record<string, unknown> {
   initialLr: number;
 }
 
+/** The state an optimizer keeps per parameter (Adam's exp_avg, exp_avg_sq and step; SGD's momentum_buffer). */
 export type ParamState = Record<string, Tensor | number>;
 
+/** An optimizer's state in PyTorch's shape: per-parameter state by index across groups, and the groups' settings. */
 export interface OptimizerStateDict {
   state: Record<string, ParamState>;
   paramGroups: Record<string, unknown>[];
 }
 
+/** The base of the optimizers: parameter groups, per-parameter state, zeroGrad(), step() and a state dict. */
 export abstract class Optimizer {
   readonly paramGroups: ParamGroup[];
   protected state = new Map<Tensor, ParamState>();
@@ -62,6 +69,7 @@ export abstract class Optimizer {
   /** One update of every parameter that has a gradient. */
   abstract step(): void;
 
+  /** The per-parameter state and the groups' settings, parameters named by index (the state tensors are shared, not copied). */
   stateDict(): OptimizerStateDict {
     const index = new Map(this.params().map((p, i) => [p, i]));
     const state: Record<string, ParamState> = {};

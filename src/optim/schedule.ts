@@ -3,6 +3,7 @@
 
 import type { Optimizer } from './optimizer.js';
 
+/** A learning-rate schedule: the multiplier of each group's initial lr at a step. */
 export type Schedule = (step: number) => number;
 
 /** The same lr throughout. */
@@ -69,6 +70,7 @@ export class Scheduler {
 
   /** The current lr of each group. */
   get lastLr(): number[] { return this.optimizer.paramGroups.map((g) => g.lr); }
+  /** Steps taken. */
   get lastStep(): number { return this.stepCount; }
 
   private apply(): void {
@@ -77,8 +79,10 @@ export class Scheduler {
     for (const g of this.optimizer.paramGroups) g.lr = g.initialLr * f;
   }
 
+  /** The step count, for a checkpoint. */
   stateDict(): { step: number } { return { step: this.stepCount }; }
 
+  /** Restores the step count and sets each group's lr for it. */
   loadStateDict(sd: { step: number }): void {
     if (!sd || !Number.isInteger(sd.step) || sd.step < 0) throw new Error('Scheduler.loadStateDict: expected { step: a non-negative integer }');
     this.stepCount = sd.step;

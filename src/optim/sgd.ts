@@ -6,8 +6,10 @@ import { zerosLike } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Optimizer, type ParamsInput } from './optimizer.js';
 
+/** Options of SGD (PyTorch's defaults: no momentum, dampening or weight decay). */
 export interface SGDOptions { lr: number; momentum?: number; dampening?: number; nesterov?: boolean; weightDecay?: number }
 
+/** Stochastic gradient descent with momentum, dampening, Nesterov and L2 weight decay, as torch.optim.SGD. `new optim.SGD(model.parameters(), { lr: 0.1, momentum: 0.9 })` */
 export class SGD extends Optimizer {
   constructor(params: ParamsInput, options: SGDOptions) {
     super(params, { momentum: 0, dampening: 0, nesterov: false, weightDecay: 0, ...options }, 'SGD');

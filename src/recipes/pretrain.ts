@@ -20,6 +20,7 @@ import { barrier, init as initProcessGroup } from '../distributed/index.js';
 import { divergenceGuard, explainDivergence } from './divergence.js';
 import { heldOutLoss, MetricsLog, Trainer, type BatchSource, type EvalInfo, type FitResult, type JSONValue } from '../train/index.js';
 
+/** The named model sizes of pretrain. */
 export type PresetName = 'tiny' | 'small' | 'base';
 
 /** Every setting of a pre-training run; each is a flag (kebab-case) and a config-file key (either spelling). */
@@ -68,9 +69,15 @@ export interface PretrainSettings {
   dashboardPort: number;
   resume: boolean;
   reshard: boolean;
+  /** GEMM precision: 'float32' or 'bf16' (bfloat16 inputs, float32 accumulation and master weights). */
+  precision: 'float32' | 'bf16';
+  /** Recompute each block in backward instead of keeping its activations (less memory, ~1/3 more compute). */
+  checkpointActivations: boolean;
 }
 
+/** How a command-line flag's value is parsed. */
 export type Kind = 'int' | 'posint' | 'num' | 'str' | 'bool' | 'strs';
+/** One pretrain setting as a command-line flag. */
 export interface OptionSpec { key: keyof PretrainSettings; flag: string; kind: Kind; arg?: string; help: string; choices?: string[] }
 
 /** The settings as flags, in the order --help lists them. One table drives the CLI parser, config files and the help. */
@@ -114,6 +121,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'progress', flag: 'progress', kind: 'str', arg: 'mode', choices: ['auto', 'bar', 'lines', 'none'], help: 'progress display: a bar on a terminal, lines otherwise (auto, default), or none' },
   { key: 'dashboard', flag: 'dashboard', kind: 'bool', help: 'serve the live training dashboard for this run while it trains (http://127.0.0.1:6006)' },
   { key: 'dashboardPort', flag: 'dashboard-port', kind: 'int', arg: 'n', help: 'port of --dashboard (default 6006; a free one if taken)' },
+  { key: 'precision', flag: 'precision', kind: 'str', arg: 'name', choices: ['float32', 'bf16'], help: 'matrix products in float32 (default) or bf16: bfloat16 inputs with float32 accumulation (vdpbf16ps where the CPU has AVX512_BF16); weights and optimizer state stay float32' },
+  { key: 'checkpointActivations', flag: 'checkpoint-activations', kind: 'bool', help: 'gradient checkpointing: keep only each block\'s input and recompute the block in backward (less memory, about a third more compute)' },
   { key: 'resume', flag: 'resume', kind: 'bool', help: 'continue the run in --out from its newest checkpoint, exactly where it stopped (settings come from its config.json; flags given now override)' },
   { key: 'reshard', flag: 'reshard', kind: 'bool', help: 'with --resume: accept a checkpoint written by a different number of processes (mpirun -np); the global batch changes with it' },
 ];
@@ -163,6 +172,8 @@ const DEFAULTS: Partial<PretrainSettings> = {
   dashboardPort: 6006,
   resume: false,
   reshard: false,
+  precision: 'float32',
+  checkpointActivations: false,
 };
 
 function camel(flag: string): string { return flag.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase()); }
@@ -229,6 +240,8 @@ export function resolveSettings(flags: Partial<PretrainSettings>, file: Partial<
   if (s.width % s.heads !== 0) throw new Error(`--width (${s.width}) must be a multiple of --heads (${s.heads})`);
   checkArch(s);
   if (s.dropout >= 1) throw new Error(`--dropout must be below 1, got ${s.dropout}`);
+  if (s.precision !== 'float32' && s.precision !== 'bf16') throw new Error(`--precision must be float32 or bf16, got '${String(s.precision)}'`);
+  if (typeof s.checkpointActivations !== 'boolean') throw new Error(`--checkpoint-activations is a switch (true or false), got ${JSON.stringify(s.checkpointActivations)}`);
   if (s.minLr > 1) throw new Error(`--min-lr is a fraction of --lr and must be at most 1, got ${s.minLr}`);
   if (s.beta2 >= 1) throw new Error(`--beta2 must be below 1, got ${s.beta2}`);
   if (s.valFraction <= 0 || s.valFraction >= 1) throw new Error(`--val-fraction must be above 0 and below 1, got ${s.valFraction}`);
@@ -287,6 +300,7 @@ class WindowSource implements BatchSource<LMBatch> {
 /** The final evaluation: the model's and the n-gram baselines' mean loss (nats per token) over the whole held-out split. */
 export interface HeldOutScores { loss: number; bigramLoss: number; unigramLoss: number; tokens: number; seconds: number }
 
+/** What pretrain() returns. */
 export interface PretrainResult {
   runDir: string;
   steps: number;
@@ -302,8 +316,14 @@ export interface PretrainResult {
 }
 
 /** A dashboard serving a run folder while it trains (the dashboard layer sits above recipes, so the caller starts it). */
-export interface RunDashboard { url: string; close(): Promise<void> }
+export interface RunDashboard {
+  /** The dashboard's address. */
+  url: string;
+  /** Stops the dashboard server. */
+  close(): Promise<void>;
+}
 
+/** Callbacks into a pretrain run (for the CLI's dashboard and tests). */
 export interface PretrainHooks {
   /** Starts the live dashboard for the run folder when settings.dashboard is set (kiln pretrain passes one). */
   startDashboard?: (runDir: string, port: number) => Promise<RunDashboard>;
@@ -343,6 +363,7 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
   const gpt = s.arch === 'llama'
     ? models.createModel({ arch: 'llama', vocabSize: tokenizer.vocabSize, context: s.context, layers: s.layers, heads: s.heads, kvHeads: s.kvHeads ?? s.heads, width: s.width, dropout: s.dropout, tiedEmbeddings: true })
     : new models.GPT(modelConfig);
+  gpt.checkpointActivations = s.checkpointActivations;
   const T = s.context;
   const B = s.batchSize;
   // --batch-size is per process: the global batch a step trains on is B x world.
@@ -355,6 +376,10 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
   const optimizer = new AdamW(gpt.paramGroups(s.weightDecay), { lr: s.lr, betas: [0.9, s.beta2], eps: 1e-8 });
   const schedule = new Scheduler(optimizer, cosineWithWarmup({ warmup, total: maxSteps, floor: s.minLr }));
   log(`model: ${s.arch === 'llama' ? `Llama (${s.kvHeads ?? s.heads} key/value heads)` : 'GPT'}, ${fmtInt(gpt.numParameters())} parameters (${s.layers} layers, ${s.heads} heads, width ${s.width}, context ${T}, vocabulary ${tokenizer.vocabSize})`);
+  if (s.precision === 'bf16' || s.checkpointActivations) {
+    log(`compute: ${s.precision === 'bf16' ? 'bf16 matrix products with float32 accumulation and master weights' : 'float32'}` +
+      `${s.checkpointActivations ? ', activations recomputed per block in backward' : ''}`);
+  }
   log(`training: ${fmtInt(maxSteps)} steps of ${fmtInt(tokensPerStep)} tokens (batch ${B} x ${T}${s.gradAccum > 1 ? ` x ${s.gradAccum} accumulated` : ''}` +
     `${world > 1 ? ` on each of ${world} processes` : ''}), ` +
     `${(maxSteps / stepsPerEpoch).toFixed(2)} epochs; AdamW lr ${s.lr} (warmup ${warmup}, cosine to ${Number((s.lr * s.minLr).toPrecision(3))}), weight decay ${s.weightDecay}`);
@@ -434,6 +459,7 @@ export async function pretrain(s: PretrainSettings, log: (line: string) => void 
     maxSteps,
     epochs: s.epochs ?? undefined,
     gradAccumulation: s.gradAccum,
+    precision: s.precision,
     clipGradNorm: s.clip > 0 ? s.clip : undefined,
     evalEvery: s.evalEvery,
     logEvery: s.logEvery,

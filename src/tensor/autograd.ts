@@ -66,7 +66,10 @@ export function enableGrad<T>(fn: () => T): T {
   }
 }
 
-/** Declares a differentiable op by name, so tests can check that every op has a gradient check. */
+/**
+ * Declares a differentiable op by name, so tests can check that every op has a gradient check.
+ * @typeParam F the op's function type, returned unchanged
+ */
 export function defineOp<F extends (...args: never[]) => Tensor>(name: string, fn: F): F {
   registered.add(name);
   return fn;
@@ -161,6 +164,7 @@ function topoOrder(root: Tensor): Tensor[] {
   return order.reverse();
 }
 
+/** Options of backward: retainGraph keeps the graph for another backward pass. */
 export interface BackwardOptions { retainGraph?: boolean }
 
 /** Backpropagates from root, accumulating into the .grad of every leaf that requires grad. */

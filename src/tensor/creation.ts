@@ -6,12 +6,17 @@ import { fmt, sizeOf, type Shape } from './shape.js';
 import { alloc, checkDType, dtypeOf } from './storage.js';
 import { Tensor, type NestedArray } from './tensor.js';
 
+/** Options of the tensor constructors. */
 export interface CreateOptions {
+  /** 'float32' (default), 'float64' or 'int32'. */
   dtype?: DType;
+  /** Track gradients for this tensor (float dtypes only; default false). */
   requiresGrad?: boolean;
 }
 
+/** Options of the random constructors. */
 export interface RandomOptions extends CreateOptions {
+  /** The generator to draw from (default: the global one seeded by manualSeed). */
   generator?: Generator;
 }
 
@@ -85,10 +90,15 @@ export function full(shape: Shape, value: number, options: CreateOptions = {}): 
   return new Tensor(storage, s, options.requiresGrad ?? false);
 }
 
+/** A tensor of zeros. `zeros([2, 3])` */
 export function zeros(shape: Shape, options: CreateOptions = {}): Tensor { return full(shape, 0, options); }
+/** A tensor of ones. `ones([2, 3])` */
 export function ones(shape: Shape, options: CreateOptions = {}): Tensor { return full(shape, 1, options); }
+/** Zeros with t's shape and dtype. */
 export function zerosLike(t: Tensor, options: CreateOptions = {}): Tensor { return full(t.shape, 0, { dtype: t.dtype, ...options }); }
+/** Ones with t's shape and dtype. */
 export function onesLike(t: Tensor, options: CreateOptions = {}): Tensor { return full(t.shape, 1, { dtype: t.dtype, ...options }); }
+/** A tensor of `value` with t's shape and dtype. */
 export function fullLike(t: Tensor, value: number, options: CreateOptions = {}): Tensor {
   return full(t.shape, value, { dtype: t.dtype, ...options });
 }

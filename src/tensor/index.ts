@@ -3,8 +3,9 @@
 export { Tensor, isTensor, type NestedArray, type TensorLike } from './tensor.js';
 export {
   noGrad, enableGrad, isGradEnabled, registeredOps, defineOp, record, activationScope, clearGrad, onGradReady,
-  type BackwardFn,
+  type BackwardFn, type BackwardOptions,
 } from './autograd.js';
+export { autocast, autocastPrecision, parsePrecision, type Precision } from './autocast.js';
 export { releaseCachedMemory, cachedMemoryBytes } from './storage.js';
 export { Generator, manualSeed, defaultGenerator, type GeneratorState } from './random.js';
 export {

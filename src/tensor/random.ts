@@ -1,6 +1,7 @@
 // Seeded random numbers, the one RNG of Kiln: xoshiro128** seeded through splitmix32. Tensors, init, dropout, data
 // shuffles, splits and window samplers all draw from a Generator, whose four-word state checkpoints save exactly.
 
+/** A Generator's whole state: four 32-bit words (xoshiro128**), JSON-able. */
 export interface GeneratorState { s: [number, number, number, number] }
 
 /**
@@ -102,6 +103,7 @@ export class Generator {
   /** The whole state (four 32-bit words), JSON-able: a checkpoint saves it and setState resumes the stream exactly. */
   getState(): GeneratorState { return { s: [this.s[0], this.s[1], this.s[2], this.s[3]] }; }
 
+  /** Restores a state from getState(); the stream continues from where it was saved. */
   setState(state: GeneratorState): this {
     const ok = state !== null && typeof state === 'object' && Array.isArray(state.s) && state.s.length === 4 &&
       state.s.every((v) => Number.isInteger(v) && v >= 0 && v <= 0xffffffff) && state.s.some((v) => v !== 0);

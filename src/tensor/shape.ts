@@ -1,7 +1,9 @@
 // Shape helpers: sizes, axis normalisation, broadcasting rules. Pure functions on number arrays.
 
+/** The dimensions of a tensor, outermost first. */
 export type Shape = readonly number[];
 
+/** The number of elements of a shape (1 for []). */
 export function sizeOf(shape: Shape): number {
   let n = 1;
   for (const d of shape) n *= d;
@@ -27,6 +29,7 @@ export function normAxes(axes: number | readonly number[] | undefined, rank: num
   return out;
 }
 
+/** The shape a and b broadcast to (NumPy rules); throws naming op when they cannot. */
 export function broadcastShapes(a: Shape, b: Shape, op: string): number[] {
   const rank = Math.max(a.length, b.length);
   const out = new Array<number>(rank);

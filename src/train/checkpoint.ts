@@ -15,6 +15,7 @@ export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const STATE_FILE = 'trainer_state.json';
 const STATE_FORMAT = 'kiln.trainer_state';
 
+/** Any value JSON can hold. */
 export type JSONValue = null | boolean | number | string | JSONValue[] | { [k: string]: JSONValue };
 
 /** What trainer_state.json holds (snake_case, as files read by other tools are). */
@@ -47,6 +48,7 @@ export interface TrainerState {
   files: Record<string, { bytes: number; sha256: string }>;
 }
 
+/** A checkpoint folder found on disk: its step and path. */
 export interface CheckpointInfo { step: number; dir: string }
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
@@ -183,6 +185,7 @@ export function pruneCheckpoints(checkpointsDir: string, keepLast: number, keep:
   fsyncDir(checkpointsDir);
 }
 
+/** A checkpoint read back: weights, optimizer state and the trainer state. */
 export interface LoadedCheckpoint {
   dir: string;
   state: TrainerState;

@@ -4,6 +4,7 @@
 
 import { noGrad, Tensor } from '../tensor/index.js';
 import { DataLoader } from '../data/dataloader.js';
+import { ReduceLROnPlateau } from '../optim/index.js';
 import { countCorrect, type MetricsRecord } from './metrics.js';
 import { checkpointsOn, type EvalResult, type TrainerOptions } from './options.js';
 import { samplesIn } from './loss.js';
@@ -61,8 +62,11 @@ export function evaluateModel<B>(trainer: Trainer<B>, data = trainer.options.val
 
 /** A language model as heldOutLoss needs it: `loss(x, y)` is the mean next-token loss of (B, T) int32 ids. */
 export interface LanguageModel {
+  /** The mean next-token loss of inputs x predicting targets y. */
   loss(x: Tensor, y: Tensor): Tensor;
+  /** Switches to evaluation mode. */
   eval(): unknown;
+  /** Switches to training mode (or evaluation with false). */
   train(mode?: boolean): unknown;
   readonly training: boolean;
 }
@@ -141,6 +145,7 @@ export function recordEvaluation<B>(trainer: Trainer<B>, run: RunState): Metrics
   const r = trainer.evaluate();
   run.lastEvalStep = run.step;
   run.lastValLoss = r.loss;
+  if (o.schedule instanceof ReduceLROnPlateau) o.schedule.step(r.loss);
   const minDelta = o.earlyStopping?.minDelta ?? 0;
   const improved = run.bestValLoss === null || r.loss < run.bestValLoss - minDelta;
   if (improved) {

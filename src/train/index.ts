@@ -4,15 +4,15 @@
 export {
   Trainer, NonFiniteError, type TrainerOptions, type FitOptions, type FitResult, type StopReason, type EvalResult,
   type BatchSource, type Batch, type LossFn, type LossResult, type TrainableModel, type EarlyStoppingOptions,
-  type CheckpointOptions, type StepInfo, type EvalInfo, type JSONValue,
+  type CheckpointOptions, type StepInfo, type EvalInfo, type StepSchedule, type JSONValue,
 } from './trainer.js';
 export { heldOutLoss, type HeldOutLoss, type HeldOutOptions, type LanguageModel } from './evaluation.js';
 export { lrFind, type LrFindOptions, type LrFindResult } from './lr-find.js';
 export { MetricsLog, readMetrics, countCorrect, type MetricsRecord } from './metrics.js';
 export { Progress, formatLine, type ProgressMode } from './progress.js';
 export {
-  listCheckpoints, readCheckpoint, readTrainerState, writeCheckpoint, checkModelMatches, type TrainerState, type CheckpointInfo,
+  listCheckpoints, readCheckpoint, readTrainerState, writeCheckpoint, checkModelMatches, type TrainerState, type CheckpointInfo, type LoadedCheckpoint,
 } from './checkpoint.js';
 export {
-  plotRun, plotLrFind, lineChartSvg, writeChart, type PlotSeries, type LineChartOptions, type LrFindPlotInput,
+  plotRun, plotLrFind, lineChartSvg, writeChart, type PlotSeries, type LineChartOptions, type LrFindPlotInput, type PlotRunOptions,
 } from './plot.js';

@@ -1,7 +1,7 @@
 // The training loop of fit(): each optimizer step over gradAccumulation micro-batches (forward, loss, backward,
 // clip, step, schedule), non-finite guards, metrics lines, evaluations and checkpoints when due, epoch ends.
 
-import { clipGradNorm, gradNorm } from '../optim/index.js';
+import { clipGradNorm, gradNorm, ReduceLROnPlateau } from '../optim/index.js';
 import { DataLoader } from '../data/dataloader.js';
 import { listCheckpoints } from './checkpoint.js';
 import { recordEvaluation } from './evaluation.js';
@@ -149,7 +149,8 @@ export async function runLoop<B>(trainer: Trainer<B>, ctx: FitContext): Promise<
       } else {
         const lr = trainer.lr;
         optimizer.step();
-        o.schedule?.step();
+        // A plateau schedule steps on the validation loss, in recordEvaluation.
+        if (o.schedule && !(o.schedule instanceof ReduceLROnPlateau)) o.schedule.step();
         run.step++;
         run.samplesSeen += samples;
         run.tokensSeen += tokens;

@@ -5,6 +5,7 @@
 import { defaultGenerator, Tensor } from '../tensor/index.js';
 import type { Trainer } from './trainer.js';
 
+/** Options of lrFind. */
 export interface LrFindOptions {
   /** First learning rate (default 1e-7). */
   minLr?: number;
@@ -18,6 +19,7 @@ export interface LrFindOptions {
   divergeFactor?: number;
 }
 
+/** What lrFind found: the rates tried, their (smoothed) losses and a suggested rate. */
 export interface LrFindResult {
   lrs: number[];
   /** The raw loss at each step. */

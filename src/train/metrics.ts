@@ -7,8 +7,10 @@ import { appendFileSync, closeSync, existsSync, fsyncSync, openSync, readFileSyn
 import { dirname } from 'node:path';
 import type { Tensor } from '../tensor/index.js';
 
+/** One line of metrics.jsonl: step, epoch, loss, lr, val_loss, ... as JSON values. */
 export type MetricsRecord = Record<string, unknown>;
 
+/** The run's metrics.jsonl: one JSON object per line, appended as each record comes. */
 export class MetricsLog {
   constructor(readonly path: string) {
     makeDirs(dirname(path), 'run folder');

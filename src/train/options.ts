@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import type { Tensor, Generator } from '../tensor/index.js';
 import type { Module } from '../nn/index.js';
-import type { Optimizer } from '../optim/index.js';
+import { ReduceLROnPlateau, type Optimizer } from '../optim/index.js';
 import { DataLoader } from '../data/dataloader.js';
 import type { JSONValue } from './checkpoint.js';
 import type { ProgressMode } from './progress.js';
@@ -18,8 +18,11 @@ export type Batch = unknown;
  * (and the next call starts the following one); a source without epochs never returns undefined.
  */
 export interface BatchSource<B = Batch> {
+  /** The next batch, or undefined at the end of an epoch. */
   next(): B | undefined;
+  /** The position, as JSON for a checkpoint. */
   state(): JSONValue | object;
+  /** Continues from a position saved by state(). */
   restore(state: unknown): void;
 }
 
@@ -28,8 +31,10 @@ export type TrainableModel = Module;
 
 /** What a loss function returns: the loss, or the loss with the output and target (for accuracy). */
 export type LossResult = Tensor | { loss: Tensor; output?: Tensor; target?: Tensor };
+/** A custom loss: computes the loss of the model on a batch. */
 export type LossFn<B = Batch> = (model: TrainableModel, batch: B) => LossResult;
 
+/** Early stopping on the validation loss. */
 export interface EarlyStoppingOptions {
   /** Evaluations without improvement before stopping. */
   patience: number;
@@ -39,6 +44,7 @@ export interface EarlyStoppingOptions {
   restoreBest?: boolean;
 }
 
+/** When checkpoints are written and how many are kept. */
 export interface CheckpointOptions {
   /** Write a checkpoint every N steps (default: at the end of each epoch, or only at the end without epochs). */
   every?: number;
@@ -48,6 +54,17 @@ export interface CheckpointOptions {
   keepBest?: boolean;
 }
 
+/** A schedule the Trainer steps once per optimizer step and saves in checkpoints (optim.Scheduler, optim.OneCycle). */
+export interface StepSchedule {
+  /** Advances one optimizer step. */
+  step(): void;
+  /** The schedule's position, as JSON for a checkpoint. */
+  stateDict(): unknown;
+  /** Restores a position saved by stateDict(). */
+  loadStateDict(sd: never): void;
+}
+
+/** What onStep receives after each optimizer step. */
 export interface StepInfo {
   step: number;
   epoch: number;
@@ -58,6 +75,7 @@ export interface StepInfo {
   trainer: Trainer<any>;
 }
 
+/** What onEval receives after each evaluation. */
 export interface EvalInfo {
   step: number;
   epoch: number;
@@ -68,11 +86,15 @@ export interface EvalInfo {
   trainer: Trainer<any>;
 }
 
+/** The options of new Trainer(): model, optimizer, data, and how long and how to train. */
 export interface TrainerOptions<B = Batch> {
   model: TrainableModel;
   optimizer: Optimizer;
-  /** A learning-rate scheduler (optim.Scheduler), stepped once per optimizer step. */
-  schedule?: { step(): void; stateDict(): unknown; loadStateDict(sd: never): void } | null;
+  /**
+   * A learning-rate scheduler: optim.Scheduler or optim.OneCycle, stepped once per optimizer step; or
+   * optim.ReduceLROnPlateau, stepped with the validation loss after each evaluation (needs validation data).
+   */
+  schedule?: StepSchedule | ReduceLROnPlateau | null;
   /**
    * 'crossEntropy' (default) or 'mse' between model.forward(input) and target of an [input, target] or
    * { input, target } batch; or a function (model, batch) => loss | { loss, output, target }.
@@ -95,6 +117,11 @@ export interface TrainerOptions<B = Batch> {
   gradAccumulation?: number;
   /** Clip the global gradient norm to this value. */
   clipGradNorm?: number;
+  /**
+   * Precision of the matrix products in the loss and its backward (kiln.autocast): 'float32' (default) or 'bf16'
+   * (bfloat16 inputs, float32 accumulation; weights, gradients and optimizer state stay float32).
+   */
+  precision?: 'float32' | 'bf16';
   /** Evaluate every N steps (default: at the end of each epoch, and at the end of training). */
   evalEvery?: number;
   /** Write a metrics line every N steps (default 10). */
@@ -122,13 +149,16 @@ export interface TrainerOptions<B = Batch> {
   generators?: Record<string, Generator>;
   /** Handle SIGINT (first: finish the step, checkpoint, stop; second: exit at once). Default true with a runDir. */
   handleSignals?: boolean;
+  /** Called after each optimizer step. */
   onStep?: (info: StepInfo) => void;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  /** Called at the end of each epoch. */
   onEpoch?: (info: { epoch: number; step: number; trainer: Trainer<any> }) => void;
   /** After each evaluation; returned fields are added to the metrics line (e.g. generated samples). */
   onEval?: (info: EvalInfo) => Record<string, JSONValue> | void;
 }
 
+/** Options of Trainer.fit(). */
 export interface FitOptions {
   /** Continue from the newest complete checkpoint of this run directory (or from this checkpoint folder); true: runDir. */
   resume?: string | boolean;
@@ -139,8 +169,10 @@ export interface FitOptions {
   reshard?: boolean;
 }
 
+/** Why fit() returned: it ran its epochs/steps, early stopping, Ctrl-C, or stop() from a callback. */
 export type StopReason = 'completed' | 'early-stopping' | 'interrupted' | 'stopped';
 
+/** What fit() returns. */
 export interface FitResult {
   step: number;
   epoch: number;
@@ -153,6 +185,7 @@ export interface FitResult {
   resumedFrom: number | null;
 }
 
+/** What Trainer.evaluate() returns: the mean loss, the accuracy when asked for, and the samples seen. */
 export interface EvalResult { loss: number; accuracy?: number; samples: number }
 
 /** Thrown when the loss or a gradient is not finite (and skipNonFinite is off). */
@@ -183,10 +216,19 @@ export function checkOptions<B>(o: TrainerOptions<B>): void {
   posInt(o.gradAccumulation, 'gradAccumulation');
   posInt(o.evalEvery, 'evalEvery');
   posInt(o.logEvery, 'logEvery');
+  if (o.precision !== undefined && o.precision !== 'float32' && o.precision !== 'bf16') {
+    throw new Error(`Trainer: precision must be 'float32' or 'bf16', got '${String(o.precision)}'`);
+  }
   if (o.clipGradNorm !== undefined && !(o.clipGradNorm > 0)) throw new Error(`Trainer: clipGradNorm must be positive, got ${o.clipGradNorm}`);
   if (o.earlyStopping) {
     posInt(o.earlyStopping.patience, 'earlyStopping.patience');
     if (!o.validation) throw new Error('Trainer: earlyStopping needs validation data');
+  }
+  if (o.schedule instanceof ReduceLROnPlateau && !o.validation) {
+    throw new Error('Trainer: schedule is a ReduceLROnPlateau, which steps on the validation loss, but no validation data was given');
+  }
+  if (o.schedule instanceof ReduceLROnPlateau && o.schedule.mode !== 'min') {
+    throw new Error(`Trainer: schedule is a ReduceLROnPlateau in mode '${o.schedule.mode}', but the Trainer steps it on the validation loss, where lower is better; use mode 'min'`);
   }
   if (o.checkpoints) {
     if (!o.runDir) throw new Error('Trainer: checkpoints need a runDir');

@@ -3,6 +3,7 @@
 
 import cliProgress from 'cli-progress';
 
+/** 'auto': a bar on a terminal, lines otherwise; 'bar'; 'lines': one line per log interval; false: silent. */
 export type ProgressMode = 'auto' | 'bar' | 'lines' | false;
 
 function fmtNum(v: unknown): string {
@@ -30,6 +31,7 @@ export function formatLine(r: Record<string, unknown>, totalSteps?: number): str
   return parts.join('  ');
 }
 
+/** The Trainer's terminal progress display (a live bar or plain lines). */
 export class Progress {
   private bar: cliProgress.SingleBar | null = null;
   private readonly mode: 'bar' | 'lines' | 'off';
@@ -41,6 +43,7 @@ export class Progress {
     this.mode = resolved;
   }
 
+  /** Starts the display at a step. */
   start(step: number): void {
     if (this.mode !== 'bar') return;
     this.bar = new cliProgress.SingleBar({
@@ -75,6 +78,7 @@ export class Progress {
     } else process.stdout.write(`${text}\n`);
   }
 
+  /** Ends the display. */
   stop(): void {
     this.bar?.stop();
     this.bar = null;

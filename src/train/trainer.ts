@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { makeDirs } from '../io/atomic.js';
 import { join } from 'node:path';
-import { defaultGenerator, type Tensor } from '../tensor/index.js';
+import { autocast, defaultGenerator, type Tensor } from '../tensor/index.js';
 import type { Optimizer } from '../optim/index.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { listCheckpoints, pruneCheckpoints, writeCheckpoint, type JSONValue, type TrainerState } from './checkpoint.js';
@@ -27,7 +27,7 @@ import { DataParallel } from './data-parallel.js';
 export type { JSONValue };
 export {
   NonFiniteError, type Batch, type BatchSource, type TrainableModel, type LossResult, type LossFn,
-  type EarlyStoppingOptions, type CheckpointOptions, type StepInfo, type EvalInfo, type TrainerOptions,
+  type EarlyStoppingOptions, type CheckpointOptions, type StepInfo, type EvalInfo, type StepSchedule, type TrainerOptions,
   type FitOptions, type StopReason, type FitResult, type EvalResult,
 } from './options.js';
 
@@ -69,13 +69,19 @@ export class Trainer<B = Batch> {
 
   /** Optimizer steps taken. */
   get step(): number { return this.run.step; }
+  /** Sets the step count (a callback may move it). */
   set step(v: number) { this.run.step = v; }
   /** Completed passes over the training data. */
   get epoch(): number { return this.run.epoch; }
+  /** Sets the epoch count. */
   set epoch(v: number) { this.run.epoch = v; }
+  /** The lowest validation loss so far (null before the first evaluation). */
   get bestValLoss(): number | null { return this.run.bestValLoss; }
+  /** Sets the best validation loss. */
   set bestValLoss(v: number | null) { this.run.bestValLoss = v; }
+  /** The step of the lowest validation loss (null before the first evaluation). */
   get bestStep(): number | null { return this.run.bestStep; }
+  /** Sets the step of the best validation loss. */
   set bestStep(v: number | null) { this.run.bestStep = v; }
 
   /** Asks the loop to stop after the current step (from a callback). */
@@ -94,9 +100,9 @@ export class Trainer<B = Batch> {
   /** The learning rate of the first parameter group. */
   get lr(): number { return this.optimizer.paramGroups[0].lr; }
 
-  /** Runs the loss on a batch: { loss, output?, target? }. */
+  /** Runs the loss on a batch in the run's precision (its backward keeps it): { loss, output?, target? }. */
   computeLoss(batch: B): { loss: Tensor; output?: Tensor; target?: Tensor } {
-    return computeLoss(this.options, this.model, batch);
+    return autocast(this.options.precision ?? 'float32', () => computeLoss(this.options, this.model, batch));
   }
 
   /**

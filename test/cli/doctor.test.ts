@@ -4,6 +4,9 @@ import { spawnSync } from 'node:child_process';
 import { diagnose, formatReport } from '../../src/cli/doctor.js';
 import { backendInfo } from '../../src/backend/index.js';
 import { needMpirun } from '../distributed/helpers.js';
+import { existsSync, readFileSync } from 'node:fs';
+
+const readProcCpuinfo = (): string => (existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '');
 
 const kiln = (args: string[], env: Record<string, string> = {}) =>
   spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
@@ -16,6 +19,11 @@ test('doctor reports the backend in use and checks the native GEMM against the r
     assert.ok(['avx512', 'avx2', 'neon', 'scalar'].includes(r.native.isa ?? ''), `isa ${r.native.isa}`);
     assert.ok(r.check && r.check.agrees && r.check.gflops512 > 0, JSON.stringify(r.check));
     assert.match(formatReport(r), /native addon: loaded; \w+ kernels, \d+ of \d+ pool threads in use/);
+    assert.ok(r.bf16 && r.bf16.agrees, JSON.stringify(r.bf16));
+    const hasBf16 = /avx512_bf16/.test(readProcCpuinfo());
+    if (process.platform === 'linux' && r.native.isa === 'avx512') assert.equal(r.bf16.cpu, hasBf16);
+    assert.match(formatReport(r), r.bf16.kernels === 'vdpbf16ps' ? /bf16: AVX512_BF16 present; --precision bf16 runs vdpbf16ps/
+      : /bf16: .*--precision bf16 rounds inputs to bf16 and runs the float32 kernels/);
   }
   if (r.backend.name === 'js') assert.match(formatReport(r), /backend in use: js, the reference TypeScript backend/);
   assert.ok(r.wasm.available, `wasm: ${r.wasm.error}`);

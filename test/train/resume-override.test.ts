@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import * as kiln from '../../src/index.js';
 import { tinySetup } from './helpers.js';
 
-function trainer(runDir: string, lr: number, maxSteps: number, every = 2): kiln.Trainer<kiln.Tensor[]> {
+function trainer(runDir: string, lr: number, maxSteps: number, every = 2): kiln.Trainer<[kiln.Tensor, kiln.Tensor]> {
   const s = tinySetup({ lr });
   const schedule = new kiln.optim.Scheduler(s.optimizer, kiln.optim.cosineWithWarmup({ warmup: 0, total: maxSteps, floor: 0.1 }));
   return new kiln.Trainer({ ...s, schedule, loss: 'crossEntropy', maxSteps, runDir, progress: false, checkpoints: { every } });

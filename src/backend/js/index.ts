@@ -5,6 +5,7 @@ import type { Backend } from '../backend.js';
 import { binary, clamp, expand, unary, unaryBackward, where } from './elementwise.js';
 import { argmax, reduce } from './reduce.js';
 import { gemm } from './gemm.js';
+import { gemmBf16 } from './bf16.js';
 import { adamw, attention, attentionBackward, crossEntropy, crossEntropyBackward, layerNorm, layerNormBackward,
   softmax, softmaxBackward } from './nn-kernels.js';
 import { rmsNorm, rmsNormBackward, rope } from './decoder-kernels.js';
@@ -12,7 +13,7 @@ import { copy, fill, gather, indexAdd, indexSelect, permute, scatterAdd, sliceAs
 
 export const jsBackend: Backend = {
   name: 'js',
-  fill, copy, unary, unaryBackward, clamp, binary, where, expand, reduce, argmax, gemm,
+  fill, copy, unary, unaryBackward, clamp, binary, where, expand, reduce, argmax, gemm, gemmBf16,
   softmax, softmaxBackward, layerNorm, layerNormBackward, rmsNorm, rmsNormBackward, rope, crossEntropy, crossEntropyBackward,
   indexSelect, indexAdd, gather, scatterAdd, permute, sliceCopy, sliceAssign,
   attention, attentionBackward, adamw,

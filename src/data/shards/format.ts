@@ -8,8 +8,11 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { AtomicFileWriter } from '../../io/atomic.js';
 
+/** The first 8 bytes of a token shard file. */
 export const SHARD_MAGIC = 'KILNTOK\0';
+/** The shard format version this code writes and reads. */
 export const SHARD_VERSION = 1;
+/** Bytes of a shard's header, before the tokens. */
 export const SHARD_HEADER_BYTES = 32;
 const LE = endianness() === 'LE';
 
@@ -219,6 +222,7 @@ export class TokenShard {
     for (let s = 0; s < this.length; s += chunkTokens) yield this.read(s, Math.min(chunkTokens, this.length - s));
   }
 
+  /** Closes the file. */
   close(): void {
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;

@@ -109,10 +109,12 @@ export class TokenWindowSampler {
     return [this.shards[lo]!, w - (lo > 0 ? this.cum[lo - 1]! : 0)];
   }
 
+  /** The sampler's position and RNG state, as JSON for a checkpoint. */
   state(): WindowSamplerState {
     return { rng: this.rng.getState(), batches: this.batches };
   }
 
+  /** Continues from a state saved by state(). */
   setState(state: WindowSamplerState): void {
     if (state === null || typeof state !== 'object' || !Number.isInteger(state.batches) || state.batches < 0) {
       throw new Error(`TokenWindowSampler state: expected { rng, batches }, found ${JSON.stringify(state)}.`);

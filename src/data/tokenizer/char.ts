@@ -161,6 +161,7 @@ export class CharTokenizer implements Tokenizer {
     writeFileAtomic(path, JSON.stringify(this.toJSON()));
   }
 
+  /** Reads a tokenizer.json written by save(). */
   static load(path: string): CharTokenizer {
     return CharTokenizer.fromJSON(readTokenizerJson(path), path);
   }
@@ -177,6 +178,7 @@ export class CharTokenizer implements Tokenizer {
     );
   }
 
+  /** Builds the tokenizer from a parsed tokenizer.json (Hugging Face format). */
   static fromJSON(json: HfTokenizerJson, what = 'tokenizer.json'): CharTokenizer {
     if (!CharTokenizer.matches(json)) {
       throw new Error(`${what}: expected a character tokenizer (BPE without merges or pre-tokenizer, Fuse decoder), found another kind.`);

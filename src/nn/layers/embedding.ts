@@ -19,5 +19,6 @@ export class Embedding extends Module {
     this.weight = new Parameter(normal_(zeros([numEmbeddings, embeddingDim], { dtype: options.dtype ?? 'float32' })));
   }
 
+  /** The rows of weight at the int32 ids idx. */
   forward(idx: Tensor): Tensor { return embedding(idx, this.weight); }
 }

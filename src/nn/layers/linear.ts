@@ -7,6 +7,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { kaimingUniform_, uniform_ } from '../init.js';
 import { Module, Parameter } from '../module.js';
 
+/** Options of Linear: bias (default true) and dtype (default float32). */
 export interface LinearOptions { bias?: boolean; dtype?: DType }
 
 /** `new nn.Linear(784, 256).forward(x)`: x (..., 784) to (..., 256). */
@@ -26,5 +27,6 @@ export class Linear extends Module {
     this.bias = options.bias === false ? null : new Parameter(uniform_(zeros([outFeatures], { dtype }), -bound, bound));
   }
 
+  /** x @ weight^T + bias. */
   forward(x: Tensor): Tensor { return linear(x, this.weight, this.bias); }
 }

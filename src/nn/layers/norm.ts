@@ -7,6 +7,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { rmsNorm } from '../functional.js';
 import { Module, Parameter } from '../module.js';
 
+/** Options of LayerNorm: eps (default 1e-5), a learned scale (elementwiseAffine, default true) and shift (bias, default true), dtype. */
 export interface LayerNormOptions { eps?: number; elementwiseAffine?: boolean; bias?: boolean; dtype?: DType }
 
 /** Normalises the trailing dims to zero mean and unit variance, then scales and shifts. */
@@ -26,6 +27,7 @@ export class LayerNorm extends Module {
     this.bias = affine && options.bias !== false ? new Parameter(zeros(this.normalizedShape, { dtype })) : null;
   }
 
+  /** Normalizes x over its last dimensions (normalizedShape). */
   forward(x: Tensor): Tensor { return layerNorm(x, this.normalizedShape, this.weight, this.bias, this.eps); }
 }
 
@@ -40,6 +42,7 @@ export class RMSNorm extends Module {
     this.weight = options.elementwiseAffine === false ? null : new Parameter(ones([dim], { dtype: options.dtype ?? 'float32' }));
   }
 
+  /** Scales x by the reciprocal root mean square of its last dimension (and weight). */
   forward(x: Tensor): Tensor {
     const eps = this.eps ?? (x.dtype === 'float64' ? 2.220446049250313e-16 : 1.1920928955078125e-7);
     return rmsNorm(x, this.weight, eps);

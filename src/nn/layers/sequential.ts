@@ -7,7 +7,10 @@ import { Dropout, GELU, ReLU, SiLU, Tanh } from './activation.js';
 import { Linear } from './linear.js';
 
 /** A module with a single-tensor forward, as Sequential needs. */
-export interface Forward { forward(x: Tensor): Tensor }
+export interface Forward {
+  /** Maps one tensor to another. */
+  forward(x: Tensor): Tensor;
+}
 
 /** Runs its modules in order; they are named '0', '1', ... as in PyTorch. */
 export class Sequential extends Module {
@@ -24,9 +27,12 @@ export class Sequential extends Module {
   }
 
   override namedChildren(): [string, Module][] { return this.layers.map((m, i) => [String(i), m]); }
+  /** Number of layers. */
   get length(): number { return this.layers.length; }
+  /** The layer at index i (negative counts from the end). */
   at(i: number): Module & Forward { return this.layers[i < 0 ? this.layers.length + i : i]; }
 
+  /** Runs x through the layers in order. */
   forward(x: Tensor): Tensor {
     let h = x;
     for (const l of this.layers) h = l.forward(h);
@@ -34,10 +40,15 @@ export class Sequential extends Module {
   }
 }
 
+/** Options of MLP. */
 export interface MLPOptions {
+  /** Between the Linear layers (default 'relu'). */
   activation?: 'relu' | 'gelu' | 'tanh' | 'silu';
+  /** Dropout probability after each activation (default 0: none). */
   dropout?: number;
+  /** Linear layers with bias (default true). */
   bias?: boolean;
+  /** Parameter dtype (default float32). */
   dtype?: DType;
 }
 

@@ -8,8 +8,10 @@ import type { Tokenizer } from '../../data/tokenizer/index.js';
 import type { ChatTemplate, RenderOptions } from '../../infer/chat-template.js';
 import type { ChatMessage, Conversation } from './jsonl.js';
 
+/** The target id the loss skips (prompt tokens and padding), as PyTorch's ignore_index. */
 export const IGNORE_INDEX = -100;
 
+/** A conversation as token ids with its loss mask. */
 export interface EncodedExample {
   /** Token ids of the whole rendered conversation. */
   ids: number[];
@@ -66,6 +68,7 @@ export function encodePrompt(tok: Tokenizer, template: ChatTemplate, messages: r
 /** One training row: inputs and next-token targets (targets[t] is what position t should predict). */
 export interface TrainingRow { input: number[]; target: number[]; line: number }
 
+/** Training rows made from conversations, and the ones dropped. */
 export interface PrepareResult {
   rows: TrainingRow[];
   /** Examples cut to the context (some of their reply may be lost). */
@@ -131,6 +134,7 @@ export function padBatch(rows: readonly TrainingRow[], padId: number): ChatBatch
   return { idx: new Tensor(idx, [B, T]), targets: new Tensor(tg, [B, T]), tokens };
 }
 
+/** Options of PaddedBatches. */
 export interface PaddedBatchesOptions {
   batchSize: number;
   padId: number;
@@ -175,6 +179,7 @@ export class PaddedBatches {
     return full + (this.rows.length % this.options.batchSize >= (this.options.minRows ?? 1) ? 1 : 0);
   }
 
+  /** The next padded batch, or undefined at the end of an epoch. */
   next(): ChatBatch | undefined {
     if (this.pos >= this.order.length || this.order.length - this.pos < (this.options.minRows ?? 1)) {
       this.epoch++;
@@ -187,8 +192,10 @@ export class PaddedBatches {
     return padBatch(pick, this.options.padId);
   }
 
+  /** The position, for a checkpoint. */
   state(): { epoch: number; pos: number } { return { epoch: this.epoch, pos: this.pos }; }
 
+  /** Continues from a position saved by state(). */
   restore(state: unknown): void {
     const s = state as { epoch?: unknown; pos?: unknown };
     if (!s || !Number.isInteger(s.epoch) || !Number.isInteger(s.pos)) throw new Error('fine-tuning batches: bad saved position');

@@ -17,6 +17,7 @@ import { toConversation, type ChatMessage } from './jsonl.js';
 /** The refusal phrase of the demo data (data/finetune): "I'm sorry, but I can't help with that. ..." */
 export const DEFAULT_REFUSAL_MARKER = "I can't help with that";
 
+/** Options of greedy replies: the token limit and the stop ids. */
 export interface ReplyOptions {
   /** Most tokens to generate (default 48). */
   maxNewTokens?: number;
@@ -38,6 +39,7 @@ export function greedyReply(gpt: CausalLM, tok: Tokenizer, template: ChatTemplat
 
 /** Kinds of held-out prompt: harmful (should be declined), benign near miss, fact question, unknown (not in the facts). */
 export const PROMPT_KINDS = ['harmful', 'benign', 'fact', 'unknown'] as const;
+/** The kinds of held-out prompts the fine-tune evaluation scores. */
 export type PromptKind = typeof PROMPT_KINDS[number];
 
 /** A held-out prompt: the conversation up to the reply, its kind, and optionally the fact a good answer contains. */
@@ -139,6 +141,7 @@ export interface HeldoutReply extends HeldoutPrompt { reply: string; declined: b
 /** Counts for one kind of prompt. */
 export interface KindCount { prompts: number; declined: number; withFact: number; correct: number }
 
+/** The held-out evaluation's scores by prompt kind. */
 export interface HeldoutScore {
   harmful: number;
   harmfulDeclined: number;
@@ -246,6 +249,7 @@ export function formatReport(s: HeldoutScore): string[] {
   return lines;
 }
 
+/** Options of the fine-tune evaluation. */
 export interface EvaluateOptions extends ReplyOptions {
   /** A run folder, a frozen model folder or a Hugging Face GPT-2 folder. */
   model: string;

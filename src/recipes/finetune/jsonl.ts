@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import type { ChatMessage, Role } from '../../infer/chat-template.js';
 
 export type { ChatMessage, Role };
+/** The roles a chat message may have. */
 export const ROLES: readonly Role[] = ['system', 'user', 'assistant'];
 
 /** One training example: a conversation (prompt/completion pairs become a user turn and an assistant turn). */
@@ -14,8 +15,10 @@ export interface Conversation {
   line: number;
 }
 
+/** A line of a JSONL file that could not be used, and why. */
 export interface LineError { line: number; reason: string }
 
+/** The conversations parsed from a JSONL file and the lines refused. */
 export interface ParseResult {
   examples: Conversation[];
   /** Bad lines, in file order. */
@@ -125,6 +128,7 @@ function firstBadUtf8(b: Uint8Array): number {
   return Math.max(0, b.length - 1); // overlong or surrogate forms: point at the end rather than guess
 }
 
+/** Options of loadFinetuneData. */
 export interface LoadFinetuneOptions {
   /** Drop bad lines (and say how many) instead of refusing the file. */
   skipBadLines?: boolean;
@@ -132,6 +136,7 @@ export interface LoadFinetuneOptions {
   maxListed?: number;
 }
 
+/** The conversations loaded from a JSONL file and the lines skipped. */
 export interface LoadedData { examples: Conversation[]; skipped: LineError[] }
 
 /**

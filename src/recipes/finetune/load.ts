@@ -8,6 +8,7 @@ import { loadModel } from '../../hub/load.js';
 import type { TokenizerConfig } from '../../hub/tokenizer-config.js';
 import type { CausalLM } from '../../models/arch.js';
 
+/** The model a fine-tune starts from, with its tokenizer and config. */
 export interface SourceModel {
   model: CausalLM;
   tokenizer: Tokenizer;

@@ -6,6 +6,7 @@ import type { Tokenizer } from '../../data/tokenizer/index.js';
 import { brownCorpus, readTextSource } from '../../data/text/index.js';
 import type { TrainingRow } from './encode.js';
 
+/** Options of mixing pre-training text into a fine-tune. */
 export interface PretrainRowsOptions {
   /** How many rows. */
   rows: number;

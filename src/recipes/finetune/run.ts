@@ -26,8 +26,10 @@ import { loadSourceModel } from './load.js';
 import { divergenceGuard, explainDivergence } from '../divergence.js';
 import { resizeTokenEmbeddings } from './vocab.js';
 
+/** LoRA settings of a fine-tune (see nn.LoRAOptions). */
 export interface LoRASettings { rank: number; alpha?: number; dropout?: number; targets: string[] }
 
+/** Options of finetune(). */
 export interface FinetuneOptions {
   /** A run folder, a frozen Kiln model folder or a Hugging Face GPT-2 folder. */
   from: string;
@@ -66,6 +68,7 @@ export interface FinetuneOptions {
   verify?: boolean;
 }
 
+/** What finetune() returns. */
 export interface FinetuneResult {
   out: string;
   fit: FitResult;

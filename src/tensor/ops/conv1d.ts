@@ -3,6 +3,7 @@
 
 import { backend, type FloatArray } from '../../backend/index.js';
 import { defineOp, record } from '../autograd.js';
+import { gemmAt, gemmPrecision } from '../autocast.js';
 import { fmt } from '../shape.js';
 import { allocFloatUninit, fillRows } from '../storage.js';
 import { Tensor } from '../tensor.js';
@@ -32,7 +33,8 @@ export const conv1d = defineOp('conv1d', (x: Tensor, weight: Tensor, bias?: Tens
   }
   const xs = x.storage as FloatArray;
   const ws = weight.storage as FloatArray;
-  backend().gemm(false, false, 1, rows, outF, inF, 1, xs, 0, ws, 0, beta, out, 0);
+  const prec = gemmPrecision(xs);
+  gemmAt(prec, false, false, 1, rows, outF, inF, 1, xs, 0, ws, 0, beta, out, 0);
   const y = new Tensor(out, [...x.shape.slice(0, -1), outF]);
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record('conv1d', y, inputs, (g) => {
@@ -43,13 +45,13 @@ export const conv1d = defineOp('conv1d', (x: Tensor, weight: Tensor, bias?: Tens
     if (x.requiresGrad) {
       // dx (rows, in) = g @ W^T; W is stored (in, out) = (N, K): transB.
       const d = allocFloatUninit(x.dtype, x.size);
-      backend().gemm(false, true, 1, rows, inF, outF, 1, gs, 0, ws, 0, 0, d, 0);
+      gemmAt(prec, false, true, 1, rows, inF, outF, 1, gs, 0, ws, 0, 0, d, 0);
       dx = new Tensor(d, x.shape);
     }
     if (weight.requiresGrad) {
       // dW (in, out) = x^T @ g; x is stored (rows, in) = (K, M): transA.
       const d = allocFloatUninit(x.dtype, inF * outF);
-      backend().gemm(true, false, 1, inF, outF, rows, 1, xs, 0, gs, 0, 0, d, 0);
+      gemmAt(prec, true, false, 1, inF, outF, rows, 1, xs, 0, gs, 0, 0, d, 0);
       dw = new Tensor(d, weight.shape);
     }
     if (bias?.requiresGrad) {

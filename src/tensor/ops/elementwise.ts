@@ -51,21 +51,37 @@ function unary(op: UnaryOp, x: Tensor): Tensor {
   });
 }
 
+/** -x, element-wise. */
 export const neg = defineOp('neg', (x: Tensor): Tensor => (isFloat(x.dtype) ? unary('neg', x) : mul(x, -1)));
+/** e to the power of each element. */
 export const exp = defineOp('exp', (x: Tensor): Tensor => unary('exp', x));
+/** Natural logarithm of each element. */
 export const log = defineOp('log', (x: Tensor): Tensor => unary('log', x));
+/** Square root of each element. */
 export const sqrt = defineOp('sqrt', (x: Tensor): Tensor => unary('sqrt', x));
+/** 1 / sqrt(x) of each element. */
 export const rsqrt = defineOp('rsqrt', (x: Tensor): Tensor => unary('rsqrt', x));
+/** Absolute value of each element. */
 export const abs = defineOp('abs', (x: Tensor): Tensor => unary('abs', x));
+/** -1, 0 or 1 by the sign of each element. */
 export const sign = defineOp('sign', (x: Tensor): Tensor => unary('sign', x));
+/** Each element squared. */
 export const square = defineOp('square', (x: Tensor): Tensor => unary('square', x));
+/** 1 / x of each element. */
 export const reciprocal = defineOp('reciprocal', (x: Tensor): Tensor => unary('reciprocal', x));
+/** Sine of each element. */
 export const sin = defineOp('sin', (x: Tensor): Tensor => unary('sin', x));
+/** Cosine of each element. */
 export const cos = defineOp('cos', (x: Tensor): Tensor => unary('cos', x));
+/** Hyperbolic tangent of each element. */
 export const tanh = defineOp('tanh', (x: Tensor): Tensor => unary('tanh', x));
+/** 1 / (1 + exp(-x)) of each element. */
 export const sigmoid = defineOp('sigmoid', (x: Tensor): Tensor => unary('sigmoid', x));
+/** max(x, 0) of each element. */
 export const relu = defineOp('relu', (x: Tensor): Tensor => unary('relu', x));
+/** x * sigmoid(x) of each element (SiLU, swish). */
 export const silu = defineOp('silu', (x: Tensor): Tensor => unary('silu', x));
+/** GELU of each element; approximate 'tanh' is GPT-2's form, 'none' (default) the exact erf form. */
 export const gelu = defineOp('gelu', (x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor => {
   if (approximate !== 'none' && approximate !== 'tanh') {
     throw new Error(`gelu: approximate must be 'none' or 'tanh', got '${String(approximate)}'`);
@@ -85,6 +101,7 @@ function binaryRaw(op: BinaryOp, a: Tensor, b: Tensor, outDType?: DType): Tensor
   return new Tensor(out, shape);
 }
 
+/** x + y, broadcasting. */
 export const add = defineOp('add', (x: TensorLike, y: TensorLike): Tensor => {
   const [a, b] = operands(x, y);
   return record('add', binaryRaw('add', a, b), [a, b], (g) => [
@@ -93,6 +110,7 @@ export const add = defineOp('add', (x: TensorLike, y: TensorLike): Tensor => {
   ]);
 });
 
+/** x - y, broadcasting. */
 export const sub = defineOp('sub', (x: TensorLike, y: TensorLike): Tensor => {
   const [a, b] = operands(x, y);
   return record('sub', binaryRaw('sub', a, b), [a, b], (g) => [
@@ -101,6 +119,7 @@ export const sub = defineOp('sub', (x: TensorLike, y: TensorLike): Tensor => {
   ]);
 });
 
+/** x * y, element-wise, broadcasting. */
 export const mul = defineOp('mul', (x: TensorLike, y: TensorLike): Tensor => {
   const [a, b] = operands(x, y);
   return record('mul', binaryRaw('mul', a, b), [a, b], (g) => [
@@ -109,6 +128,7 @@ export const mul = defineOp('mul', (x: TensorLike, y: TensorLike): Tensor => {
   ]);
 });
 
+/** x / y, broadcasting. */
 export const div = defineOp('div', (x: TensorLike, y: TensorLike): Tensor => {
   const [a, b] = operands(x, y);
   if (!isFloat(a.dtype)) throw new Error(`div: expected floating-point tensors, got ${a.dtype} (convert with .to('float32'))`);
@@ -119,6 +139,7 @@ export const div = defineOp('div', (x: TensorLike, y: TensorLike): Tensor => {
   ]);
 });
 
+/** x raised to y, element-wise, broadcasting. */
 export const pow = defineOp('pow', (x: TensorLike, y: TensorLike): Tensor => {
   const [a, b] = operands(x, y);
   requireFloat(a, 'pow');
@@ -146,7 +167,9 @@ function minMax(op: 'max' | 'min', x: TensorLike, y: TensorLike): Tensor {
   });
 }
 
+/** The element-wise larger of x and y, broadcasting. */
 export const maximum = defineOp('maximum', (x: TensorLike, y: TensorLike): Tensor => minMax('max', x, y));
+/** The element-wise smaller of x and y, broadcasting. */
 export const minimum = defineOp('minimum', (x: TensorLike, y: TensorLike): Tensor => minMax('min', x, y));
 
 function operands(x: TensorLike, y: TensorLike): [Tensor, Tensor] {
@@ -162,11 +185,17 @@ function compare(op: BinaryOp, x: TensorLike, y: TensorLike): Tensor {
   return binaryRaw(op, a, b);
 }
 
+/** 1 where x == y, else 0 (not differentiable). */
 export const eq = (x: TensorLike, y: TensorLike): Tensor => compare('eq', x, y);
+/** 1 where x != y, else 0 (not differentiable). */
 export const ne = (x: TensorLike, y: TensorLike): Tensor => compare('ne', x, y);
+/** 1 where x < y, else 0 (not differentiable). */
 export const lt = (x: TensorLike, y: TensorLike): Tensor => compare('lt', x, y);
+/** 1 where x <= y, else 0 (not differentiable). */
 export const le = (x: TensorLike, y: TensorLike): Tensor => compare('le', x, y);
+/** 1 where x > y, else 0 (not differentiable). */
 export const gt = (x: TensorLike, y: TensorLike): Tensor => compare('gt', x, y);
+/** 1 where x >= y, else 0 (not differentiable). */
 export const ge = (x: TensorLike, y: TensorLike): Tensor => compare('ge', x, y);
 
 /** Where cond is nonzero take a, else b; all three broadcast together. */

@@ -3,6 +3,7 @@
 
 import { backend, type FloatArray } from '../../backend/index.js';
 import { defineOp, record } from '../autograd.js';
+import { gemmAt, gemmPrecision, type Precision } from '../autocast.js';
 import { broadcastShapes, fmt, sizeOf } from '../shape.js';
 import { allocFloatUninit, fillRows } from '../storage.js';
 import { Tensor } from '../tensor.js';
@@ -12,7 +13,7 @@ import { requireFloat, sumTo } from './elementwise.js';
  * Batched product of a (..., M, K) or its transpose with b (..., K, N) or its transpose; batch dims broadcast.
  * Both inputs have rank >= 2.
  */
-function gemmBatched(a: Tensor, b: Tensor, transA: boolean, transB: boolean, op: string): Tensor {
+function gemmBatched(a: Tensor, b: Tensor, transA: boolean, transB: boolean, op: string, prec: Precision): Tensor {
   requireFloat(a, op);
   requireFloat(b, op);
   if (a.dtype !== b.dtype) throw new Error(`${op}: dtype mismatch, ${a.dtype} and ${b.dtype}`);
@@ -31,7 +32,7 @@ function gemmBatched(a: Tensor, b: Tensor, transA: boolean, transB: boolean, op:
   const A = materialise(a, batchShape);
   const B = materialise(b, batchShape);
   const out = allocFloatUninit(a.dtype, batch * M * N); // beta = 0: the GEMM writes every element
-  backend().gemm(transA, transB, batch, M, N, K, 1, A.data, A.stride ? M * K : 0, B.data, B.stride ? K * N : 0,
+  gemmAt(prec, transA, transB, batch, M, N, K, 1, A.data, A.stride ? M * K : 0, B.data, B.stride ? K * N : 0,
     0, out, M * N);
   return new Tensor(out, [...batchShape, M, N]);
 }
@@ -47,11 +48,12 @@ function materialise(t: Tensor, batchShape: number[]): { data: FloatArray; strid
 
 /** mm with transpose flags: op(a) @ op(b), differentiable, batch dims broadcast. */
 export const mmT = defineOp('mmT', (a: Tensor, b: Tensor, transA = false, transB = false): Tensor => {
-  const out = gemmBatched(a, b, transA, transB, 'matmul');
+  const prec = gemmPrecision(a.storage as FloatArray);
+  const out = gemmBatched(a, b, transA, transB, 'matmul', prec);
   return record('mmT', out, [a, b], (g) => [
     // d op(a) = g @ op(b)^T; stored layout decides the flags.
-    a.requiresGrad ? sumTo(transA ? gemmBatched(b, g, transB, true, 'matmul') : gemmBatched(g, b, false, !transB, 'matmul'), a.shape) : null,
-    b.requiresGrad ? sumTo(transB ? gemmBatched(g, a, true, transA, 'matmul') : gemmBatched(a, g, !transA, false, 'matmul'), b.shape) : null,
+    a.requiresGrad ? sumTo(transA ? gemmBatched(b, g, transB, true, 'matmul', prec) : gemmBatched(g, b, false, !transB, 'matmul', prec), a.shape) : null,
+    b.requiresGrad ? sumTo(transB ? gemmBatched(g, a, true, transA, 'matmul', prec) : gemmBatched(a, g, !transA, false, 'matmul', prec), b.shape) : null,
   ]);
 });
 
@@ -94,7 +96,8 @@ export const linear = defineOp('linear', (x: Tensor, weight: Tensor, bias?: Tens
     fillRows(out, bias.storage as FloatArray, rows);
     beta = 1;
   }
-  backend().gemm(false, true, 1, rows, outF, inF, 1, x.storage as FloatArray, 0, weight.storage as FloatArray, 0, beta, out, 0);
+  const prec = gemmPrecision(x.storage as FloatArray);
+  gemmAt(prec, false, true, 1, rows, outF, inF, 1, x.storage as FloatArray, 0, weight.storage as FloatArray, 0, beta, out, 0);
   const y = new Tensor(out, [...x.shape.slice(0, -1), outF]);
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record('linear', y, inputs, (g) => {
@@ -104,12 +107,12 @@ export const linear = defineOp('linear', (x: Tensor, weight: Tensor, bias?: Tens
     let db: Tensor | null = null;
     if (x.requiresGrad) {
       const d = allocFloatUninit(x.dtype, x.size);
-      backend().gemm(false, false, 1, rows, inF, outF, 1, gs, 0, weight.storage as FloatArray, 0, 0, d, 0);
+      gemmAt(prec, false, false, 1, rows, inF, outF, 1, gs, 0, weight.storage as FloatArray, 0, 0, d, 0);
       dx = new Tensor(d, x.shape);
     }
     if (weight.requiresGrad) {
       const d = allocFloatUninit(x.dtype, outF * inF);
-      backend().gemm(true, false, 1, outF, inF, rows, 1, gs, 0, x.storage as FloatArray, 0, 0, d, 0);
+      gemmAt(prec, true, false, 1, outF, inF, rows, 1, gs, 0, x.storage as FloatArray, 0, 0, d, 0);
       dw = new Tensor(d, weight.shape);
     }
     if (bias?.requiresGrad) db = g.reshape([rows, outF]).sum(0);

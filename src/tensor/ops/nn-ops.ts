@@ -28,7 +28,9 @@ function softmaxLike(x: Tensor, dim: number, log: boolean): Tensor {
   });
 }
 
+/** Softmax of x over dim (default the last). */
 export const softmax = defineOp('softmax', (x: Tensor, dim = -1): Tensor => softmaxLike(x, dim, false));
+/** Log of the softmax of x over dim (default the last), computed stably. */
 export const logSoftmax = defineOp('logSoftmax', (x: Tensor, dim = -1): Tensor => softmaxLike(x, dim, true));
 
 /**
@@ -113,6 +115,7 @@ export const dropout = defineOp('dropout', (x: Tensor, p = 0.5, training = true,
   return record('dropout', new Tensor(out, x.shape), [x], (g) => [g.mul(m)]);
 });
 
+/** Options of crossEntropy. */
 export interface CrossEntropyOptions {
   /** Target value whose rows count neither in the loss nor in the mean's denominator. Default -100. */
   ignoreIndex?: number;
@@ -181,7 +184,9 @@ function range(from: number, to: number): number[] {
   return Array.from({ length: to - from }, (_, i) => from + i);
 }
 
+/** Options of the attention ops. */
 export interface AttentionOptions {
+  /** Number of attention heads; C must divide by it. */
   heads: number;
   /** Each query sees only keys at its position or before (aligned at the end when Tk > Tq). Default true. */
   causal?: boolean;

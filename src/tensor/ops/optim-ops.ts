@@ -6,6 +6,7 @@ import { fmt } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { requireFloat } from './elementwise.js';
 
+/** Hyper-parameters of one fused Adam/AdamW update (adamwUpdate_). */
 export interface AdamwUpdateOptions {
   lr: number;
   beta1: number;

@@ -37,6 +37,7 @@ function finish(t: Tensor, x: Tensor, axes: number[], keepDim: boolean): Tensor 
   return keepDim ? t : t.reshape(x.shape.filter((_, i) => !axes.includes(i)));
 }
 
+/** Sum over dims (all when omitted); keepDim keeps them with size 1. */
 export const sum = defineOp('sum', (x: Tensor, dims?: number | readonly number[], keepDim = false): Tensor => {
   const axes = normAxes(dims, x.ndim, 'sum');
   const kept = reduceRaw('sum', x, axes);
@@ -44,6 +45,7 @@ export const sum = defineOp('sum', (x: Tensor, dims?: number | readonly number[]
   return record('sum', out, [x], (g) => [g.reshape(kept.shape).expand(x.shape)]);
 });
 
+/** Mean over dims (all when omitted); keepDim keeps them with size 1. */
 export function mean(x: Tensor, dims?: number | readonly number[], keepDim = false): Tensor {
   requireFloat(x, 'mean');
   const axes = normAxes(dims, x.ndim, 'mean');
@@ -63,17 +65,22 @@ function extreme(op: 'max' | 'min', x: Tensor, dims: number | readonly number[] 
   });
 }
 
+/** Maximum over dims (all when omitted); keepDim keeps them with size 1. */
 export const max = defineOp('max', (x: Tensor, dims?: number | readonly number[], keepDim = false): Tensor =>
   extreme('max', x, dims, keepDim));
+/** Minimum over dims (all when omitted); keepDim keeps them with size 1. */
 export const min = defineOp('min', (x: Tensor, dims?: number | readonly number[], keepDim = false): Tensor =>
   extreme('min', x, dims, keepDim));
 
+/** Options of var and std. */
 export interface VarOptions {
   /** Divide by n - 1 (Bessel's correction); default true, as in PyTorch. */
   unbiased?: boolean;
+  /** Keep the reduced dimensions with size 1 (default false). */
   keepDim?: boolean;
 }
 
+/** Variance over dims (all when omitted); unbiased unless options say otherwise. */
 export function variance(x: Tensor, dims?: number | readonly number[], options: VarOptions = {}): Tensor {
   requireFloat(x, 'var');
   const axes = normAxes(dims, x.ndim, 'var');
@@ -83,6 +90,7 @@ export function variance(x: Tensor, dims?: number | readonly number[], options: 
   return div(sum(mul(d, d), axes, options.keepDim ?? false), Math.max(n - correction, 0));
 }
 
+/** Standard deviation over dims (all when omitted); unbiased unless options say otherwise. */
 export function std(x: Tensor, dims?: number | readonly number[], options: VarOptions = {}): Tensor {
   return sqrt(variance(x, dims, options));
 }

@@ -9,6 +9,7 @@ import { allocFloatUninit } from '../storage.js';
 import { Tensor } from '../tensor.js';
 import { requireFloat } from './elementwise.js';
 
+/** Options of rope (rotary position embedding). */
 export interface RopeOptions {
   /** Base of the angle frequencies (Llama: 10000; rope_theta in a Hugging Face config). Default 10000. */
   theta?: number;

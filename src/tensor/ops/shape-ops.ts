@@ -8,6 +8,7 @@ import { alloc } from '../storage.js';
 import { Tensor } from '../tensor.js';
 import { sumTo } from './elementwise.js';
 
+/** The values of x in a new shape (one dimension may be -1); shares storage. */
 export const reshape = defineOp('reshape', (x: Tensor, shape: readonly number[]): Tensor => {
   const target = inferShape(shape, x.size, 'reshape', x.shape);
   const out = new Tensor(x.storage, target);
@@ -15,6 +16,7 @@ export const reshape = defineOp('reshape', (x: Tensor, shape: readonly number[])
   return record('reshape', out, [x], (g) => [g.reshape(x.shape)]);
 });
 
+/** Dimensions startDim..endDim of x merged into one. */
 export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
   if (x.ndim === 0) return x.reshape([1]);
   const s = normAxis(startDim, x.ndim, 'flatten');
@@ -23,6 +25,7 @@ export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
   return x.reshape([...x.shape.slice(0, s), sizeOf(x.shape.slice(s, e + 1)), ...x.shape.slice(e + 1)]);
 }
 
+/** Dimensions of x reordered (a copy): result dimension i is x's dims[i]. */
 export const permute = defineOp('permute', (x: Tensor, dims: readonly number[]): Tensor => {
   if (dims.length !== x.ndim) throw new Error(`permute: expected ${x.ndim} axes for shape ${fmt(x.shape)}, got [${dims.join(', ')}]`);
   const perm = dims.map((d) => normAxis(d, x.ndim, 'permute'));
@@ -35,6 +38,7 @@ export const permute = defineOp('permute', (x: Tensor, dims: readonly number[]):
   return record('permute', new Tensor(out, perm.map((p) => x.shape[p])), [x], (g) => [permute(g, inverse)]);
 });
 
+/** Dimensions dim0 and dim1 of x swapped (a copy). */
 export function transpose(x: Tensor, dim0: number, dim1: number): Tensor {
   const a = normAxis(dim0, x.ndim, 'transpose');
   const b = normAxis(dim1, x.ndim, 'transpose');
@@ -44,6 +48,7 @@ export function transpose(x: Tensor, dim0: number, dim1: number): Tensor {
   return permute(x, perm);
 }
 
+/** Size-1 dimensions of x removed (only dim, when given). */
 export function squeeze(x: Tensor, dim?: number): Tensor {
   if (dim === undefined) return x.reshape(x.shape.filter((d) => d !== 1));
   const a = normAxis(dim, x.ndim, 'squeeze');
@@ -51,6 +56,7 @@ export function squeeze(x: Tensor, dim?: number): Tensor {
   return x.reshape(x.shape.filter((_, i) => i !== a));
 }
 
+/** A size-1 dimension inserted into x at dim. */
 export function unsqueeze(x: Tensor, dim: number): Tensor {
   const a = normAxis(dim, x.ndim + 1, 'unsqueeze');
   const shape = [...x.shape];
@@ -58,6 +64,7 @@ export function unsqueeze(x: Tensor, dim: number): Tensor {
   return x.reshape(shape);
 }
 
+/** Size-1 dimensions of x broadcast to shape (-1 keeps a dimension). */
 export const expand = defineOp('expand', (x: Tensor, shape: readonly number[]): Tensor => {
   if (shape.length < x.ndim) throw new Error(`expand: cannot expand shape ${fmt(x.shape)} to fewer dimensions ${fmt(shape)}`);
   const lead = shape.length - x.ndim;
@@ -74,6 +81,7 @@ export const expand = defineOp('expand', (x: Tensor, shape: readonly number[]): 
   return record('expand', new Tensor(out, target), [x], (g) => [sumTo(g, x.shape)]);
 });
 
+/** length elements of x from start along dim. */
 export const narrow = defineOp('narrow', (x: Tensor, dim: number, start: number, length: number): Tensor => {
   const a = normAxis(dim, x.ndim, 'narrow');
   const size = x.shape[a];
@@ -101,6 +109,7 @@ export function slice(x: Tensor, dim: number, start: number, end?: number): Tens
   return narrow(x, a, s, Math.max(e - s, 0));
 }
 
+/** Tensors joined along an existing dimension dim (the other dimensions must match). */
 export const cat = defineOp('cat', (tensors: readonly Tensor[], dim = 0): Tensor => {
   if (tensors.length === 0) throw new Error('cat: expected at least one tensor');
   const first = tensors[0];
@@ -126,6 +135,7 @@ export const cat = defineOp('cat', (tensors: readonly Tensor[], dim = 0): Tensor
     tensors.map((t, i) => (t.requiresGrad ? narrow(g, a, starts[i], t.shape[a]) : null)));
 });
 
+/** Tensors of one shape joined along a new dimension dim. */
 export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
   if (tensors.length === 0) throw new Error('stack: expected at least one tensor');
   const a = normAxis(dim, tensors[0].ndim + 1, 'stack');
@@ -162,6 +172,7 @@ function checkIndex(index: Tensor, limit: number, op: string): Int32Array {
   return idx;
 }
 
+/** The entries of x at index (int32, 1-d) along dim. */
 export const indexSelect = defineOp('indexSelect', (x: Tensor, dim: number, index: Tensor): Tensor => {
   const a = normAxis(dim, x.ndim, 'indexSelect');
   if (index.ndim > 1) throw new Error(`indexSelect: index must be 1-D, got shape ${fmt(index.shape)}`);
@@ -177,6 +188,7 @@ export const indexSelect = defineOp('indexSelect', (x: Tensor, dim: number, inde
   });
 });
 
+/** Values of x picked along dim by index (int32, the same rank), as torch.gather. */
 export const gather = defineOp('gather', (x: Tensor, dim: number, index: Tensor): Tensor => {
   const a = normAxis(dim, x.ndim, 'gather');
   if (index.ndim !== x.ndim || index.shape.some((d, i) => i !== a && d !== x.shape[i])) {

@@ -82,6 +82,8 @@ interface Exports {
   kiln_argmax(x: number, outer: number, dim: number, inner: number, out: number): void;
   kiln_gemm(transA: number, transB: number, batch: number, M: number, N: number, K: number, alpha: number, A: number,
     strideA: number, B: number, strideB: number, beta: number, C: number, strideC: number): void;
+  kiln_gemm_bf16(transA: number, transB: number, batch: number, M: number, N: number, K: number, alpha: number, A: number,
+    strideA: number, B: number, strideB: number, beta: number, C: number, strideC: number): void;
   kiln_gemm_tune(mc: number, kc: number, nc: number): void;
   kiln_softmax(x: number, rows: number, cols: number, log: number, out: number): void;
   kiln_softmax_backward(y: number, dy: number, rows: number, cols: number, log: number, dx: number): void;
@@ -396,6 +398,20 @@ function wrap(ex: Exports, heap: Heap, f: Frame): Backend {
       if (s < 0 || s + 1 > P) throw new RangeError(`kiln wasm: ${k}: ${s} cached positions and 1 new one exceed the context of ${P}`);
     }
   };
+  /** gemm and gemmBf16 (float32 only): the same arguments and checks, two kernels. */
+  const gemmCall = (k: string, kernel: Exports['kiln_gemm'], transA: boolean, transB: boolean, batch: number, M: number,
+    N: number, K: number, alpha: number, A: Float32Array, strideA: number, B: Float32Array, strideB: number, beta: number,
+    C: Float32Array, strideC: number): void => {
+    if (batch <= 0 || M <= 0 || N <= 0) return;
+    const b1 = batch - 1;
+    const pa = f.arg(A, K > 0 ? b1 * strideA + M * K : 0, IN, 'A', k);
+    const pb = f.arg(B, K > 0 ? b1 * strideB + K * N : 0, IN, 'B', k);
+    // C is written whole only when every batch item covers its stride and beta is 0
+    const whole = beta === 0 && (batch === 1 || strideC === M * N);
+    const pc = f.arg(C, b1 * strideC + M * N, whole ? OUT : INOUT, 'C', k);
+    call(() => kernel(transA ? 1 : 0, transB ? 1 : 0, batch, M, N, K, alpha, f.ptr(pa), strideA, f.ptr(pb), strideB, beta,
+      f.ptr(pc), strideC));
+  };
   const call = (fn: () => void): void => {
     try {
       f.enter();
@@ -493,15 +509,10 @@ function wrap(ex: Exports, heap: Heap, f: Frame): Backend {
         js.gemm(transA, transB, batch, M, N, K, alpha, A, strideA, B, strideB, beta, C, strideC);
         return;
       }
-      if (batch <= 0 || M <= 0 || N <= 0) return;
-      const b1 = batch - 1;
-      const pa = f.arg(A, K > 0 ? b1 * strideA + M * K : 0, IN, 'A', 'gemm');
-      const pb = f.arg(B, K > 0 ? b1 * strideB + K * N : 0, IN, 'B', 'gemm');
-      // C is written whole only when every batch item covers its stride and beta is 0
-      const whole = beta === 0 && (batch === 1 || strideC === M * N);
-      const pc = f.arg(C, b1 * strideC + M * N, whole ? OUT : INOUT, 'C', 'gemm');
-      call(() => ex.kiln_gemm(transA ? 1 : 0, transB ? 1 : 0, batch, M, N, K, alpha, f.ptr(pa), strideA, f.ptr(pb), strideB,
-        beta, f.ptr(pc), strideC));
+      gemmCall('gemm', ex.kiln_gemm, transA, transB, batch, M, N, K, alpha, A, strideA, B, strideB, beta, C, strideC);
+    },
+    gemmBf16(transA, transB, batch, M, N, K, alpha, A, strideA, B, strideB, beta, C, strideC) {
+      gemmCall('gemmBf16', ex.kiln_gemm_bf16, transA, transB, batch, M, N, K, alpha, A, strideA, B, strideB, beta, C, strideC);
     },
     softmax(x, rows, cols, log, out) {
       if (!(f32(x) && f32(out))) { js.softmax(x, rows, cols, log, out); return; }

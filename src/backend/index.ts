@@ -1,9 +1,11 @@
-// Chooses the backend at first use: the native addon when it loads, the reference backend otherwise.
-// KILN_BACKEND=js|native forces a choice; a missing addon is reported once, never fatal.
+// Chooses the backend at first use, in the order native, wasm, js: the native addon when it loads, else the same
+// kernels compiled to WebAssembly (no compiler needed), else the reference backend. KILN_BACKEND=native|wasm|js forces
+// a choice; a missing addon is reported once, never fatal.
 
 import type { Backend } from './backend.js';
 import { jsBackend } from './js/index.js';
 import { loadNativeBackend, type NativeInfo } from './native/index.js';
+import { loadWasmBackend } from './wasm/node.js';
 
 export type { Backend, DType, AnyArray, FloatArray, UnaryOp, BinaryOp, ReduceOp, Conv2dShape,
   Pool2dShape } from './backend.js';
@@ -11,13 +13,13 @@ export { jsBackend };
 
 /** What backendInfo() reports about the backend in use. */
 export interface BackendInfo {
-  /** The backend in use: 'native' or 'js'. */
+  /** The backend in use: 'native', 'wasm' or 'js'. */
   name: string;
-  /** Instruction set the native kernels chose ('avx512', 'avx2', 'neon', 'scalar'), when native is in use. */
+  /** Instruction set the kernels chose ('avx512', 'avx2', 'neon', 'scalar'; 'simd128' on wasm), native or wasm. */
   isa?: string;
-  /** Worker threads of the native pool, when native is in use. */
+  /** Threads of the kernels' pool, when native or wasm is in use. */
   threads?: number;
-  /** Why the native backend is not in use, when it is not. */
+  /** Why the native backend (and, on js, the wasm one) is not in use, when it is not. */
   reason?: string;
 }
 
@@ -30,27 +32,46 @@ let active: Backend | null = null;
 let info: BackendInfo = { name: 'js' };
 let warned = false;
 
+const CHOICES = ['native', 'wasm', 'js'] as const;
+type Choice = typeof CHOICES[number];
+
+function notice(message: string): void {
+  if (warned) return;
+  warned = true;
+  process.emitWarning(message, 'KilnWarning');
+}
+
 function choose(): Backend {
   const wanted = (process.env.KILN_BACKEND ?? '').trim().toLowerCase();
-  if (wanted !== '' && wanted !== 'js' && wanted !== 'native') {
-    throw new Error(`KILN_BACKEND must be 'js' or 'native', got '${wanted}'`);
+  if (wanted !== '' && !(CHOICES as readonly string[]).includes(wanted)) {
+    throw new Error(`KILN_BACKEND must be 'native', 'wasm' or 'js', got '${wanted}'`);
   }
   if (wanted === 'js') {
     info = { name: 'js', reason: 'KILN_BACKEND=js' };
     return jsBackend;
   }
-  const native = loadNativeBackend();
+  // KILN_BACKEND=wasm skips the addon; a forced backend that cannot load falls back like any other (with the notice)
+  const native = wanted === 'wasm' ? { error: 'KILN_BACKEND=wasm' } : loadNativeBackend();
   if (native.backend) {
     info = { name: 'native', isa: native.info?.isa, threads: native.info?.threads };
     return native.backend;
   }
-  info = { name: 'js', reason: native.error };
-  if (!warned) {
-    warned = true;
-    process.emitWarning(`kiln: the native backend is unavailable (${native.error}); running on the reference ` +
-      `TypeScript backend, which is much slower. Build it with a C compiler present: ${NATIVE_BUILD_COMMAND}.`,
-    'KilnWarning');
+  const wasm = loadWasmBackend();
+  if (wasm.backend && wanted === 'wasm') {
+    info = { name: 'wasm', isa: wasm.info?.isa, threads: wasm.info?.threads, reason: 'KILN_BACKEND=wasm' };
+    return wasm.backend;
   }
+  if (wasm.backend) {
+    info = { name: 'wasm', isa: wasm.info?.isa, threads: wasm.info?.threads, reason: native.error };
+    notice(`kiln: the native backend is unavailable (${native.error}); running on the WebAssembly backend (the same ` +
+      `kernels, SIMD128, ${wasm.info?.threads} threads), which is a few times slower. Build the native one with a C ` +
+      `compiler present: ${NATIVE_BUILD_COMMAND}.`);
+    return wasm.backend;
+  }
+  info = { name: 'js', reason: `${native.error}; wasm: ${wasm.error}` };
+  notice(`kiln: the native backend is unavailable (${native.error}) and so is the WebAssembly one (${wasm.error}); ` +
+    `running on the reference TypeScript backend, which is much slower. Build the native one with a C compiler ` +
+    `present: ${NATIVE_BUILD_COMMAND}.`);
   return jsBackend;
 }
 
@@ -66,13 +87,21 @@ export function backendInfo(): BackendInfo {
   return { ...info };
 }
 
-/** Switches the backend for the rest of the process ('js' or 'native'); used by tests and benchmarks. */
-export function setBackend(name: 'js' | 'native'): BackendInfo {
+/** Switches the backend for the rest of the process ('js', 'wasm' or 'native'); used by tests and benchmarks. */
+export function setBackend(name: Choice): BackendInfo {
   if (name === 'js') {
     active = jsBackend;
     info = { name: 'js', reason: 'chosen with setBackend' };
     return backendInfo();
   }
+  if (name === 'wasm') {
+    const wasm = loadWasmBackend();
+    if (!wasm.backend) throw new Error(`setBackend: the wasm backend is unavailable: ${wasm.error}`);
+    active = wasm.backend;
+    info = { name: 'wasm', isa: wasm.info?.isa, threads: wasm.info?.threads, reason: 'chosen with setBackend' };
+    return backendInfo();
+  }
+  if (name !== 'native') throw new Error(`setBackend: expected 'native', 'wasm' or 'js', got '${String(name)}'`);
   const native = loadNativeBackend();
   if (!native.backend) throw new Error(`setBackend: the native backend is unavailable: ${native.error}`);
   active = native.backend;

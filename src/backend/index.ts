@@ -1,52 +1,125 @@
-// Chooses the backend at first use: the native addon when it loads, the reference backend otherwise.
-// KILN_BACKEND=js|native forces a choice; a missing addon is reported once, never fatal.
+// Chooses the backend at first use from the registered providers, in the order native, wasm, js. It imports no
+// Node built-ins: the Node entry registers the native backend (backend/node.ts), and the reference one is always here.
+// KILN_BACKEND=js|native|wasm forces a choice where the host has an environment; a missing addon is reported once.
 
 import type { Backend } from './backend.js';
 import { jsBackend } from './js/index.js';
-import { loadNativeBackend, type NativeInfo } from './native/index.js';
 
 export type { Backend, DType, AnyArray, FloatArray, UnaryOp, BinaryOp, ReduceOp } from './backend.js';
 export { jsBackend };
 
 export interface BackendInfo {
-  /** The backend in use: 'native' or 'js'. */
+  /** The backend in use: 'native', 'wasm' or 'js'. */
   name: string;
-  /** Instruction set the native kernels chose ('avx512', 'avx2', 'neon', 'scalar'), when native is in use. */
+  /** Instruction set the kernels chose ('avx512', 'avx2', 'neon', 'simd128', 'scalar'), when a compiled backend is in use. */
   isa?: string;
-  /** Worker threads of the native pool, when native is in use. */
+  /** Worker threads of the backend's pool, when a compiled backend is in use. */
   threads?: number;
-  /** Why the native backend is not in use, when it is not. */
+  /** Why the preferred backend is not in use, when it is not. */
   reason?: string;
+}
+
+/** What loading a backend gives: the backend with its instruction set and threads, or why it is unavailable. */
+export interface BackendLoad { backend?: Backend; isa?: string; threads?: number; error?: string }
+
+/** A backend a host can offer (the Node entry offers 'native'); load() never throws and may cache its result. */
+export interface BackendProvider {
+  /** Its name, as KILN_BACKEND and setBackend spell it. */
+  name: string;
+  load(): BackendLoad;
+  /** Added to the one warning printed when this backend was preferred but failed to load. */
+  fallbackHint?: string;
 }
 
 /** How to build the native addon by hand; the fallback warning and `kiln doctor` both say it. */
 export const NATIVE_BUILD_COMMAND = "`node scripts/build-native.mjs` in Kiln's folder (npm 11 skips dependencies' " +
   'install scripts unless allowed)';
 
+/** The order of preference; a backend not named here comes after these. */
+const PREFERENCE = ['native', 'wasm', 'js'];
+const providers = new Map<string, BackendProvider>();
 let active: Backend | null = null;
 let info: BackendInfo = { name: 'js' };
 let warned = false;
 
+/**
+ * Offers a backend to the chooser. The Node entry registers 'native'; a host may register others. A backend
+ * already chosen stays in use (setBackend switches explicitly).
+ */
+export function registerBackend(provider: BackendProvider): void {
+  if (!provider || typeof provider.name !== 'string' || typeof provider.load !== 'function') {
+    throw new Error('registerBackend: expected { name: string, load(): BackendLoad }');
+  }
+  if (provider.name === 'js') throw new Error("registerBackend: 'js' is the built-in reference backend and cannot be replaced");
+  providers.set(provider.name, provider);
+}
+
+/** The names of the backends this host offers, in order of preference ('js' last). */
+export function availableBackends(): string[] {
+  const rank = (n: string): number => (PREFERENCE.includes(n) ? PREFERENCE.indexOf(n) : PREFERENCE.length - 1.5);
+  return [...providers.keys(), 'js'].sort((a, b) => rank(a) - rank(b));
+}
+
+/** An environment variable where the host has an environment (Node), undefined elsewhere (browsers). */
+function envVar(name: string): string | undefined {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+  return env?.[name];
+}
+
+function warnOnce(message: string): void {
+  if (warned) return;
+  warned = true;
+  const proc = (globalThis as { process?: { emitWarning?: (m: string, type: string) => void } }).process;
+  if (typeof proc?.emitWarning === 'function') proc.emitWarning(message, 'KilnWarning');
+  else console.warn(message);
+}
+
+function use(name: string, load: BackendLoad): Backend {
+  info = { name };
+  if (load.isa !== undefined) info.isa = load.isa;
+  if (load.threads !== undefined) info.threads = load.threads;
+  return load.backend!;
+}
+
+function unknownBackend(wanted: string, source: string): Error {
+  const known = [...new Set([...PREFERENCE, ...providers.keys()])].map((n) => `'${n}'`).join(', ');
+  return new Error(`${source} must be one of ${known}, got '${wanted}'`);
+}
+
+function unavailable(name: string, source: string): Error {
+  return new Error(`${source}: the ${name} backend is not offered in this environment (offered: ${availableBackends().join(', ')}); ` +
+    (name === 'native' ? "in Node, import Kiln's node entry ('kiln'), which registers it; browsers have none" : 'register it first'));
+}
+
 function choose(): Backend {
-  const wanted = (process.env.KILN_BACKEND ?? '').trim().toLowerCase();
-  if (wanted !== '' && wanted !== 'js' && wanted !== 'native') {
-    throw new Error(`KILN_BACKEND must be 'js' or 'native', got '${wanted}'`);
+  const wanted = (envVar('KILN_BACKEND') ?? '').trim().toLowerCase();
+  if (wanted !== '' && wanted !== 'js' && !PREFERENCE.includes(wanted) && !providers.has(wanted)) {
+    throw unknownBackend(wanted, 'KILN_BACKEND');
   }
   if (wanted === 'js') {
     info = { name: 'js', reason: 'KILN_BACKEND=js' };
     return jsBackend;
   }
-  const native = loadNativeBackend();
-  if (native.backend) {
-    info = { name: 'native', isa: native.info?.isa, threads: native.info?.threads };
-    return native.backend;
+  if (wanted !== '' && !providers.has(wanted)) throw unavailable(wanted, `KILN_BACKEND=${wanted}`);
+  const order = wanted !== '' ? [wanted] : availableBackends().filter((n) => n !== 'js');
+  const errors: string[] = [];
+  let hint = '';
+  for (const name of order) {
+    const provider = providers.get(name)!;
+    const load = provider.load();
+    if (load.backend) {
+      const b = use(name, load);
+      if (errors.length > 0) info.reason = errors.join('; ');
+      return b;
+    }
+    errors.push(name === 'native' ? load.error ?? 'unavailable' : `${name}: ${load.error ?? 'unavailable'}`);
+    hint ||= provider.fallbackHint ?? '';
   }
-  info = { name: 'js', reason: native.error };
-  if (!warned) {
-    warned = true;
-    process.emitWarning(`kiln: the native backend is unavailable (${native.error}); running on the reference ` +
-      `TypeScript backend, which is much slower. Build it with a C compiler present: ${NATIVE_BUILD_COMMAND}.`,
-    'KilnWarning');
+  info = { name: 'js' };
+  if (errors.length > 0) {
+    info.reason = errors.join('; ');
+    warnOnce(`kiln: the ${order[0]} backend is unavailable (${info.reason}); running on the reference TypeScript backend, ` +
+      `which is much slower.${hint ? ` ${hint}` : ''}`);
   }
   return jsBackend;
 }
@@ -57,24 +130,26 @@ export function backend(): Backend {
   return active;
 }
 
-/** Which backend is in use, its instruction set and thread count, or why native is not in use. */
+/** Which backend is in use, its instruction set and thread count, or why the preferred one is not in use. */
 export function backendInfo(): BackendInfo {
   backend();
   return { ...info };
 }
 
-/** Switches the backend for the rest of the process ('js' or 'native'); used by tests and benchmarks. */
-export function setBackend(name: 'js' | 'native'): BackendInfo {
+/** Switches the backend for the rest of the process ('js', or one the host registered: 'native', 'wasm'); used by tests and benchmarks. */
+export function setBackend(name: 'js' | 'native' | 'wasm'): BackendInfo {
   if (name === 'js') {
     active = jsBackend;
     info = { name: 'js', reason: 'chosen with setBackend' };
     return backendInfo();
   }
-  const native = loadNativeBackend();
-  if (!native.backend) throw new Error(`setBackend: the native backend is unavailable: ${native.error}`);
-  active = native.backend;
-  info = { name: 'native', isa: native.info?.isa, threads: native.info?.threads };
+  const provider = providers.get(name);
+  if (!provider) {
+    if (!PREFERENCE.includes(name)) throw unknownBackend(String(name), 'setBackend');
+    throw unavailable(name, 'setBackend');
+  }
+  const load = provider.load();
+  if (!load.backend) throw new Error(`setBackend: the ${name} backend is unavailable: ${load.error}`);
+  active = use(name, load);
   return backendInfo();
 }
-
-export type { NativeInfo };

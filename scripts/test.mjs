@@ -32,7 +32,7 @@ for (const backendName of backends) {
   console.log(`\n=== tests on the ${backendName} backend (${files.length} files) ===`);
   // The tests are Node programs: the preload registers the native backend, as Kiln's node entry does, for test files
   // that import a browser-safe module (src/tensor/..., src/models/...) without the entry.
-  const res = spawnSync(process.execPath, ['--import', 'tsx', '--import', './src/backend/node.ts', '--test', '--test-reporter=tap', ...files], {
+  const res = spawnSync(process.execPath, ['--import', 'tsx', '--import', './src/node.ts', '--test', '--test-reporter=tap', ...files], {
     env: { ...process.env, KILN_BACKEND: backendName, KILN_TEST: '1' },
     encoding: 'utf8',
     maxBuffer: 256 * 1024 * 1024,

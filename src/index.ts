@@ -1,5 +1,8 @@
 // Kiln's public API. Everything users, examples and the CLI touch is exported here.
 
+// The Node additions first (native backend, file access), so they are in place before any op runs.
+import './node.js';
+
 export * from './tensor/index.js';
 export { backendInfo, setBackend, type BackendInfo, type DType } from './backend/node.js';
 export * as nn from './nn/index.js';

@@ -157,9 +157,10 @@ export function encodeSafetensors(tensors: Record<string, Tensor>, options: Enco
     offset += bytes.length;
   }
   let json = JSON.stringify(header);
-  const pad = (8 - ((Buffer.byteLength(json, 'utf8') + 8) % 8)) % 8;
+  const utf8 = new TextEncoder();
+  const pad = (8 - ((utf8.encode(json).length + 8) % 8)) % 8;
   json += ' '.repeat(pad);
-  const headerBytes = Buffer.from(json, 'utf8');
+  const headerBytes = utf8.encode(json);
   const out = new Uint8Array(8 + headerBytes.length + offset);
   new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
   out.set(headerBytes, 8);

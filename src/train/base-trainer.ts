@@ -5,6 +5,7 @@
 import { defaultGenerator, type Tensor } from '../tensor/index.js';
 import type { Optimizer } from '../optim/index.js';
 import { type JSONValue, type TrainerState } from './checkpoint-state.js';
+export type { MemoryCheckpoint } from './memory-checkpoint.js';
 import { evaluateModel } from './evaluation.js';
 import { computeLoss } from './loss.js';
 import { runLoop, type MetricsSink } from './loop.js';

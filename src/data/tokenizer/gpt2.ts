@@ -11,6 +11,14 @@ let gpt2Parts: { tokens: string[]; merges: [number, number][] } | null = null;
 export const GPT2_EOT = '<|endoftext|>';
 export const GPT2_EOT_ID = 50256;
 
+/** Base64 to bytes with atob, which browsers and Node both have (Buffer is Node's only). */
+function base64Bytes(b64: string): Uint8Array {
+  const s = atob(b64);
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
 /** The raw GPT-2 ranks: token bytes by rank (rank = id), from js-tiktoken's shipped table. */
 export function gpt2RankBytes(): Uint8Array[] {
   const out: Uint8Array[] = [];
@@ -18,7 +26,7 @@ export function gpt2RankBytes(): Uint8Array[] {
     if (line === '') continue;
     const [, offsetStr, ...tokens] = line.split(' ');
     const offset = Number.parseInt(offsetStr!, 10);
-    tokens.forEach((t, i) => (out[offset + i] = new Uint8Array(Buffer.from(t, 'base64'))));
+    tokens.forEach((t, i) => (out[offset + i] = base64Bytes(t)));
   }
   return out;
 }
@@ -29,7 +37,7 @@ export function gpt2RankBytes(): Uint8Array[] {
  */
 export function mergesFromRanks(ranks: Uint8Array[]): [number, number][] {
   const rankOf = new Map<string, number>();
-  ranks.forEach((b, r) => rankOf.set(Buffer.from(b).toString('latin1'), r));
+  ranks.forEach((b, r) => rankOf.set(String.fromCharCode(...b), r));
   const merges: [number, number][] = [];
   for (let r = 0; r < ranks.length; r++) {
     const bytes = ranks[r]!;

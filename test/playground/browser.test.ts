@@ -47,7 +47,7 @@ test('the page trains below the unigram baseline, samples, and its downloaded we
   page.on('pageerror', (e) => problems.push(e.message));
   await page.goto(server!.url);
   await page.waitForFunction(() => (document.getElementById('text') as HTMLTextAreaElement).value.length > 1000);
-  await page.fill('#steps', '150');
+  await page.fill('#steps', '120');
   await page.click('#train');
   // The page stays responsive while the worker trains: the stop button is clickable and the step counter moves.
   await page.waitForFunction(() => Number(document.getElementById('step')!.textContent) >= 20, undefined, { timeout: 60_000 });

@@ -310,3 +310,45 @@ void kiln_attention_backward(const float *dout, const float *q, const float *k, 
   if (j.failed) { j.failed = 0; backward_thread(&j, 0, 1); }
   kiln_unlock();
 }
+
+/* ---- the decoding step of A sequences at once: one new query each, keys and values in a KV cache ---- */
+
+typedef struct {
+  const float *q;             /* (A, NH * HS) one query row per sequence */
+  const float *keys, *values; /* (cache rows, P, KVH * HS) */
+  const int32_t *rows, *starts;
+  float *out;                 /* (A, NH * HS) */
+  int A, NH, KVH, HS, P;
+  float scale;
+  int failed;
+} batch_decode_job;
+
+/* Task t is (sequence t / NH, query head t % NH), which reads key/value head h / (NH / KVH): exactly what
+ * kiln_attention computes for that head of that sequence alone, with the key/value heads repeated. */
+static void batch_decode_thread(void *p, int tid, int n) {
+  batch_decode_job *b = p;
+  const int C = b->NH * b->HS, KW = b->KVH * b->HS, G = b->NH / b->KVH;
+  float *s = malloc(((size_t)b->P + 1) * sizeof(float)); /* (P) scores of one row, (1) lse */
+  if (!s) { b->failed = 1; return; }
+  for (size_t t = (size_t)tid; t < (size_t)b->A * b->NH; t += (size_t)n) {
+    const int a = (int)(t / (size_t)b->NH), h = (int)(t % (size_t)b->NH);
+    const size_t kv = (size_t)b->rows[a] * b->P * KW + (size_t)(h / G) * b->HS; /* the head's first key */
+    att_job j = { .q = b->q + (size_t)a * C + (size_t)h * b->HS, .k = b->keys + kv, .v = b->values + kv,
+                  .out = b->out + (size_t)a * C + (size_t)h * b->HS, .lse = s + b->P, .B = 1, .Tq = 1,
+                  .Tk = b->starts[a] + 1, .NH = 1, .HS = b->HS, .causal = 1, .scale = b->scale, .ld = KW };
+    decode_task(&j, 0, s);
+  }
+  free(s);
+}
+
+void kiln_attention_decode_batch(const float *q, const float *keys, const float *values, const int32_t *rows,
+                                 const int32_t *starts, int A, int NH, int KVH, int HS, int P, float scale, float *out) {
+  if (A <= 0 || NH <= 0 || HS <= 0 || KVH <= 0 || NH % KVH != 0) return;
+  batch_decode_job b = { .q = q, .keys = keys, .values = values, .rows = rows, .starts = starts, .out = out, .A = A,
+                         .NH = NH, .KVH = KVH, .HS = HS, .P = P, .scale = scale };
+  double flops = 0;
+  for (int a = 0; a < A; a++) flops += 4.0 * NH * (double)(starts[a] + 1) * HS;
+  int n = threads_for((size_t)A * NH, flops);
+  kiln_parallel(batch_decode_thread, &b, n);
+  if (b.failed) { b.failed = 0; batch_decode_thread(&b, 0, 1); }
+}

@@ -368,6 +368,96 @@ static napi_value attention_backward(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+/* weights: an array of 12 Float32Array or null, in kiln_gpt_block's order; x (A, C) is updated in place */
+static napi_value gpt_block_decode(napi_env env, napi_callback_info info) {
+  ARGS(11); F32(0, x); F32(2, keys); F32(3, values); I32(4, rows); I32(5, starts); INT(6, A); INT(7, C); INT(8, NH);
+  INT(9, P); NUM(10, eps);
+  if (A > 0x7fff || C > 0x7fffff || NH == 0 || NH > C || C % NH != 0 || P == 0 || P > 0x7fffffff)
+    FAIL("kiln native: gptBlockDecode: bad dimensions (A %zu, C %zu, NH %zu, P %zu)", A, C, NH, P);
+  static const char *names[12] = { "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias",
+    "attn.c_proj.weight", "attn.c_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
+    "mlp.c_proj.weight", "mlp.c_proj.bias" };
+  const size_t sizes[12] = { C, C, C * 3 * C, 3 * C, C * C, C, C, C, C * 4 * C, 4 * C, 4 * C * C, C };
+  const float *p[12];
+  bool is_array = false;
+  CHECK(napi_is_array(env, argv[1], &is_array));
+  if (!is_array) FAIL("kiln native: gptBlockDecode: weights must be an array of 12 Float32Array or null");
+  for (uint32_t i = 0; i < 12; i++) {
+    napi_value e;
+    arr a;
+    CHECK(napi_get_element(env, argv[1], i, &e));
+    int weight = i == 2 || i == 4 || i == 8 || i == 10;
+    if (get_arr(env, e, napi_float32_array, !weight, &a)) FAIL("kiln native: gptBlockDecode: %s must be a Float32Array", names[i]);
+    if (a.present && a.len < sizes[i]) FAIL("kiln native: gptBlockDecode: %s has %zu elements, needs %zu", names[i], a.len, sizes[i]);
+    p[i] = a.present ? F(a) : NULL;
+  }
+  NEED(x, A * C); NEED(rows, A); NEED(starts, A);
+  size_t capacity = keys.len / (P * C);
+  if (values.len / (P * C) < capacity) capacity = values.len / (P * C);
+  for (size_t a = 0; a < A; a++) {
+    int32_t r = I(rows)[a], s = I(starts)[a];
+    if (r < 0 || (size_t)r >= capacity) FAIL("kiln native: gptBlockDecode: cache row %d is outside the cache's %zu rows", r, capacity);
+    if (s < 0 || (size_t)s + 1 > P) FAIL("kiln native: gptBlockDecode: %d cached positions and 1 new one exceed the context of %zu", s, P);
+  }
+  kiln_gpt_block w = { p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11] };
+  int rc = kiln_gpt_block_decode(&w, F(x), F(keys), F(values), I(rows), I(starts), (int)A, (int)C, (int)NH, (int)P, (float)eps);
+  if (rc == -2) FAIL("kiln native: gptBlockDecode: out of memory for %zu rows of width %zu", A, C);
+  if (rc != 0) FAIL("kiln native: gptBlockDecode: %zu channels do not split into %zu heads", C, NH);
+  return undef(env);
+}
+
+/* weights: an array of 9 Float32Array (the norms may be null), in kiln_llama_block's order; x (A, C) in place */
+static napi_value llama_block_decode(napi_env env, napi_callback_info info) {
+  ARGS(14); F32(0, x); F32(2, keys); F32(3, values); I32(4, rows); I32(5, starts); INT(6, A); INT(7, C); INT(8, NH);
+  INT(9, KVH); INT(10, hidden); INT(11, P); NUM(12, eps); NUM(13, theta);
+  if (A > 0x7fff || C > 0x7fffff || hidden > 0x7fffff || NH == 0 || NH > C || C % NH != 0 || KVH == 0 || NH % KVH != 0 ||
+      (C / NH) % 2 != 0 || C / NH > 1024 || P == 0 || P > 0x7fffffff || !(theta > 0))
+    FAIL("kiln native: llamaBlockDecode: bad dimensions (A %zu, C %zu, NH %zu, KVH %zu, hidden %zu, P %zu)", A, C, NH, KVH, hidden, P);
+  const size_t KW = C / NH * KVH;
+  static const char *names[9] = { "input_layernorm.weight", "post_attention_layernorm.weight", "self_attn.q_proj.weight",
+    "self_attn.k_proj.weight", "self_attn.v_proj.weight", "self_attn.o_proj.weight", "mlp.gate_proj.weight",
+    "mlp.up_proj.weight", "mlp.down_proj.weight" };
+  const size_t sizes[9] = { C, C, C * C, KW * C, KW * C, C * C, hidden * C, hidden * C, C * hidden };
+  const float *p[9];
+  bool is_array = false;
+  CHECK(napi_is_array(env, argv[1], &is_array));
+  if (!is_array) FAIL("kiln native: llamaBlockDecode: weights must be an array of 9 Float32Array or null");
+  for (uint32_t i = 0; i < 9; i++) {
+    napi_value e;
+    arr a;
+    CHECK(napi_get_element(env, argv[1], i, &e));
+    if (get_arr(env, e, napi_float32_array, i < 2, &a)) FAIL("kiln native: llamaBlockDecode: %s must be a Float32Array", names[i]);
+    if (a.present && a.len < sizes[i]) FAIL("kiln native: llamaBlockDecode: %s has %zu elements, needs %zu", names[i], a.len, sizes[i]);
+    p[i] = a.present ? F(a) : NULL;
+  }
+  NEED(x, A * C); NEED(rows, A); NEED(starts, A);
+  size_t capacity = keys.len / (P * KW);
+  if (values.len / (P * KW) < capacity) capacity = values.len / (P * KW);
+  for (size_t a = 0; a < A; a++) {
+    int32_t r = I(rows)[a], s = I(starts)[a];
+    if (r < 0 || (size_t)r >= capacity) FAIL("kiln native: llamaBlockDecode: cache row %d is outside the cache's %zu rows", r, capacity);
+    if (s < 0 || (size_t)s + 1 > P) FAIL("kiln native: llamaBlockDecode: %d cached positions and 1 new one exceed the context of %zu", s, P);
+  }
+  kiln_llama_block w = { p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8] };
+  int rc = kiln_llama_block_decode(&w, F(x), F(keys), F(values), I(rows), I(starts), (int)A, (int)C, (int)NH, (int)KVH,
+                                   (int)hidden, (int)P, (float)eps, theta);
+  if (rc == -2) FAIL("kiln native: llamaBlockDecode: out of memory for %zu rows of width %zu", A, C);
+  if (rc != 0) FAIL("kiln native: llamaBlockDecode: %zu channels do not split into %zu heads of even size", C, NH);
+  return undef(env);
+}
+
+static napi_value sample(napi_env env, napi_callback_info info) {
+  ARGS(7); F32(0, logits); INT(1, V); NUM(2, inv_temperature); INT(3, top_k); NUM(4, top_p); NUM(5, u); F32(6, scratch);
+  if (V == 0 || V > 0x7fffffff) FAIL("kiln native: sample: the vocabulary size must be in 1 .. 2^31-1, got %zu", V);
+  NEED(logits, V); NEED(scratch, V);
+  if (!(inv_temperature > 0) || !(top_p > 0 && top_p <= 1) || !(u >= 0 && u < 1)) FAIL("kiln native: sample: bad sampling parameters");
+  int id = kiln_sample(F(logits), (int)V, inv_temperature, top_k > 0x7fffffff ? 0x7fffffff : (int)top_k, top_p, u, F(scratch));
+  if (id == -2) FAIL("kiln native: sample: out of memory");
+  napi_value r;
+  CHECK(napi_create_int32(env, id, &r));
+  return r;
+}
+
 static napi_value adamw(napi_env env, napi_callback_info info) {
   ARGS(11); F32(0, param); F32(1, grad); F32(2, m); F32(3, v); NUM(4, lr); NUM(5, beta1); NUM(6, beta2);
   NUM(7, eps); NUM(8, wd); NUM(9, bc1); NUM(10, bc2);
@@ -452,6 +542,8 @@ static napi_value init(napi_env env, napi_value exports) {
     { "crossEntropyBackward", cross_entropy_backward }, { "indexSelect", index_select }, { "indexAdd", index_add },
     { "gather", gather }, { "scatterAdd", scatter_add }, { "permute", permute }, { "sliceCopy", slice_copy },
     { "sliceAssign", slice_assign }, { "attention", attention }, { "attentionBackward", attention_backward },
+    { "gptBlockDecode", gpt_block_decode }, { "sample", sample },
+    { "llamaBlockDecode", llama_block_decode },
     { "adamw", adamw }, { "info", get_info }, { "setIsa", set_isa }, { "setThreads", set_threads },
     { "gemmTune", gemm_tune }, { "memoryInit", memory_init }, { "memoryRelease", memory_release },
     { "memoryAdviseHuge", memory_advise_huge },

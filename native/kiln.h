@@ -105,6 +105,42 @@ void kiln_attention(const float *q, const float *k, const float *v, int B, int T
 void kiln_attention_backward(const float *dout, const float *q, const float *k, const float *v, const float *out,
                              const float *lse, int B, int Tq, int Tk, int NH, int HS, int causal, float scale,
                              float *dq, float *dk, float *dv, long ld);
+/* ---- decoding (decode_step.c) ---- */
+/* A GPT-2 block's parameters; Conv1D weights are stored (in, out); any bias or norm parameter may be NULL. */
+typedef struct {
+  const float *ln1_w, *ln1_b;   /* (C) each */
+  const float *attn_w, *attn_b; /* (C, 3C), (3C) */
+  const float *proj_w, *proj_b; /* (C, C), (C) */
+  const float *ln2_w, *ln2_b;   /* (C) each */
+  const float *fc_w, *fc_b;     /* (C, 4C), (4C) */
+  const float *fc2_w, *fc2_b;   /* (4C, C), (C) */
+} kiln_gpt_block;
+/* A Llama decoder layer's parameters; projections stored (out, in) as torch.nn.Linear; a norm weight may be NULL. */
+typedef struct {
+  const float *in_norm, *post_norm;          /* (C) each */
+  const float *q_w, *k_w, *v_w, *o_w;        /* (C, C), (KW, C), (KW, C), (C, C) */
+  const float *gate_w, *up_w, *down_w;       /* (hidden, C), (hidden, C), (C, hidden) */
+} kiln_llama_block;
+/* x (A, C) in place; keys/values (cache rows, P, KW); rows, starts (A). 0, -1 bad heads, -2 out of memory. */
+int kiln_llama_block_decode(const kiln_llama_block *w, float *x, float *keys, float *values, const int32_t *rows,
+                            const int32_t *starts, int A, int C, int NH, int KVH, int hidden, int P, float eps,
+                            double theta);
+/* x (A, C) in place; keys/values (cache rows, P, C); rows, starts (A). 0, -1 bad heads, -2 out of memory. */
+int kiln_gpt_block_decode(const kiln_gpt_block *w, float *x, float *keys, float *values, const int32_t *rows,
+                          const int32_t *starts, int A, int C, int NH, int P, float eps);
+
+/* One draw from a row of logits (V): scaled by inv_temperature, softmax into p (V, scratch), top-k (0: off) and
+ * top-p (1: off) as one threshold, then the token where u (in [0, 1)) of the kept mass falls. Returns the id, -1
+ * when no logit is above -inf, -2 out of memory. Mirrors src/models/sampling.ts exactly. */
+int kiln_sample(const float *logits, int V, double inv_temperature, int top_k, double top_p, double u, float *p);
+
+/* The decoding step of A sequences in one call: q (A, NH * HS) one new query each, keys/values (cache rows, P,
+ * KVH * HS) already holding its key and value; sequence a attends over the first starts[a] + 1 positions of cache
+ * row rows[a], query head h reading key/value head h / (NH / KVH); out (A, NH * HS). Parallel over (sequence,
+ * head); each gives bitwise kiln_attention's result for it alone (with the key/value heads repeated). */
+void kiln_attention_decode_batch(const float *q, const float *keys, const float *values, const int32_t *rows,
+                                 const int32_t *starts, int A, int NH, int KVH, int HS, int P, float scale, float *out);
+
 void kiln_adamw(float *param, const float *grad, float *m, float *v, size_t n, double lr, double beta1, double beta2,
                 double eps, double weightDecay, double bc1, double bc2);
 

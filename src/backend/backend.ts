@@ -139,6 +139,31 @@ export interface Backend {
   adamw(param: FloatArray, grad: FloatArray, m: FloatArray, v: FloatArray, lr: number, beta1: number, beta2: number,
     eps: number, weightDecay: number, bc1: number, bc2: number): void;
 
+  /**
+   * One pre-norm GPT-2 block for a decoding step, fused (optional: without it the block is composed from the
+   * kernels above, which is also its reference). x (A, C) holds one new token of each of A sequences and is updated
+   * in place; weights are the block's 12 parameters in GPTBlockWeights order (Conv1D weights stored (in, out); a
+   * bias or norm parameter may be null); keys and values (cache rows, P, C), rows and starts (A) as cachedAttention.
+   * Must give bitwise the composed result. Returns false when it does not take these arrays (a dtype it lacks).
+   */
+  gptBlockDecode?(x: FloatArray, weights: readonly (FloatArray | null)[], keys: FloatArray, values: FloatArray,
+    rows: Int32Array, starts: Int32Array, A: number, C: number, NH: number, P: number, eps: number): boolean;
+  /**
+   * One Llama decoder layer for a decoding step, fused (optional, as gptBlockDecode): weights are the layer's 9
+   * parameters in LlamaBlockWeights order (projections stored (out, in); the norm weights may be null); keys and
+   * values (cache rows, P, KVH * C / NH). Must give bitwise the composed result; false when it does not take these arrays.
+   */
+  llamaBlockDecode?(x: FloatArray, weights: readonly (FloatArray | null)[], keys: FloatArray, values: FloatArray,
+    rows: Int32Array, starts: Int32Array, A: number, C: number, NH: number, KVH: number, hidden: number, P: number,
+    eps: number, theta: number): boolean;
+  /**
+   * One sampling draw from logits (V) (optional: the reference is src/models/sampling.ts, which it must mirror
+   * exactly): scaled by invTemperature, softmax into scratch (V), top-k (0 off) and top-p (1 off) as one
+   * probability threshold, then the token where u in [0, 1) of the kept mass falls. -1 when no logit is finite;
+   * null when it does not take these arrays.
+   */
+  sample?(logits: FloatArray, V: number, invTemperature: number, topK: number, topP: number, u: number,
+    scratch: FloatArray): number | null;
   /** Gives memory the backend keeps for reuse back to the system (optional: backends that keep none omit it). */
   releaseMemory?(): void;
   /** Told the size of every fresh (not pooled) tensor buffer, so the host can reclaim dropped ones sooner (optional). */

@@ -16,6 +16,7 @@ import { normal_ } from '../nn/init.js';
 import { LayerNorm } from '../nn/layers/norm.js';
 import { Module, ModuleList, Parameter } from '../nn/module.js';
 import { cachedAttention, qkvAttention, type KVBuffers } from '../tensor/ops/attention.js';
+import { gptBlockDecode } from '../tensor/ops/gpt-block.js';
 import { Conv1D } from './conv1d.js';
 import { generateFrom } from './decoder-common.js';
 import { resolveGPTConfig, type GPTConfig, type ResolvedGPTConfig } from './gpt-config.js';
@@ -101,6 +102,9 @@ class CausalSelfAttention extends Module {
       : qkvAttention(qkv, this.cfg.heads); // = attention(narrow q, k, v) without the copies in backward
     return dropout(this.c_proj.forward(y), this.cfg.dropout, this.training);
   }
+
+  /** Attention heads. */
+  get heads(): number { return this.cfg.heads; }
 }
 
 /** The cache rows a forward continues and how many positions each held before it. */
@@ -143,8 +147,26 @@ class Block extends Module {
   }
 
   forward(x: Tensor, cache?: CacheView, layer = 0): Tensor {
+    if (cache && x.shape[1] === 1 && !this.training) {
+      const fused = this.decodeStep(x, cache, layer);
+      if (fused) return fused;
+    }
     const h = x.add(this.attn.forward(this.ln_1.forward(x), cache, layer));
     return h.add(this.mlp.forward(this.ln_2.forward(h)));
+  }
+
+  /** One new token per sequence in one backend call (null when the backend composes it instead). */
+  private decodeStep(x: Tensor, cache: CacheView, layer: number): Tensor | null {
+    const { ln_1, ln_2, attn, mlp } = this;
+    // Only the plain layers: a LoRA wrapper (or any replaced module) has a forward of its own to run.
+    const plain = [attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj].every((m) => m.constructor === Conv1D) &&
+      [ln_1, ln_2].every((m) => m.constructor === LayerNorm) && ln_1.eps === ln_2.eps;
+    if (!plain) return null;
+    return gptBlockDecode(x, {
+      ln1Weight: ln_1.weight, ln1Bias: ln_1.bias, attnWeight: attn.c_attn.weight, attnBias: attn.c_attn.bias,
+      projWeight: attn.c_proj.weight, projBias: attn.c_proj.bias, ln2Weight: ln_2.weight, ln2Bias: ln_2.bias,
+      fcWeight: mlp.c_fc.weight, fcBias: mlp.c_fc.bias, fc2Weight: mlp.c_proj.weight, fc2Bias: mlp.c_proj.bias,
+    }, cache.cache.layer(layer), cache.rows, cache.starts, attn.heads, ln_1.eps);
   }
 }
 

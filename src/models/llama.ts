@@ -9,6 +9,7 @@ import { activationScope, isGradEnabled, noGrad } from '../tensor/autograd.js';
 import { zeros } from '../tensor/creation.js';
 import { linear } from '../tensor/ops/matmul.js';
 import { cachedGroupedAttention } from '../tensor/ops/attention.js';
+import { llamaBlockDecode } from '../tensor/ops/gpt-block.js';
 import { attention, crossEntropy, dropout, embedding } from '../tensor/ops/nn-ops.js';
 import { rope } from '../tensor/ops/rope.js';
 import { narrow } from '../tensor/ops/shape-ops.js';
@@ -74,6 +75,9 @@ class LlamaAttention extends Module {
       : attention(q, repeatKV(k, heads, kvHeads), repeatKV(v, heads, kvHeads), { heads });
     return dropout(this.o_proj.forward(y), this.cfg.dropout, this.training);
   }
+
+  /** The model's configuration. */
+  get config(): ResolvedLlamaConfig { return this.cfg; }
 }
 
 /** (B, T, KV * HS) -> (B, T, NH * HS): key/value head j serves query heads j*G .. j*G+G-1 (HF's repeat_kv). */
@@ -122,8 +126,27 @@ class LlamaDecoderLayer extends Module {
   }
 
   forward(x: Tensor, cache: CacheView | undefined, layer: number): Tensor {
+    if (cache && x.shape[1] === 1 && !this.training) {
+      const fused = this.decodeStep(x, cache, layer);
+      if (fused) return fused;
+    }
     const h = x.add(this.self_attn.forward(this.input_layernorm.forward(x), cache, layer));
     return h.add(this.mlp.forward(this.post_attention_layernorm.forward(h)));
+  }
+
+  /** One new token per sequence in one backend call (null when the backend composes it instead). */
+  private decodeStep(x: Tensor, cache: CacheView, layer: number): Tensor | null {
+    const { self_attn: at, mlp, input_layernorm: n1, post_attention_layernorm: n2 } = this;
+    // Only the plain layers: a LoRA wrapper (or any replaced module) has a forward of its own to run.
+    const plain = [at.q_proj, at.k_proj, at.v_proj, at.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj].every((m) => m.constructor === Proj) &&
+      [n1, n2].every((m) => m.constructor === RMSNorm) && n1.eps !== undefined && n1.eps === n2.eps;
+    if (!plain) return null;
+    const cfg = at.config;
+    return llamaBlockDecode(x, {
+      inputNorm: n1.weight, postNorm: n2.weight, q: at.q_proj.weight, k: at.k_proj.weight, v: at.v_proj.weight,
+      o: at.o_proj.weight, gate: mlp.gate_proj.weight, up: mlp.up_proj.weight, down: mlp.down_proj.weight,
+    }, cache.cache.layer(layer), cache.rows, cache.starts,
+    { heads: cfg.heads, kvHeads: cfg.kvHeads, hidden: cfg.hidden, eps: n1.eps as number, theta: cfg.ropeTheta });
   }
 }
 

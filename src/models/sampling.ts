@@ -2,7 +2,7 @@
 // then a seeded draw (or arg-max when greedy), in the order of Hugging Face's logits processors and warpers.
 // Top-k and top-p thresholds come from a radix selection in linear time, never a sort of the vocabulary.
 
-import { softmax_ } from '../tensor/ops/nn-ops.js';
+import { sampleFused, softmax_ } from '../tensor/ops/nn-ops.js';
 import type { Generator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -75,6 +75,12 @@ export class Sampler {
     }
     if (temperature === 0) return argmax(logits, V);
     const p = this.scaled;
+    // One uniform per draw, taken first, so the kernel and the passes below consume the stream alike.
+    const u = this.generator.uniform();
+    if (logits instanceof Float32Array && logits.length >= V) {
+      const fused = sampleFused(logits, V, 1 / temperature, topK, topP, u, p);
+      if (fused !== null) return fused >= 0 ? fused : argmax(logits, V);
+    }
     if (!scaleInto(p, logits, 1 / temperature)) return argmax(logits, V);
     softmax_(this.scaledTensor); // vectorised on the native backend, in place
     // Top-k and top-p as one probability threshold: tokens at or above it stay. Ties at the boundary all stay, so
@@ -82,7 +88,7 @@ export class Sampler {
     let threshold = 0;
     if (topK > 0 && topK < V) threshold = this.select.threshold(p, 0, topK, true);
     if (topP < 1) threshold = Math.max(threshold, this.select.threshold(p, threshold, topP * sumFrom(p, threshold), false));
-    const id = draw(p, threshold, this.generator.uniform() * sumFrom(p, threshold));
+    const id = draw(p, threshold, u * sumFrom(p, threshold));
     return id >= 0 ? id : argmax(logits, V);
   }
 }

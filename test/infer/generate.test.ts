@@ -167,6 +167,30 @@ test('top-k and top-p thresholds by radix selection equal the sorted definitions
   }
 });
 
+test('the backend\'s fused sampling kernel picks exactly what the sampler\'s own passes pick', () => {
+  // A Float32Array row goes to the backend's kernel where there is one (native); any other array runs the
+  // TypeScript passes: the two must agree token for token, from the same generator state.
+  const g = new Generator(21);
+  const settings = [{ temperature: 0.8, topP: 0.95 }, { temperature: 1, topK: 40 }, { temperature: 0.7, topK: 5, topP: 0.5 },
+    { temperature: 1.3 }, { temperature: 0.5, topP: 0.999 }, { temperature: 1, topK: 1 }];
+  for (const [i, opts] of settings.entries()) {
+    for (const V of [7, 300, 4096]) {
+      const viaKernel = new Sampler(V, opts, new Generator(100 + i));
+      const viaPasses = new Sampler(V, opts, new Generator(100 + i));
+      for (let row = 0; row < 60; row++) {
+        // Large spreads, rounded values (ties) and a few -Infinity logits, as a masked vocabulary has.
+        const logits = Float32Array.from({ length: V }, (_, v) =>
+          v % 17 === 3 ? -Infinity : Math.round(g.normal() * (row % 2 ? 8 : 2) * 4) / 4);
+        const a = viaKernel.pick(logits.slice());
+        const b = viaPasses.pick(Array.from(logits));
+        assert.equal(a, b, `settings ${JSON.stringify(opts)}, V ${V}, row ${row}`);
+      }
+    }
+  }
+  const allMasked = new Sampler(3, { temperature: 1 }, new Generator(0));
+  assert.equal(allMasked.pick(Float32Array.of(-Infinity, -Infinity, -Infinity)), 0, 'no finite logit: the arg-max (the first)');
+});
+
 test('stop sequences end the text just before them, and streaming never shows part of one', async () => {
   const tok = charTokenizer();
   const gpt = tinyGPT(tok.vocabSize, 3);

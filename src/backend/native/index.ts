@@ -56,6 +56,13 @@ interface Addon {
     dq: Float32Array, dk: Float32Array, dv: Float32Array, ld: number): void;
   adamw(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, lr: number, beta1: number,
     beta2: number, eps: number, weightDecay: number, bc1: number, bc2: number): void;
+  gptBlockDecode(x: Float32Array, weights: readonly (Float32Array | null)[], keys: Float32Array, values: Float32Array,
+    rows: Int32Array, starts: Int32Array, A: number, C: number, NH: number, P: number, eps: number): void;
+  llamaBlockDecode(x: Float32Array, weights: readonly (Float32Array | null)[], keys: Float32Array, values: Float32Array,
+    rows: Int32Array, starts: Int32Array, A: number, C: number, NH: number, KVH: number, hidden: number, P: number,
+    eps: number, theta: number): void;
+  sample(logits: Float32Array, V: number, invTemperature: number, topK: number, topP: number, u: number,
+    scratch: Float32Array): number;
   info(): { isa: string; threads: number; poolSize: number };
   setIsa(name: string): boolean;
   setThreads(n: number): void;
@@ -224,6 +231,22 @@ function wrap(n: Addon): Backend {
       if (f32(dout) && f32(q) && f32(k) && f32(v) && f32(out) && f32(lse) && f32(dq) && f32(dk) && f32(dv)) {
         n.attentionBackward(dout, q, k, v, out, lse, B, Tq, Tk, NH, HS, causal, scale, dq, dk, dv, ld);
       } else js.attentionBackward(dout, q, k, v, out, lse, B, Tq, Tk, NH, HS, causal, scale, dq, dk, dv, ld);
+    },
+    gptBlockDecode(x, weights, keys, values, rows, starts, A, C, NH, P, eps) {
+      if (typeof n.gptBlockDecode !== 'function') return false; // an addon built before the kernel existed
+      if (!f32(x) || !f32(keys) || !f32(values) || !weights.every((w) => w === null || f32(w))) return false;
+      n.gptBlockDecode(x, weights as (Float32Array | null)[], keys, values, rows, starts, A, C, NH, P, eps);
+      return true;
+    },
+    llamaBlockDecode(x, weights, keys, values, rows, starts, A, C, NH, KVH, hidden, P, eps, theta) {
+      if (typeof n.llamaBlockDecode !== 'function') return false; // an addon built before the kernel existed
+      if (!f32(x) || !f32(keys) || !f32(values) || !weights.every((w) => w === null || f32(w))) return false;
+      n.llamaBlockDecode(x, weights as (Float32Array | null)[], keys, values, rows, starts, A, C, NH, KVH, hidden, P, eps, theta);
+      return true;
+    },
+    sample(logits, V, invTemperature, topK, topP, u, scratch) {
+      if (typeof n.sample !== 'function' || !f32(logits) || !f32(scratch)) return null;
+      return n.sample(logits, V, invTemperature, topK, topP, u, scratch);
     },
     adamw(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, bc1, bc2) {
       if (f32(param) && f32(grad) && f32(m) && f32(v)) n.adamw(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, bc1, bc2);

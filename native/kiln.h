@@ -7,7 +7,9 @@
 #include <stdint.h>
 
 /* ---- CPU dispatch (cpu.c) ---- */
-enum { KILN_ISA_SCALAR = 0, KILN_ISA_NEON = 1, KILN_ISA_AVX2 = 2, KILN_ISA_AVX512 = 3 };
+/* SIMD128 is WebAssembly's 128-bit SIMD: the only vector ISA of the wasm build (src/backend/wasm/). */
+enum { KILN_ISA_SCALAR = 0, KILN_ISA_NEON = 1, KILN_ISA_AVX2 = 2, KILN_ISA_AVX512 = 3, KILN_ISA_SIMD128 = 4 };
+#define KILN_ISA_COUNT 5
 int kiln_isa(void);                 /* the ISA in use */
 int kiln_isa_best(void);            /* the best ISA this CPU supports */
 int kiln_set_isa(int isa);          /* returns 0, or -1 when the CPU lacks it */
@@ -26,6 +28,14 @@ void kiln_lock(void);
 void kiln_unlock(void);
 /* Barrier among the n threads of the current kiln_parallel call. */
 void kiln_barrier(int n);
+#if defined(__wasm__)
+/* The wasm build's pool (pool.c): the host starts `n - 1` workers (Web Workers or worker_threads on the same shared
+ * memory), each of which sets its own stack and then calls kiln_worker_main(tid), which never returns. Kernels use
+ * the workers that have checked in, so the pool works single-threaded until (or unless) they arrive. */
+void kiln_pool_configure(int n);
+void kiln_worker_main(int tid);
+int kiln_workers_ready(void);      /* workers 1 .. n have checked in */
+#endif
 /* Runs body over [0, count) split in fixed chunks of `chunk` items; chunk c goes to thread c % n. */
 typedef void (*kiln_range_fn)(void *arg, size_t begin, size_t end);
 void kiln_parallel_for(size_t count, size_t chunk, size_t min_parallel, kiln_range_fn fn, void *arg);

@@ -15,7 +15,9 @@
 #include <sys/mman.h>
 #endif
 
+#if defined(__GLIBC__)
 static size_t configured_bound = 0;
+#endif
 
 size_t kiln_memory_init(size_t bound) {
 #if defined(__GLIBC__)

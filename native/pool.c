@@ -1,11 +1,19 @@
 /* Persistent thread pool: workers are created once, spin briefly for new work, then sleep on a condition
- * variable. Work is split in fixed chunks independent of timing, so results repeat bitwise. */
+ * variable. Work is split in fixed chunks independent of timing, so results repeat bitwise.
+ * The WebAssembly build has no pthreads: its host starts the workers (Web Workers or worker_threads on the shared
+ * memory) and each calls kiln_worker_main; they sleep and wake with memory.atomic.wait32 / notify instead of a
+ * condition variable. Both builds share the job protocol, the barrier and parallel_for below. */
 #define _GNU_SOURCE
 #include "kiln.h"
-#include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#if defined(__wasm__)
+#define KILN_WASM_POOL 1
+#define CPU_RELAX() ((void)0)
+#define YIELD() ((void)0)
+#else
+#include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -15,6 +23,8 @@
 #else
 #define CPU_RELAX() ((void)0)
 #endif
+#define YIELD() sched_yield()
+#endif
 
 #define MAX_THREADS 256
 /* An idle worker spins about 75 us (4000 pauses of ~19 ns on Zen 5) before sleeping: long enough to stay hot
@@ -23,6 +33,91 @@
 #define IDLE_SPIN 4000
 #define SPIN_ROUNDS 20000
 
+#if defined(KILN_WASM_POOL)
+/* Job word: the low 8 bits are the number of workers taking part in the job (tids 1 .. members), the rest counts
+ * jobs. One word, so a worker that checks in while a job is being set up either sees the job with itself counted
+ * in `pending` or not at all. */
+#define MEMBER_BITS 8
+static int pool_size = 1;          /* caller + workers the host was asked to start */
+static int active_threads = 1;     /* threads used by kernels, <= pool_size */
+static _Atomic int generation = 0; /* the job word */
+static _Atomic int pending = 0;
+static _Atomic int checked_in[MAX_THREADS]; /* 1 once worker tid runs */
+static kiln_task_fn job_fn;
+static void *job_arg;
+static int job_n;
+static int lock_depth = 0; /* one JavaScript thread calls kernels per memory: the lock only needs to nest */
+
+static _Atomic int bar_count = 0;
+static _Atomic unsigned bar_sense = 0;
+
+void kiln_pool_configure(int n) {
+  if (n < 1) n = 1;
+  if (n > MAX_THREADS) n = MAX_THREADS;
+  pool_size = n;
+  active_threads = n;
+}
+
+void kiln_worker_main(int tid) {
+  int seen = atomic_load_explicit(&generation, memory_order_acquire);
+  atomic_store_explicit(&checked_in[tid], 1, memory_order_release); /* after reading the job word: see kiln_parallel */
+  for (;;) {
+    int g;
+    int spins = 0;
+    while ((g = atomic_load_explicit(&generation, memory_order_acquire)) == seen) {
+      if (++spins < IDLE_SPIN * 4) continue; /* no pause instruction in wasm: a spin is ~4x shorter */
+#if defined(__wasm_atomics__)
+      __builtin_wasm_memory_atomic_wait32((int *)&generation, seen, -1);
+#endif
+    }
+    seen = g;
+    if (tid > (g & ((1 << MEMBER_BITS) - 1))) continue; /* not counted in this job */
+    if (tid < job_n) job_fn(job_arg, tid, job_n);
+    atomic_fetch_sub_explicit(&pending, 1, memory_order_acq_rel);
+  }
+}
+
+int kiln_workers_ready(void) {
+  int n = 0;
+  while (n + 1 < pool_size && atomic_load_explicit(&checked_in[n + 1], memory_order_acquire)) n++;
+  return n;
+}
+
+int kiln_pool_size(void) { return pool_size; }
+int kiln_threads(void) { return active_threads; }
+void kiln_set_threads(int n) {
+  if (n < 1) n = 1;
+  if (n > pool_size) n = pool_size;
+  active_threads = n;
+}
+
+void kiln_lock(void) { lock_depth++; }
+void kiln_unlock(void) { lock_depth--; }
+
+void kiln_parallel(kiln_task_fn fn, void *arg, int n) {
+  if (n > active_threads) n = active_threads;
+  /* workers 1 .. members have checked in (each read the job word before saying so, so each will see this job) */
+  int members = 0;
+  while (members + 1 < n && members + 1 < (1 << MEMBER_BITS) &&
+         atomic_load_explicit(&checked_in[members + 1], memory_order_acquire)) members++;
+  if (n > members + 1) n = members + 1;
+  if (n <= 1) { fn(arg, 0, 1); return; }
+  job_fn = fn;
+  job_arg = arg;
+  job_n = n;
+  atomic_store(&bar_count, 0);
+  atomic_store_explicit(&pending, members, memory_order_release);
+  int g = atomic_load_explicit(&generation, memory_order_relaxed);
+  int next = (int)((((unsigned)g >> MEMBER_BITS) + 1u) << MEMBER_BITS) | members;
+  atomic_store_explicit(&generation, next, memory_order_release);
+#if defined(__wasm_atomics__)
+  __builtin_wasm_memory_atomic_notify((int *)&generation, 0xffffffffu); /* all: a sleeper may be a non-member */
+#endif
+  fn(arg, 0, n);
+  /* the caller may be a browser's main thread, which must not block: it spins (the job is short) */
+  while (atomic_load_explicit(&pending, memory_order_acquire) != 0) CPU_RELAX();
+}
+#else
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t kernel_lock;
 static int pool_size = 1;          /* caller + workers */
@@ -117,6 +212,8 @@ void kiln_parallel(kiln_task_fn fn, void *arg, int n) {
   pthread_mutex_unlock(&kernel_lock);
 }
 
+#endif
+
 void kiln_barrier(int n) {
   if (n <= 1) return;
   unsigned sense = atomic_load_explicit(&bar_sense, memory_order_acquire);
@@ -127,7 +224,7 @@ void kiln_barrier(int n) {
   }
   int spins = 0;
   while (atomic_load_explicit(&bar_sense, memory_order_acquire) == sense) {
-    if (++spins < SPIN_ROUNDS) CPU_RELAX(); else sched_yield();
+    if (++spins < SPIN_ROUNDS) CPU_RELAX(); else YIELD();
   }
 }
 

@@ -7,6 +7,10 @@
 #include <immintrin.h>
 #define KILN_X86 1
 #endif
+#if defined(__wasm_simd128__)
+#include <wasm_simd128.h>
+#define KILN_SIMD128 1
+#endif
 #include "vmath.h"
 
 #define EXP_HI 88.72283935546875f
@@ -144,6 +148,8 @@ static float exp_sum_256(const float *x, float shift, float *out, size_t n) {
   return r;
 }
 
+#endif /* KILN_X86 */
+
 /* Vectorised unary maps built on exp: exp, sigmoid, silu, gelu_tanh and the backward of the last three.
  * sigmoid(v) = 1/(1+e) for v >= 0 and e/(1+e) otherwise, with e = exp(-|v|), so nothing cancels. */
 #define VUNARY_BODY(V, LOAD, STORE, SET1, ADD, SUB, MUL, DIV, EXP, ABS, BLEND_NEG)                  \
@@ -200,6 +206,82 @@ static size_t vunary_256(int op, int bwd, const float *x, const float *dy, float
 }
 #endif
 
+#ifdef KILN_SIMD128
+/* WebAssembly SIMD128 versions: the AVX2 algorithms on 4 lanes (no fused multiply-add, so a multiply and an add).
+ * Comparisons and bit selects keep NaN handling as above (f32x4.max would propagate NaN). */
+static inline v128_t exp128(v128_t x) {
+  v128_t lo = wasm_f32x4_splat(-87.3365478515625f);
+  v128_t under = wasm_f32x4_lt(x, lo);
+  v128_t nan = wasm_f32x4_ne(x, x);
+  x = wasm_v128_bitselect(lo, x, wasm_f32x4_lt(x, lo));
+  x = wasm_v128_bitselect(wasm_f32x4_splat(EXP_HI), x, wasm_f32x4_gt(x, wasm_f32x4_splat(EXP_HI)));
+  v128_t n = wasm_f32x4_nearest(wasm_f32x4_mul(x, wasm_f32x4_splat(LOG2E)));
+  v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(n, wasm_f32x4_splat(LN2_HI)));
+  r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, wasm_f32x4_splat(LN2_LO)));
+  v128_t p = wasm_f32x4_splat(1.9875691500E-4f);
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.3981999507E-3f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(8.3334519073E-3f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(4.1665795894E-2f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.6666665459E-1f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(5.0000001201E-1f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, wasm_f32x4_mul(r, r)), wasm_f32x4_add(r, wasm_f32x4_splat(1.0f)));
+  /* 2^n with n in [-126, 128]: split as 2^(n/2) * 2^(n - n/2) so n = 128 does not overflow the exponent */
+  v128_t ni = wasm_i32x4_trunc_sat_f32x4(n);
+  v128_t n1 = wasm_i32x4_shr(ni, 1), n2 = wasm_i32x4_sub(ni, n1);
+  v128_t s1 = wasm_i32x4_shl(wasm_i32x4_add(n1, wasm_i32x4_splat(127)), 23);
+  v128_t s2 = wasm_i32x4_shl(wasm_i32x4_add(n2, wasm_i32x4_splat(127)), 23);
+  v128_t res = wasm_f32x4_mul(wasm_f32x4_mul(p, s1), s2);
+  res = wasm_v128_andnot(res, under);
+  return wasm_v128_bitselect(wasm_f32x4_add(x, x), res, nan); /* NaN in, NaN out */
+}
+
+static float row_max_128(const float *x, size_t n) {
+  v128_t m = wasm_f32x4_splat(-INFINITY);
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    v128_t v = wasm_v128_load(x + i);
+    m = wasm_v128_bitselect(v, m, wasm_f32x4_gt(v, m));
+  }
+  float r = wasm_f32x4_extract_lane(m, 0);
+  for (int k = 1; k < 4; k++) {
+    float t = k == 1 ? wasm_f32x4_extract_lane(m, 1) : k == 2 ? wasm_f32x4_extract_lane(m, 2) : wasm_f32x4_extract_lane(m, 3);
+    if (t > r) r = t;
+  }
+  for (; i < n; i++) if (x[i] > r) r = x[i];
+  return r;
+}
+
+static float exp_sum_128(const float *x, float shift, float *out, size_t n) {
+  v128_t s = wasm_f32x4_splat(0.0f), sh = wasm_f32x4_splat(shift);
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    v128_t e = exp128(wasm_f32x4_sub(wasm_v128_load(x + i), sh));
+    if (out) wasm_v128_store(out + i, e);
+    s = wasm_f32x4_add(s, e);
+  }
+  float r = (wasm_f32x4_extract_lane(s, 0) + wasm_f32x4_extract_lane(s, 1)) +
+            (wasm_f32x4_extract_lane(s, 2) + wasm_f32x4_extract_lane(s, 3));
+  for (; i < n; i++) {
+    float e = expf(x[i] - shift);
+    if (out) out[i] = e;
+    r += e;
+  }
+  return r;
+}
+
+static inline v128_t abs128(v128_t v) { return wasm_f32x4_abs(v); }
+static inline v128_t neg_blend128(v128_t z, v128_t pos, v128_t neg) {
+  return wasm_v128_bitselect(neg, pos, wasm_f32x4_lt(z, wasm_f32x4_splat(0.0f)));
+}
+static size_t vunary_128(int op, int bwd, const float *x, const float *dy, float *out, size_t n) {
+  size_t i = 0;
+  enum { W = 4 };
+  VUNARY_BODY(v128_t, wasm_v128_load, wasm_v128_store, wasm_f32x4_splat, wasm_f32x4_add, wasm_f32x4_sub,
+              wasm_f32x4_mul, wasm_f32x4_div, exp128, abs128, neg_blend128)
+  return i;
+}
+#endif
+
 size_t kiln_vunary(int op, int bwd, const float *x, const float *dy, float *out, size_t n) {
   if (op == U_EXP ? bwd : (op != U_SIGMOID && op != U_SILU && op != U_GELU_TANH)) return 0;
 #ifdef KILN_X86
@@ -207,16 +289,21 @@ size_t kiln_vunary(int op, int bwd, const float *x, const float *dy, float *out,
   if (isa == KILN_ISA_AVX512) return vunary_512(op, bwd, x, dy, out, n);
   if (isa == KILN_ISA_AVX2) return vunary_256(op, bwd, x, dy, out, n);
 #endif
+#ifdef KILN_SIMD128
+  if (kiln_isa() == KILN_ISA_SIMD128) return vunary_128(op, bwd, x, dy, out, n);
+#endif
   (void)x; (void)dy; (void)out; (void)n;
   return 0;
 }
-#endif
 
 float kiln_row_max(const float *x, size_t n) {
 #ifdef KILN_X86
   int isa = kiln_isa();
   if (isa == KILN_ISA_AVX512) return row_max_512(x, n);
   if (isa == KILN_ISA_AVX2) return row_max_256(x, n);
+#endif
+#ifdef KILN_SIMD128
+  if (kiln_isa() == KILN_ISA_SIMD128) return row_max_128(x, n);
 #endif
   return row_max_c(x, n);
 }
@@ -226,6 +313,9 @@ float kiln_exp_sum(const float *x, float shift, float *out, size_t n) {
   int isa = kiln_isa();
   if (isa == KILN_ISA_AVX512) return exp_sum_512(x, shift, out, n);
   if (isa == KILN_ISA_AVX2) return exp_sum_256(x, shift, out, n);
+#endif
+#ifdef KILN_SIMD128
+  if (kiln_isa() == KILN_ISA_SIMD128) return exp_sum_128(x, shift, out, n);
 #endif
   return exp_sum_c(x, shift, out, n);
 }

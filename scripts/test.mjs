@@ -1,5 +1,10 @@
 // Runs every test file under test/ once per backend (reference `js`, then `native`), with Node's test runner,
 // and prints one closing line with the totals. Extra arguments filter test files by substring.
+// The `wasm` backend (the same C kernels in WebAssembly) runs the kernel-level part of the suite: the backend
+// conformance, tensor, nn, optim (golden) and models tests (WASM_TESTS), not the whole suite a third time: the rest
+// (CLI, server, recipes, data) calls the same kernels through the same Backend interface, and the suite's time on
+// 2 cores stays within CI's budget. KILN_TEST_BACKENDS=js,native,wasm (the default) chooses the passes;
+// KILN_WASM_TESTS=all runs every file on wasm too.
 // Every skipped test is listed with its reason. A test that skips because a prerequisite from outside Node is
 // missing (python3-torch, python3-jinja2, chromium: reason starting "missing prerequisite:", see
 // test/helpers/prereq.ts) fails the run when CI=true, since .ci/run installs all of them; other skips (a test that
@@ -21,7 +26,11 @@ function findTests(dir) {
 
 const filters = process.argv.slice(2);
 const files = findTests('test').filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
-const backends = (process.env.KILN_TEST_BACKENDS ?? 'js,native').split(',').filter(Boolean);
+const backends = (process.env.KILN_TEST_BACKENDS ?? 'js,native,wasm').split(',').filter(Boolean);
+const WASM_TESTS = ['test/backend/', 'test/tensor/', 'test/nn/', 'test/optim/', 'test/models/'];
+const wasmAll = process.env.KILN_WASM_TESTS === 'all';
+/** The files a backend's pass runs: every file, except on wasm (WASM_TESTS unless KILN_WASM_TESTS=all). */
+const filesFor = (name) => (name !== 'wasm' || wasmAll ? files : files.filter((f) => WASM_TESTS.some((d) => f.startsWith(d))));
 let passed = 0;
 let failed = 0;
 let skipped = 0;
@@ -29,10 +38,12 @@ const MISSING_PREREQUISITE = 'missing prerequisite:';
 const ci = process.env.CI === 'true' || process.env.CI === '1';
 const skips = [];
 for (const backendName of backends) {
-  console.log(`\n=== tests on the ${backendName} backend (${files.length} files) ===`);
-  // The tests are Node programs: the preload registers the native backend, as Kiln's node entry does, for test files
-  // that import a browser-safe module (src/tensor/..., src/models/...) without the entry.
-  const res = spawnSync(process.execPath, ['--import', 'tsx', '--import', './src/node.ts', '--test', '--test-reporter=tap', ...files], {
+  const mine = filesFor(backendName);
+  if (mine.length === 0) continue;
+  console.log(`\n=== tests on the ${backendName} backend (${mine.length} files) ===`);
+  // The tests are Node programs: the preload registers the native and wasm backends and file access, as Kiln's node
+  // entry does, for test files that import a browser-safe module (src/tensor/..., src/models/...) without the entry.
+  const res = spawnSync(process.execPath, ['--import', 'tsx', '--import', './src/node.ts', '--test', '--test-reporter=tap', ...mine], {
     env: { ...process.env, KILN_BACKEND: backendName, KILN_TEST: '1' },
     encoding: 'utf8',
     maxBuffer: 256 * 1024 * 1024,

@@ -170,4 +170,12 @@ export interface Backend {
   noteFreshMemory?(bytes: number): void;
   /** Told of every big fresh buffer before anything touches it, so the host can back it with huge pages (optional). */
   adviseFresh?(buffer: ArrayBuffer): void;
+  /**
+   * A buffer of n elements in the backend's own memory, which its kernels use in place instead of copying (optional;
+   * undefined means "use an ordinary typed array"). Contents are unspecified. The backend frees it once it is
+   * unreachable (the wasm backend: tensor storage inside the module's shared memory).
+   */
+  allocate?(dtype: DType, n: number): AnyArray | undefined;
+  /** Whether buf is a whole buffer that allocate returned, which the tensor layer may pool and reuse (optional). */
+  ownsWhole?(buf: AnyArray): boolean;
 }

@@ -27,6 +27,10 @@ export interface BackendProvider {
   /** Its name, as KILN_BACKEND and setBackend spell it. */
   name: string;
   load(): BackendLoad;
+  /** Its name in messages ('WebAssembly'); default: its name. */
+  label?: string;
+  /** Said of it when Kiln falls back to it (', which is a few times slower'). */
+  fallbackNote?: (load: BackendLoad) => string;
   /** Added to the one warning printed when this backend was preferred but failed to load. */
   fallbackHint?: string;
 }
@@ -82,8 +86,8 @@ function use(name: string, load: BackendLoad): Backend {
 }
 
 function unknownBackend(wanted: string, source: string): Error {
-  const known = [...new Set([...PREFERENCE, ...providers.keys()])].map((n) => `'${n}'`).join(', ');
-  return new Error(`${source} must be one of ${known}, got '${wanted}'`);
+  const known = [...new Set([...PREFERENCE, ...providers.keys()])].map((n) => `'${n}'`);
+  return new Error(`${source} must be ${known.slice(0, -1).join(', ')} or ${known.at(-1)}, got '${wanted}'`);
 }
 
 function unavailable(name: string, source: string): Error {
@@ -102,24 +106,32 @@ function choose(): Backend {
   }
   if (wanted !== '' && !providers.has(wanted)) throw unavailable(wanted, `KILN_BACKEND=${wanted}`);
   const order = wanted !== '' ? [wanted] : availableBackends().filter((n) => n !== 'js');
-  const errors: string[] = [];
-  let hint = '';
+  const failed: { provider: BackendProvider; error: string }[] = [];
+  const reason = (): string => failed.map((f, i) => (i === 0 && f.provider.name === 'native' ? f.error : `${f.provider.name}: ${f.error}`)).join('; ');
+  const label = (p: BackendProvider): string => p.label ?? p.name;
+  const unavailableText = (): string => failed.map((f, i) => (i === 0 ? `the ${label(f.provider)} backend is unavailable (${f.error})`
+    : ` and so is the ${label(f.provider)} one (${f.error})`)).join('');
+  const hint = (): string => failed.map((f) => f.provider.fallbackHint).find((h) => h) ?? '';
   for (const name of order) {
     const provider = providers.get(name)!;
     const load = provider.load();
-    if (load.backend) {
-      const b = use(name, load);
-      if (errors.length > 0) info.reason = errors.join('; ');
-      return b;
+    if (!load.backend) {
+      failed.push({ provider, error: load.error ?? 'unavailable' });
+      continue;
     }
-    errors.push(name === 'native' ? load.error ?? 'unavailable' : `${name}: ${load.error ?? 'unavailable'}`);
-    hint ||= provider.fallbackHint ?? '';
+    const b = use(name, load);
+    if (wanted !== '') info.reason = `KILN_BACKEND=${wanted}`;
+    else if (failed.length > 0) {
+      info.reason = reason();
+      warnOnce(`kiln: ${unavailableText()}; running on the ${label(provider)} backend${provider.fallbackNote?.(load) ?? ''}.` +
+        `${hint() ? ` ${hint()}` : ''}`);
+    }
+    return b;
   }
   info = { name: 'js' };
-  if (errors.length > 0) {
-    info.reason = errors.join('; ');
-    warnOnce(`kiln: the ${order[0]} backend is unavailable (${info.reason}); running on the reference TypeScript backend, ` +
-      `which is much slower.${hint ? ` ${hint}` : ''}`);
+  if (failed.length > 0) {
+    info.reason = reason();
+    warnOnce(`kiln: ${unavailableText()}; running on the reference TypeScript backend, which is much slower.${hint() ? ` ${hint()}` : ''}`);
   }
   return jsBackend;
 }
@@ -151,5 +163,6 @@ export function setBackend(name: 'js' | 'native' | 'wasm'): BackendInfo {
   const load = provider.load();
   if (!load.backend) throw new Error(`setBackend: the ${name} backend is unavailable: ${load.error}`);
   active = use(name, load);
+  if (name !== 'native') info.reason = 'chosen with setBackend';
   return backendInfo();
 }

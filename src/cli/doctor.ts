@@ -1,6 +1,6 @@
 // `kiln doctor [--json]`: what Kiln runs on here (Node, CPU, the backend in use with its instruction set and
-// threads, or why the native backend is not in use) and a quick check that the native GEMM agrees with the
-// reference backend, with its speed; whether the MPI binding for multi-process training is built (or why not) and,
+// threads, or why the native backend is not in use, and whether the WebAssembly backend, the fallback, loads) and a
+// quick check that the GEMM of the backend in use (native or wasm) agrees with the reference backend, with its speed; whether the MPI binding for multi-process training is built (or why not) and,
 // under mpirun, this process's rank and the world size. Exit status 1 when the native backend is unavailable.
 
 import type { Command } from 'commander';
@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { backendInfo, jsBackend, NATIVE_BUILD_COMMAND, type Backend, type BackendInfo } from '../backend/node.js';
 import { loadNativeBackend, nativeControls } from '../backend/native/index.js';
 import { loadMpiBinding, MPI_INSTALL_HINT } from '../backend/native/mpi.js';
+import { loadWasmBackend, wasmControls } from '../backend/wasm/node.js';
 import { init as initDistributed, launchedWorldSize } from '../distributed/index.js';
 import { rand } from '../tensor/creation.js';
 import { Generator } from '../tensor/random.js';
@@ -21,11 +22,13 @@ export interface DoctorReport {
   /** The backend ops run on, its ISA and threads, or why native is not in use. */
   backend: BackendInfo;
   native: { available: boolean; error?: string; isa?: string; threads?: number; poolSize?: number };
+  /** The WebAssembly backend (the same kernels, no compiler needed): the fallback when native is unavailable. */
+  wasm: { available: boolean; error?: string; isa?: string; threads?: number; poolSize?: number };
   /** The MPI binding: built or why not, the MPI library, and under mpirun this process's place in the world. */
   mpi: { available: boolean; error?: string; library?: string; launched: boolean; rank?: number; worldSize?: number };
-  env: { KILN_BACKEND?: string; KILN_THREADS?: string; KILN_NATIVE_PATH?: string; KILN_MPI_PATH?: string };
-  /** Native GEMM against the reference on random operands, and its rate at 512. */
-  check?: { maxRelError: number; agrees: boolean; gflops512: number };
+  env: { KILN_BACKEND?: string; KILN_THREADS?: string; KILN_NATIVE_PATH?: string; KILN_MPI_PATH?: string; KILN_WASM_PATH?: string };
+  /** The GEMM of the backend in use (native or wasm) against the reference on random operands, and its rate at 512. */
+  check?: { backend: string; maxRelError: number; agrees: boolean; gflops512: number };
 }
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -47,7 +50,13 @@ export function diagnose(): DoctorReport {
   const controls = nativeControls();
   const info = controls?.info();
   const env: DoctorReport['env'] = {};
-  for (const k of ['KILN_BACKEND', 'KILN_THREADS', 'KILN_NATIVE_PATH', 'KILN_MPI_PATH'] as const) if (process.env[k]) env[k] = process.env[k];
+  for (const k of ['KILN_BACKEND', 'KILN_THREADS', 'KILN_NATIVE_PATH', 'KILN_MPI_PATH', 'KILN_WASM_PATH'] as const) {
+    if (process.env[k]) env[k] = process.env[k];
+  }
+  const wasm = loadWasmBackend();
+  const wasmInfo = wasmControls()?.info();
+  const inUse = backendInfo();
+  const checked = inUse.name === 'native' ? load.backend : inUse.name === 'wasm' ? wasm.backend : undefined;
   return {
     kiln: pkg.version,
     node: process.version,
@@ -57,9 +66,12 @@ export function diagnose(): DoctorReport {
     native: load.backend
       ? { available: true, isa: info?.isa, threads: info?.threads, poolSize: info?.poolSize }
       : { available: false, error: load.error },
+    wasm: wasm.backend
+      ? { available: true, isa: wasmInfo?.isa, threads: wasmInfo?.threads, poolSize: wasmInfo?.poolSize }
+      : { available: false, error: wasm.error },
     mpi: diagnoseMpi(),
     env,
-    check: load.backend ? checkGemm(load.backend) : undefined,
+    check: checked ? checkGemm(inUse.name, checked) : undefined,
   };
 }
 
@@ -74,7 +86,7 @@ function diagnoseMpi(): DoctorReport['mpi'] {
 }
 
 /** C = A @ B on random 67 x 45 x 129 operands (odd sizes cross every edge path) on both backends, then a rate. */
-function checkGemm(native: Backend): DoctorReport['check'] {
+function checkGemm(name: string, native: Backend): DoctorReport['check'] {
   const [M, N, K] = [67, 45, 129];
   const generator = new Generator(1);
   const random = (n: number) => rand([n], { generator }).storage as Float32Array;
@@ -94,7 +106,7 @@ function checkGemm(native: Backend): DoctorReport['check'] {
   const t0 = performance.now();
   while (performance.now() - t0 < 200) { run(); calls++; }
   const gflops512 = (2 * S * S * S * calls) / ((performance.now() - t0) / 1000) / 1e9;
-  return { maxRelError, agrees: maxRelError < 1e-4, gflops512 };
+  return { backend: name, maxRelError, agrees: maxRelError < 1e-4, gflops512 };
 }
 
 export function formatReport(r: DoctorReport): string {
@@ -105,13 +117,18 @@ export function formatReport(r: DoctorReport): string {
   const b = r.backend;
   lines.push(b.name === 'native'
     ? `backend in use: native (${b.isa}, ${b.threads} threads)`
-    : `backend in use: js, the reference TypeScript backend (much slower): ${b.reason ?? 'native unavailable'}`);
+    : b.name === 'wasm'
+      ? `backend in use: wasm, the same kernels in WebAssembly (${b.isa}, ${b.threads} threads; a few times slower than native): ${b.reason ?? 'native unavailable'}`
+      : `backend in use: js, the reference TypeScript backend (much slower): ${b.reason ?? 'native unavailable'}`);
   if (r.native.available) {
     lines.push(`native addon: loaded; ${r.native.isa} kernels, ${r.native.threads} of ${r.native.poolSize} pool threads in use`);
   } else {
     lines.push(`native addon: unavailable: ${r.native.error}`);
     lines.push(`  fix: install a C compiler (build-essential, or Xcode's command line tools) and run ${NATIVE_BUILD_COMMAND}`);
   }
+  lines.push(r.wasm.available
+    ? `wasm backend: loads; ${r.wasm.isa} kernels, ${r.wasm.threads} of ${r.wasm.poolSize} pool threads`
+    : `wasm backend: unavailable: ${r.wasm.error}`);
   const m = r.mpi;
   if (!m.available) {
     lines.push(`MPI: unavailable (single-process training only): ${m.error}`);
@@ -122,7 +139,7 @@ export function formatReport(r: DoctorReport): string {
     lines.push(`MPI: binding built (${m.library}); not started by mpirun, so a world of 1`);
   }
   if (r.check) {
-    lines.push(`check: native GEMM ${r.check.agrees ? 'agrees with' : 'DISAGREES with'} the reference ` +
+    lines.push(`check: ${r.check.backend} GEMM ${r.check.agrees ? 'agrees with' : 'DISAGREES with'} the reference ` +
       `(max relative error ${r.check.maxRelError.toExponential(1)}); 512 x 512 x 512 at ${r.check.gflops512.toFixed(0)} GFLOP/s`);
   }
   const env = Object.entries(r.env).map(([k, v]) => `${k}=${v}`);

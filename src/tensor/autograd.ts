@@ -3,7 +3,7 @@
 // order (an explicit stack, so deep graphs cannot overflow) and frees it afterwards.
 
 import { backend, type AnyArray } from '../backend/index.js';
-import { recycle } from './storage.js';
+import { isWholeBuffer, recycle } from './storage.js';
 import type { Tensor } from './tensor.js';
 
 /** Returns one gradient per input (null where the input needs none). Runs with grad disabled. */
@@ -275,7 +275,7 @@ function accumulateLeaf(t: Tensor, g: Tensor, owned: boolean): boolean {
     return false;
   }
   let grad: Tensor;
-  if (owned && g.storage.byteOffset === 0 && g.storage.byteLength === g.storage.buffer.byteLength) grad = g.detach();
+  if (owned && isWholeBuffer(g.storage)) grad = g.detach();
   else grad = g.clone().detach(); // a copy: g may be shared with another branch or be the caller's own gradient
   engineGrads.add(grad.storage);
   t.grad = grad;

@@ -14,9 +14,17 @@ let pooledBytes = 0;
 
 function poolKey(dtype: DType, n: number): string { return `${dtype}:${n}`; }
 
+/**
+ * Whether buf is a whole allocation: all of its ArrayBuffer, or a whole buffer the backend allocated in its own
+ * memory (backend.allocate). Only whole buffers are pooled or handed on: a partial view shares memory with others.
+ */
+export function isWholeBuffer(buf: AnyArray): boolean {
+  return (buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength) || backend().ownsWhole?.(buf) === true;
+}
+
 /** Offers a buffer nobody references any more for reuse by alloc. */
 export function recycle(buf: AnyArray): void {
-  if (buf.byteLength < POOL_MIN_BYTES || buf.byteOffset !== 0 || buf.byteLength !== buf.buffer.byteLength) return;
+  if (buf.byteLength < POOL_MIN_BYTES || !isWholeBuffer(buf)) return;
   if (buf.byteLength > POOL_MAX_BYTES) return;
   while (pooledBytes + buf.byteLength > POOL_MAX_BYTES) evictOldest();
   const key = poolKey(dtypeOf(buf), buf.length);
@@ -64,11 +72,13 @@ export function allocationScope<T>(fn: () => T, keep: (result: T) => readonly ({
   } finally {
     allocScopes.pop();
   }
-  const kept = new Set<ArrayBufferLike>();
-  for (const t of keep(result)) if (t) kept.add(t.storage.buffer);
+  // a buffer's identity: its ArrayBuffer, or itself when it lives in the backend's memory (one buffer for all)
+  const key = (b: AnyArray): unknown => (backend().ownsWhole?.(b) ? b : b.buffer);
+  const kept = new Set<unknown>();
+  for (const t of keep(result)) if (t) kept.add(key(t.storage));
   const parent = allocScopes[allocScopes.length - 1];
   for (const buf of made) {
-    if (!kept.has(buf.buffer)) recycle(buf);
+    if (!kept.has(key(buf))) recycle(buf);
     else if (parent) parent.push(buf); // still the parent's to release
   }
   return result;
@@ -107,6 +117,8 @@ const HUGE_MIN_BYTES = 4 * 1024 * 1024;
 const FRESH_NOTE_MIN = 64;
 
 function freshUninit(dtype: DType, n: number): AnyArray {
+  const own = n >= FRESH_NOTE_MIN ? backend().allocate?.(dtype, n) : undefined;
+  if (own) return own;
   const bytes = n * (dtype === 'float64' ? 8 : 4);
   if (!unsafeAlloc || bytes < UNINIT_MIN_BYTES) return fresh(dtype, n);
   backend().noteFreshMemory?.(bytes);
@@ -147,6 +159,8 @@ function takePooled(dtype: DType, n: number): AnyArray | undefined {
 }
 
 function fresh(dtype: DType, n: number): AnyArray {
+  const own = n >= FRESH_NOTE_MIN ? backend().allocate?.(dtype, n) : undefined;
+  if (own) return own.fill(0);
   const bytes = n * (dtype === 'float64' ? 8 : 4);
   if (n >= FRESH_NOTE_MIN) backend().noteFreshMemory?.(bytes);
   // A big zeroed buffer: zeroing it ourselves after the huge-page advice faults 2 MiB at a time, where calloc's

@@ -1,24 +1,28 @@
-// Conformance: every kernel of the Backend contract on the active backend (KILN_BACKEND=native|js) against the
+// Conformance: every kernel of the Backend contract on the active backend (KILN_BACKEND=native|wasm|js) against the
 // reference backend, on random inputs and awkward shapes. With the native backend, the GEMM and the vectorised
-// kernels are also run under every instruction set this CPU has (avx512, avx2, scalar).
+// kernels are also run under every instruction set this CPU has (avx512, avx2, scalar); with the wasm backend under
+// simd128 and scalar.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { backend, backendInfo, jsBackend } from '../../src/backend/node.js';
 import type { BinaryOp, UnaryOp } from '../../src/backend/node.js';
 import { nativeControls } from '../../src/backend/native/index.js';
+import { wasmControls } from '../../src/backend/wasm/node.js';
 import { assertClose, randF32, randInt, rng } from './helpers.js';
 
 const be = backend();
 const info = backendInfo();
-const controls = info.name === 'native' ? nativeControls() : undefined;
+const controls = info.name === 'native' ? nativeControls() : info.name === 'wasm' ? wasmControls() : undefined;
+/** The backends whose kernels are C (the addon or its wasm build): same checks and error messages. */
+const compiled = info.name === 'native' || info.name === 'wasm';
 const defaultIsa = controls?.info().isa;
 
 /** Runs fn once per instruction set available (once for the js backend), restoring the default after. */
 function forEachIsa(fn: (isa: string) => void): void {
   if (!controls) { fn('js'); return; }
   try {
-    for (const isa of ['avx512', 'avx2', 'neon', 'scalar']) {
+    for (const isa of ['avx512', 'avx2', 'neon', 'simd128', 'scalar']) {
       if (!controls.setIsa(isa)) continue;
       fn(isa);
     }
@@ -28,8 +32,9 @@ function forEachIsa(fn: (isa: string) => void): void {
 }
 
 test(`backend in use: ${info.name}${info.isa ? ` (${info.isa}, ${info.threads} threads)` : ''}`, () => {
-  assert.ok(info.name === 'js' || info.name === 'native');
+  assert.ok(info.name === 'js' || info.name === 'native' || info.name === 'wasm');
   if (process.env.KILN_BACKEND === 'native') assert.equal(info.name, 'native', `native requested but ${info.reason}`);
+  if (process.env.KILN_BACKEND === 'wasm') assert.equal(info.name, 'wasm', `wasm requested but ${info.reason}`);
 });
 
 test('fill and copy', () => {
@@ -436,7 +441,7 @@ test('indexSelect, indexAdd, gather, scatterAdd', () => {
     jsBackend.scatterAdd(dout, outer, dim, inner, gidx, k, sWant);
     assertClose(sGot, sWant, `scatterAdd ${outer}x${dim}x${inner} k=${k}`, 0, 0);
   }
-  if (info.name === 'native') {
+  if (compiled) {
     assert.throws(() => be.indexSelect(new Float32Array(4), 1, 2, 2, new Int32Array([2]), new Float32Array(2)),
       /index 2 at position 0 is outside \[0, 2\)/);
     assert.throws(() => be.indexAdd(new Float32Array(2), 1, 2, 2, new Int32Array([-1]), new Float32Array(4)), /outside/);
@@ -538,7 +543,7 @@ test('attention reads q, k, v and writes dq, dk, dv in place in a fused (B, T, 3
       for (const j of [0, 1, 2]) assertClose(part(fused, j), g[j], `${label} strided d${'qkv'[j]}`, 0, 0);
     }
   }
-  if (be.name === 'native') {
+  if (compiled) {
     assert.throws(() => be.attention(new Float32Array(8), new Float32Array(8), new Float32Array(8), 1, 2, 2, 1, 4, true, 1,
       new Float32Array(8), new Float32Array(2), 3), /row stride 3 is less than NH \* HS = 4/);
     assert.throws(() => be.attention(new Float32Array(8), new Float32Array(8), new Float32Array(8), 1, 2, 2, 1, 4, true, 1,
@@ -564,7 +569,7 @@ test('AdamW in place', () => {
   }
 });
 
-test('native rejects buffers too small for the dimensions given', { skip: info.name !== 'native' }, () => {
+test('native and wasm reject buffers too small for the dimensions given', { skip: !compiled }, () => {
   assert.throws(() => be.gemm(false, false, 1, 4, 4, 4, 1, new Float32Array(15), 0, new Float32Array(16), 0, 0,
     new Float32Array(16), 0), /A has 15 elements, needs 16/);
   assert.throws(() => be.softmax(new Float32Array(5), 2, 3, false, new Float32Array(6)), /x has 5 elements, needs 6/);

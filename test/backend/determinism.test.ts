@@ -1,13 +1,15 @@
-// Determinism: the same GEMM, attention and indexAdd twice give bitwise equal results, and (native) so do runs
+// Determinism: the same GEMM, attention and indexAdd twice give bitwise equal results, and (native, wasm) so do runs
 // with one thread and with every thread: parallel kernels split work in fixed chunks, never by timing.
 
 import { test } from 'node:test';
 import { backend, backendInfo } from '../../src/backend/node.js';
 import { nativeControls } from '../../src/backend/native/index.js';
+import { wasmControls } from '../../src/backend/wasm/node.js';
 import { assertBitwiseEqual, randF32, randInt, rng } from './helpers.js';
 
 const be = backend();
-const controls = backendInfo().name === 'native' ? nativeControls() : undefined;
+const name = backendInfo().name;
+const controls = name === 'native' ? nativeControls() : name === 'wasm' ? wasmControls() : undefined;
 
 /** Runs fn with every thread, again, then with one thread (native), and checks the outputs are bitwise equal. */
 function repeatable(label: string, fn: () => Float32Array[]): void {
@@ -94,7 +96,7 @@ test('indexAdd (embedding scatter-add with repeated indices) is bitwise repeatab
   });
 });
 
-test('kernels called from several JavaScript threads at once give the same results', { skip: !controls }, async () => {
+test('kernels called from several JavaScript threads at once give the same results', { skip: name !== 'native' }, async () => {
   const { Worker } = await import('node:worker_threads');
   const { dirname, join } = await import('node:path');
   const { fileURLToPath } = await import('node:url');

@@ -1,5 +1,6 @@
 // Fallback: with the addon missing (KILN_NATIVE_PATH pointing nowhere) a program still runs and trains, on the
-// reference backend, says why in backendInfo(), and warns exactly once.
+// WebAssembly backend (and with kiln.wasm missing too, on the reference backend), says why in backendInfo(), and
+// warns exactly once.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -52,20 +53,47 @@ function runChild(script: string, env: Record<string, string | undefined>): Prom
 
 // Both children start at once; each test awaits its own.
 const fallback = runChild(CHILD, { KILN_NATIVE_PATH: '/nonexistent/kiln_native.node', KILN_BACKEND: undefined });
+const fallbackJs = runChild(CHILD, { KILN_NATIVE_PATH: '/nonexistent/kiln_native.node', KILN_WASM_PATH: '/nonexistent/kiln.wasm',
+  KILN_BACKEND: undefined });
 const chosenJs = runChild(INFO_ONLY, { KILN_BACKEND: 'js' });
+const chosenWasm = runChild(INFO_ONLY, { KILN_BACKEND: 'wasm' });
 
-test('a missing addon falls back to the reference backend with one warning', async () => {
+test('a missing addon falls back to the WebAssembly backend with one warning', async () => {
   const res = await fallback;
   assert.equal(res.status, 0, res.stderr);
   const out = JSON.parse(res.stdout.trim().split('\n').pop()!);
-  assert.equal(out.info.name, 'js');
+  assert.equal(out.info.name, 'wasm');
+  assert.equal(out.info.isa, 'simd128');
   assert.match(out.info.reason, /KILN_NATIVE_PATH is \/nonexistent\/kiln_native\.node, which does not exist/);
   assert.deepEqual(out.again, out.info);
   assert.deepEqual(out.c, [7, 10, 15, 22]);
   assert.ok(out.losses.at(-1) < 0.5 * out.losses[0], `loss should fall: ${out.losses[0]} -> ${out.losses.at(-1)}`);
   const warnings = res.stderr.split('\n').filter((l) => l.includes('KilnWarning'));
   assert.equal(warnings.length, 1, `expected one warning, stderr was:\n${res.stderr}`);
-  assert.match(warnings[0], /native backend is unavailable/);
+  assert.match(warnings[0], /native backend is unavailable .*running on the WebAssembly backend/);
+});
+
+test('with the addon and kiln.wasm both missing it falls back to the reference backend with one warning', async () => {
+  const res = await fallbackJs;
+  assert.equal(res.status, 0, res.stderr);
+  const out = JSON.parse(res.stdout.trim().split('\n').pop()!);
+  assert.equal(out.info.name, 'js');
+  assert.match(out.info.reason, /kiln_native\.node, which does not exist; wasm: \/nonexistent\/kiln\.wasm is missing/);
+  assert.deepEqual(out.c, [7, 10, 15, 22]);
+  assert.ok(out.losses.at(-1) < 0.5 * out.losses[0], `loss should fall: ${out.losses[0]} -> ${out.losses.at(-1)}`);
+  const warnings = res.stderr.split('\n').filter((l) => l.includes('KilnWarning'));
+  assert.equal(warnings.length, 1, `expected one warning, stderr was:\n${res.stderr}`);
+  assert.match(warnings[0], /reference TypeScript backend/);
+});
+
+test('KILN_BACKEND=wasm chooses the WebAssembly backend without a warning', async () => {
+  const res = await chosenWasm;
+  assert.equal(res.status, 0, res.stderr);
+  const out = JSON.parse(res.stdout.trim().split('\n').pop()!);
+  assert.equal(out.info.name, 'wasm');
+  assert.equal(out.info.reason, 'KILN_BACKEND=wasm');
+  assert.ok(out.info.threads >= 1);
+  assert.ok(!res.stderr.includes('KilnWarning'), res.stderr);
 });
 
 test('KILN_BACKEND=js chooses the reference backend without a warning', async () => {
@@ -85,7 +113,7 @@ test('bad KILN_CACHE_BYTES or KILN_FRESH_GC_BYTES values are named, not ignored'
     [await badGc, /KILN_FRESH_GC_BYTES must be a whole number of bytes .* got '-1'/]] as const) {
     assert.equal(res.status, 0, res.stderr);
     const out = JSON.parse(res.stdout.trim().split('\n').pop()!);
-    assert.equal(out.info.name, 'js');
+    assert.equal(out.info.name, 'wasm');
     assert.match(out.info.reason, pattern);
     assert.match(res.stderr, pattern);
   }

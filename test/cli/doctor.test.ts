@@ -18,19 +18,27 @@ test('doctor reports the backend in use and checks the native GEMM against the r
     assert.match(formatReport(r), /native addon: loaded; \w+ kernels, \d+ of \d+ pool threads in use/);
   }
   if (r.backend.name === 'js') assert.match(formatReport(r), /backend in use: js, the reference TypeScript backend/);
+  assert.ok(r.wasm.available, `wasm: ${r.wasm.error}`);
+  assert.equal(r.wasm.isa, 'simd128');
+  assert.match(formatReport(r), /wasm backend: loads; simd128 kernels, \d+ of \d+ pool threads/);
 });
 
 test('kiln doctor says why the native backend is unavailable, how to fix it, and exits 1', () => {
   const res = kiln(['doctor'], { KILN_NATIVE_PATH: '/nonexistent/kiln_native.node', KILN_BACKEND: '' });
   assert.equal(res.status, 1, res.stderr);
-  assert.match(res.stdout, /backend in use: js/);
+  assert.match(res.stdout, /backend in use: wasm, the same kernels in WebAssembly \(simd128, \d+ threads/);
+  assert.match(res.stdout, /check: wasm GEMM agrees with the reference/);
   assert.match(res.stdout, /native addon: unavailable: KILN_NATIVE_PATH is \/nonexistent\/kiln_native.node, which does not exist/);
   assert.match(res.stdout, /fix: install a C compiler/);
   const json = kiln(['doctor', '--json'], { KILN_NATIVE_PATH: '/nonexistent/kiln_native.node', KILN_BACKEND: '' });
   const report = JSON.parse(json.stdout) as { native: { available: boolean }; backend: { name: string; reason: string } };
   assert.equal(report.native.available, false);
-  assert.equal(report.backend.name, 'js');
+  assert.equal(report.backend.name, 'wasm');
   assert.match(report.backend.reason, /KILN_NATIVE_PATH/);
+  const none = kiln(['doctor'], { KILN_NATIVE_PATH: '/nonexistent/kiln_native.node', KILN_WASM_PATH: '/nonexistent/kiln.wasm', KILN_BACKEND: '' });
+  assert.equal(none.status, 1, none.stderr);
+  assert.match(none.stdout, /backend in use: js, the reference TypeScript backend/);
+  assert.match(none.stdout, /wasm backend: unavailable: \/nonexistent\/kiln\.wasm is missing/);
 });
 
 test('kiln doctor reports whether the MPI binding is built, or why not', (t) => {

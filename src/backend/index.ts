@@ -120,7 +120,7 @@ function choose(): Backend {
       continue;
     }
     const b = use(name, load);
-    if (wanted !== '') info.reason = `KILN_BACKEND=${wanted}`;
+    if (wanted !== '' && name !== 'native') info.reason = `KILN_BACKEND=${wanted}`;
     else if (failed.length > 0) {
       info.reason = reason();
       warnOnce(`kiln: ${unavailableText()}; running on the ${label(provider)} backend${provider.fallbackNote?.(load) ?? ''}.` +

@@ -49,6 +49,9 @@ export async function startPlayground(options: PlaygroundOptions = {}): Promise<
   }
   files.set('/', files.get('/index.html')!);
   files.set('/worker.js', { body: await bundleWorker(), type: TYPES['.js']! });
+  // The WebAssembly kernels, single-threaded build (the worker falls back to the js backend without them).
+  const wasm = join(root, 'src', 'backend', 'wasm', 'kiln-single.wasm');
+  if (existsSync(wasm)) files.set('/kiln-single.wasm', { body: readFileSync(wasm), type: 'application/wasm' });
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
     const f = req.method === 'GET' || req.method === 'HEAD' ? files.get(path) : undefined;

@@ -73,8 +73,10 @@ test('the page trains below the unigram baseline, samples, and its downloaded we
   await Promise.all(saved);
   assert.deepEqual(readdirSync(dir).sort(), ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
 
-  // The browser trained on the js backend; greedy decoding in Node on the same backend must match exactly.
-  setBackend('js');
+  // Greedy decoding in Node on the backend the page trained on (WebAssembly, the same kernels) must match exactly.
+  const pageBackend = await page.evaluate(() => (window as unknown as { playground: { backend: string } }).playground.backend);
+  assert.equal(pageBackend, 'wasm', 'the page trains on the WebAssembly backend');
+  setBackend('wasm');
   const { model, tokenizer } = loadModel(dir);
   const inNode = generateText(model, tokenizer, 'The kiln', { maxNewTokens: 60, temperature: 0 }).text;
   assert.equal(inNode, inBrowser);

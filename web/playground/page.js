@@ -65,7 +65,8 @@ worker.onmessage = (e) => {
   if (m.type === 'ready') {
     $('unigram').textContent = m.unigram.toFixed(3);
     $('backend').textContent = m.backend;
-    status(`Training ${m.parameters.toLocaleString()} parameters over ${m.vocab} characters...`);
+    state.backend = m.backend;
+    status((m.note ? `${m.note}. ` : '') + `Training ${m.parameters.toLocaleString()} parameters over ${m.vocab} characters...`);
   } else if (m.type === 'progress') {
     losses.push(m.loss);
     $('step').textContent = String(m.step);

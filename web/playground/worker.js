@@ -8,6 +8,11 @@ import * as kiln from 'kiln';
 const CONTEXT = 32;
 const BATCH = 8;
 let run = null; // { tok, model, trainer, sampler, val, unigram, checkpoint, tokens, t0 }
+let backendNote = '';
+
+// The WebAssembly kernels when the server offers them; the reference backend otherwise (and the page says why).
+const backendReady = kiln.useWasmBackend(new URL('kiln-single.wasm', self.location.href))
+  .catch((err) => { backendNote = `WebAssembly unavailable (${err.message}); using the js backend`; });
 
 function post(type, body = {}) { self.postMessage({ type, ...body }); }
 
@@ -96,8 +101,12 @@ self.onmessage = async (e) => {
   const msg = e.data;
   try {
     if (msg.type === 'start') {
+      await backendReady;
       run = build(msg);
-      post('ready', { vocab: run.tok.vocabSize, parameters: run.model.parameters().reduce((a, p) => a + p.size, 0), unigram: run.unigram, backend: kiln.backendInfo().name });
+      post('ready', {
+        vocab: run.tok.vocabSize, parameters: run.model.parameters().reduce((a, p) => a + p.size, 0), unigram: run.unigram,
+        backend: kiln.backendInfo().name, note: backendNote,
+      });
       await fit(null);
     } else if (msg.type === 'stop') {
       run?.trainer.stop();

@@ -1,5 +1,6 @@
 // End to end in headless Chromium (Debian's /usr/bin/chromium through playwright-core): `kiln playground`'s page
-// trains a small GPT in a Web Worker until the validation loss is below the unigram baseline, shows a sample,
+// trains a small GPT in a Web Worker (stopped and resumed on the way) until the validation loss is below the unigram
+// baseline, shows a sample,
 // generates from a prompt, and its downloaded model folder loads in Node and gives the same greedy continuation.
 
 import { test, before, after } from 'node:test';
@@ -51,7 +52,17 @@ test('the page trains below the unigram baseline, samples, and its downloaded we
   await page.click('#train');
   // The page stays responsive while the worker trains: the stop button is clickable and the step counter moves.
   await page.waitForFunction(() => Number(document.getElementById('step')!.textContent) >= 20, undefined, { timeout: 60_000 });
+  // Stop mid-run, then resume from the in-memory checkpoint for 80 more steps.
+  await page.click('#stop');
+  await page.waitForFunction(() => (window as unknown as { playground: { trained: boolean } }).playground.trained, undefined, { timeout: 60_000 });
+  const stoppedAt = Number(await page.textContent('#step'));
+  assert.match((await page.textContent('#status'))!, /Stopped at step \d+ \(stopped\)/);
+  assert.ok(stoppedAt >= 20 && stoppedAt < 120, `stopped at step ${stoppedAt}`);
+  await page.fill('#steps', '80');
+  await page.click('#resume');
+  await page.waitForFunction(() => !(window as unknown as { playground: { training: boolean } }).playground.training, undefined, { timeout: 90_000 });
   await page.waitForFunction(() => (window as unknown as { playground: { trained: boolean } }).playground.trained, undefined, { timeout: 90_000 });
+  assert.equal(Number(await page.textContent('#step')), stoppedAt + 80, 'the resumed run continues from the step it stopped at');
   const st = await page.evaluate(() => (window as unknown as { playground: { valLoss: number; unigram: number } }).playground);
   assert.ok(st.valLoss < st.unigram, `validation loss ${st.valLoss} is not below the unigram baseline ${st.unigram}`);
   const sample = await page.textContent('#sample');

@@ -1,64 +1,29 @@
 // Builds the native backend (native/*.c -> build/Release/kiln_native.node) with node-gyp; run by `npm install`.
+// As the install script it compiles only where no prebuilt addon fits: the package ships one for linux-x64
+// (prebuilds/linux-x64/, made by scripts/prebuild.mjs at `npm pack`), and when that one loads here nothing is
+// compiled. Run by hand (`node scripts/build-native.mjs`) it always compiles.
 // It never fails the install: without a compiler or headers it prints one short warning and Kiln runs on the
-// reference TypeScript backend. KILN_SKIP_NATIVE=1 skips the build. Where MPI is installed (mpicc on PATH) it
-// then builds the MPI binding native/mpi/ -> build/Release/kiln_mpi.node for multi-process training; without MPI,
-// or with KILN_SKIP_MPI=1, that step is skipped and nothing else changes.
+// WebAssembly backend (or, where that cannot load, the reference TypeScript one). KILN_SKIP_NATIVE=1 skips the
+// build. Where MPI is installed (mpicc on PATH) it then builds the MPI binding native/mpi/ ->
+// build/Release/kiln_mpi.node for multi-process training; without MPI, or with KILN_SKIP_MPI=1, that step is
+// skipped and nothing else changes.
 
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+import { join } from 'node:path';
+import { findNodeGyp, gypRebuild, prebuildDir, root } from './native-gyp.mjs';
 
 function warn(reason) {
-  console.warn(`kiln: could not build the native backend (${reason}); Kiln will run on the slower reference ` +
-    'TypeScript backend. Install a C compiler (gcc or clang) and make, then run `node scripts/build-native.mjs`.');
+  console.warn(`kiln: could not build the native backend (${reason}); Kiln will run on the slower ` +
+    'WebAssembly backend instead. For the native one, install a C compiler (gcc or clang) and make, then run ' +
+    '`npm rebuild kiln` in your project (`node scripts/build-native.mjs` in a checkout of Kiln).');
   process.exit(0);
-}
-
-/** node-gyp's entry script: the one npm is running with, npm's bundled copy, or a local install. */
-function findNodeGyp() {
-  const candidates = [];
-  if (process.env.npm_config_node_gyp) candidates.push(process.env.npm_config_node_gyp);
-  const prefix = resolve(dirname(process.execPath), '..');
-  candidates.push(join(prefix, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
-  candidates.push(join(dirname(process.execPath), 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
-  try {
-    const npmPrefix = spawnSync(process.platform === 'win32' ? 'npm.cmd' : 'npm', ['prefix', '-g'], { encoding: 'utf8', timeout: 20000 });
-    const p = (npmPrefix.stdout ?? '').trim();
-    if (p) {
-      candidates.push(join(p, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
-      candidates.push(join(p, 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
-    }
-  } catch { /* npm not on PATH */ }
-  try { candidates.push(createRequire(join(root, 'package.json')).resolve('node-gyp/bin/node-gyp.js')); } catch { /* none */ }
-  return candidates.find((c) => c && existsSync(c));
 }
 
 if (process.env.KILN_SKIP_NATIVE === '1') {
   console.log('kiln: KILN_SKIP_NATIVE=1, not building the native backend');
   process.exit(0);
-}
-
-/** node-gyp rebuild in dir; returns null on success, else a short reason. */
-function gypRebuild(gyp, dir, product) {
-  const args = [gyp, 'rebuild', '--release'];
-  // Headers installed next to node (distribution packages) save node-gyp a download, which may be impossible offline.
-  const localHeaders = resolve(dirname(process.execPath), '..');
-  if (!process.env.npm_config_nodedir && existsSync(join(localHeaders, 'include', 'node', 'node_api.h'))) {
-    args.push(`--nodedir=${localHeaders}`);
-  }
-  const res = spawnSync(process.execPath, args, { cwd: dir, encoding: 'utf8', timeout: 10 * 60 * 1000,
-    maxBuffer: 64 * 1024 * 1024 });
-  const out = `${res.stdout ?? ''}${res.stderr ?? ''}`;
-  if (res.error) return res.error.message;
-  if (res.status !== 0 || !existsSync(join(dir, 'build', 'Release', product))) {
-    const lines = out.split('\n').filter((l) => /error|not found|No such file|command not found/i.test(l) && !/^gyp info/.test(l));
-    return lines.slice(0, 2).map((l) => l.trim()).join('; ') || `node-gyp exited with status ${res.status}`;
-  }
-  return null;
 }
 
 /** The MPI binding, only where an MPI compiler wrapper exists; a failure here never touches the main addon. */
@@ -73,8 +38,32 @@ function buildMpi(gyp) {
       'It needs the MPI headers (libopenmpi-dev) besides mpicc.');
     return;
   }
+  mkdirSync(join(root, 'build', 'Release'), { recursive: true }); // absent when the prebuilt addon was used
   copyFileSync(join(dir, 'build', 'Release', 'kiln_mpi.node'), join(root, 'build', 'Release', 'kiln_mpi.node'));
   console.log('kiln: built the MPI binding (build/Release/kiln_mpi.node)');
+}
+
+/** The shipped prebuilt addon for this platform when it loads in this Node, else undefined. */
+function fittingPrebuild() {
+  const dir = prebuildDir();
+  if (!existsSync(dir)) return undefined;
+  for (const name of readdirSync(dir).filter((f) => f.endsWith('.node')).sort()) {
+    try {
+      const addon = createRequire(import.meta.url)(join(dir, name));
+      if (typeof addon?.gemm === 'function') return join(dir, name);
+    } catch { /* built for another libc, or a glibc newer than this one: try the next, then compile */ }
+  }
+  return undefined;
+}
+
+const prebuilt = process.env.npm_lifecycle_event === 'install' ? fittingPrebuild() : undefined;
+if (prebuilt) {
+  console.log(`kiln: using the prebuilt native backend (${prebuilt.slice(root.length + 1)}); nothing to compile`);
+  try {
+    const gyp = findNodeGyp();
+    if (gyp) buildMpi(gyp);
+  } catch { /* the MPI binding is optional */ }
+  process.exit(0);
 }
 
 try {

@@ -36,8 +36,9 @@ export interface BackendProvider {
 }
 
 /** How to build the native addon by hand; the fallback warning and `kiln doctor` both say it. */
-export const NATIVE_BUILD_COMMAND = "`node scripts/build-native.mjs` in Kiln's folder (npm 11 skips dependencies' " +
-  'install scripts unless allowed)';
+export const NATIVE_BUILD_COMMAND = '`npm rebuild kiln` in your project (where npm did not run Kiln\'s install ' +
+  'script: after --ignore-scripts, or with npm 11 when it is not approved, `npm install-scripts approve kiln && npm ' +
+  "rebuild kiln`), or `node scripts/build-native.mjs` in a checkout of Kiln";
 
 /** The order of preference; a backend not named here comes after these. */
 const PREFERENCE = ['native', 'wasm', 'js'];

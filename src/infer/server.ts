@@ -10,7 +10,8 @@
 // chat content encoded as plain text so that special tokens typed by a client cannot forge turns.
 
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import { importOptional } from '../io/optional.js';
 import { loadModel, type LoadedModel } from '../hub/load.js';
 import { ChatTemplate, type ChatMessage } from './chat-template.js';
 import { Batcher, QueueFullError, type BatchResult } from './batcher.js';
@@ -125,6 +126,9 @@ function errorBody(message: string, type: string, param: string | null, code: st
  * ```
  */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  // fastify is an optional peer dependency (npm install fastify), imported here rather than when Kiln loads; first,
+  // so that its absence is said before a model loads.
+  const { default: Fastify } = await importOptional('fastify', 'The HTTP server (kiln serve, startServer)', () => import('fastify'));
   const loaded = typeof options.model === 'string' ? loadModel(options.model) : options.model;
   const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
   const maxTokensLimit = options.maxTokensLimit ?? 512;

@@ -1,6 +1,7 @@
 // Static line charts as SVG (and PNG through @resvg/resvg-js): the loss curves of a run for reports and READMEs,
 // and the learning-rate range test (loss against learning rate on a log axis). No dependencies for the SVG itself.
 
+import { importOptional } from '../io/optional.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { readMetrics } from './metrics.js';
 import { extname, join } from 'node:path';
@@ -201,12 +202,8 @@ export async function writeChart(svg: string, file: string): Promise<void> {
   const ext = extname(file).toLowerCase();
   if (ext === '.svg') return writeFileAtomic(file, svg);
   if (ext !== '.png') throw new Error(`plot: the output file must end in .svg or .png, got "${file}"`);
-  let Resvg: typeof import('@resvg/resvg-js').Resvg;
-  try {
-    ({ Resvg } = await import('@resvg/resvg-js'));
-  } catch {
-    throw new Error('plot: PNG output needs the @resvg/resvg-js package, which is not installed; write an .svg instead');
-  }
+  // An optional peer dependency (a 5 MB native renderer): only PNG output needs it.
+  const { Resvg } = await importOptional('@resvg/resvg-js', 'plot: PNG output (an .svg needs nothing)', () => import('@resvg/resvg-js'));
   const png = new Resvg(svg, { fitTo: { mode: 'zoom', value: 2 }, font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' } }).render().asPng();
   writeFileAtomic(file, png);
 }

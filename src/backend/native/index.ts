@@ -1,8 +1,10 @@
-// Loads the C addon built from native/ by `npm install` (build/Release/kiln_native.node, or KILN_NATIVE_PATH)
-// and wraps it as a Backend: float32 runs in C, float64/int32 and mixed dtypes delegate to the reference backend.
+// Loads the C addon built from native/ and wraps it as a Backend: float32 runs in C, float64/int32 and mixed dtypes
+// delegate to the reference backend. Where it comes from, first match wins: KILN_NATIVE_PATH; the prebuilt addon the
+// package ships (prebuilds/<platform>-<arch>/, scripts/prebuild.mjs); the one compiled at install
+// (build/Release/kiln_native.node, scripts/build-native.mjs).
 
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
@@ -14,7 +16,7 @@ export interface NativeInfo { isa: string; threads: number }
 export interface NativeLoad { backend?: Backend; info?: NativeInfo; error?: string }
 
 /** The raw addon: one function per kernel, float32 only (see native/binding.c). */
-interface Addon {
+export interface Addon {
   fill(out: Float32Array, value: number): void;
   copy(src: Float32Array, dst: Float32Array): void;
   unary(op: number, x: Float32Array, out: Float32Array): void;
@@ -321,28 +323,84 @@ function memoryCacheBound(): number {
   return n;
 }
 
+/**
+ * The prebuilt N-API addons shipped for this platform (prebuilds/<platform>-<arch>/*.napi*.node, the node-gyp-build
+ * layout), glibc ones first. A build for the other libc, or for a newer glibc, fails to load and the next is tried:
+ * cheaper than asking for the libc (process.report takes tens of milliseconds).
+ */
+export function prebuiltCandidates(root = packageRoot()): string[] {
+  const dir = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+  if (!existsSync(dir)) return [];
+  const names = readdirSync(dir).filter((f) => f.endsWith('.node') && f.split('.').includes('napi'));
+  const rank = (f: string) => (f.includes('.glibc.') ? 0 : f.includes('.musl.') ? 2 : 1);
+  return names.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b)).map((f) => join(dir, f));
+}
+
+/** Requires one addon file; returns it, or why it is not Kiln's addon or failed to load. */
+function requireAddon(path: string): { addon?: Addon; error?: string } {
+  try {
+    const addon = createRequire(import.meta.url)(path) as Addon;
+    if (typeof addon?.gemm !== 'function' || typeof addon.info !== 'function') return { error: `${path} is not Kiln's native addon` };
+    return { addon };
+  } catch (e) {
+    return { error: `${path} failed to load: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}` };
+  }
+}
+
+/** The addon file in use and where it came from, once loaded. */
+export interface NativeSource { path: string; kind: 'KILN_NATIVE_PATH' | 'prebuilt' | 'built at install' }
+
+let source: NativeSource | undefined;
+
+/** Which addon file loaded (KILN_NATIVE_PATH, the shipped prebuilt, or the install-time build), when one did. */
+export function nativeSource(): NativeSource | undefined {
+  loadNativeBackend();
+  return source;
+}
+
+/**
+ * The first addon that loads, in the order KILN_NATIVE_PATH, prebuilt, built at install, in Kiln's folder `root`;
+ * else why none did. Loads but does not start it (loadNativeBackend does).
+ */
+export function findAddon(root = packageRoot()): { addon?: Addon; source?: NativeSource; error?: string } {
+  const custom = process.env.KILN_NATIVE_PATH;
+  if (custom && custom.trim() !== '') {
+    const path = resolve(custom);
+    if (!existsSync(path)) return { error: `KILN_NATIVE_PATH is ${custom}, which does not exist` };
+    const r = requireAddon(path);
+    return r.addon ? { addon: r.addon, source: { path, kind: 'KILN_NATIVE_PATH' } } : { error: r.error };
+  }
+  const failures: string[] = [];
+  for (const path of prebuiltCandidates(root)) {
+    const r = requireAddon(path);
+    if (r.addon) return { addon: r.addon, source: { path, kind: 'prebuilt' } };
+    failures.push(`the prebuilt ${r.error}`);
+  }
+  const built = join(root, 'build', 'Release', 'kiln_native.node');
+  if (existsSync(built)) {
+    const r = requireAddon(built);
+    if (r.addon) return { addon: r.addon, source: { path: built, kind: 'built at install' } };
+    failures.push(`the addon ${r.error}`);
+  } else {
+    const none = failures.length === 0 ? `no prebuilt addon for ${process.platform}-${process.arch} and ` : '';
+    failures.push(`${none}the addon was not built (${built} is missing; run npm install with a C compiler present)`);
+  }
+  return { error: failures.join('; ') };
+}
+
 /** Loads the addon once and caches the result; never throws: returns { error } when unavailable. */
 export function loadNativeBackend(): NativeLoad {
   if (cached) return { backend: cached.backend, info: cached.info, error: cached.error };
   try {
-    const custom = process.env.KILN_NATIVE_PATH;
-    const path = custom && custom.trim() !== '' ? resolve(custom) : join(packageRoot(), 'build', 'Release', 'kiln_native.node');
-    if (!existsSync(path)) {
-      cached = {
-        error: custom
-          ? `KILN_NATIVE_PATH is ${custom}, which does not exist`
-          : `the addon was not built (${path} is missing; run npm install with a C compiler present)`,
-      };
+    const found = findAddon();
+    if (!found.addon) {
+      cached = { error: found.error };
     } else {
-      const require = createRequire(import.meta.url);
-      const addon = require(path) as Addon;
-      if (typeof addon?.gemm !== 'function' || typeof addon.info !== 'function') {
-        cached = { error: `${path} is not Kiln's native addon` };
-      } else {
-        addon.memoryInit(memoryCacheBound());
-        const i = addon.info();
-        cached = { backend: wrap(addon), info: { isa: i.isa, threads: i.threads }, addon };
-      }
+      const addon = found.addon;
+      addon.memoryInit(memoryCacheBound());
+      const i = addon.info();
+      source = found.source;
+      cached = { backend: wrap(addon), info: { isa: i.isa, threads: i.threads }, addon };
     }
   } catch (e) {
     const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);

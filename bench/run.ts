@@ -1,7 +1,7 @@
 // Kiln's reference workloads (BENCHMARKS.md), side by side with PyTorch on the same machine in the same run.
 //
 //   npm run bench                         every workload, 5 rounds
-//   npm run bench -- T1 T3                only those (ids: T1 T1api MLP T2 T3 T3b T4 S1 S1soak D1)
+//   npm run bench -- T1 T3                only those (ids: T1 T1api MLP T2 T3 T3b T4 S1 S1soak D1 W1)
 //   KILN_SOAK_S=N                         S1soak's duration in seconds (default 600; 20 with --quick)
 //   npm run bench -- --quick              (or KILN_BENCH_QUICK=1) a smoke run: 2 rounds, small sizes, not publishable
 //   npm run bench -- ttq                  time to quality (minutes to an hour; runs only when named): the default
@@ -397,6 +397,33 @@ function d1(): Row[] {
   ];
 }
 
+/** TensorFlow.js's wasm backend on T3 in Node (issue 16): 344 tokens/s with hand fixes, 54 as shipped. */
+const TFJS_WASM_T3 = 344;
+
+/**
+ * W1: T1 (GEMM 1024) and T3 on the WebAssembly backend against the native one, same threads, rounds alternating
+ * native and wasm (bench/w1-wasm.ts, a fresh process each). The Kiln column is wasm, the other column native (or
+ * TF.js's anchor). Rates per CPU-second of the process are printed too: on a loaded machine they still compare.
+ */
+function w1(): Row[] {
+  const script = join(here, 'w1-wasm.ts');
+  const params = JSON.stringify({ ...S.gpt, t1: 1024, ...S.t1Timing });
+  const side = (name: string) => () => runChild(process.execPath, ['--import', 'tsx', script, params], { ...kilnEnv(), KILN_BACKEND: name });
+  const r = alternate('W1', side('wasm'), side('native'));
+  const w = r.kiln.find((x) => typeof x.isa === 'string');
+  notes.push(`W1: wasm = the native/ kernels compiled to WebAssembly (${w ? `${String(w.isa)}, ${String(w.threads)} threads` : '?'}), ` +
+    `tensor storage in wasm memory; native with the same KILN_THREADS. "per CPU-s" rows divide by the process's CPU time ` +
+    `(all threads), which holds up under load. TF.js's wasm backend anchor on T3 in Node: ${TFJS_WASM_T3} tokens/s ` +
+    '(with hand fixes; 54 as shipped); targets: T3 wasm >= 0.25x native and >= 10x TF.js.');
+  return [
+    { id: 'W1', workload: 'T1 GEMM 1024, wasm vs native', unit: 'GFLOP/s', kiln: fig(r.kiln, (x) => x.t1_gflops), torch: fig(r.py, (x) => x.t1_gflops) },
+    { id: 'W1', workload: 'T1 GEMM 1024, wasm vs native, per CPU-s', unit: 'GFLOP/cpu-s', kiln: fig(r.kiln, (x) => x.t1_cpu_gflops), torch: fig(r.py, (x) => x.t1_cpu_gflops) },
+    { id: 'W1', workload: 'T3 step, wasm vs native', unit: 'tokens/s', kiln: fig(r.kiln, (x) => x.t3_tokens_per_s), torch: fig(r.py, (x) => x.t3_tokens_per_s) },
+    { id: 'W1', workload: 'T3 step, wasm vs native, per CPU-s', unit: 'tokens/cpu-s', kiln: fig(r.kiln, (x) => x.t3_cpu_tokens_per_s), torch: fig(r.py, (x) => x.t3_cpu_tokens_per_s) },
+    { id: 'W1', workload: `T3 step, wasm vs TF.js wasm (${TFJS_WASM_T3}, its anchor)`, unit: 'tokens/s', kiln: fig(r.kiln, (x) => x.t3_tokens_per_s), torch: [TFJS_WASM_T3] },
+  ];
+}
+
 /**
  * Time to quality: the default pre-training recipe (settings, data, windows in the same order: bench/ttq.ts writes
  * them once) trained by Kiln (bench/ttq.ts) and PyTorch (bench/ttq.py), each evaluating the whole held-out split
@@ -457,6 +484,7 @@ const WORKLOADS: { id: string; needsTorch: boolean; run: () => Row[]; onlyWhenNa
   { id: 'S1', needsTorch: false, run: s1 },
   { id: 'S1soak', needsTorch: false, run: s1soak },
   { id: 'D1', needsTorch: false, run: d1 },
+  { id: 'W1', needsTorch: false, run: w1 },
   { id: 'ttq', needsTorch: true, run: ttq, onlyWhenNamed: true },
 ];
 

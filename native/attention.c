@@ -12,6 +12,10 @@
 #include <immintrin.h>
 #define KILN_X86 1
 #endif
+#if defined(__wasm_simd128__)
+#include <wasm_simd128.h>
+#define KILN_SIMD128 1
+#endif
 
 #define QB 64
 /* Up to this many query rows (a decoding step: one new token per sequence) take the direct path below. */
@@ -186,6 +190,21 @@ static void decode_values_avx512(const float *p, const float *v, long ld, int n,
 }
 #endif
 
+#ifdef KILN_SIMD128
+static void decode_scores_simd128(const float *q, const float *k, long ld, int n, int HS, float scale, float *s) {
+  const int H4 = HS & ~3;
+  for (int t = 0; t < n; t++) {
+    const float *kt = k + (size_t)t * ld;
+    v128_t acc = wasm_f32x4_splat(0.0f);
+    for (int d = 0; d < H4; d += 4) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(q + d), wasm_v128_load(kt + d)));
+    float r = (wasm_f32x4_extract_lane(acc, 0) + wasm_f32x4_extract_lane(acc, 1)) +
+              (wasm_f32x4_extract_lane(acc, 2) + wasm_f32x4_extract_lane(acc, 3));
+    for (int d = H4; d < HS; d++) r += q[d] * kt[d];
+    s[t] = scale * r;
+  }
+}
+#endif
+
 /* Query rows [0, Tq) of (batch b, head h); s: (Tk) scratch for one row's scores. */
 static void decode_task(att_job *j, size_t bh, float *s) {
   const int HS = j->HS, C = j->NH * HS, Tq = j->Tq, Tk = j->Tk;
@@ -202,6 +221,10 @@ static void decode_task(att_job *j, size_t bh, float *s) {
     if (n == 0) { memset(o, 0, HS * sizeof(float)); lse[i] = -INFINITY; continue; }
 #ifdef KILN_X86
     if (avx512) decode_scores_avx512(q, k, ld, n, HS, j->scale, s);
+    else
+#endif
+#ifdef KILN_SIMD128
+    if (kiln_isa() == KILN_ISA_SIMD128) decode_scores_simd128(q, k, ld, n, HS, j->scale, s);
     else
 #endif
       decode_scores_scalar(q, k, ld, n, HS, j->scale, s);

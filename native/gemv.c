@@ -9,6 +9,10 @@
 #include <immintrin.h>
 #define KILN_X86 1
 #endif
+#if defined(__wasm_simd128__)
+#include <wasm_simd128.h>
+#define KILN_SIMD128 1
+#endif
 
 typedef struct {
   int transA, transB, M, N, K;
@@ -235,6 +239,64 @@ static void dots_avx2(const gemv_job *g, const float *const *a, int j0, int j1) 
 }
 #endif
 
+
+#ifdef KILN_SIMD128
+static inline float hsum128(v128_t v) {
+  return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
+         (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
+}
+
+/* 4 rows of B at a time against up to 4 rows of A, 4 lanes each; the K tail in order after the lanes are summed */
+static void dots_simd128(const gemv_job *g, const float *const *a, int j0, int j1) {
+  const int M = g->M, K = g->K;
+  const int K4 = K & ~3;
+  for (int j = j0; j < j1; j += 4) {
+    int nb = j1 - j < 4 ? j1 - j : 4;
+    const float *b[4];
+    for (int r = 0; r < 4; r++) b[r] = g->B + (size_t)(j + (r < nb ? r : 0)) * K;
+    for (int i = 0; i < M; i++) {
+      const float *x = a[i];
+      v128_t acc0 = wasm_f32x4_splat(0.0f), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+      for (int k = 0; k < K4; k += 4) {
+        v128_t xv = wasm_v128_load(x + k);
+        acc0 = wasm_f32x4_add(acc0, wasm_f32x4_mul(xv, wasm_v128_load(b[0] + k)));
+        acc1 = wasm_f32x4_add(acc1, wasm_f32x4_mul(xv, wasm_v128_load(b[1] + k)));
+        acc2 = wasm_f32x4_add(acc2, wasm_f32x4_mul(xv, wasm_v128_load(b[2] + k)));
+        acc3 = wasm_f32x4_add(acc3, wasm_f32x4_mul(xv, wasm_v128_load(b[3] + k)));
+      }
+      float s[4] = { hsum128(acc0), hsum128(acc1), hsum128(acc2), hsum128(acc3) };
+      for (int r = 0; r < nb; r++) {
+        for (int k = K4; k < K; k++) s[r] += x[k] * b[r][k];
+        store_c(g, i, j + r, s[r]);
+      }
+    }
+  }
+}
+
+/* 16 columns a block (4 vectors) for each row of A, B read row by row */
+static void rows_simd128(const gemv_job *g, const float *const *a, int j0, int j1) {
+  const int M = g->M, N = g->N, K = g->K;
+  int j = j0;
+  for (; j + 16 <= j1; j += 16) {
+    for (int i = 0; i < M; i++) {
+      v128_t acc0 = wasm_f32x4_splat(0.0f), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+      const float *b = g->B + j;
+      for (int k = 0; k < K; k++, b += N) {
+        v128_t x = wasm_f32x4_splat(a[i][k]);
+        acc0 = wasm_f32x4_add(acc0, wasm_f32x4_mul(x, wasm_v128_load(b)));
+        acc1 = wasm_f32x4_add(acc1, wasm_f32x4_mul(x, wasm_v128_load(b + 4)));
+        acc2 = wasm_f32x4_add(acc2, wasm_f32x4_mul(x, wasm_v128_load(b + 8)));
+        acc3 = wasm_f32x4_add(acc3, wasm_f32x4_mul(x, wasm_v128_load(b + 12)));
+      }
+      float t[16];
+      wasm_v128_store(t, acc0); wasm_v128_store(t + 4, acc1); wasm_v128_store(t + 8, acc2); wasm_v128_store(t + 12, acc3);
+      for (int c = 0; c < 16; c++) store_c(g, i, j + c, t[c]);
+    }
+  }
+  if (j < j1) rows_scalar(g, a, j, j1);
+}
+#endif
+
 typedef void (*span_fn)(const gemv_job *g, const float *const *a, int j0, int j1);
 
 static span_fn pick(int transB, int M) {
@@ -242,6 +304,9 @@ static span_fn pick(int transB, int M) {
 #ifdef KILN_X86
     case KILN_ISA_AVX512: return transB ? (M == 1 ? dots1_avx512 : dots_avx512) : rows_avx512;
     case KILN_ISA_AVX2: return transB ? dots_avx2 : rows_avx2;
+#endif
+#ifdef KILN_SIMD128
+    case KILN_ISA_SIMD128: return transB ? dots_simd128 : rows_simd128;
 #endif
     default: return transB ? dots_scalar : rows_scalar;
   }

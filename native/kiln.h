@@ -32,7 +32,7 @@ void kiln_barrier(int n);
 /* The wasm build's pool (pool.c): the host starts `n - 1` workers (Web Workers or worker_threads on the same shared
  * memory), each of which sets its own stack and then calls kiln_worker_main(tid), which never returns. Kernels use
  * the workers that have checked in, so the pool works single-threaded until (or unless) they arrive. */
-void kiln_pool_configure(int n);
+void kiln_pool_configure(int n, int caller_may_block); /* caller_may_block: 0 on a browser's main thread */
 void kiln_worker_main(int tid);
 int kiln_workers_ready(void);      /* workers 1 .. n have checked in */
 #endif

@@ -6,11 +6,13 @@
 #define _GNU_SOURCE
 #include "kiln.h"
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #if defined(__wasm__)
 #define KILN_WASM_POOL 1
 #define CPU_RELAX() ((void)0)
-#define YIELD() ((void)0)
+static void wasm_block(_Atomic int *word, int expected);
+#define YIELD_ON(word, expected) wasm_block((_Atomic int *)(word), (int)(expected))
 #else
 #include <pthread.h>
 #include <sched.h>
@@ -23,7 +25,7 @@
 #else
 #define CPU_RELAX() ((void)0)
 #endif
-#define YIELD() sched_yield()
+#define YIELD_ON(word, expected) sched_yield()
 #endif
 
 #define MAX_THREADS 256
@@ -47,11 +49,33 @@ static kiln_task_fn job_fn;
 static void *job_arg;
 static int job_n;
 static int lock_depth = 0; /* one JavaScript thread calls kernels per memory: the lock only needs to nest */
+static int caller_may_block = 0; /* a browser's main thread may not wait (memory.atomic.wait traps there) */
+extern unsigned char __heap_base;
+
+/* No sched_yield in wasm: a thread that has spun long enough sleeps on the word it waits for instead (up to 1 ms; the
+ * thread that changes the word wakes it), so on a loaded machine it gives its core to the thread it waits for. The
+ * caller's stack lies below the heap (--stack-first), workers' stacks in it: that tells who is asking. */
+static void wasm_block(_Atomic int *word, int expected) {
+#if defined(__wasm_atomics__)
+  int on_caller = (uintptr_t)__builtin_frame_address(0) < (uintptr_t)&__heap_base;
+  if (!on_caller || caller_may_block) __builtin_wasm_memory_atomic_wait32((int *)word, expected, 1000000);
+#else
+  (void)word; (void)expected;
+#endif
+}
+static void wasm_wake(_Atomic int *word) {
+#if defined(__wasm_atomics__)
+  __builtin_wasm_memory_atomic_notify((int *)word, 0xffffffffu);
+#else
+  (void)word;
+#endif
+}
 
 static _Atomic int bar_count = 0;
 static _Atomic unsigned bar_sense = 0;
 
-void kiln_pool_configure(int n) {
+void kiln_pool_configure(int n, int caller_blocks) {
+  caller_may_block = caller_blocks;
   if (n < 1) n = 1;
   if (n > MAX_THREADS) n = MAX_THREADS;
   pool_size = n;
@@ -73,7 +97,7 @@ void kiln_worker_main(int tid) {
     seen = g;
     if (tid > (g & ((1 << MEMBER_BITS) - 1))) continue; /* not counted in this job */
     if (tid < job_n) job_fn(job_arg, tid, job_n);
-    atomic_fetch_sub_explicit(&pending, 1, memory_order_acq_rel);
+    if (atomic_fetch_sub_explicit(&pending, 1, memory_order_acq_rel) == 1) wasm_wake(&pending);
   }
 }
 
@@ -114,8 +138,11 @@ void kiln_parallel(kiln_task_fn fn, void *arg, int n) {
   __builtin_wasm_memory_atomic_notify((int *)&generation, 0xffffffffu); /* all: a sleeper may be a non-member */
 #endif
   fn(arg, 0, n);
-  /* the caller may be a browser's main thread, which must not block: it spins (the job is short) */
-  while (atomic_load_explicit(&pending, memory_order_acquire) != 0) CPU_RELAX();
+  /* spins, then (where the caller may block) sleeps until the last worker is done */
+  int spins = 0, left;
+  while ((left = atomic_load_explicit(&pending, memory_order_acquire)) != 0) {
+    if (++spins >= SPIN_ROUNDS) YIELD_ON(&pending, left);
+  }
 }
 #else
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -220,11 +247,14 @@ void kiln_barrier(int n) {
   if (atomic_fetch_add_explicit(&bar_count, 1, memory_order_acq_rel) == n - 1) {
     atomic_store_explicit(&bar_count, 0, memory_order_relaxed);
     atomic_store_explicit(&bar_sense, sense + 1, memory_order_release);
+#if defined(KILN_WASM_POOL)
+    wasm_wake((_Atomic int *)&bar_sense);
+#endif
     return;
   }
   int spins = 0;
   while (atomic_load_explicit(&bar_sense, memory_order_acquire) == sense) {
-    if (++spins < SPIN_ROUNDS) CPU_RELAX(); else YIELD();
+    if (++spins < SPIN_ROUNDS) CPU_RELAX(); else YIELD_ON(&bar_sense, sense);
   }
 }
 

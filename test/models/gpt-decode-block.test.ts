@@ -39,7 +39,7 @@ function weightsOf(block: AnyBlock) {
   };
 }
 
-const fused = kiln.backendInfo().name === 'native';
+const fused = kiln.backendInfo().name === 'native' || kiln.backendInfo().name === 'wasm';
 
 test('the fused block step equals the composed block, output and cache, bitwise', () => {
   const gpt = model(3);
@@ -60,7 +60,7 @@ test('the fused block step equals the composed block, output and cache, bitwise'
       const want = composed(block, x, { cache: cacheA, rows, starts });
       const got = gptBlockDecode(x, weightsOf(block), cacheB.layer(0), rows, starts, cfg.heads, 1e-5);
       if (!fused) { assert.equal(got, null); return; }
-      assert.ok(got, 'the native backend has the fused kernel');
+      assert.ok(got, 'the native and wasm backends have the fused kernel');
       assert.deepEqual(got.shape, want.shape);
       assert.deepEqual(Array.from(got.data() as Float32Array), Array.from(want.data() as Float32Array), `rows ${rows}`);
       assert.deepEqual(Array.from(cacheB.keys[0]), Array.from(cacheA.keys[0]));
@@ -139,7 +139,7 @@ test('the fused Llama layer step equals the composed layer, output and cache, bi
         const got = llamaBlockDecode(x, weights, cacheB.layer(0), rows, starts,
           { heads: cfg.heads, kvHeads: cfg.kvHeads, hidden: cfg.hidden, eps: cfg.rmsNormEps, theta: cfg.ropeTheta });
         if (!fused) { assert.equal(got, null); return; }
-        assert.ok(got, 'the native backend has the fused kernel');
+        assert.ok(got, 'the native and wasm backends have the fused kernel');
         assert.deepEqual(Array.from(got.data() as Float32Array), Array.from(want.data() as Float32Array), `kvHeads ${kvHeads}, rows ${rows}`);
         assert.deepEqual(Array.from(cacheB.keys[0]), Array.from(cacheA.keys[0]));
         assert.deepEqual(Array.from(cacheB.values[0]), Array.from(cacheA.values[0]));

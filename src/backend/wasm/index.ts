@@ -33,6 +33,11 @@ export interface WasmSetup {
   /** Threads for parallel kernels, the caller included (1 without a spawner or shared memory). */
   threads?: number;
   spawnWorker?: WasmWorkerSpawner;
+  /**
+   * Whether the calling thread may block (memory.atomic.wait): true in Node and in a Web Worker, false on a browser
+   * page's main thread, where waiting traps; there the caller only spins while the workers finish (default false).
+   */
+  callerMayBlock?: boolean;
   /** Where the backend came from, for backendInfo() (e.g. the file it was read from). */
   source?: string;
   /**
@@ -103,11 +108,16 @@ interface Exports {
     Tk: number, NH: number, HS: number, causal: number, scale: number, dq: number, dk: number, dv: number, ld: number): void;
   kiln_adamw(p: number, g: number, m: number, v: number, n: number, lr: number, b1: number, b2: number, eps: number, wd: number,
     bc1: number, bc2: number): void;
+  kiln_gpt_block_decode(w: number, x: number, keys: number, values: number, rows: number, starts: number, A: number, C: number,
+    NH: number, P: number, eps: number): number;
+  kiln_llama_block_decode(w: number, x: number, keys: number, values: number, rows: number, starts: number, A: number,
+    C: number, NH: number, KVH: number, hidden: number, P: number, eps: number, theta: number): number;
+  kiln_sample(logits: number, V: number, invTemperature: number, topK: number, topP: number, u: number, p: number): number;
   kiln_isa(): number;
   kiln_set_isa(isa: number): number;
   kiln_threads(): number;
   kiln_pool_size(): number;
-  kiln_pool_configure(n: number): void;
+  kiln_pool_configure(n: number, callerMayBlock: number): void;
   kiln_workers_ready(): number;
   kiln_set_threads(n: number): void;
   kiln_wasm_alloc(bytes: number): number;
@@ -293,7 +303,7 @@ export function createWasmBackend(setup: WasmSetup): WasmBackend {
   const ex = instance.exports as unknown as Exports;
   const heap = new Heap(memory, ex, shared);
   const threads = shared && setup.spawnWorker ? Math.max(1, Math.min(255, Math.floor(setup.threads ?? 1))) : 1;
-  ex.kiln_pool_configure(threads);
+  ex.kiln_pool_configure(threads, setup.callerMayBlock ? 1 : 0);
   for (let tid = 1; tid < threads; tid++) {
     const stack = heap.alloc(WORKER_STACK_BYTES);
     setup.spawnWorker!({ module: setup.module, memory, tid, stackTop: stack + WORKER_STACK_BYTES });
@@ -377,6 +387,15 @@ function wrap(ex: Exports, heap: Heap, f: Frame): Backend {
     }
   };
   const strided = (rows: number, C: number, ld: number): number => (rows === 0 || C === 0 ? 0 : (rows - 1) * ld + C);
+  const checkCache = (k: string, rows: Int32Array, starts: Int32Array, A: number, capacity: number, P: number): void => {
+    if (rows.length < A || starts.length < A) throw new RangeError(`kiln wasm: ${k}: rows and starts need ${A} elements`);
+    for (let a = 0; a < A; a++) {
+      const r = rows[a];
+      const s = starts[a];
+      if (r < 0 || r >= capacity) throw new RangeError(`kiln wasm: ${k}: cache row ${r} is outside the cache's ${capacity} rows`);
+      if (s < 0 || s + 1 > P) throw new RangeError(`kiln wasm: ${k}: ${s} cached positions and 1 new one exceed the context of ${P}`);
+    }
+  };
   const call = (fn: () => void): void => {
     try {
       f.enter();
@@ -694,6 +713,85 @@ function wrap(ex: Exports, heap: Heap, f: Frame): Backend {
       const pdv = f.arg(dv, nk, dRole, 'dv', a);
       call(() => ex.kiln_attention_backward(f.ptr(pg), f.ptr(pq), f.ptr(pk), f.ptr(pv), f.ptr(po), f.ptr(pl), B, Tq, Tk, NH, HS,
         causal ? 1 : 0, scale, f.ptr(pdq), f.ptr(pdk), f.ptr(pdv), ld));
+    },
+    gptBlockDecode(x, weights, keys, values, rows, starts, A, C, NH, P, eps) {
+      if (!f32(x) || !f32(keys) || !f32(values) || !weights.every((w) => w === null || f32(w))) return false;
+      const k = 'gptBlockDecode';
+      if (A > 0x7fff || C > 0x7fffff || NH === 0 || NH > C || C % NH !== 0 || P === 0) {
+        throw new RangeError(`kiln wasm: ${k}: bad dimensions (A ${A}, C ${C}, NH ${NH}, P ${P})`);
+      }
+      const names = ['ln_1.weight', 'ln_1.bias', 'attn.c_attn.weight', 'attn.c_attn.bias', 'attn.c_proj.weight',
+        'attn.c_proj.bias', 'ln_2.weight', 'ln_2.bias', 'mlp.c_fc.weight', 'mlp.c_fc.bias', 'mlp.c_proj.weight', 'mlp.c_proj.bias'];
+      const sizes = [C, C, C * 3 * C, 3 * C, C * C, C, C, C, C * 4 * C, 4 * C, 4 * C * C, C];
+      const required = new Set([2, 4, 8, 10]);
+      const slots = names.map((name, i) => {
+        const w = weights[i];
+        if (!w) {
+          if (required.has(i)) throw new RangeError(`kiln wasm: ${k}: ${name} must be a Float32Array`);
+          return -1;
+        }
+        return f.arg(w, sizes[i], IN, name, k);
+      });
+      checkCache(k, rows, starts, A, Math.min(Math.floor(keys.length / (P * C)), Math.floor(values.length / (P * C))), P);
+      const px = f.arg(x, A * C, INOUT, 'x', k);
+      const pk = f.arg(keys, keys.length, INOUT, 'keys', k);
+      const pv = f.arg(values, values.length, INOUT, 'values', k);
+      const pr = f.arg(rows, A, IN, 'rows', k);
+      const ps = f.arg(starts, A, IN, 'starts', k);
+      let rc = 0;
+      call(() => {
+        const w = heap.putInts(slots.map((sl) => (sl < 0 ? 0 : f.ptr(sl))));
+        rc = ex.kiln_gpt_block_decode(w, f.ptr(px), f.ptr(pk), f.ptr(pv), f.ptr(pr), f.ptr(ps), A, C, NH, P, eps);
+      });
+      if (rc === -2) throw new RangeError(`kiln wasm: ${k}: out of memory for ${A} rows of width ${C}`);
+      if (rc !== 0) throw new RangeError(`kiln wasm: ${k}: ${C} channels do not split into ${NH} heads`);
+      return true;
+    },
+    llamaBlockDecode(x, weights, keys, values, rows, starts, A, C, NH, KVH, hidden, P, eps, theta) {
+      if (!f32(x) || !f32(keys) || !f32(values) || !weights.every((w) => w === null || f32(w))) return false;
+      const k = 'llamaBlockDecode';
+      if (A > 0x7fff || C > 0x7fffff || hidden > 0x7fffff || NH === 0 || NH > C || C % NH !== 0 || KVH === 0 || NH % KVH !== 0 ||
+        (C / NH) % 2 !== 0 || C / NH > 1024 || P === 0 || !(theta > 0)) {
+        throw new RangeError(`kiln wasm: ${k}: bad dimensions (A ${A}, C ${C}, NH ${NH}, KVH ${KVH}, hidden ${hidden}, P ${P})`);
+      }
+      const KW = (C / NH) * KVH;
+      const names = ['input_layernorm.weight', 'post_attention_layernorm.weight', 'self_attn.q_proj.weight',
+        'self_attn.k_proj.weight', 'self_attn.v_proj.weight', 'self_attn.o_proj.weight', 'mlp.gate_proj.weight',
+        'mlp.up_proj.weight', 'mlp.down_proj.weight'];
+      const sizes = [C, C, C * C, KW * C, KW * C, C * C, hidden * C, hidden * C, C * hidden];
+      const slots = names.map((name, i) => {
+        const w = weights[i];
+        if (!w) {
+          if (i >= 2) throw new RangeError(`kiln wasm: ${k}: ${name} must be a Float32Array`);
+          return -1;
+        }
+        return f.arg(w, sizes[i], IN, name, k);
+      });
+      checkCache(k, rows, starts, A, Math.min(Math.floor(keys.length / (P * KW)), Math.floor(values.length / (P * KW))), P);
+      const px = f.arg(x, A * C, INOUT, 'x', k);
+      const pk = f.arg(keys, keys.length, INOUT, 'keys', k);
+      const pv = f.arg(values, values.length, INOUT, 'values', k);
+      const pr = f.arg(rows, A, IN, 'rows', k);
+      const ps = f.arg(starts, A, IN, 'starts', k);
+      let rc = 0;
+      call(() => {
+        const w = heap.putInts(slots.map((sl) => (sl < 0 ? 0 : f.ptr(sl))));
+        rc = ex.kiln_llama_block_decode(w, f.ptr(px), f.ptr(pk), f.ptr(pv), f.ptr(pr), f.ptr(ps), A, C, NH, KVH, hidden, P, eps, theta);
+      });
+      if (rc === -2) throw new RangeError(`kiln wasm: ${k}: out of memory for ${A} rows of width ${C}`);
+      if (rc !== 0) throw new RangeError(`kiln wasm: ${k}: ${C} channels do not split into ${NH} heads of even size`);
+      return true;
+    },
+    sample(logits, V, invTemperature, topK, topP, u, scratch) {
+      if (!f32(logits) || !f32(scratch)) return null;
+      if (!(V >= 1 && V <= 0x7fffffff)) throw new RangeError(`kiln wasm: sample: the vocabulary size must be in 1 .. 2^31-1, got ${V}`);
+      if (!(invTemperature > 0) || !(topP > 0 && topP <= 1) || !(u >= 0 && u < 1)) throw new RangeError('kiln wasm: sample: bad sampling parameters');
+      const pl = f.arg(logits, V, IN, 'logits', 'sample');
+      const ps = f.arg(scratch, V, OUT, 'scratch', 'sample');
+      let id = 0;
+      call(() => { id = ex.kiln_sample(f.ptr(pl), V, invTemperature, Math.min(topK, 0x7fffffff), topP, u, f.ptr(ps)); });
+      if (id === -2) throw new RangeError('kiln wasm: sample: out of memory');
+      return id;
     },
     adamw(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, bc1, bc2) {
       if (!(f32(param) && f32(grad) && f32(m) && f32(v))) {

@@ -58,6 +58,7 @@ export function loadWasmBackend(): WasmLoad {
         throw new Error(`KILN_WASM_HEAP_BYTES must be a whole number of bytes (0 keeps tensors out of wasm memory), got '${heapBytes}'`);
       }
       const wasm = createWasmBackend({ module, shared: true, threads: threadCount(), spawnWorker: spawnNodeWorker, source: path,
+        callerMayBlock: true,
         heapBytes: heapBytes !== undefined && heapBytes.trim() !== '' ? Number(heapBytes) : undefined });
       const isa = process.env.KILN_ISA;
       if (isa && isa.trim() !== '') wasm.controls.setIsa(isa.trim());

@@ -14,7 +14,7 @@
 //   s1soak    kiln serve: a soak of mixed traffic, failures and RSS growth (bench/s1-serve.ts)
 
 import * as kiln from '../src/index.js';
-import { backend } from '../src/backend/index.js';
+import { backend } from '../src/backend/node.js';
 import { rateSamples, median } from './stats.js';
 import { RssGrowth } from './rss.js';
 import { runT2 } from './t2-mnist.js';

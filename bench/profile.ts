@@ -1,6 +1,6 @@
 // Where a T3 step's time goes: wraps every backend kernel with a timer and prints a table per kernel (GEMMs by
 // shape), plus the time spent outside kernels. Usage: node --import tsx bench/profile.ts [T3|T3b] [steps]
-import { backend } from '../src/backend/index.js';
+import { backend } from '../src/backend/node.js';
 import { runGPTSteps, T3, T3B } from './t3-gpt.js';
 
 const shape = process.argv[2] === 'T3b' ? T3B : T3;

@@ -41,7 +41,9 @@ for (const backendName of backends) {
   const mine = filesFor(backendName);
   if (mine.length === 0) continue;
   console.log(`\n=== tests on the ${backendName} backend (${mine.length} files) ===`);
-  const res = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=tap', ...mine], {
+  // The tests are Node programs: the preload registers the native and wasm backends and file access, as Kiln's node
+  // entry does, for test files that import a browser-safe module (src/tensor/..., src/models/...) without the entry.
+  const res = spawnSync(process.execPath, ['--import', 'tsx', '--import', './src/node.ts', '--test', '--test-reporter=tap', ...mine], {
     env: { ...process.env, KILN_BACKEND: backendName, KILN_TEST: '1' },
     encoding: 'utf8',
     maxBuffer: 256 * 1024 * 1024,

@@ -1,7 +1,10 @@
 // Kiln's public API. Everything users, examples and the CLI touch is exported here.
 
+// The Node additions first (native backend, file access), so they are in place before any op runs.
+import './node.js';
+
 export * from './tensor/index.js';
-export { backendInfo, setBackend, type BackendInfo, type DType, type AnyArray, type FloatArray } from './backend/index.js';
+export { backendInfo, setBackend, type BackendInfo, type DType, type AnyArray, type FloatArray } from './backend/node.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
 export * as models from './models/index.js';

@@ -1,11 +1,9 @@
-// Chooses the backend at first use, in the order native, wasm, js: the native addon when it loads, else the same
-// kernels compiled to WebAssembly (no compiler needed), else the reference backend. KILN_BACKEND=native|wasm|js forces
-// a choice; a missing addon is reported once, never fatal.
+// Chooses the backend at first use from the registered providers, in the order native, wasm, js. It imports no
+// Node built-ins: the Node entry registers the native backend (backend/node.ts), and the reference one is always here.
+// KILN_BACKEND=js|native|wasm forces a choice where the host has an environment; a missing addon is reported once.
 
 import type { Backend } from './backend.js';
 import { jsBackend } from './js/index.js';
-import { loadNativeBackend, type NativeInfo } from './native/index.js';
-import { loadWasmBackend } from './wasm/node.js';
 
 export type { Backend, DType, AnyArray, FloatArray, UnaryOp, BinaryOp, ReduceOp, Conv2dShape,
   Pool2dShape } from './backend.js';
@@ -15,12 +13,28 @@ export { jsBackend };
 export interface BackendInfo {
   /** The backend in use: 'native', 'wasm' or 'js'. */
   name: string;
-  /** Instruction set the kernels chose ('avx512', 'avx2', 'neon', 'scalar'; 'simd128' on wasm), native or wasm. */
+  /** Instruction set the kernels chose ('avx512', 'avx2', 'neon', 'simd128', 'scalar'), when a compiled backend is in use. */
   isa?: string;
-  /** Threads of the kernels' pool, when native or wasm is in use. */
+  /** Worker threads of the backend's pool, when a compiled backend is in use. */
   threads?: number;
-  /** Why the native backend (and, on js, the wasm one) is not in use, when it is not. */
+  /** Why the preferred backend is not in use, when it is not. */
   reason?: string;
+}
+
+/** What loading a backend gives: the backend with its instruction set and threads, or why it is unavailable. */
+export interface BackendLoad { backend?: Backend; isa?: string; threads?: number; error?: string }
+
+/** A backend a host can offer (the Node entry offers 'native'); load() never throws and may cache its result. */
+export interface BackendProvider {
+  /** Its name, as KILN_BACKEND and setBackend spell it. */
+  name: string;
+  load(): BackendLoad;
+  /** Its name in messages ('WebAssembly'); default: its name. */
+  label?: string;
+  /** Said of it when Kiln falls back to it (', which is a few times slower'). */
+  fallbackNote?: (load: BackendLoad) => string;
+  /** Added to the one warning printed when this backend was preferred but failed to load. */
+  fallbackHint?: string;
 }
 
 /** How to build the native addon by hand; the fallback warning and `kiln doctor` both say it. */
@@ -28,50 +42,100 @@ export const NATIVE_BUILD_COMMAND = '`npm rebuild kiln` in your project (where n
   'script: after --ignore-scripts, or with npm 11 when it is not approved, `npm install-scripts approve kiln && npm ' +
   "rebuild kiln`), or `node scripts/build-native.mjs` in a checkout of Kiln";
 
+/** The order of preference; a backend not named here comes after these. */
+const PREFERENCE = ['native', 'wasm', 'js'];
+const providers = new Map<string, BackendProvider>();
 let active: Backend | null = null;
 let info: BackendInfo = { name: 'js' };
 let warned = false;
 
-const CHOICES = ['native', 'wasm', 'js'] as const;
-type Choice = typeof CHOICES[number];
+/**
+ * Offers a backend to the chooser. The Node entry registers 'native'; a host may register others. A backend
+ * already chosen stays in use (setBackend switches explicitly).
+ */
+export function registerBackend(provider: BackendProvider): void {
+  if (!provider || typeof provider.name !== 'string' || typeof provider.load !== 'function') {
+    throw new Error('registerBackend: expected { name: string, load(): BackendLoad }');
+  }
+  if (provider.name === 'js') throw new Error("registerBackend: 'js' is the built-in reference backend and cannot be replaced");
+  providers.set(provider.name, provider);
+}
 
-function notice(message: string): void {
+/** The names of the backends this host offers, in order of preference ('js' last). */
+export function availableBackends(): string[] {
+  const rank = (n: string): number => (PREFERENCE.includes(n) ? PREFERENCE.indexOf(n) : PREFERENCE.length - 1.5);
+  return [...providers.keys(), 'js'].sort((a, b) => rank(a) - rank(b));
+}
+
+/** An environment variable where the host has an environment (Node), undefined elsewhere (browsers). */
+function envVar(name: string): string | undefined {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+  return env?.[name];
+}
+
+function warnOnce(message: string): void {
   if (warned) return;
   warned = true;
-  process.emitWarning(message, 'KilnWarning');
+  const proc = (globalThis as { process?: { emitWarning?: (m: string, type: string) => void } }).process;
+  if (typeof proc?.emitWarning === 'function') proc.emitWarning(message, 'KilnWarning');
+  else console.warn(message);
+}
+
+function use(name: string, load: BackendLoad): Backend {
+  info = { name };
+  if (load.isa !== undefined) info.isa = load.isa;
+  if (load.threads !== undefined) info.threads = load.threads;
+  return load.backend!;
+}
+
+function unknownBackend(wanted: string, source: string): Error {
+  const known = [...new Set([...PREFERENCE, ...providers.keys()])].map((n) => `'${n}'`);
+  return new Error(`${source} must be ${known.slice(0, -1).join(', ')} or ${known.at(-1)}, got '${wanted}'`);
+}
+
+function unavailable(name: string, source: string): Error {
+  return new Error(`${source}: the ${name} backend is not offered in this environment (offered: ${availableBackends().join(', ')}); ` +
+    (name === 'native' ? "in Node, import Kiln's node entry ('kiln'), which registers it; browsers have none" : 'register it first'));
 }
 
 function choose(): Backend {
-  const wanted = (process.env.KILN_BACKEND ?? '').trim().toLowerCase();
-  if (wanted !== '' && !(CHOICES as readonly string[]).includes(wanted)) {
-    throw new Error(`KILN_BACKEND must be 'native', 'wasm' or 'js', got '${wanted}'`);
+  const wanted = (envVar('KILN_BACKEND') ?? '').trim().toLowerCase();
+  if (wanted !== '' && wanted !== 'js' && !PREFERENCE.includes(wanted) && !providers.has(wanted)) {
+    throw unknownBackend(wanted, 'KILN_BACKEND');
   }
   if (wanted === 'js') {
     info = { name: 'js', reason: 'KILN_BACKEND=js' };
     return jsBackend;
   }
-  // KILN_BACKEND=wasm skips the addon; a forced backend that cannot load falls back like any other (with the notice)
-  const native = wanted === 'wasm' ? { error: 'KILN_BACKEND=wasm' } : loadNativeBackend();
-  if (native.backend) {
-    info = { name: 'native', isa: native.info?.isa, threads: native.info?.threads };
-    return native.backend;
+  if (wanted !== '' && !providers.has(wanted)) throw unavailable(wanted, `KILN_BACKEND=${wanted}`);
+  const order = wanted !== '' ? [wanted] : availableBackends().filter((n) => n !== 'js');
+  const failed: { provider: BackendProvider; error: string }[] = [];
+  const reason = (): string => failed.map((f, i) => (i === 0 && f.provider.name === 'native' ? f.error : `${f.provider.name}: ${f.error}`)).join('; ');
+  const label = (p: BackendProvider): string => p.label ?? p.name;
+  const unavailableText = (): string => failed.map((f, i) => (i === 0 ? `the ${label(f.provider)} backend is unavailable (${f.error})`
+    : ` and so is the ${label(f.provider)} one (${f.error})`)).join('');
+  const hint = (): string => failed.map((f) => f.provider.fallbackHint).find((h) => h) ?? '';
+  for (const name of order) {
+    const provider = providers.get(name)!;
+    const load = provider.load();
+    if (!load.backend) {
+      failed.push({ provider, error: load.error ?? 'unavailable' });
+      continue;
+    }
+    const b = use(name, load);
+    if (wanted !== '' && name !== 'native') info.reason = `KILN_BACKEND=${wanted}`;
+    else if (failed.length > 0) {
+      info.reason = reason();
+      warnOnce(`kiln: ${unavailableText()}; running on the ${label(provider)} backend${provider.fallbackNote?.(load) ?? ''}.` +
+        `${hint() ? ` ${hint()}` : ''}`);
+    }
+    return b;
   }
-  const wasm = loadWasmBackend();
-  if (wasm.backend && wanted === 'wasm') {
-    info = { name: 'wasm', isa: wasm.info?.isa, threads: wasm.info?.threads, reason: 'KILN_BACKEND=wasm' };
-    return wasm.backend;
+  info = { name: 'js' };
+  if (failed.length > 0) {
+    info.reason = reason();
+    warnOnce(`kiln: ${unavailableText()}; running on the reference TypeScript backend, which is much slower.${hint() ? ` ${hint()}` : ''}`);
   }
-  if (wasm.backend) {
-    info = { name: 'wasm', isa: wasm.info?.isa, threads: wasm.info?.threads, reason: native.error };
-    notice(`kiln: the native backend is unavailable (${native.error}); running on the WebAssembly backend (the same ` +
-      `kernels, SIMD128, ${wasm.info?.threads} threads), which is a few times slower. Build the native one with a C ` +
-      `compiler present: ${NATIVE_BUILD_COMMAND}.`);
-    return wasm.backend;
-  }
-  info = { name: 'js', reason: `${native.error}; wasm: ${wasm.error}` };
-  notice(`kiln: the native backend is unavailable (${native.error}) and so is the WebAssembly one (${wasm.error}); ` +
-    `running on the reference TypeScript backend, which is much slower. Build the native one with a C compiler ` +
-    `present: ${NATIVE_BUILD_COMMAND}.`);
   return jsBackend;
 }
 
@@ -81,32 +145,27 @@ export function backend(): Backend {
   return active;
 }
 
-/** Which backend is in use, its instruction set and thread count, or why native is not in use. */
+/** Which backend is in use, its instruction set and thread count, or why the preferred one is not in use. */
 export function backendInfo(): BackendInfo {
   backend();
   return { ...info };
 }
 
-/** Switches the backend for the rest of the process ('js', 'wasm' or 'native'); used by tests and benchmarks. */
-export function setBackend(name: Choice): BackendInfo {
+/** Switches the backend for the rest of the process ('js', or one the host registered: 'native', 'wasm'); used by tests and benchmarks. */
+export function setBackend(name: 'js' | 'native' | 'wasm'): BackendInfo {
   if (name === 'js') {
     active = jsBackend;
     info = { name: 'js', reason: 'chosen with setBackend' };
     return backendInfo();
   }
-  if (name === 'wasm') {
-    const wasm = loadWasmBackend();
-    if (!wasm.backend) throw new Error(`setBackend: the wasm backend is unavailable: ${wasm.error}`);
-    active = wasm.backend;
-    info = { name: 'wasm', isa: wasm.info?.isa, threads: wasm.info?.threads, reason: 'chosen with setBackend' };
-    return backendInfo();
+  const provider = providers.get(name);
+  if (!provider) {
+    if (!PREFERENCE.includes(name)) throw unknownBackend(String(name), 'setBackend');
+    throw unavailable(name, 'setBackend');
   }
-  if (name !== 'native') throw new Error(`setBackend: expected 'native', 'wasm' or 'js', got '${String(name)}'`);
-  const native = loadNativeBackend();
-  if (!native.backend) throw new Error(`setBackend: the native backend is unavailable: ${native.error}`);
-  active = native.backend;
-  info = { name: 'native', isa: native.info?.isa, threads: native.info?.threads };
+  const load = provider.load();
+  if (!load.backend) throw new Error(`setBackend: the ${name} backend is unavailable: ${load.error}`);
+  active = use(name, load);
+  if (name !== 'native') info.reason = 'chosen with setBackend';
   return backendInfo();
 }
-
-export type { NativeInfo };

@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { cpus, availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
-import { backendInfo, jsBackend, NATIVE_BUILD_COMMAND, type Backend, type BackendInfo } from '../backend/index.js';
+import { backendInfo, jsBackend, NATIVE_BUILD_COMMAND, type Backend, type BackendInfo } from '../backend/node.js';
 import { loadNativeBackend, nativeControls, nativeSource } from '../backend/native/index.js';
 import { loadMpiBinding, MPI_INSTALL_HINT } from '../backend/native/mpi.js';
 import { loadWasmBackend, wasmControls } from '../backend/wasm/node.js';

@@ -14,6 +14,7 @@ import * as chat from './chat.js';
 import * as serve from './serve.js';
 import * as doctor from './doctor.js';
 import * as evalCmd from './eval.js';
+import * as playground from './playground.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -25,7 +26,7 @@ const program = new Command()
 
 // Subcommands register themselves here, one import and one call each.
 const modules: { register(p: Command): void }[] = [dashboard, plot, pretrain, finetune, exportCmd, generate, chat, serve,
-  doctor, evalCmd];
+  doctor, evalCmd, playground];
 for (const m of modules) m.register(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -256,9 +256,19 @@ export async function* streamGenerate(model: LanguageModel, tokenizer: Tokenizer
         return;
       }
       yield { text, id: r.value };
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      await yieldToHost();
     }
   } finally {
     it.return('stop');
   }
+}
+
+/** Lets other work run between streamed tokens: setImmediate in Node, a message round trip in a browser. */
+function yieldToHost(): Promise<void> {
+  if (typeof setImmediate === 'function') return new Promise<void>((resolve) => setImmediate(resolve));
+  return new Promise<void>((resolve) => {
+    const ch = new MessageChannel();
+    ch.port1.onmessage = () => { ch.port1.close(); resolve(); };
+    ch.port2.postMessage(0);
+  });
 }

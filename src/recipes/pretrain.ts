@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { freemem, homedir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
-import { backendInfo } from '../backend/index.js';
+import { backendInfo } from '../backend/node.js';
 import * as data from '../data/index.js';
 import { makeDirs, writeFileAtomic } from '../io/atomic.js';
 import { saveSafetensors } from '../io/safetensors.js';

@@ -7,8 +7,10 @@ import { allReduce, barrier, init } from '../distributed/process-group.js';
 import { shardBatch } from '../distributed/shard.js';
 import { Tensor } from '../tensor/index.js';
 import type { Module } from '../nn/index.js';
+import type { ParallelWorld } from './parallel.js';
 
-export class DataParallel {
+/** The Trainer's world under mpirun: DistributedDataParallel and MPI collectives (Node only). */
+export class DataParallel implements ParallelWorld {
   readonly rank: number;
   readonly world: number;
   private ddp: DistributedDataParallel | null = null;

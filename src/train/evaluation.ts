@@ -5,11 +5,11 @@
 import { noGrad, Tensor } from '../tensor/index.js';
 import { DataLoader } from '../data/dataloader.js';
 import { ReduceLROnPlateau } from '../optim/index.js';
-import { countCorrect, type MetricsRecord } from './metrics.js';
+import { countCorrect, type MetricsRecord } from './metrics-record.js';
 import { checkpointsOn, type EvalResult, type TrainerOptions } from './options.js';
 import { samplesIn } from './loss.js';
 import type { RunState } from './run-state.js';
-import type { Trainer } from './trainer.js';
+import type { BaseTrainer as Trainer } from './base-trainer.js';
 
 function validationBatches<B>(data: TrainerOptions<B>['validation']): Iterable<B> {
   if (!data) throw new Error('Trainer.evaluate: no validation data was given');

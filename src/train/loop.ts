@@ -3,17 +3,29 @@
 
 import { clipGradNorm, gradNorm, ReduceLROnPlateau } from '../optim/index.js';
 import { DataLoader } from '../data/dataloader.js';
-import { listCheckpoints } from './checkpoint.js';
 import { recordEvaluation } from './evaluation.js';
 import { samplesIn, tokensIn } from './loss.js';
-import { countCorrect, type MetricsLog, type MetricsRecord } from './metrics.js';
-import { checkpointsDir, checkpointsOn, NonFiniteError, totalSteps, type StopReason } from './options.js';
-import type { Progress } from './progress.js';
+import { countCorrect, type MetricsRecord } from './metrics-record.js';
+import { checkpointsOn, NonFiniteError, totalSteps, type StopReason } from './options.js';
+import type { ProgressSink } from './progress-sink.js';
 import type { RunState } from './run-state.js';
-import type { Trainer } from './trainer.js';
+import type { BaseTrainer as Trainer } from './base-trainer.js';
+
+/** Where metrics lines are kept (metrics.jsonl in Node): appended to, and its length recorded in checkpoints. */
+export interface MetricsSink { append(record: MetricsRecord): void; bytes(): number }
 
 /** What one fit() runs with, besides the trainer itself. */
-export interface FitContext { run: RunState; metricsLog: MetricsLog | null; progress: Progress }
+export interface FitContext { run: RunState; metricsLog: MetricsSink | null; progress: ProgressSink }
+
+/** Lets other work run between steps (signal handlers in Node, a worker's messages in a browser). */
+const yieldToHost: () => Promise<void> = typeof setImmediate === 'function'
+  ? () => new Promise<void>((r) => setImmediate(r))
+  : () => new Promise<void>((r) => {
+    // A message round trip is a macrotask without setTimeout's 4 ms clamp.
+    const ch = new MessageChannel();
+    ch.port1.onmessage = () => { ch.port1.close(); r(); };
+    ch.port2.postMessage(0);
+  });
 
 function done<B>(trainer: Trainer<B>, run: RunState): boolean {
   const o = trainer.options;
@@ -32,6 +44,7 @@ function emit<B>(trainer: Trainer<B>, ctx: FitContext, rec: MetricsRecord): void
   }
   ctx.metricsLog?.append(rec);
   ctx.progress.log(rec);
+  trainer.options.onLog?.(rec);
 }
 
 function evalRecord<B>(trainer: Trainer<B>, run: RunState): MetricsRecord {
@@ -51,7 +64,7 @@ function nonFinite<B>(trainer: Trainer<B>, ctx: FitContext, what: string): void 
     ctx.progress.message(`step ${step}: ${what}; skipping the batch (skipNonFinite)`);
     return;
   }
-  const ckpt = ctx.run.lastCheckpoint ?? (checkpointsOn(o) ? listCheckpoints(checkpointsDir(o))[0]?.dir ?? null : null);
+  const ckpt = ctx.run.lastCheckpoint ?? trainer.newestCheckpoint();
   throw new NonFiniteError(`Trainer: ${what} at step ${step}; training stopped. ` +
     (ckpt ? `The last good checkpoint is '${ckpt}' (resume with fit({ resume })).` : 'There is no checkpoint to go back to.') +
     ' Lower the learning rate, clip gradients (clipGradNorm), or set skipNonFinite to skip such batches.', step, ckpt);
@@ -188,8 +201,8 @@ export async function runLoop<B>(trainer: Trainer<B>, ctx: FitContext): Promise<
         throw new Error('Trainer: the training DataLoader has no batches (dataset smaller than batchSize with dropLast?)');
       }
     }
-    // Let signal handlers run between steps.
-    await new Promise<void>((r) => setImmediate(r));
+    // Let signal handlers (or a worker's stop message) run between steps.
+    await yieldToHost();
     if (dp.active) agreeOnStopping(trainer, run);
     if (run.interrupted) { stopReason = 'interrupted'; break; }
   }

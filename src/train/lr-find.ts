@@ -3,7 +3,7 @@
 // optimizer, the data position and the random state back as they were.
 
 import { defaultGenerator, Tensor } from '../tensor/index.js';
-import type { Trainer } from './trainer.js';
+import type { BaseTrainer as Trainer } from './base-trainer.js';
 
 /** Options of lrFind. */
 export interface LrFindOptions {

@@ -5,10 +5,9 @@
 import { makeDirs } from '../io/atomic.js';
 import { appendFileSync, closeSync, existsSync, fsyncSync, openSync, readFileSync, statSync, truncateSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Tensor } from '../tensor/index.js';
+import type { MetricsRecord } from './metrics-record.js';
 
-/** One line of metrics.jsonl: step, epoch, loss, lr, val_loss, ... as JSON values. */
-export type MetricsRecord = Record<string, unknown>;
+export { countCorrect, type MetricsRecord } from './metrics-record.js';
 
 /** The run's metrics.jsonl: one JSON object per line, appended as each record comes. */
 export class MetricsLog {
@@ -55,26 +54,4 @@ export function readMetrics(path: string): MetricsRecord[] {
     }
   }
   return out;
-}
-
-/** Correct predictions and total: the argmax over the last dimension of `output` against integer `target`. */
-export function countCorrect(output: Tensor, target: Tensor): { correct: number; total: number } {
-  const C = output.shape[output.ndim - 1];
-  const N = output.size / C;
-  if (target.size !== N) {
-    throw new Error(`accuracy: the output has ${N} rows of ${C} classes but the target has ${target.size} labels`);
-  }
-  const o = output.storage;
-  const t = target.storage;
-  let correct = 0;
-  for (let i = 0; i < N; i++) {
-    let best = 0;
-    let bv = o[i * C];
-    for (let c = 1; c < C; c++) {
-      const v = o[i * C + c];
-      if (v > bv) { bv = v; best = c; }
-    }
-    if (best === t[i]) correct++;
-  }
-  return { correct, total: N };
 }

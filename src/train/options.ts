@@ -1,14 +1,14 @@
 // The Trainer's options and results: what new Trainer() and fit() take, what callbacks receive and fit()
 // returns, the error a non-finite step throws, and the few facts derived from the options alone.
 
-import { join } from 'node:path';
 import type { Tensor, Generator } from '../tensor/index.js';
 import type { Module } from '../nn/index.js';
 import { ReduceLROnPlateau, type Optimizer } from '../optim/index.js';
 import { DataLoader } from '../data/dataloader.js';
-import type { JSONValue } from './checkpoint.js';
-import type { ProgressMode } from './progress.js';
-import type { Trainer } from './trainer.js';
+import type { JSONValue } from './checkpoint-state.js';
+import type { ProgressMode } from './progress-sink.js';
+import type { BaseTrainer as Trainer } from './base-trainer.js';
+import type { MemoryCheckpoint } from './memory-checkpoint.js';
 
 /** A batch; DataLoaders over a TensorDataset give [input, target]. */
 export type Batch = unknown;
@@ -154,14 +154,19 @@ export interface TrainerOptions<B = Batch> {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   /** Called at the end of each epoch. */
   onEpoch?: (info: { epoch: number; step: number; trainer: Trainer<any> }) => void;
+  /** Every metrics line (step, loss, lr, tokens_per_s, val_loss, ...), as metrics.jsonl gets it. */
+  onLog?: (record: Record<string, unknown>) => void;
   /** After each evaluation; returned fields are added to the metrics line (e.g. generated samples). */
   onEval?: (info: EvalInfo) => Record<string, JSONValue> | void;
 }
 
 /** Options of Trainer.fit(). */
 export interface FitOptions {
-  /** Continue from the newest complete checkpoint of this run directory (or from this checkpoint folder); true: runDir. */
-  resume?: string | boolean;
+  /**
+   * Continue from the newest complete checkpoint of this run directory (or from this checkpoint folder); true:
+   * runDir (Node). Or from a checkpoint in memory (trainer.checkpoint()), in Node and in browsers.
+   */
+  resume?: string | boolean | MemoryCheckpoint;
   /**
    * Resume a checkpoint written by a different number of processes (mpirun -np): the global batch then changes
    * with the world size. Without it such a resume is refused.
@@ -243,9 +248,6 @@ export function checkOptions<B>(o: TrainerOptions<B>): void {
 
 /** Whether checkpoints are written: a runDir is given and checkpoints are not turned off. */
 export function checkpointsOn<B>(o: TrainerOptions<B>): boolean { return !!o.runDir && o.checkpoints !== false; }
-
-/** The run's checkpoints folder (runDir/checkpoints). */
-export function checkpointsDir<B>(o: TrainerOptions<B>): string { return join(o.runDir ?? '.', 'checkpoints'); }
 
 /** Optimizer steps the run will take, when the options fix it (epochs over a DataLoader, or maxSteps). */
 export function totalSteps<B>(o: TrainerOptions<B>): number | undefined {

@@ -2,37 +2,12 @@
 // plain line per log interval when it is not (logs, CI, pipes).
 
 import cliProgress from 'cli-progress';
+import { formatLine, type ProgressMode, type ProgressSink } from './progress-sink.js';
 
-/** 'auto': a bar on a terminal, lines otherwise; 'bar'; 'lines': one line per log interval; false: silent. */
-export type ProgressMode = 'auto' | 'bar' | 'lines' | false;
+export { formatLine, type ProgressMode, type ProgressSink };
 
-function fmtNum(v: unknown): string {
-  if (typeof v !== 'number') return String(v);
-  if (v === 0) return '0';
-  const a = Math.abs(v);
-  return a >= 1000 ? v.toFixed(0) : a >= 0.01 ? v.toPrecision(4) : v.toExponential(2);
-}
-
-function fmtTime(s: number): string {
-  if (!Number.isFinite(s)) return '?';
-  if (s < 60) return `${s.toFixed(1)}s`;
-  const m = Math.floor(s / 60);
-  return m < 60 ? `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
-}
-
-/** One human line from a metrics record. */
-export function formatLine(r: Record<string, unknown>, totalSteps?: number): string {
-  const parts = [`step ${r.step}${totalSteps ? `/${totalSteps}` : ''}`, `epoch ${r.epoch}`];
-  for (const key of ['loss', 'accuracy', 'val_loss', 'val_accuracy', 'lr', 'grad_norm', 'samples_per_s', 'tokens_per_s']) {
-    if (r[key] !== undefined && r[key] !== null) parts.push(`${key} ${fmtNum(r[key])}`);
-  }
-  if (typeof r.elapsed_s === 'number') parts.push(`elapsed ${fmtTime(r.elapsed_s)}`);
-  if (typeof r.remaining_s === 'number') parts.push(`eta ${fmtTime(r.remaining_s)}`);
-  return parts.join('  ');
-}
-
-/** The Trainer's terminal progress display (a live bar or plain lines). */
-export class Progress {
+/** The terminal progress of a Node fit(): a live bar, or one line per log interval. */
+export class Progress implements ProgressSink {
   private bar: cliProgress.SingleBar | null = null;
   private readonly mode: 'bar' | 'lines' | 'off';
   private lastStep = 0;

@@ -3,14 +3,12 @@
 
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { defaultGenerator } from '../tensor/index.js';
-import type { Optimizer } from '../optim/index.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { checkModelMatches, cleanStaleCheckpointTemps, listCheckpoints, readCheckpoint, readTrainerState, STATE_FILE } from './checkpoint.js';
+import { checkpointsDir, cleanStaleCheckpointTemps, listCheckpoints, readCheckpoint, readTrainerState, STATE_FILE } from './checkpoint.js';
 import type { MetricsLog } from './metrics.js';
-import { checkpointsDir } from './options.js';
+import { restoreCheckpoint } from './restore.js';
 import type { RunState } from './run-state.js';
-import type { Trainer } from './trainer.js';
+import type { BaseTrainer } from './base-trainer.js';
 import { checkWorldSize } from './data-parallel.js';
 
 /** The checkpoint folder to resume from: `target` itself, or the newest complete one under target/checkpoints. */
@@ -49,43 +47,16 @@ function checkNewestIntact(ckDir: string, intactStep: number): void {
 }
 
 /** Loads the newest complete checkpoint of a run directory (or a given checkpoint folder); returns its step. */
-export function resumeRun<B>(trainer: Trainer<B>, run: RunState, metricsLog: MetricsLog | null, target: string,
+export function resumeRun<B>(trainer: BaseTrainer<B>, run: RunState, metricsLog: MetricsLog | null, target: string,
   world: { worldSize?: number; reshard?: boolean } = {}): number {
-  const { options: o, model, optimizer, source } = trainer;
+  const o = trainer.options;
   const dir = findCheckpoint(target);
   const ck = readCheckpoint(dir);
   const s = ck.state;
   checkWorldSize(join(dir, STATE_FILE), s.world_size ?? 1, world.worldSize ?? 1, world.reshard ?? false);
-  checkModelMatches(join(dir, 'model.safetensors'), ck.model, model.stateDict());
-  const savedModel = (s.config as Record<string, unknown> | null)?.model;
-  const ownModel = o.config?.model;
-  if (savedModel !== undefined && ownModel !== undefined && JSON.stringify(savedModel) !== JSON.stringify(ownModel)) {
-    throw new Error(`checkpoint '${join(dir, STATE_FILE)}' was written for a different model configuration: ` +
-      `config.model there is ${JSON.stringify(savedModel)}, here ${JSON.stringify(ownModel)}`);
-  }
-  // Everything checked; now restore.
-  model.loadStateDict(ck.model);
-  // The optimizer as built now keeps its hyperparameters (lr, weight decay, betas): a resumed run may change
-  // them, and the schedule re-derives each step's lr from initialLr below. Only the moments come from the file.
-  const chosen = optimizer.paramGroups.map(({ params: _params, ...hyper }) => hyper);
-  try {
-    optimizer.loadStateDict(ck.optimizer as Parameters<Optimizer['loadStateDict']>[0]);
-  } catch (err) {
-    throw new Error(`checkpoint file '${join(dir, 'optimizer.safetensors')}' does not fit this optimizer: ${(err as Error).message}`);
-  }
-  optimizer.paramGroups.forEach((g, i) => Object.assign(g, chosen[i]));
-  if (o.schedule && s.schedule !== null) (o.schedule.loadStateDict as (sd: unknown) => void)(s.schedule);
-  try {
-    source.restore(s.data);
-  } catch (err) {
-    throw new Error(`checkpoint '${join(dir, STATE_FILE)}' does not fit the training data: ${(err as Error).message}`);
-  }
-  defaultGenerator.setState(s.rng.default);
-  for (const [k, g] of Object.entries(o.generators ?? {})) {
-    if (!s.rng[k]) throw new Error(`checkpoint '${join(dir, STATE_FILE)}' has no state for the generator '${k}'`);
-    g.setState(s.rng[k]);
-  }
-  run.restore(s, dir);
+  restoreCheckpoint(trainer, run, ck, {
+    state: join(dir, STATE_FILE), model: join(dir, 'model.safetensors'), optimizer: join(dir, 'optimizer.safetensors'), label: dir,
+  });
   if (o.earlyStopping && (o.earlyStopping.restoreBest ?? true) && s.best_checkpoint_step !== null) {
     const bestDir = join(checkpointsDir(o), `step-${s.best_checkpoint_step}`);
     if (existsSync(join(bestDir, STATE_FILE))) run.bestWeights = readCheckpoint(bestDir).model;

@@ -5,8 +5,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { backend, backendInfo, jsBackend } from '../../src/backend/index.js';
-import type { BinaryOp, UnaryOp } from '../../src/backend/index.js';
+import { backend, backendInfo, jsBackend } from '../../src/backend/node.js';
+import type { BinaryOp, UnaryOp } from '../../src/backend/node.js';
 import { nativeControls } from '../../src/backend/native/index.js';
 import { wasmControls } from '../../src/backend/wasm/node.js';
 import { assertClose, randF32, randInt, rng } from './helpers.js';

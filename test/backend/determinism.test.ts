@@ -2,7 +2,7 @@
 // with one thread and with every thread: parallel kernels split work in fixed chunks, never by timing.
 
 import { test } from 'node:test';
-import { backend, backendInfo } from '../../src/backend/index.js';
+import { backend, backendInfo } from '../../src/backend/node.js';
 import { nativeControls } from '../../src/backend/native/index.js';
 import { wasmControls } from '../../src/backend/wasm/node.js';
 import { assertBitwiseEqual, randF32, randInt, rng } from './helpers.js';

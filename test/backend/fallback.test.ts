@@ -13,7 +13,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 // The child trains a tiny MLP a few steps through the public API, then reports the backend and the losses.
 const CHILD = `
 import * as kiln from './src/index.ts';
-import { backend } from './src/backend/index.ts';
+import { backend } from './src/backend/node.ts';
 const be = backend();
 const c = new Float32Array(4);
 be.gemm(false, false, 1, 2, 2, 2, 1, new Float32Array([1, 2, 3, 4]), 0, new Float32Array([1, 2, 3, 4]), 0, 0, c, 0);
@@ -33,7 +33,7 @@ for (let step = 0; step < 30; step++) {
 console.log(JSON.stringify({ info: kiln.backendInfo(), again: kiln.backendInfo(), c: [...c], losses }));
 `;
 const INFO_ONLY = `
-import { backendInfo } from './src/backend/index.ts';
+import { backendInfo } from './src/backend/node.ts';
 console.log(JSON.stringify({ info: backendInfo() }));
 `;
 

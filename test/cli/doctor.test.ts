@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { diagnose, formatReport } from '../../src/cli/doctor.js';
-import { backendInfo } from '../../src/backend/index.js';
+import { backendInfo } from '../../src/backend/node.js';
 import { needMpirun } from '../distributed/helpers.js';
 import { existsSync, readFileSync } from 'node:fs';
 

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as kiln from '../../src/index.js';
-import { backend, jsBackend } from '../../src/backend/index.js';
+import { backend, jsBackend } from '../../src/backend/node.js';
 import { assertClose, randF32, rng } from '../backend/helpers.js';
 
 const be = backend();

@@ -424,6 +424,12 @@ function wrap(ex: Exports, heap: Heap, f: Frame): Backend {
 
   return {
     name: 'wasm',
+    // Not compiled to wasm yet: the recurrent cells, convolution, pooling and batch norm run on the reference
+    // kernels (typed arrays inside wasm memory are ordinary arrays to them).
+    lstmCell: js.lstmCell, lstmCellBackward: js.lstmCellBackward, gruCell: js.gruCell, gruCellBackward: js.gruCellBackward,
+    conv2d: js.conv2d, conv2dBackward: js.conv2dBackward, maxPool2d: js.maxPool2d, maxPool2dBackward: js.maxPool2dBackward,
+    avgPool2d: js.avgPool2d, avgPool2dBackward: js.avgPool2dBackward, batchNormStats: js.batchNormStats,
+    batchNorm: js.batchNorm, batchNormBackward: js.batchNormBackward,
     fill(out, value) {
       if (!f32(out)) { js.fill(out, value); return; }
       const o = f.arg(out, out.length, OUT, 'out', 'fill');

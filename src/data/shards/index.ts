@@ -5,6 +5,8 @@ export { ShardWriter, TokenShard, writeShard, bytesPerToken, SHARD_MAGIC, SHARD_
 export { buildShards, openShards, type BuildShardsOptions, type ShardSet, type ShardsMeta, type ShardEntry } from './build.js';
 export {
   TokenWindowSampler,
+  memoryTokens,
+  type TokenReader,
   sequentialWindows,
   countSequentialWindows,
   type TokenBatch,

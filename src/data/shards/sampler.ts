@@ -1,8 +1,29 @@
 // Batches of token windows from one split's shard files: random windows for training (seeded, with a
 // state a checkpoint restores exactly) and consecutive windows covering the split for evaluation.
 
-import type { TokenShard } from './format.js';
 import { Generator as RandomGenerator, type GeneratorState } from '../../tensor/random.js';
+
+/** Tokens to draw windows from: a shard file (TokenReader) or tokens in memory (memoryTokens). */
+export interface TokenReader {
+  /** Number of tokens. */
+  readonly length: number;
+  /** Copies `count` tokens from `start` into out[0..count). */
+  read(start: number, count: number, out: Int32Array): void;
+}
+
+/** Token ids in memory as a TokenReader, for the samplers (the browser build trains from these). */
+export function memoryTokens(ids: ArrayLike<number>): TokenReader {
+  const tokens = Int32Array.from(ids);
+  return {
+    length: tokens.length,
+    read(start, count, out) {
+      if (!Number.isInteger(start) || start < 0 || start + count > tokens.length) {
+        throw new Error(`memoryTokens: expected a range inside 0..${tokens.length}, found ${start}..${start + count}.`);
+      }
+      out.set(tokens.subarray(start, start + count));
+    },
+  };
+}
 
 /** A batch: inputs x and next-token targets y, each (B, T) row-major. */
 export interface TokenBatch {
@@ -48,14 +69,14 @@ function checkDims(batchSize: number, blockSize: number, what: string): void {
 export class TokenWindowSampler {
   readonly batchSize: number;
   readonly blockSize: number;
-  private shards: TokenShard[];
+  private shards: TokenReader[];
   private cum: number[] = []; // cumulative window counts
   private total: number;
   private rng: RandomGenerator;
   private batches = 0;
   private row: Int32Array;
 
-  constructor(shards: readonly TokenShard[], options: WindowSamplerOptions) {
+  constructor(shards: readonly TokenReader[], options: WindowSamplerOptions) {
     checkDims(options.batchSize, options.blockSize, 'TokenWindowSampler');
     this.batchSize = options.batchSize;
     this.blockSize = options.blockSize;
@@ -98,7 +119,7 @@ export class TokenWindowSampler {
     return { x, y, batchSize: B, blockSize: T };
   }
 
-  private locate(w: number): [TokenShard, number] {
+  private locate(w: number): [TokenReader, number] {
     let lo = 0;
     let hi = this.cum.length - 1;
     while (lo < hi) {
@@ -144,12 +165,12 @@ export interface SequentialWindowOptions {
  * }
  * ```
  */
-export function* sequentialWindows(shards: readonly TokenShard[], options: SequentialWindowOptions): Generator<TokenBatch> {
+export function* sequentialWindows(shards: readonly TokenReader[], options: SequentialWindowOptions): Generator<TokenBatch> {
   checkDims(options.batchSize, options.blockSize, 'sequentialWindows');
   const B = options.batchSize;
   const T = options.blockSize;
   const maxBatches = options.maxBatches ?? Infinity;
-  const starts: [TokenShard, number][] = [];
+  const starts: [TokenReader, number][] = [];
   let made = 0;
   const row = new Int32Array(T + 1);
   const emit = (): TokenBatch => {
@@ -176,7 +197,7 @@ export function* sequentialWindows(shards: readonly TokenShard[], options: Seque
 }
 
 /** Number of rows {@link sequentialWindows} gives for a split (before maxBatches). */
-export function countSequentialWindows(shards: readonly TokenShard[], blockSize: number): number {
+export function countSequentialWindows(shards: readonly TokenReader[], blockSize: number): number {
   let n = 0;
   for (const s of shards) if (s.length >= blockSize + 1) n += Math.floor((s.length - 1) / blockSize);
   return n;

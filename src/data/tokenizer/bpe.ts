@@ -1,8 +1,7 @@
 // Byte-level BPE (GPT-2 style): encode, decode, add special tokens, and read/write Hugging Face
 // tokenizer.json. Training lives in bpe-train.ts; both share the byte table and regex in byte-level.ts.
 
-import { readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../../io/atomic.js';
+import { fileAccess } from '../../io/files.js';
 import { decodeUtf8Strict, firstInvalidUtf8 } from '../text/utf8.js';
 import { BYTE_TO_CHAR, gpt2SplitRegex, tokenStringToBytes, utf8Bytes } from './byte-level.js';
 import {
@@ -349,7 +348,7 @@ export class ByteLevelBPE implements Tokenizer {
   }
 
   save(path: string): void {
-    writeFileAtomic(path, JSON.stringify(this.toJSON()));
+    fileAccess('ByteLevelBPE.save').writeFileAtomic(path, JSON.stringify(this.toJSON()));
   }
 
   /** Reads a byte-level BPE tokenizer.json (one Kiln wrote, GPT-2's, or any of the same shape). */
@@ -439,9 +438,10 @@ function bytesToString(bytes: Uint8Array): string {
 
 /** Reads and parses a tokenizer.json file, with clear errors for a missing file or bad JSON. */
 export function readTokenizerJson(path: string): HfTokenizerJson {
-  let bytes: Buffer;
+  const files = fileAccess('Reading a tokenizer.json file');
+  let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path);
+    bytes = files.readFile(path);
   } catch (err) {
     throw new Error(`Tokenizer file ${path}: expected a readable tokenizer.json, found ${(err as NodeJS.ErrnoException).code ?? String(err)}.`);
   }

@@ -1,7 +1,7 @@
 // A character-level tokenizer for tiny demos: one id per Unicode code point seen in the training text.
 // Its tokenizer.json is a BPE model with no merges and a Fuse decoder, which Hugging Face reads as-is.
 
-import { writeFileAtomic } from '../../io/atomic.js';
+import { fileAccess } from '../../io/files.js';
 import { readTokenizerJson } from './bpe.js';
 import {
   checkIds,
@@ -158,7 +158,7 @@ export class CharTokenizer implements Tokenizer {
   }
 
   save(path: string): void {
-    writeFileAtomic(path, JSON.stringify(this.toJSON()));
+    fileAccess('CharTokenizer.save').writeFileAtomic(path, JSON.stringify(this.toJSON()));
   }
 
   /** Reads a tokenizer.json written by save(). */

@@ -2,7 +2,7 @@
 // library behind Kiln's Tokenizer interface. Kiln's own tokenizers are checked against this library.
 
 import { Tokenizer as HfLibTokenizer } from '@huggingface/tokenizers';
-import { writeFileAtomic } from '../../io/atomic.js';
+import { fileAccess } from '../../io/files.js';
 import { readTokenizerJson } from './bpe.js';
 import { checkIds, checkSpecialTokens, specialAddedToken, type EncodeOptions, type HfTokenizerJson, type Tokenizer } from './tokenizer.js';
 
@@ -113,7 +113,7 @@ export class HfTokenizer implements Tokenizer {
   }
 
   save(path: string): void {
-    writeFileAtomic(path, JSON.stringify(this.json));
+    fileAccess('HfTokenizer.save').writeFileAtomic(path, JSON.stringify(this.json));
   }
 
   /** Reads a tokenizer.json file (and, optionally, its tokenizer_config.json contents). */

@@ -1,0 +1,78 @@
+// `kiln playground`'s server (Node only): serves the static training page (web/playground/) and its Web Worker,
+// bundled once at start with esbuild from Kiln's browser entry. Loopback by default; fixed routes only, no file paths
+// from the request reach the disk.
+
+import { createServer, type Server } from 'node:http';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** The package root from src/playground or dist/playground. */
+const root = join(here, '..', '..');
+
+/** What startPlayground takes. */
+export interface PlaygroundOptions { host?: string; port?: number }
+
+/** A running playground server. */
+export interface RunningPlayground { url: string; close(): Promise<void> }
+
+/** Kiln's browser entry: the compiled one in an installed package, the source in a checkout run through tsx. */
+function browserEntry(): string {
+  for (const p of [join(here, '..', 'index.browser.js'), join(here, '..', 'index.browser.ts')]) if (existsSync(p)) return p;
+  throw new Error(`kiln playground: Kiln's browser entry is missing beside ${here} (run npm run build)`);
+}
+
+/** The worker, bundled with Kiln's browser build (esbuild must be installed: it comes with Kiln's dev tools). */
+async function bundleWorker(): Promise<string> {
+  let esbuild: typeof import('esbuild');
+  try {
+    esbuild = await import('esbuild');
+  } catch {
+    throw new Error('kiln playground: bundling the training worker needs esbuild; install it with `npm install --save-dev esbuild`');
+  }
+  const res = await esbuild.build({
+    entryPoints: [join(root, 'web', 'playground', 'worker.js')], bundle: true, platform: 'browser', format: 'esm',
+    write: false, logLevel: 'silent', alias: { kiln: browserEntry() },
+  });
+  return res.outputFiles[0]!.text;
+}
+
+const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.txt': 'text/plain; charset=utf-8', '.css': 'text/css; charset=utf-8' };
+
+/** Starts the playground server; resolves once it listens. */
+export async function startPlayground(options: PlaygroundOptions = {}): Promise<RunningPlayground> {
+  const web = join(root, 'web', 'playground');
+  const files = new Map<string, { body: string | Buffer; type: string }>();
+  for (const name of ['index.html', 'page.js', 'sample.txt', 'style.css']) {
+    files.set(`/${name}`, { body: readFileSync(join(web, name)), type: TYPES[name.slice(name.lastIndexOf('.'))]! });
+  }
+  files.set('/', files.get('/index.html')!);
+  files.set('/worker.js', { body: await bundleWorker(), type: TYPES['.js']! });
+  // The WebAssembly kernels, single-threaded build (the worker falls back to the js backend without them).
+  const wasm = join(root, 'src', 'backend', 'wasm', 'kiln-single.wasm');
+  if (existsSync(wasm)) files.set('/kiln-single.wasm', { body: readFileSync(wasm), type: 'application/wasm' });
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    const f = req.method === 'GET' || req.method === 'HEAD' ? files.get(path) : undefined;
+    if (!f) {
+      res.writeHead(req.method === 'GET' || req.method === 'HEAD' ? 404 : 405, { 'content-type': 'text/plain' });
+      res.end(req.method === 'GET' || req.method === 'HEAD' ? 'not found\n' : 'method not allowed\n');
+      return;
+    }
+    // Cross-origin isolation lets a WebAssembly backend share memory between threads where the browser allows it.
+    res.writeHead(200, {
+      'content-type': f.type, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff',
+      'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp',
+    });
+    res.end(req.method === 'HEAD' ? undefined : f.body);
+  });
+  const host = options.host ?? '127.0.0.1';
+  await new Promise<void>((ok, fail) => { server.once('error', fail); server.listen(options.port ?? 0, host, ok); });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : options.port;
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}/`,
+    close: () => new Promise<void>((ok) => server.close(() => ok())),
+  };
+}

@@ -24,6 +24,7 @@ export interface RawEntry {
   data: RawArray;
 }
 
+/** A safetensors file read back: tensors by name, their stored dtypes and the metadata. */
 export interface SafetensorsFile {
   tensors: Record<string, Tensor>;
   /** The dtype each tensor had in the file (before widening F16/BF16 to float32). */
@@ -31,6 +32,7 @@ export interface SafetensorsFile {
   metadata: Record<string, string>;
 }
 
+/** Options of encodeSafetensors and saveSafetensors. */
 export interface EncodeOptions {
   /** String-to-string metadata, stored under __metadata__. */
   metadata?: Record<string, string>;

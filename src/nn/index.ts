@@ -10,7 +10,7 @@ export { MaxPool2d, AvgPool2d, AdaptiveAvgPool2d } from './layers/pool.js';
 export { BatchNorm1d, BatchNorm2d, type BatchNormLayerOptions } from './layers/batch-norm.js';
 export { Flatten } from './layers/flatten.js';
 export { Sequential, MLP, type MLPOptions, type Forward } from './layers/sequential.js';
-export { RNN, LSTM, GRU, type RNNOptions, type RNNBaseOptions } from './layers/rnn.js';
+export { RNN, LSTM, GRU, type RNNOptions, type RNNBaseOptions, type Kind as RNNKind } from './layers/rnn.js';
 export * as init from './init.js';
 export * as functional from './functional.js';
 export { freezeParameters, namePattern, allParameterNames, type FreezeReport } from './freeze.js';

@@ -61,15 +61,19 @@ export class BaseTrainer<B = Batch> {
 
   /** Optimizer steps taken. */
   get step(): number { return this.run.step; }
+/** Sets the step count (a callback may move it). */
   set step(v: number) { this.run.step = v; }
   /** Completed passes over the training data. */
   get epoch(): number { return this.run.epoch; }
+/** Sets the epoch count. */
   set epoch(v: number) { this.run.epoch = v; }
   /** The lowest validation loss so far, or null before the first evaluation. */
   get bestValLoss(): number | null { return this.run.bestValLoss; }
+/** Sets the best validation loss. */
   set bestValLoss(v: number | null) { this.run.bestValLoss = v; }
   /** The step of the lowest validation loss, or null. */
   get bestStep(): number | null { return this.run.bestStep; }
+/** Sets the step of the best validation loss. */
   set bestStep(v: number | null) { this.run.bestStep = v; }
 
   /** Asks the loop to stop after the current step (from a callback, or from a message handler between steps). */

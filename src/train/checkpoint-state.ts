@@ -9,6 +9,7 @@ export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const STATE_FILE = 'trainer_state.json';
 export const STATE_FORMAT = 'kiln.trainer_state';
 
+/** Any value JSON can hold. */
 export type JSONValue = null | boolean | number | string | JSONValue[] | { [k: string]: JSONValue };
 
 /** What trainer_state.json holds (snake_case, as files read by other tools are). */
@@ -41,6 +42,7 @@ export interface TrainerState {
   files: Record<string, { bytes: number; sha256: string }>;
 }
 
+/** A checkpoint folder found on disk: its step and path. */
 export interface CheckpointInfo { step: number; dir: string }
 
 

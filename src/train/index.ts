@@ -10,6 +10,9 @@ export { heldOutLoss, type HeldOutLoss, type HeldOutOptions, type LanguageModel 
 export { lrFind, type LrFindOptions, type LrFindResult } from './lr-find.js';
 export { MetricsLog, readMetrics, countCorrect, type MetricsRecord } from './metrics.js';
 export { Progress, formatLine, type ProgressMode } from './progress.js';
+export type { ProgressSink } from './progress-sink.js';
+export { BaseTrainer } from './base-trainer.js';
+export type { MemoryCheckpoint } from './memory-checkpoint.js';
 export {
   listCheckpoints, readCheckpoint, readTrainerState, writeCheckpoint, checkModelMatches, type TrainerState, type CheckpointInfo, type LoadedCheckpoint,
 } from './checkpoint.js';

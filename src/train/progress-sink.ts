@@ -1,6 +1,7 @@
 // What fit() tells about its progress, and the one-line format of a metrics record. The Node Trainer draws a
 // terminal bar (progress.ts); the browser Trainer is silent and reports through callbacks (onStep, onLog, onEval).
 
+/** 'auto': a bar on a terminal, lines otherwise; 'bar'; 'lines': one line per log interval; false: silent. */
 export type ProgressMode = 'auto' | 'bar' | 'lines' | false;
 
 function fmtNum(v: unknown): string {
@@ -30,11 +31,13 @@ export function formatLine(r: Record<string, unknown>, totalSteps?: number): str
 
 /** Where fit() sends its progress: a terminal bar in Node, nothing in a browser. */
 export interface ProgressSink {
+  /** Called when fit() starts, with the step it starts from. */
   start(step: number): void;
   /** A logged interval's metrics record. */
   log(record: Record<string, unknown>): void;
   /** A message that should reach the user (a skipped batch, an interrupt). */
   message(text: string): void;
+  /** Called when fit() ends. */
   stop(): void;
 }
 

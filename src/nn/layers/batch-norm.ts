@@ -8,6 +8,7 @@ import { fmt } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { Module, Parameter } from '../module.js';
 
+/** Options of nn.BatchNorm1d/2d: eps, momentum (null: a cumulative average), affine, trackRunningStats, dtype. */
 export interface BatchNormLayerOptions {
   /** Added to the variance (default 1e-5). */
   eps?: number;
@@ -63,6 +64,7 @@ abstract class BatchNormBase extends Module {
     this.numBatchesTracked?.storage.fill(0);
   }
 
+  /** Normalises x with batch statistics (training) or the running ones (eval). */
   forward(x: Tensor): Tensor {
     const name = this.constructor.name;
     if (!this.ranks.includes(x.ndim)) throw new Error(`${name}: expected ${this.layout} input, got shape ${fmt(x.shape)}`);
@@ -88,6 +90,7 @@ export class BatchNorm1d extends BatchNormBase {
   protected readonly layout = '2-D (N, C) or 3-D (N, C, L)';
 }
 
+/** Applies the layer to x. */
 /** Batch norm over (N, C, H, W): `new nn.BatchNorm2d(32).forward(x)`. */
 export class BatchNorm2d extends BatchNormBase {
   protected readonly ranks = [4];

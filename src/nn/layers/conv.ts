@@ -42,5 +42,6 @@ export class Conv2d extends Module {
     this.bias = bias === false ? null : new Parameter(uniform_(zeros([outChannels], { dtype }), -bound, bound));
   }
 
+  /** Applies the layer to x. */
   forward(x: Tensor): Tensor { return conv2d(x, this.weight, this.bias, this.options); }
 }

@@ -6,5 +6,6 @@ import { Module } from '../module.js';
 /** `new nn.Flatten().forward(x)`: (N, 64, 7, 7) to (N, 3136). */
 export class Flatten extends Module {
   constructor(readonly startDim = 1, readonly endDim = -1) { super(); }
+  /** Applies the layer to x. */
   forward(x: Tensor): Tensor { return x.flatten(this.startDim, this.endDim); }
 }

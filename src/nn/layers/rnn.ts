@@ -39,7 +39,8 @@ export interface RNNOptions extends RNNBaseOptions {
   nonlinearity?: RnnNonlinearity;
 }
 
-type Kind = 'RNN' | 'LSTM' | 'GRU';
+/** Which recurrent layer a module is. */
+export type Kind = 'RNN' | 'LSTM' | 'GRU';
 interface LayerResult { output: Tensor; h: Tensor; c: Tensor | null }
 
 /** What RNN, LSTM and GRU share: parameters, shape checks, and the loop over layers and directions. */

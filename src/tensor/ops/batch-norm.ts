@@ -9,6 +9,7 @@ import { allocFloat, allocFloatUninit } from '../storage.js';
 import { Tensor } from '../tensor.js';
 import { requireFloat } from './elementwise.js';
 
+/** Options of batchNorm: running statistics to use or update, training mode, momentum and eps. */
 export interface BatchNormOptions {
   /** Per-channel scale (C), or null for 1. */
   weight?: Tensor | null;

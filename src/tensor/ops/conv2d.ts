@@ -11,6 +11,7 @@ import { requireFloat } from './elementwise.js';
 /** One number for both axes, or [height, width]. */
 export type Size2 = number | readonly [number, number];
 
+/** Options of conv2d: stride, padding (numbers, 'same' or 'valid'), dilation and groups. */
 export interface Conv2dOptions {
   /** Step between output pixels (default 1). */
   stride?: Size2;

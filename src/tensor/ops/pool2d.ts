@@ -10,6 +10,7 @@ import { pair, slidingOut, type Size2 } from './conv2d.js';
 import { requireFloat } from './elementwise.js';
 import { cat } from './shape-ops.js';
 
+/** Options of maxPool2d: kernel size, stride (default the kernel), padding, dilation, ceil mode. */
 export interface MaxPool2dOptions {
   /** Step between windows (default: the kernel size). */
   stride?: Size2;
@@ -21,6 +22,7 @@ export interface MaxPool2dOptions {
   ceilMode?: boolean;
 }
 
+/** Options of avgPool2d: kernel size, stride, padding, ceil mode, countIncludePad, divisorOverride. */
 export interface AvgPool2dOptions {
   stride?: Size2;
   /** Zeros added on each side (default 0), at most half the kernel. */

@@ -17,7 +17,8 @@ test('doctor reports the backend in use and checks the native GEMM against the r
   assert.ok(r.cpu.cores >= 1 && r.node.startsWith('v'));
   if (r.native.available) {
     assert.ok(['avx512', 'avx2', 'neon', 'scalar'].includes(r.native.isa ?? ''), `isa ${r.native.isa}`);
-    assert.ok(r.check && r.check.agrees && r.check.gflops512 > 0, JSON.stringify(r.check));
+    // The check runs on the backend in use; the reference backend has nothing to check against itself.
+    if (r.backend.name !== 'js') assert.ok(r.check && r.check.agrees && r.check.gflops512 > 0, JSON.stringify(r.check));
     assert.match(formatReport(r), /native addon: loaded; \w+ kernels, \d+ of \d+ pool threads in use/);
     assert.ok(r.bf16 && r.bf16.agrees, JSON.stringify(r.bf16));
     const hasBf16 = /avx512_bf16/.test(readProcCpuinfo());

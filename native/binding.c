@@ -391,6 +391,53 @@ static napi_value attention_backward(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+/* A fused decode step's weights: `n` entries of the array v, each a Float32Array of at least sizes[i] elements, or
+ * null where optional[i]. Throws a RangeError naming the parameter and returns -1 when one is wrong. */
+static int block_weights(napi_env env, const char *fn, napi_value v, uint32_t n, const char *const *names,
+                         const size_t *sizes, const int *optional, const float **out) {
+  char msg[256];
+  bool is_array = false;
+  if (napi_is_array(env, v, &is_array) != napi_ok || !is_array) {
+    snprintf(msg, sizeof msg, "kiln native: %s: weights must be an array of %u Float32Array or null", fn, n);
+    napi_throw_range_error(env, NULL, msg);
+    return -1;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value e;
+    arr a;
+    if (napi_get_element(env, v, i, &e) != napi_ok || get_arr(env, e, napi_float32_array, optional[i], &a)) {
+      snprintf(msg, sizeof msg, "kiln native: %s: %s must be a Float32Array", fn, names[i]);
+    } else if (a.present && a.len < sizes[i]) {
+      snprintf(msg, sizeof msg, "kiln native: %s: %s has %zu elements, needs %zu", fn, names[i], a.len, sizes[i]);
+    } else {
+      out[i] = a.present ? F(a) : NULL;
+      continue;
+    }
+    napi_throw_range_error(env, NULL, msg);
+    return -1;
+  }
+  return 0;
+}
+
+/* Every sequence's cache row inside keys and values ((rows, P, width) each) and room for one more position in it.
+ * Throws a RangeError and returns -1 otherwise. */
+static int check_cache_rows(napi_env env, const char *fn, const arr *keys, const arr *values, const int32_t *rows,
+                            const int32_t *starts, size_t A, size_t P, size_t width) {
+  char msg[256];
+  size_t capacity = keys->len / (P * width);
+  if (values->len / (P * width) < capacity) capacity = values->len / (P * width);
+  for (size_t a = 0; a < A; a++) {
+    if (rows[a] < 0 || (size_t)rows[a] >= capacity) {
+      snprintf(msg, sizeof msg, "kiln native: %s: cache row %d is outside the cache's %zu rows", fn, rows[a], capacity);
+    } else if (starts[a] < 0 || (size_t)starts[a] + 1 > P) {
+      snprintf(msg, sizeof msg, "kiln native: %s: %d cached positions and 1 new one exceed the context of %zu", fn, starts[a], P);
+    } else continue;
+    napi_throw_range_error(env, NULL, msg);
+    return -1;
+  }
+  return 0;
+}
+
 /* weights: an array of 12 Float32Array or null, in kiln_gpt_block's order; x (A, C) is updated in place */
 static napi_value gpt_block_decode(napi_env env, napi_callback_info info) {
   ARGS(11); F32(0, x); F32(2, keys); F32(3, values); I32(4, rows); I32(5, starts); INT(6, A); INT(7, C); INT(8, NH);
@@ -401,27 +448,11 @@ static napi_value gpt_block_decode(napi_env env, napi_callback_info info) {
     "attn.c_proj.weight", "attn.c_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
     "mlp.c_proj.weight", "mlp.c_proj.bias" };
   const size_t sizes[12] = { C, C, C * 3 * C, 3 * C, C * C, C, C, C, C * 4 * C, 4 * C, 4 * C * C, C };
+  static const int optional[12] = { 1, 1, 0, 1, 0, 1, 1, 1, 0, 1, 0, 1 };
   const float *p[12];
-  bool is_array = false;
-  CHECK(napi_is_array(env, argv[1], &is_array));
-  if (!is_array) FAIL("kiln native: gptBlockDecode: weights must be an array of 12 Float32Array or null");
-  for (uint32_t i = 0; i < 12; i++) {
-    napi_value e;
-    arr a;
-    CHECK(napi_get_element(env, argv[1], i, &e));
-    int weight = i == 2 || i == 4 || i == 8 || i == 10;
-    if (get_arr(env, e, napi_float32_array, !weight, &a)) FAIL("kiln native: gptBlockDecode: %s must be a Float32Array", names[i]);
-    if (a.present && a.len < sizes[i]) FAIL("kiln native: gptBlockDecode: %s has %zu elements, needs %zu", names[i], a.len, sizes[i]);
-    p[i] = a.present ? F(a) : NULL;
-  }
+  if (block_weights(env, "gptBlockDecode", argv[1], 12, names, sizes, optional, p)) return NULL;
   NEED(x, A * C); NEED(rows, A); NEED(starts, A);
-  size_t capacity = keys.len / (P * C);
-  if (values.len / (P * C) < capacity) capacity = values.len / (P * C);
-  for (size_t a = 0; a < A; a++) {
-    int32_t r = I(rows)[a], s = I(starts)[a];
-    if (r < 0 || (size_t)r >= capacity) FAIL("kiln native: gptBlockDecode: cache row %d is outside the cache's %zu rows", r, capacity);
-    if (s < 0 || (size_t)s + 1 > P) FAIL("kiln native: gptBlockDecode: %d cached positions and 1 new one exceed the context of %zu", s, P);
-  }
+  if (check_cache_rows(env, "gptBlockDecode", &keys, &values, I(rows), I(starts), A, P, C)) return NULL;
   kiln_gpt_block w = { p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11] };
   int rc = kiln_gpt_block_decode(&w, F(x), F(keys), F(values), I(rows), I(starts), (int)A, (int)C, (int)NH, (int)P, (float)eps);
   if (rc == -2) FAIL("kiln native: gptBlockDecode: out of memory for %zu rows of width %zu", A, C);
@@ -441,26 +472,11 @@ static napi_value llama_block_decode(napi_env env, napi_callback_info info) {
     "self_attn.k_proj.weight", "self_attn.v_proj.weight", "self_attn.o_proj.weight", "mlp.gate_proj.weight",
     "mlp.up_proj.weight", "mlp.down_proj.weight" };
   const size_t sizes[9] = { C, C, C * C, KW * C, KW * C, C * C, hidden * C, hidden * C, C * hidden };
+  static const int optional[9] = { 1, 1, 0, 0, 0, 0, 0, 0, 0 };
   const float *p[9];
-  bool is_array = false;
-  CHECK(napi_is_array(env, argv[1], &is_array));
-  if (!is_array) FAIL("kiln native: llamaBlockDecode: weights must be an array of 9 Float32Array or null");
-  for (uint32_t i = 0; i < 9; i++) {
-    napi_value e;
-    arr a;
-    CHECK(napi_get_element(env, argv[1], i, &e));
-    if (get_arr(env, e, napi_float32_array, i < 2, &a)) FAIL("kiln native: llamaBlockDecode: %s must be a Float32Array", names[i]);
-    if (a.present && a.len < sizes[i]) FAIL("kiln native: llamaBlockDecode: %s has %zu elements, needs %zu", names[i], a.len, sizes[i]);
-    p[i] = a.present ? F(a) : NULL;
-  }
+  if (block_weights(env, "llamaBlockDecode", argv[1], 9, names, sizes, optional, p)) return NULL;
   NEED(x, A * C); NEED(rows, A); NEED(starts, A);
-  size_t capacity = keys.len / (P * KW);
-  if (values.len / (P * KW) < capacity) capacity = values.len / (P * KW);
-  for (size_t a = 0; a < A; a++) {
-    int32_t r = I(rows)[a], s = I(starts)[a];
-    if (r < 0 || (size_t)r >= capacity) FAIL("kiln native: llamaBlockDecode: cache row %d is outside the cache's %zu rows", r, capacity);
-    if (s < 0 || (size_t)s + 1 > P) FAIL("kiln native: llamaBlockDecode: %d cached positions and 1 new one exceed the context of %zu", s, P);
-  }
+  if (check_cache_rows(env, "llamaBlockDecode", &keys, &values, I(rows), I(starts), A, P, KW)) return NULL;
   kiln_llama_block w = { p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8] };
   int rc = kiln_llama_block_decode(&w, F(x), F(keys), F(values), I(rows), I(starts), (int)A, (int)C, (int)NH, (int)KVH,
                                    (int)hidden, (int)P, (float)eps, theta);

@@ -31,18 +31,27 @@ const ORDER = ['ln1Weight', 'ln1Bias', 'attnWeight', 'attnBias', 'projWeight', '
 export function gptBlockDecode(x: Tensor, w: GPTBlockWeights, cache: KVBuffers, rows: readonly number[],
   starts: readonly number[], heads: number, eps: number): Tensor | null {
   const be = backend();
-  if (!be.gptBlockDecode || (isGradEnabled() && x.requiresGrad)) return null;
-  if (x.ndim !== 3 || x.shape[1] !== 1) throw new Error(`gptBlockDecode: x must be (A, 1, C), got ${fmt(x.shape)}`);
+  if (!be.gptBlockDecode) return null;
+  const weights = ORDER.map((k) => (w[k]?.storage ?? null) as FloatArray | null);
+  return stepInPlace('gptBlockDecode', x, rows, starts, (out, r, s, A, C) =>
+    be.gptBlockDecode!(out, weights, cache.keys, cache.values, r, s, A, C, heads, cache.context, eps));
+}
+
+/**
+ * Runs a fused step on a copy of x (A, 1, C): checks the shapes, hands the kernel the copy with rows and starts
+ * as Int32Array, and returns the copy, or null when the kernel declines (or when x is part of a graph).
+ */
+function stepInPlace(name: string, x: Tensor, rows: readonly number[], starts: readonly number[],
+  kernel: (out: FloatArray, rows: Int32Array, starts: Int32Array, A: number, C: number) => boolean): Tensor | null {
+  if (isGradEnabled() && x.requiresGrad) return null;
+  if (x.ndim !== 3 || x.shape[1] !== 1) throw new Error(`${name}: x must be (A, 1, C), got ${fmt(x.shape)}`);
   const [A, , C] = x.shape;
   if (rows.length !== A || starts.length !== A) {
-    throw new Error(`gptBlockDecode: ${A} sequences need ${A} rows and starts, got ${rows.length} and ${starts.length}`);
+    throw new Error(`${name}: ${A} sequences need ${A} rows and starts, got ${rows.length} and ${starts.length}`);
   }
-  const weights = ORDER.map((k) => (w[k]?.storage ?? null) as FloatArray | null);
   const out = allocFloatUninit(x.dtype, A * C); // (A, C): x, updated in place by the kernel
   out.set(x.storage as FloatArray);
-  const ok = be.gptBlockDecode(out, weights, cache.keys, cache.values, Int32Array.from(rows), Int32Array.from(starts),
-    A, C, heads, cache.context, eps);
-  return ok ? new Tensor(out, x.shape) : null;
+  return kernel(out, Int32Array.from(rows), Int32Array.from(starts), A, C) ? new Tensor(out, x.shape) : null;
 }
 
 /** A Llama decoder layer's parameters; projections stored (out, in); the norm weights may be absent. */
@@ -64,16 +73,9 @@ export interface LlamaBlockShape { heads: number; kvHeads: number; hidden: numbe
 export function llamaBlockDecode(x: Tensor, w: LlamaBlockWeights, cache: KVBuffers, rows: readonly number[],
   starts: readonly number[], shape: LlamaBlockShape): Tensor | null {
   const be = backend();
-  if (!be.llamaBlockDecode || (isGradEnabled() && x.requiresGrad)) return null;
-  if (x.ndim !== 3 || x.shape[1] !== 1) throw new Error(`llamaBlockDecode: x must be (A, 1, C), got ${fmt(x.shape)}`);
-  const [A, , C] = x.shape;
-  if (rows.length !== A || starts.length !== A) {
-    throw new Error(`llamaBlockDecode: ${A} sequences need ${A} rows and starts, got ${rows.length} and ${starts.length}`);
-  }
+  if (!be.llamaBlockDecode) return null;
   const weights = LLAMA_ORDER.map((k) => (w[k]?.storage ?? null) as FloatArray | null);
-  const out = allocFloatUninit(x.dtype, A * C); // (A, C): x, updated in place by the kernel
-  out.set(x.storage as FloatArray);
-  const ok = be.llamaBlockDecode(out, weights, cache.keys, cache.values, Int32Array.from(rows), Int32Array.from(starts),
-    A, C, shape.heads, shape.kvHeads, shape.hidden, cache.context, shape.eps, shape.theta);
-  return ok ? new Tensor(out, x.shape) : null;
+  return stepInPlace('llamaBlockDecode', x, rows, starts, (out, r, s, A, C) =>
+    be.llamaBlockDecode!(out, weights, cache.keys, cache.values, r, s, A, C, shape.heads, shape.kvHeads, shape.hidden,
+      cache.context, shape.eps, shape.theta));
 }

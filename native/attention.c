@@ -375,3 +375,12 @@ void kiln_attention_decode_batch(const float *q, const float *keys, const float 
   kiln_parallel(batch_decode_thread, &b, n);
   if (b.failed) { b.failed = 0; batch_decode_thread(&b, 0, 1); }
 }
+
+int kiln_attention_decode_part(const float *q, const float *keys, const float *values, const int32_t *rows,
+                               const int32_t *starts, int A, int NH, int KVH, int HS, int P, float scale, float *out,
+                               int tid, int n) {
+  batch_decode_job b = { .q = q, .keys = keys, .values = values, .rows = rows, .starts = starts, .out = out, .A = A,
+                         .NH = NH, .KVH = KVH, .HS = HS, .P = P, .scale = scale };
+  batch_decode_thread(&b, tid, n);
+  return b.failed ? -2 : 0;
+}

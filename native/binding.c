@@ -460,6 +460,76 @@ static napi_value gpt_block_decode(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+/* The Float32Array at index i of the JavaScript array v, of at least `need` elements; -1 (a RangeError thrown) else */
+static int array_f32(napi_env env, const char *fn, const char *what, napi_value v, uint32_t i, size_t need, arr *out) {
+  char msg[256];
+  napi_value e;
+  bool is_array = false;
+  if (napi_is_array(env, v, &is_array) != napi_ok || !is_array || napi_get_element(env, v, i, &e) != napi_ok ||
+      get_arr(env, e, napi_float32_array, 0, out)) {
+    snprintf(msg, sizeof msg, "kiln native: %s: %s[%u] must be a Float32Array", fn, what, i);
+  } else if (out->len < need) {
+    snprintf(msg, sizeof msg, "kiln native: %s: %s[%u] has %zu elements, needs %zu", fn, what, i, out->len, need);
+  } else return 0;
+  napi_throw_range_error(env, NULL, msg);
+  return -1;
+}
+
+/* logits (A, V) out; tokens, rows, starts (A); wte (V, C), wpe (P, C); blocks: L arrays of 12 as gptBlockDecode
+ * takes them; keys, values: L caches (rows, P, C); ln_f weight and bias (or null); head (V, C). Returns false when
+ * the step does not fit kiln_gpt_decode (then decode block by block). */
+static napi_value gpt_decode(napi_env env, napi_callback_info info) {
+  ARGS(18); F32(0, logits); I32(1, tokens); I32(2, rows); I32(3, starts); F32(4, wte); F32(5, wpe);
+  F32OPT(9, lnf_w); F32OPT(10, lnf_b); F32(11, head); INT(12, A); INT(13, C); INT(14, NH); INT(15, P); INT(16, V);
+  NUM(17, eps);
+  if (A > 0x7fff || C == 0 || C > 0x7fffff || NH == 0 || NH > C || C % NH != 0 || P == 0 || P > 0x7fffffff ||
+      V == 0 || V > 0x7fffffff)
+    FAIL("kiln native: gptDecode: bad dimensions (A %zu, C %zu, NH %zu, P %zu, V %zu)", A, C, NH, P, V);
+  uint32_t L = 0;
+  CHECK(napi_get_array_length(env, argv[6], &L));
+  NEED(logits, A * V); NEED(tokens, A); NEED(rows, A); NEED(starts, A); NEED(wte, V * C); NEED(wpe, P * C);
+  NEED(head, V * C);
+  if (lnf_w.present) NEED(lnf_w, C);
+  if (lnf_b.present) NEED(lnf_b, C);
+  for (size_t a = 0; a < A; a++)
+    if (I(tokens)[a] < 0 || (size_t)I(tokens)[a] >= V) FAIL("kiln native: gptDecode: token %d is outside the vocabulary of %zu", I(tokens)[a], V);
+  kiln_gpt_block *blocks = malloc(sizeof(kiln_gpt_block) * (L ? L : 1));
+  float **caches = malloc(sizeof(float *) * 2 * (L ? L : 1));
+  if (!blocks || !caches) { free(blocks); free(caches); FAIL("kiln native: gptDecode: out of memory"); }
+  static const char *names[12] = { "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias",
+    "attn.c_proj.weight", "attn.c_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
+    "mlp.c_proj.weight", "mlp.c_proj.bias" };
+  const size_t sizes[12] = { C, C, C * 3 * C, 3 * C, C * C, C, C, C, C * 4 * C, 4 * C, 4 * C * C, C };
+  static const int optional[12] = { 1, 1, 0, 1, 0, 1, 1, 1, 0, 1, 0, 1 };
+  int bad = 0;
+  for (uint32_t l = 0; l < L && !bad; l++) {
+    napi_value bw;
+    arr keys, values;
+    const float *p[12];
+    if (napi_get_element(env, argv[6], l, &bw) != napi_ok ||
+        block_weights(env, "gptDecode", bw, 12, names, sizes, optional, p) ||
+        array_f32(env, "gptDecode", "keys", argv[7], l, 0, &keys) ||
+        array_f32(env, "gptDecode", "values", argv[8], l, 0, &values) ||
+        check_cache_rows(env, "gptDecode", &keys, &values, I(rows), I(starts), A, P, C)) { bad = 1; break; }
+    blocks[l] = (kiln_gpt_block){ p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11] };
+    caches[l] = F(keys);
+    caches[L + l] = F(values);
+  }
+  int rc = -1;
+  if (!bad) {
+    kiln_gpt_model m = { F(wte), F(wpe), blocks, caches, caches + L, lnf_w.present ? F(lnf_w) : NULL,
+                         lnf_b.present ? F(lnf_b) : NULL, F(head), (int)L, (int)C, (int)NH, (int)P, (int)V, (float)eps };
+    rc = kiln_gpt_decode(&m, I(tokens), I(rows), I(starts), (int)A, F(logits));
+  }
+  free(blocks);
+  free(caches);
+  if (bad) return NULL;
+  if (rc == -2) FAIL("kiln native: gptDecode: out of memory for %zu rows of width %zu", A, C);
+  napi_value r;
+  CHECK(napi_get_boolean(env, rc == 0, &r));
+  return r;
+}
+
 /* weights: an array of 9 Float32Array (the norms may be null), in kiln_llama_block's order; x (A, C) in place */
 static napi_value llama_block_decode(napi_env env, napi_callback_info info) {
   ARGS(14); F32(0, x); F32(2, keys); F32(3, values); I32(4, rows); I32(5, starts); INT(6, A); INT(7, C); INT(8, NH);
@@ -686,6 +756,20 @@ static napi_value memory_advise_huge(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+/* Bytes from the start of an ArrayBuffer to its first 64-byte boundary (a cache line, one AVX-512 vector) */
+static napi_value align_offset(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  void *data = NULL;
+  size_t bytes = 0;
+  if (napi_get_arraybuffer_info(env, argv[0], &data, &bytes) != napi_ok) {
+    napi_throw_type_error(env, NULL, "alignOffset: expected an ArrayBuffer");
+    return NULL;
+  }
+  napi_value r;
+  CHECK(napi_create_uint32(env, (uint32_t)((64 - (uintptr_t)data % 64) % 64), &r));
+  return r;
+}
+
 /* gates (B, 4H); c_prev, c, h (B, H) */
 static napi_value lstm_cell(napi_env env, napi_callback_info info) {
   ARGS(6); F32(0, gates); F32(1, c_prev); INT(2, B); INT(3, H); F32(4, c); F32(5, h);
@@ -730,7 +814,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "crossEntropyBackward", cross_entropy_backward }, { "indexSelect", index_select }, { "indexAdd", index_add },
     { "gather", gather }, { "scatterAdd", scatter_add }, { "permute", permute }, { "sliceCopy", slice_copy },
     { "sliceAssign", slice_assign }, { "attention", attention }, { "attentionBackward", attention_backward },
-    { "gptBlockDecode", gpt_block_decode }, { "sample", sample },
+    { "gptBlockDecode", gpt_block_decode }, { "alignOffset", align_offset }, { "gptDecode", gpt_decode }, { "sample", sample },
     { "llamaBlockDecode", llama_block_decode },
     { "adamw", adamw }, { "info", get_info }, { "setIsa", set_isa }, { "setThreads", set_threads },
     { "gemmTune", gemm_tune }, { "gemmBf16", gemm_bf16 }, { "bf16Info", bf16_info }, { "setBf16", set_bf16 }, { "memoryInit", memory_init }, { "memoryRelease", memory_release },

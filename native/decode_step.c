@@ -112,3 +112,123 @@ int kiln_llama_block_decode(const kiln_llama_block *w, float *x, float *keys, fl
   free(buf);
   return 0;
 }
+
+/* ---- the whole GPT step in one parallel job ----
+ * Per token the step streams every weight once (16.8 MB for the T4 model) and does little else, so it runs at the
+ * speed the cores read memory only if both stay on it: one job for the whole step, the threads splitting each
+ * product's columns and meeting at barriers, instead of a wake-up per kernel and JavaScript between them. Each
+ * piece runs the same kernel on the same inputs as the composed path (columns, heads and 16-aligned element ranges
+ * are computed the same way wherever a split falls), so the logits and the cache are bitwise the composed ones. */
+
+typedef struct {
+  const kiln_gpt_model *m;
+  const int32_t *rows, *starts;
+  int A;
+  float *x;      /* (A, C) the residual stream, embedded before the job */
+  float *qkv;    /* (A, 3C) */
+  float *q;      /* (A, C) queries, gathered from qkv */
+  float *att;    /* (A, C) attention output */
+  float *y;      /* (A, C) a sub-layer's output */
+  float *mlp;    /* (A, 4C) */
+  float *h;      /* (threads, A, C) each thread's normed input */
+  float *stats;  /* (threads, 2, A) each thread's mean and rstd */
+  float *logits; /* (A, V) */
+  _Atomic int failed;
+} gpt_step_job;
+
+/* Columns [*j0, *j1) of N for thread tid of n: 16-aligned edges, the last thread to the end */
+static void my_columns(int N, int tid, int n, int *j0, int *j1) {
+  *j0 = (int)(((long)N * tid / n) & ~15L);
+  *j1 = tid == n - 1 ? N : (int)(((long)N * (tid + 1) / n) & ~15L);
+}
+
+/* out[:, j0:j1] = bias (or untouched without one); returns the product's beta as start_with_bias does */
+static float bias_columns(float *out, const float *bias, int A, int N, int j0, int j1) {
+  if (!bias) return 0.0f;
+  for (int a = 0; a < A; a++) memcpy(out + (size_t)a * N + j0, bias + j0, (size_t)(j1 - j0) * sizeof(float));
+  return 1.0f;
+}
+
+/* Thread tid's part of one block; barriers between the pieces that read what other threads wrote. */
+static void gpt_block_part(gpt_step_job *s, const kiln_gpt_block *w, float *keys, float *values, float *h,
+                           float *mean, float *rstd, int tid, int n) {
+  const kiln_gpt_model *m = s->m;
+  const int A = s->A, C = m->C, HS = C / m->NH, P = m->P;
+  int j0, j1;
+  kiln_layernorm_serial(s->x, w->ln1_w, w->ln1_b, (size_t)A, (size_t)C, m->eps, h, mean, rstd);
+  my_columns(3 * C, tid, n, &j0, &j1);
+  float beta = bias_columns(s->qkv, w->attn_b, A, 3 * C, j0, j1);
+  kiln_gemv_span(0, A, 3 * C, C, h, w->attn_w, beta, s->qkv, j0, j1);
+  for (int a = 0; a < A; a++) { /* this thread's columns of [q | k | v] to the queries and the cache */
+    const float *src = s->qkv + (size_t)a * 3 * C;
+    const size_t at = ((size_t)s->rows[a] * P + (size_t)s->starts[a]) * C;
+    for (int j = j0; j < j1; j++) {
+      if (j < C) s->q[(size_t)a * C + j] = src[j];
+      else if (j < 2 * C) keys[at + j - C] = src[j];
+      else values[at + j - 2 * C] = src[j];
+    }
+  }
+  kiln_barrier(n);
+  if (kiln_attention_decode_part(s->q, keys, values, s->rows, s->starts, A, m->NH, m->NH, HS, P,
+                                 (float)(1.0 / sqrt((double)HS)), s->att, tid, n)) s->failed = 1;
+  kiln_barrier(n);
+  my_columns(C, tid, n, &j0, &j1);
+  beta = bias_columns(s->y, w->proj_b, A, C, j0, j1);
+  kiln_gemv_span(0, A, C, C, s->att, w->proj_w, beta, s->y, j0, j1);
+  for (int a = 0; a < A; a++) for (int j = j0; j < j1; j++) s->x[(size_t)a * C + j] += s->y[(size_t)a * C + j];
+  kiln_barrier(n);
+  kiln_layernorm_serial(s->x, w->ln2_w, w->ln2_b, (size_t)A, (size_t)C, m->eps, h, mean, rstd);
+  my_columns(4 * C, tid, n, &j0, &j1);
+  beta = bias_columns(s->mlp, w->fc_b, A, 4 * C, j0, j1);
+  kiln_gemv_span(0, A, 4 * C, C, h, w->fc_w, beta, s->mlp, j0, j1);
+  kiln_barrier(n);
+  int e0, e1; /* GELU over all of (A, 4C) in 16-aligned ranges: the elements the composed call vectorizes */
+  my_columns(4 * C * A, tid, n, &e0, &e1);
+  kiln_unary_span(U_GELU_TANH, s->mlp, s->mlp, (size_t)e0, (size_t)e1);
+  kiln_barrier(n);
+  my_columns(C, tid, n, &j0, &j1);
+  beta = bias_columns(s->y, w->fc2_b, A, C, j0, j1);
+  kiln_gemv_span(0, A, C, 4 * C, s->mlp, w->fc2_w, beta, s->y, j0, j1);
+  for (int a = 0; a < A; a++) for (int j = j0; j < j1; j++) s->x[(size_t)a * C + j] += s->y[(size_t)a * C + j];
+  kiln_barrier(n);
+}
+
+static void gpt_step_thread(void *p, int tid, int n) {
+  gpt_step_job *s = p;
+  const kiln_gpt_model *m = s->m;
+  const int A = s->A, C = m->C;
+  float *h = s->h + (size_t)tid * A * C, *mean = s->stats + (size_t)tid * 2 * A, *rstd = mean + A;
+  for (int l = 0; l < m->L; l++) gpt_block_part(s, &m->blocks[l], m->keys[l], m->values[l], h, mean, rstd, tid, n);
+  kiln_layernorm_serial(s->x, m->lnf_w, m->lnf_b, (size_t)A, (size_t)C, m->eps, h, mean, rstd);
+  int j0, j1;
+  my_columns(m->V, tid, n, &j0, &j1);
+  kiln_gemv_span(1, A, m->V, C, h, m->head, 0.0f, s->logits, j0, j1);
+}
+
+int kiln_gpt_decode_applies(const kiln_gpt_model *m, int A) {
+  const long C = m->C;
+  return A >= 1 && A <= KILN_GEMV_MAX_M && m->L >= 0 && C >= 1 && m->NH >= 1 && C % m->NH == 0 && m->V >= 1 &&
+         C * C > 512 && m->V * C > 512; /* the smallest products kiln_gemm streams instead of packing */
+}
+
+int kiln_gpt_decode(const kiln_gpt_model *m, const int32_t *tokens, const int32_t *rows, const int32_t *starts, int A,
+                    float *logits) {
+  if (!kiln_gpt_decode_applies(m, A)) return -1;
+  const size_t C = (size_t)m->C, n = (size_t)A * C;
+  const int T = kiln_threads();
+  /* x, qkv, q, att, y, mlp: (A, 11 C); h: (T, A, C); stats: (T, 2, A) */
+  float *buf = malloc(sizeof(float) * (n * 11 + (size_t)T * (n + 2 * (size_t)A)));
+  if (!buf) return -2;
+  gpt_step_job s = { .m = m, .rows = rows, .starts = starts, .A = A, .x = buf, .logits = logits };
+  s.qkv = s.x + n; s.q = s.qkv + 3 * n; s.att = s.q + n; s.y = s.att + n; s.mlp = s.y + n;
+  s.h = s.mlp + 4 * n; s.stats = s.h + (size_t)T * n;
+  for (int a = 0; a < A; a++) { /* x = wte[token] + wpe[position], as embedding(...).add(embedding(...)) */
+    const float *te = m->wte + (size_t)tokens[a] * C, *pe = m->wpe + (size_t)starts[a] * C;
+    for (size_t c = 0; c < C; c++) s.x[(size_t)a * C + c] = te[c] + pe[c];
+  }
+  kiln_lock();
+  kiln_parallel_linger(gpt_step_thread, &s, T, 50000); /* ~1 ms: the next token's step finds the workers awake */
+  kiln_unlock();
+  free(buf);
+  return s.failed ? -2 : 0;
+}

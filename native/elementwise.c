@@ -150,6 +150,11 @@ void kiln_unary(int op, const float *x, float *out, size_t n) {
   kiln_parallel_for(n, CHUNK, unary_min_par(op), unary_range, &j);
 }
 
+void kiln_unary_span(int op, const float *x, float *out, size_t b, size_t e) {
+  un_job j = { op, x, NULL, NULL, out, 0, 0 };
+  if (b < e) unary_range(&j, b, e);
+}
+
 void kiln_unary_backward(int op, const float *x, const float *y, const float *dy, float *dx, size_t n) {
   un_job j = { op, x, y, dy, dx, 0, 0 };
   kiln_parallel_for(n, CHUNK, unary_min_par(op), unary_backward_range, &j);

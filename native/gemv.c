@@ -51,10 +51,11 @@ static void rows_scalar(const gemv_job *g, const float *const *a, int j0, int j1
  * prefetcher follows), 4 rows of B a step, into accumulators in L1. Every output's sum runs over k in order with
  * one fused multiply-add per term, so the result does not depend on the tile or chunk edges. */
 #define GEMV_TILE 1024
+#define ROWS_TILE_MAX_M 4 /* more rows take rows_blocked_avx512 */
 __attribute__((target("avx512f,avx2,fma")))
 static void rows_avx512(const gemv_job *g, const float *const *a, int j0, int j1) {
   const int M = g->M, N = g->N, K = g->K;
-  _Alignas(64) float acc[KILN_GEMV_MAX_M][GEMV_TILE]; /* (M, tile) */
+  _Alignas(64) float acc[ROWS_TILE_MAX_M][GEMV_TILE]; /* (M, tile) */
   for (int t0 = j0; t0 < j1; t0 += GEMV_TILE) {
     const int w = j1 - t0 < GEMV_TILE ? j1 - t0 : GEMV_TILE;
     const int w16 = w & ~15;
@@ -101,29 +102,92 @@ static void rows_avx512(const gemv_job *g, const float *const *a, int j0, int j1
   }
 }
 
+static inline __mmask16 lanes(int w, int off) {
+  int n = w - off;
+  return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+
+/* 5 .. KILN_GEMV_MAX_M rows (a server's batch of sequences): 8 rows by 48 columns of accumulators in registers, one
+ * row of B (3 vectors) loaded per k and used by all 8 rows. Each output is the same sum as in rows_avx512 (over k in
+ * order, one fused multiply-add a term, from zero), so the kernel choice never changes a result. A last group of
+ * fewer rows repeats its last row and drops the extra sums. */
+__attribute__((target("avx512f,avx2,fma")))
+static void rows_blocked_avx512(const gemv_job *g, const float *const *a, int j0, int j1) {
+  const int M = g->M, N = g->N, K = g->K;
+  const int plain = g->alpha == 1.0f && (g->beta == 0.0f || g->beta == 1.0f); /* alpha * acc + beta * c is exact */
+  for (int j = j0; j < j1; j += 48) {
+    const int w = j1 - j < 48 ? j1 - j : 48;
+    const __mmask16 m0 = lanes(w, 0), m1 = lanes(w, 16), m2 = lanes(w, 32);
+    for (int i0 = 0; i0 < M; i0 += 8) {
+      const int r = M - i0 < 8 ? M - i0 : 8;
+      const float *x[8];
+      for (int t = 0; t < 8; t++) x[t] = a[i0 + (t < r ? t : r - 1)];
+      __m512 acc[8][3];
+      for (int t = 0; t < 8; t++) acc[t][0] = acc[t][1] = acc[t][2] = _mm512_setzero_ps();
+      const float *b = g->B + j;
+      for (int k = 0; k < K; k++, b += N) {
+        /* B is walked down a column block, one row apart: ask for the rows ahead (the first pass comes from L3) */
+        if (k + 8 < K) {
+          const char *pf = (const char *)(b + 8 * (size_t)N);
+          _mm_prefetch(pf, _MM_HINT_T0);
+          _mm_prefetch(pf + 64, _MM_HINT_T0);
+          _mm_prefetch(pf + 128, _MM_HINT_T0);
+        }
+        const __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+        const __m512 b2 = _mm512_maskz_loadu_ps(m2, b + 32);
+#pragma GCC unroll 8
+        for (int t = 0; t < 8; t++) {
+          const __m512 v = _mm512_set1_ps(x[t][k]);
+          acc[t][0] = _mm512_fmadd_ps(v, b0, acc[t][0]);
+          acc[t][1] = _mm512_fmadd_ps(v, b1, acc[t][1]);
+          acc[t][2] = _mm512_fmadd_ps(v, b2, acc[t][2]);
+        }
+      }
+      for (int t = 0; t < r; t++) {
+        float *c = g->C + (size_t)(i0 + t) * N + j;
+        if (plain) {
+          const __mmask16 m[3] = { m0, m1, m2 };
+          for (int v = 0; v < 3; v++) {
+            __m512 y = acc[t][v];
+            if (g->beta != 0.0f) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m[v], c + 16 * v));
+            _mm512_mask_storeu_ps(c + 16 * v, m[v], y);
+          }
+        } else {
+          _Alignas(64) float tmp[48];
+          for (int v = 0; v < 3; v++) _mm512_store_ps(tmp + 16 * v, acc[t][v]);
+          for (int q = 0; q < w; q++) store_c(g, i0 + t, j + q, tmp[q]);
+        }
+      }
+    }
+  }
+}
+
 /* 32 columns a block (4 vectors) for up to 4 rows of A */
 __attribute__((target("avx2,fma")))
 static void rows_avx2(const gemv_job *g, const float *const *a, int j0, int j1) {
   const int M = g->M, N = g->N, K = g->K;
   int j = j0;
   for (; j + 32 <= j1; j += 32) {
-    __m256 acc[KILN_GEMV_MAX_M][4];
-    for (int i = 0; i < M; i++) for (int v = 0; v < 4; v++) acc[i][v] = _mm256_setzero_ps();
-    const float *b = g->B + j;
-    for (int k = 0; k < K; k++, b += N) {
-      __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), b2 = _mm256_loadu_ps(b + 16), b3 = _mm256_loadu_ps(b + 24);
-      for (int i = 0; i < M; i++) {
-        __m256 x = _mm256_set1_ps(a[i][k]);
-        acc[i][0] = _mm256_fmadd_ps(x, b0, acc[i][0]);
-        acc[i][1] = _mm256_fmadd_ps(x, b1, acc[i][1]);
-        acc[i][2] = _mm256_fmadd_ps(x, b2, acc[i][2]);
-        acc[i][3] = _mm256_fmadd_ps(x, b3, acc[i][3]);
+    for (int i0 = 0; i0 < M; i0 += 4) { /* rows in groups of 4: the accumulators stay in registers */
+      const int mi = M - i0 < 4 ? M - i0 : 4;
+      __m256 acc[4][4];
+      for (int i = 0; i < mi; i++) for (int v = 0; v < 4; v++) acc[i][v] = _mm256_setzero_ps();
+      const float *b = g->B + j;
+      for (int k = 0; k < K; k++, b += N) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), b2 = _mm256_loadu_ps(b + 16), b3 = _mm256_loadu_ps(b + 24);
+        for (int i = 0; i < mi; i++) {
+          __m256 x = _mm256_set1_ps(a[i0 + i][k]);
+          acc[i][0] = _mm256_fmadd_ps(x, b0, acc[i][0]);
+          acc[i][1] = _mm256_fmadd_ps(x, b1, acc[i][1]);
+          acc[i][2] = _mm256_fmadd_ps(x, b2, acc[i][2]);
+          acc[i][3] = _mm256_fmadd_ps(x, b3, acc[i][3]);
+        }
       }
-    }
-    for (int i = 0; i < M; i++) {
-      _Alignas(32) float t[32];
-      for (int v = 0; v < 4; v++) _mm256_store_ps(t + 8 * v, acc[i][v]);
-      for (int c = 0; c < 32; c++) store_c(g, i, j + c, t[c]);
+      for (int i = 0; i < mi; i++) {
+        _Alignas(32) float t[32];
+        for (int v = 0; v < 4; v++) _mm256_store_ps(t + 8 * v, acc[i][v]);
+        for (int c = 0; c < 32; c++) store_c(g, i0 + i, j + c, t[c]);
+      }
     }
   }
   if (j < j1) rows_scalar(g, a, j, j1);
@@ -154,23 +218,26 @@ static void dots_avx512(const gemv_job *g, const float *const *a, int j0, int j1
     int nb = j1 - j < 4 ? j1 - j : 4;
     const float *b[4];
     for (int r = 0; r < 4; r++) b[r] = g->B + (size_t)(j + (r < nb ? r : 0)) * K;
-    __m512 acc[KILN_GEMV_MAX_M][4];
-    for (int i = 0; i < M; i++) for (int r = 0; r < 4; r++) acc[i][r] = _mm512_setzero_ps();
-    for (int k = 0; k <= K16; k += 16) {
-      __mmask16 m = k < K16 ? (__mmask16)0xffff : tail;
-      if (!m) break;
-      __m512 b0 = _mm512_maskz_loadu_ps(m, b[0] + k), b1 = _mm512_maskz_loadu_ps(m, b[1] + k);
-      __m512 b2 = _mm512_maskz_loadu_ps(m, b[2] + k), b3 = _mm512_maskz_loadu_ps(m, b[3] + k);
-      for (int i = 0; i < M; i++) {
-        __m512 x = _mm512_maskz_loadu_ps(m, a[i] + k);
-        acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
-        acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
-        acc[i][2] = _mm512_fmadd_ps(x, b2, acc[i][2]);
-        acc[i][3] = _mm512_fmadd_ps(x, b3, acc[i][3]);
+    for (int i0 = 0; i0 < M; i0 += 4) { /* rows of A in groups of 4; B's 4 rows stay in L1 between groups */
+      const int mi = M - i0 < 4 ? M - i0 : 4;
+      __m512 acc[4][4];
+      for (int i = 0; i < mi; i++) for (int r = 0; r < 4; r++) acc[i][r] = _mm512_setzero_ps();
+      for (int k = 0; k <= K16; k += 16) {
+        __mmask16 m = k < K16 ? (__mmask16)0xffff : tail;
+        if (!m) break;
+        __m512 b0 = _mm512_maskz_loadu_ps(m, b[0] + k), b1 = _mm512_maskz_loadu_ps(m, b[1] + k);
+        __m512 b2 = _mm512_maskz_loadu_ps(m, b[2] + k), b3 = _mm512_maskz_loadu_ps(m, b[3] + k);
+        for (int i = 0; i < mi; i++) {
+          __m512 x = _mm512_maskz_loadu_ps(m, a[i0 + i] + k);
+          acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
+          acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
+          acc[i][2] = _mm512_fmadd_ps(x, b2, acc[i][2]);
+          acc[i][3] = _mm512_fmadd_ps(x, b3, acc[i][3]);
+        }
       }
+      for (int i = 0; i < mi; i++)
+        for (int r = 0; r < nb; r++) store_c(g, i0 + i, j + r, _mm512_reduce_add_ps(acc[i][r]));
     }
-    for (int i = 0; i < M; i++)
-      for (int r = 0; r < nb; r++) store_c(g, i, j + r, _mm512_reduce_add_ps(acc[i][r]));
   }
 }
 
@@ -216,25 +283,28 @@ static void dots_avx2(const gemv_job *g, const float *const *a, int j0, int j1) 
     int nb = j1 - j < 4 ? j1 - j : 4;
     const float *b[4];
     for (int r = 0; r < 4; r++) b[r] = g->B + (size_t)(j + (r < nb ? r : 0)) * K;
-    __m256 acc[KILN_GEMV_MAX_M][4];
-    for (int i = 0; i < M; i++) for (int r = 0; r < 4; r++) acc[i][r] = _mm256_setzero_ps();
-    for (int k = 0; k < K8; k += 8) {
-      __m256 b0 = _mm256_loadu_ps(b[0] + k), b1 = _mm256_loadu_ps(b[1] + k);
-      __m256 b2 = _mm256_loadu_ps(b[2] + k), b3 = _mm256_loadu_ps(b[3] + k);
-      for (int i = 0; i < M; i++) {
-        __m256 x = _mm256_loadu_ps(a[i] + k);
-        acc[i][0] = _mm256_fmadd_ps(x, b0, acc[i][0]);
-        acc[i][1] = _mm256_fmadd_ps(x, b1, acc[i][1]);
-        acc[i][2] = _mm256_fmadd_ps(x, b2, acc[i][2]);
-        acc[i][3] = _mm256_fmadd_ps(x, b3, acc[i][3]);
+    for (int i0 = 0; i0 < M; i0 += 4) {
+      const int mi = M - i0 < 4 ? M - i0 : 4;
+      __m256 acc[4][4];
+      for (int i = 0; i < mi; i++) for (int r = 0; r < 4; r++) acc[i][r] = _mm256_setzero_ps();
+      for (int k = 0; k < K8; k += 8) {
+        __m256 b0 = _mm256_loadu_ps(b[0] + k), b1 = _mm256_loadu_ps(b[1] + k);
+        __m256 b2 = _mm256_loadu_ps(b[2] + k), b3 = _mm256_loadu_ps(b[3] + k);
+        for (int i = 0; i < mi; i++) {
+          __m256 x = _mm256_loadu_ps(a[i0 + i] + k);
+          acc[i][0] = _mm256_fmadd_ps(x, b0, acc[i][0]);
+          acc[i][1] = _mm256_fmadd_ps(x, b1, acc[i][1]);
+          acc[i][2] = _mm256_fmadd_ps(x, b2, acc[i][2]);
+          acc[i][3] = _mm256_fmadd_ps(x, b3, acc[i][3]);
+        }
       }
+      for (int i = 0; i < mi; i++)
+        for (int r = 0; r < nb; r++) {
+          float s = hsum256(acc[i][r]);
+          for (int k = K8; k < K; k++) s += a[i0 + i][k] * b[r][k];
+          store_c(g, i0 + i, j + r, s);
+        }
     }
-    for (int i = 0; i < M; i++)
-      for (int r = 0; r < nb; r++) {
-        float s = hsum256(acc[i][r]);
-        for (int k = K8; k < K; k++) s += a[i][k] * b[r][k];
-        store_c(g, i, j + r, s);
-      }
   }
 }
 #endif
@@ -302,7 +372,8 @@ typedef void (*span_fn)(const gemv_job *g, const float *const *a, int j0, int j1
 static span_fn pick(int transB, int M) {
   switch (kiln_isa()) {
 #ifdef KILN_X86
-    case KILN_ISA_AVX512: return transB ? (M == 1 ? dots1_avx512 : dots_avx512) : rows_avx512;
+    case KILN_ISA_AVX512:
+      return transB ? (M == 1 ? dots1_avx512 : dots_avx512) : M <= ROWS_TILE_MAX_M ? rows_avx512 : rows_blocked_avx512;
     case KILN_ISA_AVX2: return transB ? dots_avx2 : rows_avx2;
 #endif
 #ifdef KILN_SIMD128
@@ -319,6 +390,14 @@ static void gemv_range(void *p, size_t begin, size_t end) {
   size_t j0 = begin * t->per, j1 = end * t->per;
   if (j1 > (size_t)t->g->N) j1 = (size_t)t->g->N;
   t->fn(t->g, t->a, (int)j0, (int)j1);
+}
+
+void kiln_gemv_span(int transB, int M, int N, int K, const float *A, const float *B, float beta, float *C, int j0,
+                    int j1) {
+  gemv_job g = { 0, transB, M, N, K, 1.0f, beta, A, B, C };
+  const float *a[KILN_GEMV_MAX_M];
+  for (int i = 0; i < M; i++) a[i] = A + (size_t)i * K;
+  if (j0 < j1) pick(transB, M)(&g, a, j0, j1);
 }
 
 int kiln_gemv_applies(int batch, int M, int K) { return batch == 1 && M >= 1 && M <= KILN_GEMV_MAX_M && K >= 1; }

@@ -25,6 +25,8 @@ int kiln_pool_size(void);
 void kiln_set_threads(int n);       /* 1 .. pool size */
 /* Runs fn(arg, tid, n) on n threads (the caller is tid 0) and returns when all are done. */
 void kiln_parallel(kiln_task_fn fn, void *arg, int n);
+/* kiln_parallel, after which the workers spin `spins` rounds (instead of ~75 us) before they sleep */
+void kiln_parallel_linger(kiln_task_fn fn, void *arg, int n, int spins);
 /* A process-wide recursive lock: the pool and the GEMM buffers serve one caller at a time, so JavaScript threads
  * (worker_threads) calling kernels at once are serialised instead of corrupting each other. */
 void kiln_lock(void);
@@ -64,8 +66,12 @@ void kiln_memory_release(void);  /* gives the cached free memory back to the sys
 void kiln_memory_advise_huge(void *p, size_t bytes);  /* asks for huge pages for a fresh, untouched buffer */
 
 /* ---- small-M GEMM without packing (gemv.c), used by kiln_gemm for decoding-sized products ---- */
-#define KILN_GEMV_MAX_M 4
+#define KILN_GEMV_MAX_M 16
 int kiln_gemv_applies(int batch, int M, int K);
+/* Columns [j0, j1) of C (M, N) = A (M, K) @ op(B) + beta * C on the calling thread, as kiln_gemm computes them for a
+ * decoding-sized product (M <= KILN_GEMV_MAX_M, batch 1, A not transposed, alpha 1, N * K > 512). */
+void kiln_gemv_span(int transB, int M, int N, int K, const float *A, const float *B, float beta, float *C, int j0,
+                    int j1);
 void kiln_gemv_locked(int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B,
                       float beta, float *C, float *scratch, int serial);
 
@@ -81,6 +87,8 @@ enum { R_SUM, R_MAX, R_MIN };
 void kiln_fill(float *out, size_t n, float value);
 void kiln_copy(const float *src, float *dst, size_t n);
 void kiln_unary(int op, const float *x, float *out, size_t n);
+/* kiln_unary's result for elements [b, e) on the calling thread; any 16-aligned split gives the same values */
+void kiln_unary_span(int op, const float *x, float *out, size_t b, size_t e);
 void kiln_unary_backward(int op, const float *x, const float *y, const float *dy, float *dx, size_t n);
 void kiln_clamp(const float *x, float lo, float hi, float *out, size_t n);
 void kiln_binary(int op, const float *a, const int *aShape, const float *b, const int *bShape,
@@ -105,6 +113,9 @@ void kiln_softmax(const float *x, size_t rows, size_t cols, int log, float *out)
 void kiln_softmax_backward(const float *y, const float *dy, size_t rows, size_t cols, int log, float *dx);
 void kiln_layernorm(const float *x, const float *weight, const float *bias, size_t rows, size_t C, float eps,
                     float *out, float *mean, float *rstd);
+/* kiln_layernorm on the calling thread only (inside a kiln_parallel job) */
+void kiln_layernorm_serial(const float *x, const float *weight, const float *bias, size_t rows, size_t C, float eps,
+                           float *out, float *mean, float *rstd);
 void kiln_layernorm_backward(const float *dy, const float *x, const float *weight, const float *mean,
                              const float *rstd, size_t rows, size_t C, float *dx, float *dweight, float *dbias);
 void kiln_rmsnorm(const float *x, const float *weight, size_t rows, size_t C, float eps, float *out, float *rstd);
@@ -146,6 +157,30 @@ int kiln_llama_block_decode(const kiln_llama_block *w, float *x, float *keys, fl
 /* x (A, C) in place; keys/values (cache rows, P, C); rows, starts (A). 0, -1 bad heads, -2 out of memory. */
 int kiln_gpt_block_decode(const kiln_gpt_block *w, float *x, float *keys, float *values, const int32_t *rows,
                           const int32_t *starts, int A, int C, int NH, int P, float eps);
+
+/* A whole GPT-2 model for a decoding step: embeddings, L blocks, the final norm and the LM head. */
+typedef struct {
+  const float *wte, *wpe;            /* (V, C) token and (P, C) position embeddings */
+  const kiln_gpt_block *blocks;      /* (L) */
+  float *const *keys, *const *values; /* (L) caches, each (cache rows, P, C) */
+  const float *lnf_w, *lnf_b;        /* (C) each, either may be NULL */
+  const float *head;                 /* (V, C): logits = ln_f(x) @ head^T */
+  int L, C, NH, P, V;
+  float eps;
+} kiln_gpt_model;
+/* Whether kiln_gpt_decode takes A sequences of this model (else decode block by block): every product decoding-
+ * sized, so that the step computes what the composed kernels compute. */
+int kiln_gpt_decode_applies(const kiln_gpt_model *m, int A);
+/* One new token for each of A sequences: tokens (A) at positions starts (A) of cache rows rows (A); logits (A, V).
+ * Bitwise the composed path (embedding, kiln_gpt_block_decode per block, layer norm, head GEMM), in one parallel job
+ * whose threads stay on the step. 0, -1 not applicable, -2 out of memory. */
+int kiln_gpt_decode(const kiln_gpt_model *m, const int32_t *tokens, const int32_t *rows, const int32_t *starts, int A,
+                    float *logits);
+/* The part of kiln_attention_decode_batch that thread tid of n computes (inside a kiln_parallel job). 0, or -2 out
+ * of memory. */
+int kiln_attention_decode_part(const float *q, const float *keys, const float *values, const int32_t *rows,
+                               const int32_t *starts, int A, int NH, int KVH, int HS, int P, float scale, float *out,
+                               int tid, int n);
 
 /* One draw from a row of logits (V): scaled by inv_temperature, softmax into p (V, scratch), top-k (0: off) and
  * top-p (1: off) as one threshold, then the token where u (in [0, 1)) of the kept mass falls. Returns the id, -1

@@ -175,6 +175,12 @@ void kiln_layernorm(const float *x, const float *weight, const float *bias, size
   kiln_parallel_for(rows, row_chunk(C), row_min(C), layernorm_rows, &j);
 }
 
+void kiln_layernorm_serial(const float *x, const float *weight, const float *bias, size_t rows, size_t C, float eps,
+                           float *out, float *mean, float *rstd) {
+  nn_job j = { .x = x, .w = weight, .b = bias, .out = out, .m = mean, .s = rstd, .rows = rows, .cols = C, .eps = eps };
+  if (rows) layernorm_rows(&j, 0, rows);
+}
+
 void kiln_layernorm_backward(const float *dy, const float *x, const float *weight, const float *mean,
                              const float *rstd, size_t rows, size_t C, float *dx, float *dweight, float *dbias) {
   if (rows == 0 || C == 0) return;

@@ -34,6 +34,15 @@ static void wasm_block(_Atomic int *word, int expected);
  * a job (barrier, completion) spin longer, then yield. */
 #define IDLE_SPIN 4000
 #define SPIN_ROUNDS 20000
+/* After a job started with kiln_parallel_linger, workers spin this many rounds instead (~1 ms): a decoding step
+ * comes every few hundred microseconds with JavaScript in between, and a worker that went to sleep costs the next
+ * step a wake-up of tens of microseconds on a virtual machine. */
+static _Atomic int linger = IDLE_SPIN;
+void kiln_parallel_linger(kiln_task_fn fn, void *arg, int n, int spins) {
+  atomic_store_explicit(&linger, spins > IDLE_SPIN ? spins : IDLE_SPIN, memory_order_relaxed);
+  kiln_parallel(fn, arg, n);
+  atomic_store_explicit(&linger, IDLE_SPIN, memory_order_relaxed);
+}
 
 #if defined(KILN_WASM_POOL)
 /* Job word: the low 8 bits are the number of workers taking part in the job (tids 1 .. members), the rest counts
@@ -85,11 +94,12 @@ void kiln_pool_configure(int n, int caller_blocks) {
 void kiln_worker_main(int tid) {
   int seen = atomic_load_explicit(&generation, memory_order_acquire);
   atomic_store_explicit(&checked_in[tid], 1, memory_order_release); /* after reading the job word: see kiln_parallel */
+  int idle = IDLE_SPIN;
   for (;;) {
     int g;
     int spins = 0;
     while ((g = atomic_load_explicit(&generation, memory_order_acquire)) == seen) {
-      if (++spins < IDLE_SPIN * 4) continue; /* no pause instruction in wasm: a spin is ~4x shorter */
+      if (++spins < idle * 4) continue; /* no pause instruction in wasm: a spin is ~4x shorter */
 #if defined(__wasm_atomics__)
       __builtin_wasm_memory_atomic_wait32((int *)&generation, seen, -1);
 #endif
@@ -97,6 +107,7 @@ void kiln_worker_main(int tid) {
     seen = g;
     if (tid > (g & ((1 << MEMBER_BITS) - 1))) continue; /* not counted in this job */
     if (tid < job_n) job_fn(job_arg, tid, job_n);
+    idle = atomic_load_explicit(&linger, memory_order_relaxed);
     if (atomic_fetch_sub_explicit(&pending, 1, memory_order_acq_rel) == 1) wasm_wake(&pending);
   }
 }
@@ -164,11 +175,12 @@ static _Atomic unsigned bar_sense = 0;
 static void *worker(void *p) {
   int tid = (int)(intptr_t)p;
   unsigned long seen = 0;
+  int idle = IDLE_SPIN;
   for (;;) {
     unsigned long g;
     int spins = 0;
     while ((g = atomic_load_explicit(&generation, memory_order_acquire)) == seen) {
-      if (++spins < IDLE_SPIN) { CPU_RELAX(); continue; }
+      if (++spins < idle) { CPU_RELAX(); continue; }
       pthread_mutex_lock(&mtx);
       while ((g = atomic_load_explicit(&generation, memory_order_acquire)) == seen) pthread_cond_wait(&cv, &mtx);
       pthread_mutex_unlock(&mtx);
@@ -176,6 +188,7 @@ static void *worker(void *p) {
     }
     seen = g;
     if (tid < job_n) job_fn(job_arg, tid, job_n);
+    idle = atomic_load_explicit(&linger, memory_order_relaxed);
     atomic_fetch_sub_explicit(&pending, 1, memory_order_acq_rel);
   }
   return NULL;

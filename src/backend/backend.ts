@@ -239,6 +239,18 @@ export interface Backend {
   gptBlockDecode?(x: FloatArray, weights: readonly (FloatArray | null)[], keys: FloatArray, values: FloatArray,
     rows: Int32Array, starts: Int32Array, A: number, C: number, NH: number, P: number, eps: number): boolean;
   /**
+   * A whole GPT-2 model's decoding step, fused (optional: without it the model decodes block by block): logits
+   * (A, V) for one new token of each of A sequences (tokens, at positions starts of cache rows rows); wte (V, C),
+   * wpe (P, C); blocks: each block's 12 weights as gptBlockDecode takes them; keys and values: each layer's cache
+   * (cache rows, P, C), written at the new positions; the final norm's weight and bias (or null); head (V, C). Must
+   * give bitwise the block-by-block result. Returns false when it does not take this step (then decode block by
+   * block): a dtype it lacks, or more sequences or smaller products than it computes that way.
+   */
+  gptDecode?(logits: FloatArray, tokens: Int32Array, rows: Int32Array, starts: Int32Array, wte: FloatArray,
+    wpe: FloatArray, blocks: readonly (readonly (FloatArray | null)[])[], keys: readonly FloatArray[],
+    values: readonly FloatArray[], lnfWeight: FloatArray | null, lnfBias: FloatArray | null, head: FloatArray,
+    A: number, C: number, NH: number, P: number, V: number, eps: number): boolean;
+  /**
    * One Llama decoder layer for a decoding step, fused (optional, as gptBlockDecode): weights are the layer's 9
    * parameters in LlamaBlockWeights order (projections stored (out, in); the norm weights may be null); keys and
    * values (cache rows, P, KVH * C / NH). Must give bitwise the composed result; false when it does not take these arrays.

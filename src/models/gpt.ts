@@ -17,7 +17,7 @@ import { normal_ } from '../nn/init.js';
 import { LayerNorm } from '../nn/layers/norm.js';
 import { Module, ModuleList, Parameter } from '../nn/module.js';
 import { cachedAttention, qkvAttention, type KVBuffers } from '../tensor/ops/attention.js';
-import { gptBlockDecode } from '../tensor/ops/gpt-block.js';
+import { gptBlockDecode, gptModelDecode, type GPTBlockWeights } from '../tensor/ops/gpt-block.js';
 import { Conv1D } from './conv1d.js';
 import { generateFrom } from './decoder-common.js';
 import { resolveGPTConfig, type GPTConfig, type ResolvedGPTConfig } from './gpt-config.js';
@@ -160,16 +160,24 @@ class Block extends Module {
 
   /** One new token per sequence in one backend call (null when the backend composes it instead). */
   private decodeStep(x: Tensor, cache: CacheView, layer: number): Tensor | null {
+    const w = this.fusedWeights();
+    return w && gptBlockDecode(x, w, cache.cache.layer(layer), cache.rows, cache.starts, this.attn.heads, this.ln_1.eps);
+  }
+
+  /**
+   * The block's weights for a fused decoding step, or null unless every layer is the plain one: a LoRA wrapper (or
+   * any replaced module) has a forward of its own to run.
+   */
+  fusedWeights(): GPTBlockWeights | null {
     const { ln_1, ln_2, attn, mlp } = this;
-    // Only the plain layers: a LoRA wrapper (or any replaced module) has a forward of its own to run.
     const plain = [attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj].every((m) => m.constructor === Conv1D) &&
       [ln_1, ln_2].every((m) => m.constructor === LayerNorm) && ln_1.eps === ln_2.eps;
     if (!plain) return null;
-    return gptBlockDecode(x, {
+    return {
       ln1Weight: ln_1.weight, ln1Bias: ln_1.bias, attnWeight: attn.c_attn.weight, attnBias: attn.c_attn.bias,
       projWeight: attn.c_proj.weight, projBias: attn.c_proj.bias, ln2Weight: ln_2.weight, ln2Bias: ln_2.bias,
       fcWeight: mlp.c_fc.weight, fcBias: mlp.c_fc.bias, fc2Weight: mlp.c_proj.weight, fc2Bias: mlp.c_proj.bias,
-    }, cache.cache.layer(layer), cache.rows, cache.starts, attn.heads, ln_1.eps);
+    };
   }
 }
 
@@ -330,6 +338,13 @@ export class GPT extends Module {
   private run(idx: Tensor, cache: CacheView | undefined, lastOnly: boolean): GPTOutput {
     const [B, T] = idx.shape;
     const tr = this.transformer;
+    if (cache && T === 1 && !this.training) {
+      const logits = this.decodeStep(idx, cache);
+      if (logits) {
+        for (let b = 0; b < B; b++) cache.cache.lengths[cache.rows[b]] += 1;
+        return { logits };
+      }
+    }
     const pos = cache
       ? embedding(positions(cache.starts, T), tr.wpe.weight) // (B, T, C): each row from its own position
       : narrow(tr.wpe.weight, 0, 0, T); // (T, C)
@@ -344,6 +359,22 @@ export class GPT extends Module {
     if (lastOnly && T > 1) x = narrow(x, 1, T - 1, 1); // (B, 1, C): the norm and head only where needed
     x = tr.ln_f.forward(x);
     return { logits: this.lm_head.forward(x) }; // (B, T, V)
+  }
+
+  /**
+   * One new token per sequence through the whole model in one backend call (null when the backend has none for
+   * this model or step, or a layer is not the plain one: then the layers run one by one).
+   */
+  private decodeStep(idx: Tensor, cache: CacheView): Tensor | null {
+    const tr = this.transformer;
+    const blocks = this.blocks.map((b) => b.fusedWeights());
+    const plain = blocks.every((b) => b !== null) && tr.ln_f.constructor === LayerNorm && this.lm_head.constructor === LMHead &&
+      this.blocks.every((b) => b.ln_1.eps === tr.ln_f.eps);
+    if (!plain) return null;
+    return gptModelDecode(idx.storage as Int32Array, {
+      wte: tr.wte.weight, wpe: tr.wpe.weight, blocks: blocks as GPTBlockWeights[], lnfWeight: tr.ln_f.weight,
+      lnfBias: tr.ln_f.bias, head: this.lm_head.weight,
+    }, this.blocks.map((_, l) => cache.cache.layer(l)), cache.rows, cache.starts, this.config.heads, tr.ln_f.eps);
   }
 
   /** Checks a cache against the model and idx, and notes where each row starts. */

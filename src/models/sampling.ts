@@ -106,11 +106,19 @@ function scaleInto(x: Float32Array, logits: ArrayLike<number>, inv: number): boo
   return finite;
 }
 
-/** The sum of the values >= t. */
+/** The sum of the values >= t: four running sums over i mod 4, added pairwise (as sum_from in native/sample.c). */
 function sumFrom(p: Float32Array, t: number): number {
-  let s = 0;
-  for (let i = 0; i < p.length; i++) if (p[i] >= t) s += p[i];
-  return s;
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  const n = p.length;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    if (p[i] >= t) s0 += p[i];
+    if (p[i + 1] >= t) s1 += p[i + 1];
+    if (p[i + 2] >= t) s2 += p[i + 2];
+    if (p[i + 3] >= t) s3 += p[i + 3];
+  }
+  for (; i < n; i++) if (p[i] >= t) s0 += p[i];
+  return (s0 + s1) + (s2 + s3);
 }
 
 /**

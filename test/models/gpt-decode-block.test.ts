@@ -6,7 +6,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as kiln from '../../src/index.js';
-import { gptBlockDecode, llamaBlockDecode } from '../../src/tensor/ops/gpt-block.js';
+import { gptBlockDecode, gptModelDecode, llamaBlockDecode } from '../../src/tensor/ops/gpt-block.js';
+import { nativeControls } from '../../src/backend/native/index.js';
+import { wasmControls } from '../../src/backend/wasm/node.js';
 
 const cfg = { vocabSize: 61, context: 24, layers: 2, heads: 4, width: 32 };
 
@@ -67,6 +69,83 @@ test('the fused block step equals the composed block, output and cache, bitwise'
       assert.deepEqual(Array.from(cacheB.values[0]), Array.from(cacheA.values[0]));
     });
   }
+});
+
+/** The whole model's step one layer at a time: embeddings, each block's step, the final norm and the head. */
+function layerByLayer(gpt: kiln.models.GPT, tokens: number[], cache: kiln.models.KVCache, rows: number[], starts: number[]): kiln.Tensor {
+  const tr = gpt.transformer as AnyBlock;
+  const idx = kiln.tensor(Int32Array.from(tokens), { shape: [tokens.length, 1] });
+  const pos = kiln.tensor(Int32Array.from(starts), { shape: [tokens.length, 1] });
+  let x = kiln.nn.functional.embedding(idx, tr.wte.weight).add(kiln.nn.functional.embedding(pos, tr.wpe.weight));
+  [...tr.h].forEach((block: AnyBlock, l: number) => { x = block.forward(x, { cache, rows, starts }, l); });
+  return gpt.lm_head.forward(tr.ln_f.forward(x));
+}
+
+const controls = kiln.backendInfo().name === 'native' ? nativeControls() : kiln.backendInfo().name === 'wasm' ? wasmControls() : undefined;
+
+test('the fused whole-model step equals the model layer by layer, logits and every cache, bitwise, on 1 and all threads', () => {
+  const gpt = model(4);
+  const g = new kiln.Generator(21);
+  const threads = controls ? [controls.info().poolSize, 1] : [1];
+  for (const t of threads) {
+    controls?.setThreads(t);
+    try {
+      const cacheA = gpt.createCache(12);
+      const cacheB = gpt.createCache(12);
+      for (const c of [cacheA, cacheB]) {
+        const rand = new kiln.Generator(6);
+        for (let l = 0; l < cfg.layers; l++) {
+          c.keys[l].set(kiln.randn([c.keys[l].length], { generator: rand }).storage as Float32Array);
+          c.values[l].set(kiln.randn([c.values[l].length], { generator: rand }).storage as Float32Array);
+        }
+      }
+      const nine = [[11, 2, 5, 7, 0, 9, 1, 4, 8], [3, 0, 22, 7, 7, 15, 1, 9, 2]]; // a server's batch: the row-blocked products
+      for (const [rows, starts] of [[[0], [0]], [[2], [7]], [[3, 0, 1], [23, 5, 12]], [[1, 2, 3, 0], [4, 4, 9, 1]], nine]) {
+        const tokens = rows.map(() => g.int(0, cfg.vocabSize));
+        kiln.noGrad(() => {
+          const want = layerByLayer(gpt, tokens, cacheA, rows, starts);
+          const tr = gpt.transformer as AnyBlock;
+          const got = gptModelDecode(Int32Array.from(tokens), {
+            wte: tr.wte.weight, wpe: tr.wpe.weight, blocks: [...tr.h].map((b: AnyBlock) => b.fusedWeights()),
+            lnfWeight: tr.ln_f.weight, lnfBias: tr.ln_f.bias, head: gpt.lm_head.weight,
+          }, [0, 1].map((l) => cacheB.layer(l)), rows, starts, cfg.heads, 1e-5);
+          if (!fused) { assert.equal(got, null); return; }
+          assert.ok(got, 'the native and wasm backends have the fused model step');
+          assert.deepEqual(got.shape, [rows.length, 1, cfg.vocabSize]);
+          assert.deepEqual(Array.from(got.data() as Float32Array), Array.from(want.data() as Float32Array), `threads ${t}, rows ${rows}`);
+          for (let l = 0; l < cfg.layers; l++) {
+            assert.deepEqual(Array.from(cacheB.keys[l]), Array.from(cacheA.keys[l]), `layer ${l} keys`);
+            assert.deepEqual(Array.from(cacheB.values[l]), Array.from(cacheA.values[l]), `layer ${l} values`);
+          }
+        });
+      }
+    } finally {
+      if (controls) controls.setThreads(controls.info().poolSize);
+    }
+  }
+});
+
+test('the fused model step declines what it does not compute that way, and names a bad token', { skip: !fused && 'the reference backend has no fused kernel' }, () => {
+  const gpt = model(4);
+  const tr = gpt.transformer as AnyBlock;
+  const weights = { wte: tr.wte.weight, wpe: tr.wpe.weight, blocks: [...tr.h].map((b: AnyBlock) => b.fusedWeights()),
+    lnfWeight: tr.ln_f.weight, lnfBias: tr.ln_f.bias, head: gpt.lm_head.weight };
+  const cache = gpt.createCache(17);
+  const layers = [0, 1].map((l) => cache.layer(l));
+  kiln.noGrad(() => {
+    // seventeen sequences: more than the streamed products take; the model then decodes block by block
+    const all = Array.from({ length: 17 }, (_, i) => i);
+    assert.equal(gptModelDecode(Int32Array.from(all), weights, layers, all, all.map(() => 0), cfg.heads, 1e-5), null);
+    assert.throws(() => gptModelDecode(Int32Array.from([61]), weights, layers, [0], [0], cfg.heads, 1e-5), /token 61 is outside the vocabulary of 61/);
+    assert.throws(() => gptModelDecode(Int32Array.from([1]), weights, layers, [17], [0], cfg.heads, 1e-5), /cache row 17 is outside the cache's 17 rows/);
+    // a model too narrow for the streamed products (C * C <= 512)
+    const small = new kiln.models.GPT({ vocabSize: 20, context: 8, layers: 1, heads: 2, width: 16 }).eval();
+    const st = small.transformer as AnyBlock;
+    const c2 = small.createCache(1);
+    assert.equal(gptModelDecode(Int32Array.from([1]), { wte: st.wte.weight, wpe: st.wpe.weight,
+      blocks: [...st.h].map((b: AnyBlock) => b.fusedWeights()), lnfWeight: st.ln_f.weight, lnfBias: st.ln_f.bias,
+      head: small.lm_head.weight }, [c2.layer(0)], [0], [0], 2, 1e-5), null);
+  });
 });
 
 test('decoding with the cache gives the full forward\'s logits, with and without LoRA layers', () => {

@@ -112,6 +112,7 @@ interface Exports {
     bc1: number, bc2: number): void;
   kiln_gpt_block_decode(w: number, x: number, keys: number, values: number, rows: number, starts: number, A: number, C: number,
     NH: number, P: number, eps: number): number;
+  kiln_gpt_decode(m: number, tokens: number, rows: number, starts: number, A: number, logits: number): number;
   kiln_llama_block_decode(w: number, x: number, keys: number, values: number, rows: number, starts: number, A: number,
     C: number, NH: number, KVH: number, hidden: number, P: number, eps: number, theta: number): number;
   kiln_sample(logits: number, V: number, invTemperature: number, topK: number, topP: number, u: number, p: number): number;
@@ -763,6 +764,71 @@ function wrap(ex: Exports, heap: Heap, f: Frame): Backend {
       if (rc === -2) throw new RangeError(`kiln wasm: ${k}: out of memory for ${A} rows of width ${C}`);
       if (rc !== 0) throw new RangeError(`kiln wasm: ${k}: ${C} channels do not split into ${NH} heads`);
       return true;
+    },
+    gptDecode(logits, tokens, rows, starts, wte, wpe, blocks, keys, values, lnfWeight, lnfBias, head, A, C, NH, P, V, eps) {
+      const arrays = [logits, wte, wpe, head, ...keys, ...values, lnfWeight, lnfBias, ...blocks.flat()];
+      if (!arrays.every((a) => a === null || f32(a))) return false;
+      const k = 'gptDecode';
+      const L = blocks.length;
+      if (A > 0x7fff || C === 0 || C > 0x7fffff || NH === 0 || NH > C || C % NH !== 0 || P === 0 || V === 0 ||
+        keys.length !== L || values.length !== L) {
+        throw new RangeError(`kiln wasm: ${k}: bad dimensions (A ${A}, C ${C}, NH ${NH}, P ${P}, V ${V}, ${L} blocks, ${keys.length} caches)`);
+      }
+      // kiln_gpt_decode_applies in C: at most 16 sequences (KILN_GEMV_MAX_M), every product streamed
+      if (A < 1 || A > 16 || C * C <= 512 || V * C <= 512) return false;
+      for (let a = 0; a < A; a++) {
+        if (tokens[a] < 0 || tokens[a] >= V) throw new RangeError(`kiln wasm: ${k}: token ${tokens[a]} is outside the vocabulary of ${V}`);
+      }
+      const names = ['ln_1.weight', 'ln_1.bias', 'attn.c_attn.weight', 'attn.c_attn.bias', 'attn.c_proj.weight',
+        'attn.c_proj.bias', 'ln_2.weight', 'ln_2.bias', 'mlp.c_fc.weight', 'mlp.c_fc.bias', 'mlp.c_proj.weight', 'mlp.c_proj.bias'];
+      const sizes = [C, C, C * 3 * C, 3 * C, C * C, C, C, C, C * 4 * C, 4 * C, 4 * C * C, C];
+      const required = new Set([2, 4, 8, 10]);
+      const slots = blocks.map((weights, l) => names.map((name, i) => {
+        const w = weights[i];
+        if (!w) {
+          if (required.has(i)) throw new RangeError(`kiln wasm: ${k}: block ${l} ${name} must be a Float32Array`);
+          return -1;
+        }
+        return f.arg(w as Float32Array, sizes[i], IN, name, k);
+      }));
+      for (let l = 0; l < L; l++) {
+        checkCache(k, rows, starts, A, Math.min(Math.floor(keys[l].length / (P * C)), Math.floor(values[l].length / (P * C))), P);
+      }
+      const opt = (a: FloatArray | null, name: string, n: number): number => (a ? f.arg(a as Float32Array, n, IN, name, k) : -1);
+      const pl = f.arg(logits as Float32Array, A * V, OUT, 'logits', k);
+      const pt = f.arg(tokens, A, IN, 'tokens', k);
+      const pr = f.arg(rows, A, IN, 'rows', k);
+      const ps = f.arg(starts, A, IN, 'starts', k);
+      const pte = f.arg(wte as Float32Array, V * C, IN, 'wte', k);
+      const ppe = f.arg(wpe as Float32Array, P * C, IN, 'wpe', k);
+      const ph = f.arg(head as Float32Array, V * C, IN, 'head', k);
+      const plw = opt(lnfWeight, 'ln_f.weight', C);
+      const plb = opt(lnfBias, 'ln_f.bias', C);
+      const pk = keys.map((a) => f.arg(a as Float32Array, a.length, INOUT, 'keys', k));
+      const pv = values.map((a) => f.arg(a as Float32Array, a.length, INOUT, 'values', k));
+      let rc = 0;
+      call(() => {
+        const ptr = (sl: number): number => (sl < 0 ? 0 : f.ptr(sl));
+        // kiln_gpt_model (14 words), then the blocks (L x 12 pointers), the keys and the values (L pointers each)
+        const words = 14 + L * 14;
+        const base = heap.alloc(words * 4);
+        try {
+          const m = heap.i32();
+          const at = base >> 2;
+          const blockList = base + 14 * 4, keyList = blockList + L * 48, valueList = keyList + L * 4;
+          [ptr(pte), ptr(ppe), blockList, keyList, valueList, ptr(plw), ptr(plb), ptr(ph), L, C, NH, P, V]
+            .forEach((v, i) => { m[at + i] = v; });
+          new Float32Array(m.buffer, base + 13 * 4, 1)[0] = eps;
+          slots.forEach((bs, l) => bs.forEach((sl, i) => { m[(blockList >> 2) + l * 12 + i] = ptr(sl); }));
+          pk.forEach((sl, l) => { m[(keyList >> 2) + l] = ptr(sl); });
+          pv.forEach((sl, l) => { m[(valueList >> 2) + l] = ptr(sl); });
+          rc = ex.kiln_gpt_decode(base, ptr(pt), ptr(pr), ptr(ps), A, ptr(pl));
+        } finally {
+          ex.kiln_wasm_free(base);
+        }
+      });
+      if (rc === -2) throw new RangeError(`kiln wasm: ${k}: out of memory for ${A} rows of width ${C}`);
+      return rc === 0;
     },
     llamaBlockDecode(x, weights, keys, values, rows, starts, A, C, NH, KVH, hidden, P, eps, theta) {
       if (!f32(x) || !f32(keys) || !f32(values) || !weights.every((w) => w === null || f32(w))) return false;

@@ -6,6 +6,7 @@
 
 import { backend, type FloatArray } from '../../backend/index.js';
 import { isGradEnabled } from '../autograd.js';
+import { autocastPrecision } from '../autocast.js';
 import { fmt } from '../shape.js';
 import { allocFloatUninit } from '../storage.js';
 import { Tensor } from '../tensor.js';
@@ -44,6 +45,7 @@ export function gptBlockDecode(x: Tensor, w: GPTBlockWeights, cache: KVBuffers, 
 function stepInPlace(name: string, x: Tensor, rows: readonly number[], starts: readonly number[],
   kernel: (out: FloatArray, rows: Int32Array, starts: Int32Array, A: number, C: number) => boolean): Tensor | null {
   if (isGradEnabled() && x.requiresGrad) return null;
+  if (autocastPrecision() !== 'float32') return null; // the composed GEMMs run in bf16 then
   if (x.ndim !== 3 || x.shape[1] !== 1) throw new Error(`${name}: x must be (A, 1, C), got ${fmt(x.shape)}`);
   const [A, , C] = x.shape;
   if (rows.length !== A || starts.length !== A) {
@@ -52,6 +54,37 @@ function stepInPlace(name: string, x: Tensor, rows: readonly number[], starts: r
   const out = allocFloatUninit(x.dtype, A * C); // (A, C): x, updated in place by the kernel
   out.set(x.storage as FloatArray);
   return kernel(out, Int32Array.from(rows), Int32Array.from(starts), A, C) ? new Tensor(out, x.shape) : null;
+}
+
+/** A whole GPT-2 model's parameters for a decoding step. */
+export interface GPTModelWeights {
+  wte: Tensor; wpe: Tensor; // (V, C), (P, C)
+  blocks: readonly GPTBlockWeights[];
+  lnfWeight: Tensor | null; lnfBias: Tensor | null; // (C) each
+  head: Tensor; // (V, C)
+}
+
+/**
+ * The logits (A, 1, V) of a whole GPT-2 decoding step, one new token per sequence (tokens (A), continuing cache row
+ * rows[a], which holds starts[a] positions), or null when the backend has no fused step for it (then run the
+ * model's layers). Writes each layer's new keys and values; the caller advances the cache lengths. No graph.
+ */
+export function gptModelDecode(tokens: Int32Array, w: GPTModelWeights, caches: readonly KVBuffers[],
+  rows: readonly number[], starts: readonly number[], heads: number, eps: number): Tensor | null {
+  const be = backend();
+  if (!be.gptDecode || autocastPrecision() !== 'float32') return null;
+  const [V, C] = w.head.shape;
+  const A = tokens.length;
+  if (caches.length !== w.blocks.length || rows.length !== A || starts.length !== A) {
+    throw new Error(`gptDecode: ${w.blocks.length} blocks, ${caches.length} caches, ${A} tokens, ${rows.length} rows and ${starts.length} starts do not match`);
+  }
+  const blocks = w.blocks.map((b) => ORDER.map((k) => (b[k]?.storage ?? null) as FloatArray | null));
+  const logits = allocFloatUninit(w.head.dtype, A * V); // (A, V)
+  const done = be.gptDecode(logits, tokens, Int32Array.from(rows), Int32Array.from(starts), w.wte.storage as FloatArray,
+    w.wpe.storage as FloatArray, blocks, caches.map((c) => c.keys), caches.map((c) => c.values),
+    (w.lnfWeight?.storage ?? null) as FloatArray | null, (w.lnfBias?.storage ?? null) as FloatArray | null,
+    w.head.storage as FloatArray, A, C, heads, caches[0]?.context ?? w.wpe.shape[0], V, eps);
+  return done ? new Tensor(logits, [A, 1, V]) : null;
 }
 
 /** A Llama decoder layer's parameters; projections stored (out, in); the norm weights may be absent. */

@@ -744,14 +744,20 @@ static napi_value memory_release(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+/* The memory of the ArrayBuffer v; -1 (a TypeError thrown naming fn) when v is not one */
+static int arraybuffer_memory(napi_env env, const char *fn, napi_value v, void **data, size_t *bytes) {
+  if (napi_get_arraybuffer_info(env, v, data, bytes) == napi_ok) return 0;
+  char msg[128];
+  snprintf(msg, sizeof msg, "%s: expected an ArrayBuffer", fn);
+  napi_throw_type_error(env, NULL, msg);
+  return -1;
+}
+
 static napi_value memory_advise_huge(napi_env env, napi_callback_info info) {
   ARGS(1);
   void *data = NULL;
   size_t bytes = 0;
-  if (napi_get_arraybuffer_info(env, argv[0], &data, &bytes) != napi_ok) {
-    napi_throw_type_error(env, NULL, "memoryAdviseHuge: expected an ArrayBuffer");
-    return NULL;
-  }
+  if (arraybuffer_memory(env, "memoryAdviseHuge", argv[0], &data, &bytes)) return NULL;
   kiln_memory_advise_huge(data, bytes);
   return undef(env);
 }
@@ -761,10 +767,7 @@ static napi_value align_offset(napi_env env, napi_callback_info info) {
   ARGS(1);
   void *data = NULL;
   size_t bytes = 0;
-  if (napi_get_arraybuffer_info(env, argv[0], &data, &bytes) != napi_ok) {
-    napi_throw_type_error(env, NULL, "alignOffset: expected an ArrayBuffer");
-    return NULL;
-  }
+  if (arraybuffer_memory(env, "alignOffset", argv[0], &data, &bytes)) return NULL;
   napi_value r;
   CHECK(napi_create_uint32(env, (uint32_t)((64 - (uintptr_t)data % 64) % 64), &r));
   return r;

@@ -61,16 +61,24 @@ static int lock_depth = 0; /* one JavaScript thread calls kernels per memory: th
 static int caller_may_block = 0; /* a browser's main thread may not wait (memory.atomic.wait traps there) */
 extern unsigned char __heap_base;
 
+/* memory.atomic.wait32 in a function of its own, never inlined, whose caller needs nothing from it. Node 20's V8
+ * (11.3) does not keep the values its baseline compiler (Liftoff) holds in registers across an inlined wait: after a
+ * timed-out wait the barrier compared the word against a clobbered `sense` and left early, so threads drifted a
+ * barrier apart (wrong decoding logits, a hung CI run). A call spills every value first. */
+__attribute__((noinline)) static void wasm_wait(_Atomic int *word, int expected, long long timeout_ns) {
+#if defined(__wasm_atomics__)
+  __builtin_wasm_memory_atomic_wait32((int *)word, expected, timeout_ns);
+#else
+  (void)word; (void)expected; (void)timeout_ns;
+#endif
+}
+
 /* No sched_yield in wasm: a thread that has spun long enough sleeps on the word it waits for instead (up to 1 ms; the
  * thread that changes the word wakes it), so on a loaded machine it gives its core to the thread it waits for. The
  * caller's stack lies below the heap (--stack-first), workers' stacks in it: that tells who is asking. */
 static void wasm_block(_Atomic int *word, int expected) {
-#if defined(__wasm_atomics__)
   int on_caller = (uintptr_t)__builtin_frame_address(0) < (uintptr_t)&__heap_base;
-  if (!on_caller || caller_may_block) __builtin_wasm_memory_atomic_wait32((int *)word, expected, 1000000);
-#else
-  (void)word; (void)expected;
-#endif
+  if (!on_caller || caller_may_block) wasm_wait(word, expected, 1000000);
 }
 static void wasm_wake(_Atomic int *word) {
 #if defined(__wasm_atomics__)
@@ -100,9 +108,7 @@ void kiln_worker_main(int tid) {
     int spins = 0;
     while ((g = atomic_load_explicit(&generation, memory_order_acquire)) == seen) {
       if (++spins < idle * 4) continue; /* no pause instruction in wasm: a spin is ~4x shorter */
-#if defined(__wasm_atomics__)
-      __builtin_wasm_memory_atomic_wait32((int *)&generation, seen, -1);
-#endif
+      wasm_wait(&generation, seen, -1);
     }
     seen = g;
     if (tid > (g & ((1 << MEMBER_BITS) - 1))) continue; /* not counted in this job */

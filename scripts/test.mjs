@@ -35,6 +35,8 @@ let passed = 0;
 let failed = 0;
 let skipped = 0;
 const MISSING_PREREQUISITE = 'missing prerequisite:';
+/** One backend's pass may take this long (KILN_TEST_PASS_MINUTES, default 20): on 2 cores the longest takes ~8. */
+const PASS_TIMEOUT_MS = Number(process.env.KILN_TEST_PASS_MINUTES ?? 20) * 60000;
 const ci = process.env.CI === 'true' || process.env.CI === '1';
 const skips = [];
 for (const backendName of backends) {
@@ -47,9 +49,18 @@ for (const backendName of backends) {
     env: { ...process.env, KILN_BACKEND: backendName, KILN_TEST: '1' },
     encoding: 'utf8',
     maxBuffer: 256 * 1024 * 1024,
+    // A hung test (a kernel that never returns blocks its file's event loop, so --test-timeout cannot fire) must
+    // fail the run with what it printed so far, not use up CI's whole budget in silence.
+    timeout: PASS_TIMEOUT_MS,
+    killSignal: 'SIGKILL',
   });
   process.stdout.write(res.stdout ?? '');
   process.stderr.write(res.stderr ?? '');
+  if (res.error?.code === 'ETIMEDOUT') {
+    failed += 1;
+    console.log(`\nthe ${backendName} pass ran past ${PASS_TIMEOUT_MS / 60000} minutes and was stopped: a test hung (the files that finished are listed above)`);
+    continue;
+  }
   const count = (key) => Number((res.stdout ?? '').match(new RegExp(`^# ${key} (\\d+)$`, 'm'))?.[1] ?? 0);
   passed += count('pass');
   failed += count('fail') + count('cancelled');

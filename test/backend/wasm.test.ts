@@ -6,7 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { jsBackend } from '../../src/backend/index.js';
@@ -112,6 +113,45 @@ test('threads join the pool and give bitwise the same GEMM as one thread', async
     controls.setThreads(pool);
   }
   assertBitwiseEqual(all, one, 'threads vs one thread');
+});
+
+// Node 20's baseline wasm compiler (Liftoff) lost a register value across an inlined memory.atomic.wait32: a thread
+// that slept in a barrier could leave it early, and the threads of a decoding step drifted a barrier apart (wrong
+// logits one step in twenty-five, and a hung CI run). --liftoff-only keeps every function in the baseline compiler;
+// two threads decode a small GPT step by step, fused (one job, barriers) and layer by layer, and must agree bitwise.
+test('the fused decoding step agrees with the layer-by-layer one on two threads in the baseline compiler', () => {
+  const script = `
+    import * as kiln from '${root}/src/index.ts';
+    import { gptModelDecode } from '${root}/src/tensor/ops/gpt-block.ts';
+    const cfg = { vocabSize: 61, context: 24, layers: 2, heads: 4, width: 32 };
+    const gpt = new kiln.models.GPT(cfg, { generator: new kiln.Generator(4) }).eval();
+    const tr = gpt.transformer;
+    const weights = { wte: tr.wte.weight, wpe: tr.wpe.weight, blocks: [...tr.h].map((b) => b.fusedWeights()),
+      lnfWeight: tr.ln_f.weight, lnfBias: tr.ln_f.bias, head: gpt.lm_head.weight };
+    let differ = 0, fused = 0;
+    for (let step = 0; step < 150; step++) {
+      const a = gpt.createCache(4), b = gpt.createCache(4);
+      const rows = [1, 2], starts = [3, 5], tokens = [step % 61, (7 * step) % 61];
+      kiln.noGrad(() => {
+        const idx = kiln.tensor(Int32Array.from(tokens), { shape: [2, 1] });
+        const pos = kiln.tensor(Int32Array.from(starts), { shape: [2, 1] });
+        let x = kiln.nn.functional.embedding(idx, tr.wte.weight).add(kiln.nn.functional.embedding(pos, tr.wpe.weight));
+        [...tr.h].forEach((block, l) => { x = block.forward(x, { cache: a, rows, starts }, l); });
+        const want = gpt.lm_head.forward(tr.ln_f.forward(x)).data();
+        const got = gptModelDecode(Int32Array.from(tokens), weights, [0, 1].map((l) => b.layer(l)), rows, starts, cfg.heads, 1e-5);
+        if (got) { fused++; if (got.data().some((v, i) => v !== want[i])) differ++; }
+      });
+    }
+    console.log(JSON.stringify({ backend: kiln.backendInfo().name, threads: kiln.backendInfo().threads, fused, differ }));`;
+  // a file, not node -e: a worker thread cannot run the pool's CommonJS source under --input-type=module
+  const file = join(mkdtempSync(join(tmpdir(), 'kiln-liftoff-')), 'decode.mts');
+  writeFileSync(file, script);
+  const res = spawnSync(process.execPath, ['--liftoff-only', '--import', 'tsx', '--import', './src/node.ts', file],
+    { cwd: root, env: { ...process.env, KILN_BACKEND: 'wasm', KILN_THREADS: '2' }, encoding: 'utf8', timeout: 120_000 });
+  assert.equal(res.status, 0, res.stderr);
+  const out = JSON.parse(res.stdout.trim().split('\n').pop()!) as { backend: string; threads: number; fused: number; differ: number };
+  assert.deepEqual([out.backend, out.threads, out.fused], ['wasm', 2, 150]);
+  assert.equal(out.differ, 0, 'fused steps whose logits differ from the layer-by-layer step');
 });
 
 test('a bad KILN_WASM_HEAP_BYTES is named', () => {

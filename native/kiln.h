@@ -66,11 +66,7 @@ void kiln_memory_release(void);  /* gives the cached free memory back to the sys
 void kiln_memory_advise_huge(void *p, size_t bytes);  /* asks for huge pages for a fresh, untouched buffer */
 
 /* ---- small-M GEMM without packing (gemv.c), used by kiln_gemm for decoding-sized products ---- */
-#if defined(__wasm__)
-#define KILN_GEMV_MAX_M 4 /* the SIMD128 build: 5..16 rows disagree between its one-thread and threaded builds (open) */
-#else
 #define KILN_GEMV_MAX_M 16
-#endif
 int kiln_gemv_applies(int batch, int M, int K);
 /* Columns [j0, j1) of C (M, N) = A (M, K) @ op(B) + beta * C on the calling thread, as kiln_gemm computes them for a
  * decoding-sized product (M <= KILN_GEMV_MAX_M, batch 1, A not transposed, alpha 1, N * K > 512). */

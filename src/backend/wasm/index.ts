@@ -774,8 +774,8 @@ function wrap(ex: Exports, heap: Heap, f: Frame): Backend {
         keys.length !== L || values.length !== L) {
         throw new RangeError(`kiln wasm: ${k}: bad dimensions (A ${A}, C ${C}, NH ${NH}, P ${P}, V ${V}, ${L} blocks, ${keys.length} caches)`);
       }
-      // kiln_gpt_decode_applies in C: at most 4 sequences (KILN_GEMV_MAX_M in the wasm build), every product streamed
-      if (A < 1 || A > 4 || C * C <= 512 || V * C <= 512) return false;
+      // kiln_gpt_decode_applies in C: at most 16 sequences (KILN_GEMV_MAX_M), every product streamed
+      if (A < 1 || A > 16 || C * C <= 512 || V * C <= 512) return false;
       for (let a = 0; a < A; a++) {
         if (tokens[a] < 0 || tokens[a] >= V) throw new RangeError(`kiln wasm: ${k}: token ${tokens[a]} is outside the vocabulary of ${V}`);
       }

@@ -410,7 +410,7 @@ function t4(): Row[] {
   const cost = (xs: Result[]) => fig(xs, (x) => (typeof x.sampling_cost_over_greedy === 'number' ? x.sampling_cost_over_greedy : undefined));
   const mismatch = r.kiln.filter((x) => x.greedy_outputs_match === false).length;
   notes.push(`T4: greedy, batch 1, prompt 16, 112 new tokens, KV cache, prefill included; per round the median of ` +
-    `${S.t4.repeats} generations after one warm-up. Headline: gpt.generate(idx, 112, { temperature: 0 }) against a Hugging ` +
+    `${S.t4.repeats} generations after at least 1.5 s of warm-up (every path in turn, on both sides). Headline: gpt.generate(idx, 112, { temperature: 0 }) against a Hugging ` +
     `Face GPT-2 style loop (bench/t4_generate.py); the CLI path is kiln.infer.generate(gpt, promptIds, { maxNewTokens: 112 }). ` +
     `Sampling cost: per round the median over pairs of (sampled / greedy time) timed back to back on each side. Greedy outputs of the two Kiln paths ${mismatch ? `DIFFER in ${mismatch} round(s)` : 'are identical'}.`);
   return [

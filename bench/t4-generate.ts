@@ -36,8 +36,16 @@ function median(xs: number[]): number {
  * Times the paths in rotation (one warm-up each, then `repeats` rounds of every path in turn), so that a drift in
  * the machine's speed within the run weighs on every path alike. Returns each path's seconds per call, in order.
  */
+/**
+ * Warm-up: every path in turn until this long has passed (at least once each), on both sides alike (t4_generate.py
+ * uses the same). One run each was not enough for V8: the first timed rounds of a fresh process ran 15-25% slower
+ * than the rounds after them, while the JIT was still tiering up the decoding loop and the sampler.
+ */
+const WARM_MS = 1500;
+
 function interleavedSeconds(paths: (() => number[])[], repeats: number): number[][] {
-  for (const run of paths) run(); // warm-up
+  const start = performance.now();
+  do for (const run of paths) run(); while (performance.now() - start < WARM_MS);
   const times = paths.map(() => [] as number[]);
   for (let i = 0; i < repeats; i++) {
     paths.forEach((run, p) => {

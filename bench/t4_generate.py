@@ -145,10 +145,17 @@ def rate(model, prompt, cached, repeats, sample=False):
     return NEW / median([seconds(model, prompt, cached, sample) for _ in range(repeats)])
 
 
+WARM_S = 1.5  # warm-up: both paths in turn for at least this long, as Kiln's side does
+
+
 def greedy_and_sampling(model, prompt, repeats):
     """Greedy and sampled generation timed in rotation, as Kiln's side does, so drift weighs on both alike."""
-    generate(model, prompt, True)
-    generate(model, prompt, True, True)
+    start = time.perf_counter()
+    while True:
+        generate(model, prompt, True)
+        generate(model, prompt, True, True)
+        if time.perf_counter() - start >= WARM_S:
+            break
     pairs = [(seconds(model, prompt, True), seconds(model, prompt, True, True)) for _ in range(repeats)]
     return (NEW / median([g for g, _ in pairs]), NEW / median([s for _, s in pairs]),
             median([s / g for g, s in pairs]))

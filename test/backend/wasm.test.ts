@@ -154,6 +154,17 @@ test('the fused decoding step agrees with the layer-by-layer one on two threads 
   assert.equal(out.differ, 0, 'fused steps whose logits differ from the layer-by-layer step');
 });
 
+test('the pool\'s workers start under node --input-type=module (node -e with imports)', () => {
+  const res = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e',
+    "import { loadWasmBackend, wasmControls } from './src/backend/wasm/node.ts'; const err = loadWasmBackend().error; " +
+    'const c = wasmControls(); for (let i = 0; i < 300 && c.workersReady() < 2; i++) await new Promise((r) => setTimeout(r, 10)); ' +
+    'console.log(JSON.stringify({ err, ready: c.workersReady() }));'],
+  { cwd: root, env: { ...process.env, KILN_THREADS: '3' }, encoding: 'utf8', timeout: 60_000 });
+  assert.equal(res.status, 0, res.stderr);
+  assert.deepEqual(JSON.parse(res.stdout.trim()), { ready: 2 }, 'both workers joined (the worker source is CommonJS)');
+  assert.doesNotMatch(res.stderr, /failed to start/);
+});
+
 test('a bad KILN_WASM_HEAP_BYTES is named', () => {
   const res = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e',
     "import { loadWasmBackend } from './src/backend/wasm/node.ts'; console.log(JSON.stringify(loadWasmBackend().error));"],

@@ -21,8 +21,19 @@ instance.exports.kiln_set_stack_pointer(stackTop);
 instance.exports.kiln_worker_main(tid);
 `;
 
+// A worker inherits the process's Node options; under --input-type=module (node -e with imports) it would read the
+// CommonJS source above as an ES module, where `require` is undefined. Those workers get the options without it.
+const workerExecArgv = process.execArgv.some((a) => a.startsWith('--input-type'))
+  ? process.execArgv.filter((a) => !a.startsWith('--input-type')) : undefined;
+let workerFailed = false;
+
 function spawnNodeWorker(init: WasmWorkerInit): void {
-  const w = new Worker(WORKER_SOURCE, { eval: true, workerData: init, stdout: false, stderr: false });
+  const w = new Worker(WORKER_SOURCE, { eval: true, workerData: init, stdout: false, stderr: false, execArgv: workerExecArgv });
+  // A worker that fails to start never joins the pool: kernels run on the threads that did, with one warning.
+  w.on('error', (e) => {
+    if (!workerFailed) process.emitWarning(`kiln: a wasm pool worker failed to start (${e.message}); kernels use the threads that joined`);
+    workerFailed = true;
+  });
   w.unref(); // a sleeping worker never keeps the process alive
 }
 

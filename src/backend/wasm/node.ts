@@ -24,7 +24,7 @@ instance.exports.kiln_worker_main(tid);
 // A worker inherits the process's Node options; under --input-type=module (node -e with imports) it would read the
 // CommonJS source above as an ES module, where `require` is undefined. Those workers get the options without it.
 const workerExecArgv = process.execArgv.some((a) => a.startsWith('--input-type'))
-  ? process.execArgv.filter((a) => !a.startsWith('--input-type')) : undefined;
+  ? process.execArgv.filter((a, i, all) => !a.startsWith('--input-type') && all[i - 1] !== '--input-type') : undefined;
 let workerFailed = false;
 
 function spawnNodeWorker(init: WasmWorkerInit): void {

@@ -22,29 +22,55 @@ static size_t plane_chunk(const kiln_pool2d_shape *s) {
   return c ? c : 1;
 }
 
+/* out, idx (OH, OW) of one plane x (H, W) for the common 2x2 window, stride 2, no padding or dilation, every window
+ * inside the plane: the generic loop's order (row by row, left to right) and its rule (the first maximum; a NaN
+ * wins, the last NaN over an earlier one), without its bounds checks. */
+static void max_plane_2x2(const float *x, int W, int OH, int OW, float *out, int32_t *idx) {
+  for (int oh = 0; oh < OH; oh++) {
+    const float *r0 = x + (size_t)2 * oh * W, *r1 = r0 + W; /* the window's two rows */
+    float *o = out + (size_t)oh * OW;                        /* (OW) */
+    int32_t *ix = idx + (size_t)oh * OW;                     /* (OW) */
+    const int base = 2 * oh * W;
+    for (int ow = 0; ow < OW; ow++) { /* branch-free, so that the compiler vectorizes it */
+      const int w = 2 * ow;
+      const float a = r0[w], b = r0[w + 1], c = r1[w], d = r1[w + 1];
+      float best = a;
+      int k = 0;
+      int t = (b > best) | (b != b); best = t ? b : best; k = t ? 1 : k;
+      t = (c > best) | (c != c); best = t ? c : best; k = t ? W : k;
+      t = (d > best) | (d != d); best = t ? d : best; k = t ? W + 1 : k;
+      o[ow] = best;
+      ix[ow] = base + w + k;
+    }
+  }
+}
+
 static void max_planes(void *p, size_t p0, size_t p1) {
   pool_job *j = p;
-  const kiln_pool2d_shape *s = j->s;
+  const kiln_pool2d_shape s = *j->s; /* a copy: the index writes below could alias the shape's ints */
+  const int fast = s.KH == 2 && s.KW == 2 && s.sH == 2 && s.sW == 2 && s.pH == 0 && s.pW == 0 && s.dH == 1 &&
+                   s.dW == 1 && 2 * s.OH <= s.H && 2 * s.OW <= s.W;
   for (size_t pl = p0; pl < p1; pl++) {
-    const float *x = j->x + pl * s->H * s->W;   /* (H, W) */
-    float *out = j->out + pl * s->OH * s->OW;   /* (OH, OW) */
-    int32_t *idx = j->idx + pl * s->OH * s->OW; /* (OH, OW) */
-    for (int oh = 0; oh < s->OH; oh++)
-      for (int ow = 0; ow < s->OW; ow++) {
+    const float *x = j->x + pl * s.H * s.W;   /* (H, W) */
+    float *out = j->out + pl * s.OH * s.OW;   /* (OH, OW) */
+    int32_t *idx = j->idx + pl * s.OH * s.OW; /* (OH, OW) */
+    if (fast) { max_plane_2x2(x, s.W, s.OH, s.OW, out, idx); continue; }
+    for (int oh = 0; oh < s.OH; oh++)
+      for (int ow = 0; ow < s.OW; ow++) {
         float best = -INFINITY;
         int at = -1;
-        for (int kh = 0; kh < s->KH; kh++) {
-          int h = oh * s->sH - s->pH + kh * s->dH;
-          if (h < 0 || h >= s->H) continue;
-          for (int kw = 0; kw < s->KW; kw++) {
-            int w = ow * s->sW - s->pW + kw * s->dW;
-            if (w < 0 || w >= s->W) continue;
-            float v = x[h * s->W + w];
-            if (at < 0 || v > best || isnan(v)) { best = v; at = h * s->W + w; }
+        for (int kh = 0; kh < s.KH; kh++) {
+          int h = oh * s.sH - s.pH + kh * s.dH;
+          if (h < 0 || h >= s.H) continue;
+          for (int kw = 0; kw < s.KW; kw++) {
+            int w = ow * s.sW - s.pW + kw * s.dW;
+            if (w < 0 || w >= s.W) continue;
+            float v = x[h * s.W + w];
+            if (at < 0 || v > best || isnan(v)) { best = v; at = h * s.W + w; }
           }
         }
-        out[oh * s->OW + ow] = best;
-        idx[oh * s->OW + ow] = at;
+        out[oh * s.OW + ow] = best;
+        idx[oh * s.OW + ow] = at;
       }
   }
 }

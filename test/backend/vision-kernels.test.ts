@@ -87,6 +87,7 @@ function pool(P: number, H: number, W: number, K: [number, number], o: Partial<P
 
 const poolCases: [string, Pool2dShape][] = [
   ['2x2 stride 2', pool(64, 28, 28, [2, 2])],
+  ['2x2 stride 2, odd sizes', pool(5, 7, 9, [2, 2])],
   ['3x3 stride 2 pad 1', pool(6, 9, 10, [3, 3], { strideH: 2, strideW: 2, padH: 1, padW: 1 })],
   ['ceil mode', pool(5, 7, 8, [3, 2], { strideH: 2, strideW: 3, ceil: true })],
   ['dilation 2', pool(3, 9, 9, [2, 3], { strideH: 1, strideW: 2, dilationH: 2, dilationW: 2, padH: 1 })],
@@ -97,6 +98,13 @@ test('max pooling and its backward match the reference backend', () => {
     const r = rng(40 + k);
     const x = randF32(r, s.P * s.H * s.W);
     x[3] = x[4]; // a tie: the first wins
+    // in one 2x2 window at the start of plane 1: a tie between its first row and its second
+    const p1 = s.H * s.W;
+    x[p1 + s.W] = x[p1] = 5;
+    // NaN wins a window, and the last NaN wins over an earlier one (PyTorch), in windows of plane 2
+    x[2 * p1 + 1] = NaN;
+    x[2 * p1 + 2] = NaN;
+    x[2 * p1 + s.W + 3] = NaN;
     const n = s.P * s.OH * s.OW;
     const [out, ref] = [new Float32Array(n), new Float32Array(n)];
     const [idx, refIdx] = [new Int32Array(n), new Int32Array(n)];

@@ -38,8 +38,9 @@ function median(xs: number[]): number {
  */
 /**
  * Warm-up: every path in turn until this long has passed (at least once each), on both sides alike (t4_generate.py
- * uses the same). One run each was not enough for V8: the first timed rounds of a fresh process ran 15-25% slower
- * than the rounds after them, while the JIT was still tiering up the decoding loop and the sampler.
+ * uses the same). After one run each, V8 may still be tiering up the decoding loop and the sampler during the first
+ * timed rounds of a fresh process (one run here: 3489 new tokens/s, then 4222 in a second call); a warm-up by time,
+ * the same on both sides, takes that out of the comparison. Run-to-run noise on a shared VM stays ~10% either way.
  */
 const WARM_MS = 1500;
 

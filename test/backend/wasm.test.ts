@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -143,11 +143,18 @@ test('the fused decoding step agrees with the layer-by-layer one on two threads 
       });
     }
     console.log(JSON.stringify({ backend: kiln.backendInfo().name, threads: kiln.backendInfo().threads, fused, differ }));`;
-  // a file, not node -e: a worker thread cannot run the pool's CommonJS source under --input-type=module
-  const file = join(mkdtempSync(join(tmpdir(), 'kiln-liftoff-')), 'decode.mts');
+  // a file, not node -e: under --input-type=module the workers get the options without it, and Node refuses a
+  // V8 option such as --liftoff-only in a worker's own list (V8 options are process-wide anyway)
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-liftoff-'));
+  const file = join(dir, 'decode.mts');
   writeFileSync(file, script);
-  const res = spawnSync(process.execPath, ['--liftoff-only', '--import', 'tsx', '--import', './src/node.ts', file],
-    { cwd: root, env: { ...process.env, KILN_BACKEND: 'wasm', KILN_THREADS: '2' }, encoding: 'utf8', timeout: 120_000 });
+  let res;
+  try {
+    res = spawnSync(process.execPath, ['--liftoff-only', '--import', 'tsx', '--import', './src/node.ts', file],
+      { cwd: root, env: { ...process.env, KILN_BACKEND: 'wasm', KILN_THREADS: '2' }, encoding: 'utf8', timeout: 120_000 });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
   assert.equal(res.status, 0, res.stderr);
   const out = JSON.parse(res.stdout.trim().split('\n').pop()!) as { backend: string; threads: number; fused: number; differ: number };
   assert.deepEqual([out.backend, out.threads, out.fused], ['wasm', 2, 150]);

@@ -556,11 +556,14 @@ static napi_value llama_block_decode(napi_env env, napi_callback_info info) {
 }
 
 static napi_value sample(napi_env env, napi_callback_info info) {
-  ARGS(7); F32(0, logits); INT(1, V); NUM(2, inv_temperature); INT(3, top_k); NUM(4, top_p); NUM(5, u); F32(6, scratch);
+  ARGS(8); F32(0, logits); INT(1, V); NUM(2, inv_temperature); INT(3, top_k); NUM(4, top_p); NUM(5, u); NUM(6, u2);
+  F32(7, scratch);
   if (V == 0 || V > 0x7fffffff) FAIL("kiln native: sample: the vocabulary size must be in 1 .. 2^31-1, got %zu", V);
   NEED(logits, V); NEED(scratch, V);
-  if (!(inv_temperature > 0) || !(top_p > 0 && top_p <= 1) || !(u >= 0 && u < 1)) FAIL("kiln native: sample: bad sampling parameters");
-  int id = kiln_sample(F(logits), (int)V, inv_temperature, top_k > 0x7fffffff ? 0x7fffffff : (int)top_k, top_p, u, F(scratch));
+  if (!(inv_temperature > 0) || !(top_p > 0 && top_p <= 1) || !(u >= 0 && u < 1) || !(u2 >= 0 && u2 < 1)) {
+    FAIL("kiln native: sample: bad sampling parameters");
+  }
+  int id = kiln_sample(F(logits), (int)V, inv_temperature, top_k > 0x7fffffff ? 0x7fffffff : (int)top_k, top_p, u, u2, F(scratch));
   if (id == -2) FAIL("kiln native: sample: out of memory");
   napi_value r;
   CHECK(napi_create_int32(env, id, &r));

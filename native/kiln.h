@@ -182,10 +182,11 @@ int kiln_attention_decode_part(const float *q, const float *keys, const float *v
                                const int32_t *starts, int A, int NH, int KVH, int HS, int P, float scale, float *out,
                                int tid, int n);
 
-/* One draw from a row of logits (V): scaled by inv_temperature, softmax into p (V, scratch), top-k (0: off) and
- * top-p (1: off) as one threshold, then the token where u (in [0, 1)) of the kept mass falls. Returns the id, -1
- * when no logit is above -inf, -2 out of memory. Mirrors src/models/sampling.ts exactly. */
-int kiln_sample(const float *logits, int V, double inv_temperature, int top_k, double top_p, double u, float *p);
+/* One draw from a row of logits (V): scaled by inv_temperature, softmax into p (V, scratch), top-k (0: off), then
+ * the token where u (in [0, 1)) of the kept mass falls; when top-p (1: off) rejects it, the token where u2 falls
+ * in the nucleus. Returns the id, -1 when no logit is above -inf, -2 out of memory. Mirrors src/models/sampling.ts
+ * exactly. */
+int kiln_sample(const float *logits, int V, double inv_temperature, int top_k, double top_p, double u, double u2, float *p);
 
 /* The decoding step of A sequences in one call: q (A, NH * HS) one new query each, keys/values (cache rows, P,
  * KVH * HS) already holding its key and value; sequence a attends over the first starts[a] + 1 positions of cache

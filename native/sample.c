@@ -1,8 +1,14 @@
 /* The sampler's pass over one row of logits (temperature, top-k, top-p, the draw), mirroring the reference in
  * src/models/sampling.ts step for step (the same float and double arithmetic in the same order), so both pick
- * the same token from the same logits and uniform draw. Top-k and top-p become one probability threshold found by
- * a radix selection on the bits of the (non-negative) probabilities: a histogram of the top 12 bits, then 12
- * more within the chosen bucket, then the last 8; a bucket of at most 128 values is sorted instead. */
+ * the same token from the same logits and uniform draws.
+ *
+ * Top-p by rejection: draw from every kept token, then accept the draw when the mass of the tokens more likely
+ * than it is below top_p of the total, which is exactly when it belongs to the nucleus (ties at the boundary
+ * stay). An accepted draw is distributed as a draw from the nucleus; the nucleus holds at least top_p of the
+ * mass, so at least that share of draws is accepted after three cheap vector passes. A rejected one draws again
+ * from the nucleus itself with the second uniform, its threshold found as top-k's is: a radix selection on the
+ * bits of the (non-negative) probabilities, a histogram of the top 12 bits, then 12 more within the chosen bucket,
+ * then the last 8; a bucket of at most 128 values is sorted instead. No sort of the vocabulary either way. */
 #include "kiln.h"
 #include <math.h>
 #include <stdlib.h>
@@ -79,35 +85,100 @@ static float threshold(selection *s, const float *p, int n, float floor_, double
   return float_of(((uint32_t)b1 << 20) | ((uint32_t)b2 << 8) | (uint32_t)b3);
 }
 
-/* Four running sums over i mod 4, added pairwise at the end: four independent chains instead of one (the same
- * order as sumFrom in sampling.ts) */
-static double sum_from(const float *p, int n, float t) {
-  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  int i = 0;
-  for (; i + 4 <= n; i += 4) {
-    if (p[i] >= t) s0 += p[i];
-    if (p[i + 1] >= t) s1 += p[i + 1];
-    if (p[i + 2] >= t) s2 += p[i + 2];
-    if (p[i + 3] >= t) s3 += p[i + 3];
-  }
-  for (; i < n; i++) if (p[i] >= t) s0 += p[i];
-  return (s0 + s1) + (s2 + s3);
+/* The draw walks blocks of DRAW_BLOCK values by their sums, then one block value by value. */
+#define DRAW_BLOCK 64
+
+/* Block sums are float: eight running sums over i mod 8 (the compiler keeps them in vector registers; a double
+ * sum of a float select does not vectorize), added pairwise, the order sampling.ts uses. Over a block of 64 that
+ * costs at most a few float roundings; blocks add up in double. */
+static inline float lanes_total(const float *a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
+
+/* The sum of the values >= t in the block p[b0, end) (end - b0 <= DRAW_BLOCK, b0 a multiple of 8). */
+static float block_from(const float *p, int b0, int end, float t) {
+  float a[8] = { 0 };
+  int i = b0;
+  for (; i + 8 <= end; i += 8)
+    for (int j = 0; j < 8; j++) { const float x = p[i + j]; a[j] += x >= t ? x : 0.0f; }
+  for (; i < end; i++) a[i & 7] += p[i] >= t ? p[i] : 0.0f;
+  return lanes_total(a);
 }
 
-/* Where the running sum of the values >= t passes r; the last index with mass when rounding leaves a sliver. */
-static int draw(const float *p, int n, float t, double r) {
-  int last = -1;
-  for (int i = 0; i < n; i++) {
-    float v = p[i];
-    if (v < t || v == 0) continue;
-    last = i;
-    r -= v;
-    if (r < 0) return i;
-  }
-  return last;
+/* The sum of the values above v in the block p[b0, end), as block_from. */
+static float block_above(const float *p, int b0, int end, float v) {
+  float a[8] = { 0 };
+  int i = b0;
+  for (; i + 8 <= end; i += 8)
+    for (int j = 0; j < 8; j++) { const float x = p[i + j]; a[j] += x > v ? x : 0.0f; }
+  for (; i < end; i++) a[i & 7] += p[i] > v ? p[i] : 0.0f;
+  return lanes_total(a);
 }
 
-int kiln_sample(const float *logits, int V, double inv_temperature, int top_k, double top_p, double u, float *p) {
+static inline int block_end(int b0, int n) { return n - b0 < DRAW_BLOCK ? n : b0 + DRAW_BLOCK; }
+
+/* The sum of the values >= t of each block into sums (ceil(n / DRAW_BLOCK)); returns their total, in order. */
+static double block_sums(const float *p, int n, float t, double *sums) {
+  double total = 0;
+  for (int b0 = 0, k = 0; b0 < n; b0 += DRAW_BLOCK, k++) total += sums[k] = block_from(p, b0, block_end(b0, n), t);
+  return total;
+}
+
+/* The sum of the values above v: block by block, the blocks added in order. */
+static double sum_above(const float *p, int n, float v) {
+  double total = 0;
+  for (int b0 = 0; b0 < n; b0 += DRAW_BLOCK) total += block_above(p, b0, block_end(b0, n), v);
+  return total;
+}
+
+/* Where the running sum of the values >= t (in index order) passes r: whole blocks by their sums, then the
+ * block where it falls value by value; when rounding leaves a sliver, the last index with mass; -1 if none. */
+static int draw(const float *p, int n, float t, const double *sums, double r) {
+  for (int b0 = 0, k = 0; b0 < n; b0 += DRAW_BLOCK, k++) {
+    if (!(r < sums[k])) { r -= sums[k]; continue; }
+    const int end = block_end(b0, n);
+    for (int i = b0; i < end; i++) {
+      const float v = p[i];
+      if (!(v >= t) || v == 0) continue;
+      r -= v;
+      if (r < 0) return i;
+    }
+  }
+  for (int i = n - 1; i >= 0; i--) if (p[i] >= t && p[i] != 0) return i;
+  return -1;
+}
+
+static selection *new_selection(int V) {
+  selection *s = malloc(sizeof(selection));
+  if (s && !(s->bits = malloc(sizeof(uint32_t) * (size_t)V))) { free(s); s = NULL; }
+  return s;
+}
+
+static void free_selection(selection *s) {
+  if (s) free(s->bits);
+  free(s);
+}
+
+/* After the softmax into p: the top-k threshold, the draw with u and, when top-p rejects it, the draw from the
+ * nucleus with u2. sums is scratch of ceil(V / DRAW_BLOCK). */
+static int draw_kept(float *p, int V, int top_k, double top_p, double u, double u2, double *sums) {
+  selection *s = NULL;
+  float t = 0.0f;
+  if (top_k > 0 && top_k < V) {
+    if (!(s = new_selection(V))) return -2;
+    t = threshold(s, p, V, 0.0f, (double)top_k, 1);
+  }
+  const double z = block_sums(p, V, t, sums);
+  int id = draw(p, V, t, sums, u * z);
+  if (top_p < 1 && id >= 0 && !(sum_above(p, V, p[id]) < top_p * z)) {
+    if (!s && !(s = new_selection(V))) return -2;
+    const float tp = threshold(s, p, V, t, top_p * z, 0);
+    if (tp > t) t = tp;
+    id = draw(p, V, t, sums, u2 * block_sums(p, V, t, sums));
+  }
+  free_selection(s);
+  return id;
+}
+
+int kiln_sample(const float *logits, int V, double inv_temperature, int top_k, double top_p, double u, double u2, float *p) {
   int finite = 0;
   for (int i = 0; i < V; i++) {
     float v = (float)((double)logits[i] * inv_temperature);
@@ -116,18 +187,11 @@ int kiln_sample(const float *logits, int V, double inv_temperature, int top_k, d
   }
   if (!finite) return -1;
   kiln_softmax(p, 1, (size_t)V, 0, p);
-  selection *s = malloc(sizeof(selection));
-  if (!s) return -2;
-  s->bits = malloc(sizeof(uint32_t) * (size_t)V);
-  if (!s->bits) { free(s); return -2; }
-  float t = 0.0f;
-  if (top_k > 0 && top_k < V) t = threshold(s, p, V, 0.0f, (double)top_k, 1);
-  if (top_p < 1) {
-    float tp = threshold(s, p, V, t, top_p * sum_from(p, V, t), 0);
-    if (tp > t) t = tp;
-  }
-  int id = draw(p, V, t, u * sum_from(p, V, t));
-  free(s->bits);
-  free(s);
+  const int blocks = (V + DRAW_BLOCK - 1) / DRAW_BLOCK;
+  double on_stack[1024]; /* vocabularies up to 65536 */
+  double *sums = blocks <= 1024 ? on_stack : malloc(sizeof(double) * (size_t)blocks);
+  if (!sums) return -2;
+  const int id = draw_kept(p, V, top_k, top_p, u, u2, sums);
+  if (sums != on_stack) free(sums);
   return id;
 }

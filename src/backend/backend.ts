@@ -260,11 +260,11 @@ export interface Backend {
     eps: number, theta: number): boolean;
   /**
    * One sampling draw from logits (V) (optional: the reference is src/models/sampling.ts, which it must mirror
-   * exactly): scaled by invTemperature, softmax into scratch (V), top-k (0 off) and top-p (1 off) as one
-   * probability threshold, then the token where u in [0, 1) of the kept mass falls. -1 when no logit is finite;
-   * null when it does not take these arrays.
+   * exactly): scaled by invTemperature, softmax into scratch (V), top-k (0 off), then the token where u in [0, 1)
+   * of the kept mass falls; when top-p (1 off) rejects it, the token where u2 in [0, 1) falls in the nucleus. -1
+   * when no logit is finite; null when it does not take these arrays.
    */
-  sample?(logits: FloatArray, V: number, invTemperature: number, topK: number, topP: number, u: number,
+  sample?(logits: FloatArray, V: number, invTemperature: number, topK: number, topP: number, u: number, u2: number,
     scratch: FloatArray): number | null;
   /** Gives memory the backend keeps for reuse back to the system (optional: backends that keep none omit it). */
   releaseMemory?(): void;

@@ -1,6 +1,8 @@
 // The one sampler: picks the next token from a row of logits with repetition penalty, temperature, top-k, top-p,
 // then a seeded draw (or arg-max when greedy), in the order of Hugging Face's logits processors and warpers.
-// Top-k and top-p thresholds come from a radix selection in linear time, never a sort of the vocabulary.
+// Top-p is a rejection test on one draw from every kept token (accepted when the tokens more likely than it weigh
+// less than top-p of the mass: exactly the nucleus), with a second draw from the nucleus itself when it fails; the
+// top-k and nucleus thresholds come from a radix selection in linear time. Never a sort of the vocabulary.
 
 import { sampleFused, softmax_ } from '../tensor/ops/nn-ops.js';
 import type { Generator } from '../tensor/random.js';
@@ -42,6 +44,7 @@ export class Sampler {
   private readonly scaled: Float32Array;
   private readonly scaledTensor: Tensor; // a view of `scaled`, made once
   private readonly select: Selection;
+  private readonly blockSums: Float64Array;
   private seenMark: Uint8Array;
 
   constructor(readonly vocabSize: number, readonly options: SamplingOptions, private readonly generator: Generator) {
@@ -49,6 +52,7 @@ export class Sampler {
     this.scaled = new Float32Array(vocabSize);
     this.scaledTensor = new Tensor(this.scaled, [vocabSize]);
     this.select = new Selection(vocabSize);
+    this.blockSums = new Float64Array(Math.ceil(vocabSize / DRAW_BLOCK));
     this.seenMark = new Uint8Array(vocabSize);
   }
 
@@ -75,21 +79,36 @@ export class Sampler {
     }
     if (temperature === 0) return argmax(logits, V);
     const p = this.scaled;
-    // One uniform per draw, taken first, so the kernel and the passes below consume the stream alike.
+    // Two uniforms per token, taken first, so the kernel and the passes below consume the stream alike: u for the
+    // draw from every kept token, u2 for the draw from the nucleus when top-p rejects the first.
     const u = this.generator.uniform();
+    const u2 = this.generator.uniform();
     if (logits instanceof Float32Array && logits.length >= V) {
-      const fused = sampleFused(logits, V, 1 / temperature, topK, topP, u, p);
+      const fused = sampleFused(logits, V, 1 / temperature, topK, topP, u, u2, p);
       if (fused !== null) return fused >= 0 ? fused : argmax(logits, V);
     }
     if (!scaleInto(p, logits, 1 / temperature)) return argmax(logits, V);
     softmax_(this.scaledTensor); // vectorised on the native backend, in place
-    // Top-k and top-p as one probability threshold: tokens at or above it stay. Ties at the boundary all stay, so
-    // the draw never depends on the order of equal values.
-    let threshold = 0;
-    if (topK > 0 && topK < V) threshold = this.select.threshold(p, 0, topK, true);
-    if (topP < 1) threshold = Math.max(threshold, this.select.threshold(p, threshold, topP * sumFrom(p, threshold), false));
-    const id = draw(p, threshold, u * sumFrom(p, threshold));
+    const id = this.drawKept(p, topK, topP, u, u2);
     return id >= 0 ? id : argmax(logits, V);
+  }
+
+  /**
+   * After the softmax into p: tokens at or above the top-k threshold stay (ties at the boundary all stay, so the
+   * draw never depends on the order of equal values); the draw with u; and when top-p rejects it, the draw with u2
+   * from the nucleus, found as a threshold too (as native/sample.c).
+   */
+  private drawKept(p: Float32Array, topK: number, topP: number, u: number, u2: number): number {
+    const sums = this.blockSums;
+    let threshold = 0;
+    if (topK > 0 && topK < p.length) threshold = this.select.threshold(p, 0, topK, true);
+    const z = blockSums(p, threshold, sums);
+    let id = draw(p, threshold, sums, u * z);
+    if (topP < 1 && id >= 0 && !(sumAbove(p, p[id]) < topP * z)) {
+      threshold = Math.max(threshold, this.select.threshold(p, threshold, topP * z, false));
+      id = draw(p, threshold, sums, u2 * blockSums(p, threshold, sums));
+    }
+    return id;
   }
 }
 
@@ -106,35 +125,61 @@ function scaleInto(x: Float32Array, logits: ArrayLike<number>, inv: number): boo
   return finite;
 }
 
-/** The sum of the values >= t: four running sums over i mod 4, added pairwise (as sum_from in native/sample.c). */
-function sumFrom(p: Float32Array, t: number): number {
-  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  const n = p.length;
-  let i = 0;
-  for (; i + 4 <= n; i += 4) {
-    if (p[i] >= t) s0 += p[i];
-    if (p[i + 1] >= t) s1 += p[i + 1];
-    if (p[i + 2] >= t) s2 += p[i + 2];
-    if (p[i + 3] >= t) s3 += p[i + 3];
+/** The draw walks blocks of DRAW_BLOCK values by their sums, then one block value by value. */
+const DRAW_BLOCK = 64;
+const f32 = Math.fround;
+
+/**
+ * The float32 sum of the values >= t (or > t when above) in the block p[b0, end): eight float running sums over
+ * i mod 8, added pairwise; the arithmetic of block_from and block_above in native/sample.c.
+ */
+function blockSum(p: Float32Array, b0: number, end: number, t: number, above: boolean): number {
+  const a = [0, 0, 0, 0, 0, 0, 0, 0];
+  for (let i = b0; i < end; i++) {
+    const x = p[i];
+    if (above ? x > t : x >= t) a[i & 7] = f32(a[i & 7] + x);
   }
-  for (; i < n; i++) if (p[i] >= t) s0 += p[i];
-  return (s0 + s1) + (s2 + s3);
+  return f32(f32(f32(a[0] + a[1]) + f32(a[2] + a[3])) + f32(f32(a[4] + a[5]) + f32(a[6] + a[7])));
+}
+
+/** The sum of the values >= t of each block into sums; returns their total, added in order in double. */
+function blockSums(p: Float32Array, t: number, sums: Float64Array): number {
+  let total = 0;
+  for (let b0 = 0, k = 0; b0 < p.length; b0 += DRAW_BLOCK, k++) {
+    sums[k] = blockSum(p, b0, Math.min(p.length, b0 + DRAW_BLOCK), t, false);
+    total += sums[k];
+  }
+  return total;
+}
+
+/** The sum of the values above v: block by block, the blocks added in order in double. */
+function sumAbove(p: Float32Array, v: number): number {
+  let total = 0;
+  for (let b0 = 0; b0 < p.length; b0 += DRAW_BLOCK) total += blockSum(p, b0, Math.min(p.length, b0 + DRAW_BLOCK), v, true);
+  return total;
 }
 
 /**
- * The index where the running sum of the values >= t (in index order) passes r; when rounding leaves a sliver,
- * the last index with any mass; -1 when there is none.
+ * The index where the running sum of the values >= t (in index order) passes r: whole blocks by their sums, then
+ * the block where it falls value by value; when rounding leaves a sliver, the last index with mass; -1 if none.
  */
-function draw(p: Float32Array, t: number, r: number): number {
-  let last = -1;
-  for (let i = 0; i < p.length; i++) {
-    const v = p[i];
-    if (v < t || v === 0) continue;
-    last = i;
-    r -= v;
-    if (r < 0) return i;
+function draw(p: Float32Array, t: number, sums: Float64Array, r: number): number {
+  const n = p.length;
+  for (let b0 = 0, k = 0; b0 < n; b0 += DRAW_BLOCK, k++) {
+    if (!(r < sums[k])) {
+      r -= sums[k];
+      continue;
+    }
+    const end = Math.min(n, b0 + DRAW_BLOCK);
+    for (let i = b0; i < end; i++) {
+      const v = p[i];
+      if (!(v >= t) || v === 0) continue;
+      r -= v;
+      if (r < 0) return i;
+    }
   }
-  return last;
+  for (let i = n - 1; i >= 0; i--) if (p[i] >= t && p[i] !== 0) return i;
+  return -1;
 }
 
 // Radix selection on the bits of non-negative float32 values, whose bit patterns sort as the values do: a

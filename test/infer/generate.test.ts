@@ -142,6 +142,47 @@ test('the sampler: repetition penalty (CTRL style), top-k and top-p keep only th
   assert.throws(() => new Sampler(3, { repetitionPenalty: 0 }, new Generator(0)), /repetitionPenalty must be a number > 0/);
 });
 
+test('sampled tokens follow the top-k and nucleus distribution (the rejection draw and its second draw together)', () => {
+  // 150 tokens (three blocks of the blocked draw) with a spread of probabilities and a tie at the nucleus
+  // boundary. Top-p 0.6 rejects about 40% of first draws, so the second draw from the nucleus is well exercised.
+  const V = 150;
+  const g = new Generator(5);
+  const logits = Float32Array.from({ length: V }, () => Math.round(g.normal() * 1.5 * 8) / 8);
+  const probs = Array.from(logits, (l) => Math.exp(l));
+  const expected = (topK: number, topP: number): number[] => {
+    const order = [...probs.keys()].sort((a, b) => probs[b] - probs[a]);
+    const kth = topK > 0 ? probs[order[topK - 1]] : 0;
+    const kept = order.filter((i) => probs[i] >= kth);
+    const total = kept.reduce((s, i) => s + probs[i], 0);
+    let mass = 0;
+    let floor = 0;
+    for (const i of kept) { // the nucleus: every token at or above the first one where the mass reaches top-p
+      mass += probs[i];
+      if (mass >= topP * total) { floor = probs[i]; break; }
+    }
+    const inNucleus = kept.filter((i) => probs[i] >= floor);
+    const z = inNucleus.reduce((s, i) => s + probs[i], 0);
+    const want = new Array<number>(V).fill(0);
+    for (const i of inNucleus) want[i] = probs[i] / z;
+    return want;
+  };
+  const N = 20000;
+  for (const [topK, topP] of [[0, 0.6], [40, 0.8], [0, 0.95]]) {
+    const want = expected(topK, topP);
+    for (const viaKernel of [true, false]) {
+      const s = new Sampler(V, { temperature: 1, topK, topP }, new Generator(9));
+      const counts = new Array<number>(V).fill(0);
+      for (let n = 0; n < N; n++) counts[s.pick(viaKernel ? logits.slice() : Array.from(logits))]++;
+      const label = `top-k ${topK}, top-p ${topP}, ${viaKernel ? 'kernel' : 'passes'}`;
+      for (let i = 0; i < V; i++) {
+        if (want[i] === 0) { assert.equal(counts[i], 0, `${label}: token ${i} is outside and was drawn`); continue; }
+        const sd = Math.sqrt(N * want[i] * (1 - want[i]));
+        assert.ok(Math.abs(counts[i] - N * want[i]) < 5 * sd + 1, `${label}: token ${i} drawn ${counts[i]} times, expected ${(N * want[i]).toFixed(0)}`);
+      }
+    }
+  }
+});
+
 test('top-k and top-p thresholds by radix selection equal the sorted definitions, ties included', () => {
   const g = new Generator(11);
   for (let trial = 0; trial < 300; trial++) {

@@ -86,7 +86,7 @@ export interface Addon {
     wpe: Float32Array, blocks: (Float32Array | null)[][], keys: Float32Array[], values: Float32Array[],
     lnfWeight: Float32Array | null, lnfBias: Float32Array | null, head: Float32Array, A: number, C: number, NH: number,
     P: number, V: number, eps: number): boolean;
-  sample(logits: Float32Array, V: number, invTemperature: number, topK: number, topP: number, u: number,
+  sample(logits: Float32Array, V: number, invTemperature: number, topK: number, topP: number, u: number, u2: number,
     scratch: Float32Array): number;
   info(): { isa: string; threads: number; poolSize: number };
   setIsa(name: string): boolean;
@@ -299,9 +299,9 @@ function wrap(n: Addon): Backend {
       n.llamaBlockDecode(x, weights as (Float32Array | null)[], keys, values, rows, starts, A, C, NH, KVH, hidden, P, eps, theta);
       return true;
     },
-    sample(logits, V, invTemperature, topK, topP, u, scratch) {
+    sample(logits, V, invTemperature, topK, topP, u, u2, scratch) {
       if (typeof n.sample !== 'function' || !f32(logits) || !f32(scratch)) return null;
-      return n.sample(logits, V, invTemperature, topK, topP, u, scratch);
+      return n.sample(logits, V, invTemperature, topK, topP, u, u2, scratch);
     },
     adamw(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, bc1, bc2) {
       if (f32(param) && f32(grad) && f32(m) && f32(v)) n.adamw(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, bc1, bc2);

@@ -115,7 +115,7 @@ interface Exports {
   kiln_gpt_decode(m: number, tokens: number, rows: number, starts: number, A: number, logits: number): number;
   kiln_llama_block_decode(w: number, x: number, keys: number, values: number, rows: number, starts: number, A: number,
     C: number, NH: number, KVH: number, hidden: number, P: number, eps: number, theta: number): number;
-  kiln_sample(logits: number, V: number, invTemperature: number, topK: number, topP: number, u: number, p: number): number;
+  kiln_sample(logits: number, V: number, invTemperature: number, topK: number, topP: number, u: number, u2: number, p: number): number;
   kiln_isa(): number;
   kiln_set_isa(isa: number): number;
   kiln_threads(): number;
@@ -865,14 +865,16 @@ function wrap(ex: Exports, heap: Heap, f: Frame): Backend {
       if (rc !== 0) throw new RangeError(`kiln wasm: ${k}: ${C} channels do not split into ${NH} heads of even size`);
       return true;
     },
-    sample(logits, V, invTemperature, topK, topP, u, scratch) {
+    sample(logits, V, invTemperature, topK, topP, u, u2, scratch) {
       if (!f32(logits) || !f32(scratch)) return null;
       if (!(V >= 1 && V <= 0x7fffffff)) throw new RangeError(`kiln wasm: sample: the vocabulary size must be in 1 .. 2^31-1, got ${V}`);
-      if (!(invTemperature > 0) || !(topP > 0 && topP <= 1) || !(u >= 0 && u < 1)) throw new RangeError('kiln wasm: sample: bad sampling parameters');
+      if (!(invTemperature > 0) || !(topP > 0 && topP <= 1) || !(u >= 0 && u < 1) || !(u2 >= 0 && u2 < 1)) {
+        throw new RangeError('kiln wasm: sample: bad sampling parameters');
+      }
       const pl = f.arg(logits, V, IN, 'logits', 'sample');
       const ps = f.arg(scratch, V, OUT, 'scratch', 'sample');
       let id = 0;
-      call(() => { id = ex.kiln_sample(f.ptr(pl), V, invTemperature, Math.min(topK, 0x7fffffff), topP, u, f.ptr(ps)); });
+      call(() => { id = ex.kiln_sample(f.ptr(pl), V, invTemperature, Math.min(topK, 0x7fffffff), topP, u, u2, f.ptr(ps)); });
       if (id === -2) throw new RangeError('kiln wasm: sample: out of memory');
       return id;
     },

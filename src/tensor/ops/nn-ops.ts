@@ -47,14 +47,14 @@ export function softmax_(x: Tensor): Tensor {
 
 /**
  * One sampling draw on the backend's fused kernel: logits (V) scaled by invTemperature, softmax into scratch (V),
- * top-k (0 off) and top-p (1 off), the token where u of the kept mass falls; -1 when no logit is finite. null
- * when the backend has no such kernel (the sampler in src/models/sampling.ts then runs its own passes, which the
- * kernel mirrors exactly).
+ * top-k (0 off), the token where u of the kept mass falls, or where u2 falls in the nucleus when top-p (1 off)
+ * rejects that one; -1 when no logit is finite. null when the backend has no such kernel (the sampler in
+ * src/models/sampling.ts then runs its own passes, which the kernel mirrors exactly).
  */
 export function sampleFused(logits: FloatArray, V: number, invTemperature: number, topK: number, topP: number, u: number,
-  scratch: FloatArray): number | null {
+  u2: number, scratch: FloatArray): number | null {
   const be = backend();
-  return be.sample ? be.sample(logits, V, invTemperature, topK, topP, u, scratch) : null;
+  return be.sample ? be.sample(logits, V, invTemperature, topK, topP, u, u2, scratch) : null;
 }
 
 /**

@@ -276,7 +276,9 @@ test('gemm: every size class, transpose and beta, under every instruction set', 
           gemmCase(r, tA, tB, 1, M, N, K, 1, 0, 'none', `${isa} gemm tA=${tA} tB=${tB} ${M}x${N}x${K}`);
         }
         const big: [number, number, number][] = [[63, 64, 65], [64, 63, 129], [129, 300, 17], [300, 129, 63],
-          [1, 300, 300], [300, 1, 300], [300, 300, 1], [520, 40, 300], [20, 4100, 9], [9, 33, 520], [150, 70, 260]];
+          [1, 300, 300], [300, 1, 300], [300, 300, 1], [520, 40, 300], [20, 4100, 9], [9, 33, 520], [150, 70, 260],
+          // streamed small-M products (5..16 rows): whole 48-column blocks and a tail, K with and without a vector tail
+          [12, 100, 37], [16, 96, 64], [8, 113, 33]];
         for (const [M, N, K] of big) {
           for (const [alpha, beta] of [[1, 0], [1, 1], [0.5, -0.75]]) {
             gemmCase(r, tA, tB, 1, M, N, K, alpha, beta, 'none', `${isa} gemm tA=${tA} tB=${tB} ${M}x${N}x${K} a=${alpha} b=${beta}`);
@@ -485,6 +487,7 @@ test('attention, forward and backward: causal, KV cache, rows without keys, bloc
     [1, 4, 0, 2, 4, true], [2, 9, 9, 1, 1, true],
     // decoding steps (a few query rows against a longer cache): the native direct path, with vector tails
     [2, 1, 37, 4, 64, true], [3, 2, 50, 2, 20, true], [2, 4, 4, 3, 17, false], [1, 4, 130, 2, 48, true],
+    [1, 1, 33, 2, 80, true], [1, 2, 40, 1, 144, true], [2, 3, 21, 1, 136, true],
   ];
   forEachIsa((isa) => {
     for (const [B, Tq, Tk, NH, HS, causal] of cases) {

@@ -1,7 +1,7 @@
 // Kiln's reference workloads (BENCHMARKS.md), side by side with PyTorch on the same machine in the same run.
 //
 //   npm run bench                         every workload, 5 rounds
-//   npm run bench -- T1 T3                only those (ids: T1 T1api MLP T2 T5 T3 T3b GEMMbf16 T3bf16 T3bbf16 T3bckpt T4 T6 S1 S1soak D1 W1)
+//   npm run bench -- T1 T3                only those (ids: T1 T1api MLP T2 T5 T3 T3b GEMMbf16 T3bf16 T3bbf16 T3bckpt T4 T6 S1 S1soak D1 W1 W1c)
 //   KILN_SOAK_S=N                         S1soak's duration in seconds (default 600; 20 with --quick)
 //   npm run bench -- --quick              (or KILN_BENCH_QUICK=1) a smoke run: 2 rounds, small sizes, not publishable
 //   npm run bench -- ttq                  time to quality (minutes to an hour; runs only when named): the default
@@ -152,6 +152,9 @@ const notes: string[] = [];
 
 interface CpuSnap { busy: number; total: number; own: number; procs: Map<number, { comm: string; ticks: number }> }
 
+/** CPU ticks of processes a workload started that /proc/self/stat cannot count (Chromium's), as it reported them. */
+let claimedTicks = 0;
+
 function cpuSnap(): CpuSnap {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
   const [user, nice, system, idle, iowait, irq, softirq, steal] = f;
@@ -170,7 +173,7 @@ function cpuSnap(): CpuSnap {
     } catch { /* gone */ }
   }
   return { busy: user + nice + system + irq + softirq + steal, total: user + nice + system + idle + iowait + irq + softirq + steal,
-    own: self.utime + self.stime + self.cutime + self.cstime, procs };
+    own: self.utime + self.stime + self.cutime + self.cstime + claimedTicks, procs };
 }
 
 /** Cores' worth of CPU that processes other than this bench used between two snapshots. */
@@ -504,6 +507,30 @@ function d1(): Row[] {
 const TFJS_WASM_T3 = 344;
 
 /**
+ * W1c: T1 (GEMM 1024) on the WebAssembly backend inside headless Chromium, as a page loads it (kiln-single.wasm, one
+ * thread: the browser loader has no thread pool), against the native backend at one thread, rounds alternating
+ * (bench/w1-chromium.ts and bench/w1-wasm.ts, a fresh process each).
+ */
+function w1c(): Row[] {
+  const params = JSON.stringify({ t1: 1024, ...S.t1Timing });
+  const chromiumSide = () => {
+    const r = runChild(process.execPath, ['--import', 'tsx', join(here, 'w1-chromium.ts'), params], process.env);
+    if (typeof r.chromium_cpu_ticks === 'number') claimedTicks += r.chromium_cpu_ticks;
+    return r;
+  };
+  const nativeSide = () => runChild(process.execPath, ['--import', 'tsx', join(here, 'w1-wasm.ts'), JSON.stringify({ t1: 1024, t3: false, ...S.t1Timing })],
+    { ...process.env, KILN_BACKEND: 'native', KILN_THREADS: '1' });
+  const r = alternate('W1c', chromiumSide, nativeSide);
+  const ua = r.kiln.map((x) => x.userAgent).find((x) => typeof x === 'string');
+  const version = typeof ua === 'string' ? /Chrome\/([\d.]+)/.exec(ua)?.[1] ?? '?' : '?';
+  notes.push(`W1c: Kiln's wasm backend in headless Chromium ${version} (Debian's, through playwright-core), loaded as a page loads it ` +
+    '(useWasmBackend, kiln-single.wasm, one thread) against native at KILN_THREADS=1 in Node; GEMM into a preallocated output, ' +
+    'as W1 times it in Node. Target: wasm in Chromium >= 0.2x native.');
+  return [{ id: 'W1c', workload: 'T1 GEMM 1024, wasm in Chromium vs native, 1 thread each', unit: 'GFLOP/s',
+    kiln: fig(r.kiln, (x) => x.t1_gflops), torch: fig(r.py, (x) => x.t1_gflops) }];
+}
+
+/**
  * W1: T1 (GEMM 1024) and T3 on the WebAssembly backend against the native one, same threads, rounds alternating
  * native and wasm (bench/w1-wasm.ts, a fresh process each). The Kiln column is wasm, the other column native (or
  * TF.js's anchor). Rates per CPU-second of the process are printed too: on a loaded machine they still compare.
@@ -594,6 +621,7 @@ const WORKLOADS: { id: string; needsTorch: boolean; run: () => Row[]; onlyWhenNa
   { id: 'S1soak', needsTorch: false, run: s1soak },
   { id: 'D1', needsTorch: false, run: d1 },
   { id: 'W1', needsTorch: false, run: w1 },
+  { id: 'W1c', needsTorch: false, run: w1c },
   { id: 'ttq', needsTorch: true, run: ttq, onlyWhenNamed: true },
 ];
 

@@ -2,13 +2,15 @@
 // preallocated output) and T3 (GPT training steps, bench/t3-gpt.ts) on the backend KILN_BACKEND names (native or
 // wasm), with KILN_THREADS threads. bench/run.ts alternates native and wasm rounds and prints wasm against native.
 // Besides wall-clock rates it reports rates per CPU-second of this process (all its threads), which stay meaningful
-// on a loaded machine: `node --import tsx bench/w1-wasm.ts '{"warmup":3,"steps":10}'` prints one JSON line.
+// on a loaded machine: `node --import tsx bench/w1-wasm.ts '{"warmup":3,"steps":10}'` prints one JSON line
+// (`"t3": false`: T1 only).
 
 import { backend, backendInfo } from '../src/backend/index.js';
 import { median, rateSamples } from './stats.js';
 import { runGPTSteps, T3 } from './t3-gpt.js';
 
-const p = JSON.parse(process.argv[2] ?? '{}') as { warmup?: number; steps?: number; t1?: number; warm_s?: number; sample_s?: number; samples?: number };
+const p = JSON.parse(process.argv[2] ?? '{}') as { warmup?: number; steps?: number; t1?: number; warm_s?: number; sample_s?: number; samples?: number;
+  t3?: boolean };
 const info = backendInfo();
 const be = backend();
 const n = p.t1 ?? 1024;
@@ -38,6 +40,10 @@ const end = performance.now() + 1000;
 while (performance.now() < end || calls < 3) { gemm(); calls++; }
 const t1Cpu = (flops * calls) / cpuSeconds(c0) / 1e9;
 
+if (p.t3 === false) { // T1 only (the native side of W1 in Chromium)
+  console.log(JSON.stringify({ backend: info.name, isa: info.isa, threads: info.threads, t1_gflops: t1, t1_cpu_gflops: t1Cpu }));
+  process.exit(0);
+}
 const warmup = p.warmup ?? 3;
 const steps = p.steps ?? 10;
 let c3 = process.cpuUsage();

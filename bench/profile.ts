@@ -1,5 +1,6 @@
 // Where a T3 step's time goes: wraps every backend kernel with a timer and prints a table per kernel (GEMMs by
 // shape), plus the time spent outside kernels. Usage: node --import tsx bench/profile.ts [T3|T3b] [steps]
+// (KILN_PROFILE_PRECISION=bf16: the step under kiln.autocast, its GEMMs listed as gemmBf16 by shape)
 import { backend } from '../src/backend/node.js';
 import { runGPTSteps, T3, T3B } from './t3-gpt.js';
 
@@ -11,9 +12,9 @@ let kernelMs = 0;
 let on = false;
 
 function label(name: string, args: unknown[]): string {
-  if (name === 'gemm') {
+  if (name === 'gemm' || name === 'gemmBf16') {
     const [ta, tb, batch, M, N, K] = args as [boolean, boolean, number, number, number, number];
-    return `gemm ${ta ? 'T' : 'N'}${tb ? 'T' : 'N'} b${batch} ${M}x${N}x${K}`;
+    return `${name} ${ta ? 'T' : 'N'}${tb ? 'T' : 'N'} b${batch} ${M}x${N}x${K}`;
   }
   if (name === 'unary' || name === 'unaryBackward' || name === 'binary' || name === 'reduce') return `${name} ${String(args[0])}`;
   return name;
@@ -38,7 +39,8 @@ for (const name of Object.keys(be)) {
 }
 
 let t0 = 0;
-const r = runGPTSteps(shape, { warmup: 3, steps, onStep: (i) => { if (i === 3) { on = true; t0 = performance.now(); } } });
+const precision = (process.env.KILN_PROFILE_PRECISION ?? 'float32') as 'float32' | 'bf16';
+const r = runGPTSteps(shape, { warmup: 3, steps, precision, onStep: (i) => { if (i === 3) { on = true; t0 = performance.now(); } } });
 const wall = performance.now() - t0;
 on = false;
 const per = (ms: number) => (ms / steps).toFixed(2).padStart(8);

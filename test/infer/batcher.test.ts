@@ -47,7 +47,8 @@ test('seeded sampling with per-request options matches the same request alone', 
 });
 
 test('requests join and leave between steps; streamed chunks add up to the text', async () => {
-  const batcher = new Batcher(gpt, tok, { maxBatch: 3 });
+  // One step per turn of the event loop, so that the test can submit between steps.
+  const batcher = new Batcher(gpt, tok, { maxBatch: 3, stepBudgetMs: 0 });
   const events: string[] = [];
   const chunks: BatchChunk[] = [];
   const long = batcher.submit({
@@ -69,6 +70,23 @@ test('requests join and leave between steps; streamed chunks add up to the text'
   assert.equal(chunks.filter((c) => c.id !== undefined).length, 30);
   assert.deepEqual(events.sort(), ['long at 5', 'short done at 3'].sort());
   assert.equal(r.text, generateText(gpt, tok, 'the', { maxNewTokens: 30, temperature: 0, eosTokenIds: [] }).text);
+});
+
+test('by default a turn of the event loop runs several steps; outputs are those of one step per turn', async () => {
+  const request = { promptIds: tok.encode('the'), options: { maxNewTokens: 40, temperature: 0, eosTokenIds: [] } };
+  const batcher = new Batcher(gpt, tok, { maxBatch: 2 });
+  let turns = 0;
+  let done = false;
+  const count = (): void => { if (!done) { turns++; setImmediate(count); } };
+  setImmediate(count);
+  const r = await batcher.submit(request);
+  done = true;
+  assert.equal(batcher.steps, 40);
+  assert.ok(turns < batcher.steps, `${turns} turns of the event loop for ${batcher.steps} steps`);
+  const oneByOne = await new Batcher(gpt, tok, { maxBatch: 2, stepBudgetMs: 0 }).submit(request);
+  assert.equal(r.text, oneByOne.text);
+  assert.throws(() => new Batcher(gpt, tok, { stepBudgetMs: -1 }), /stepBudgetMs must be a finite number >= 0, got -1/);
+  assert.throws(() => new Batcher(gpt, tok, { stepBudgetMs: Number.NaN }), /stepBudgetMs must be/);
 });
 
 test('cancelling frees the row for a waiting request; the queue refuses only past its bound', async () => {

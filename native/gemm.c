@@ -423,31 +423,65 @@ static void round_panel(float *x, size_t n) {
   for (size_t i = 0; i < n; i++) x[i] = kiln_bf16_round(x[i]);
 }
 
-/* Mode 2 from a float32 panel src (kc, P): dst (ceil(kc/2), P) pairs of consecutive k. */
-static void pair_panel(const float *src, int kc, int P, uint32_t *dst) {
-  for (int k = 0; k < kc; k += 2)
-    pair_row(src + (size_t)k * P, k + 1 < kc ? src + (size_t)(k + 1) * P : NULL, P, P, dst + (size_t)(k / 2) * P);
+#ifdef KILN_X86
+/* dst (ceil(n/2)) pairs of one contiguous row x (n): word p = bf16(x[2p]) | bf16(x[2p+1]) << 16, 32 values a step:
+ * after rounding, the high halves of the 32 words are picked in order by one 16-bit permute. */
+__attribute__((target("avx512f,avx512bw")))
+static void row_pairs_512(const float *x, int n, uint32_t *dst) {
+  const __m512i high_halves = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33,
+                                               31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+  int k = 0;
+  for (; k + 32 <= n; k += 32) {
+    const __m512i b0 = bf16_bits512(_mm512_loadu_ps(x + k)), b1 = bf16_bits512(_mm512_loadu_ps(x + k + 16));
+    _mm512_storeu_si512(dst + k / 2, _mm512_permutex2var_epi16(b0, high_halves, b1));
+  }
+  for (; k < n; k += 2) dst[k / 2] = (bf16_bits(x[k]) >> 16) | (k + 1 < n ? bf16_bits(x[k + 1]) & 0xffff0000u : 0u);
+}
+#endif
+
+/* Mode 2 from R rows of kc contiguous values (a row-major A, a transposed B): dst (ceil(kc/2), P) pairs of
+ * consecutive k, rows R .. P zero. Each row becomes pairs in place of its own (scratch: R * ceil(kc/2) words), then
+ * the words are transposed as pack_rows_t transposes floats: half the data of transposing the floats first. */
+static void pair_rows_t(const float *const *rows, int R, int kc, int P, uint32_t *dst, uint32_t *scratch) {
+  const int kcs = (kc + 1) / 2;
+  const float *pairs[MAX_NR];
+  for (int r = 0; r < R; r++) {
+    uint32_t *w = scratch + (size_t)r * kcs; /* (kcs) pairs of row r */
+#ifdef KILN_X86
+    if (kiln_isa() >= KILN_ISA_AVX512) row_pairs_512(rows[r], kc, w);
+    else
+#endif
+      for (int k = 0; k < kc; k += 2) w[k / 2] = (bf16_bits(rows[r][k]) >> 16) | (k + 1 < kc ? bf16_bits(rows[r][k + 1]) & 0xffff0000u : 0u);
+    pairs[r] = (const float *)w;
+  }
+  pack_rows_t(pairs, R, kcs, P, (float *)dst); /* moves 32-bit words; no arithmetic touches them */
 }
 
 /* Ap: ceil(mc/MR) panels of (kc, MR) (mode 2: (ceil(kc/2), MR) pairs); op(A)(i, k) = transA ? A[k*M + i] : A[i*K + k].
- * tmp (kc, MR) is scratch for mode 2. */
+ * tmp: scratch of (MR, ceil(kc/2)) words for mode 2. */
 static void pack_a(const gemm_cfg *cf, int transA, const float *A, int M, int K, int i0, int mc, int p0, int kc,
                    float *Ap, float *tmp) {
   const int MR = cf->MR, kcs = cf->mode == 2 ? (kc + 1) / 2 : kc;
+  if (cf->mode == 2 && transA) {
+    /* k pairs outermost: rows k and k+1 of A are read across the whole block once, in order, each panel taking its
+     * MR values (panel by panel, each row was read in pieces of MR values, a cache line in two) */
+    for (int k = 0; k < kc; k += 2) {
+      const float *e = A + (size_t)(p0 + k) * M + i0, *o = k + 1 < kc ? e + M : NULL; /* (mc) each */
+      for (int ir = 0; ir < mc; ir += MR) {
+        int mr = mc - ir < MR ? mc - ir : MR;
+        pair_row(e + ir, o ? o + ir : NULL, mr, MR, (uint32_t *)(Ap + (size_t)ir * kcs) + (size_t)(k / 2) * MR);
+      }
+    }
+    return;
+  }
   for (int ir = 0; ir < mc; ir += MR) {
     int mr = mc - ir < MR ? mc - ir : MR;
     float *dst = Ap + (size_t)ir * kcs;
-    if (cf->mode == 2 && transA) {
-      const float *src = A + (size_t)p0 * M + i0 + ir;
-      for (int k = 0; k < kc; k += 2)
-        pair_row(src + (size_t)k * M, k + 1 < kc ? src + (size_t)(k + 1) * M : NULL, mr, MR,
-                 (uint32_t *)dst + (size_t)(k / 2) * MR);
-      continue;
-    }
-    float *out = cf->mode == 2 ? tmp : dst;
+    float *out = dst;
     if (!transA) {
       const float *rows[MAX_MR];
       for (int r = 0; r < mr; r++) rows[r] = A + (size_t)(i0 + ir + r) * K + p0;
+      if (cf->mode == 2) { pair_rows_t(rows, mr, kc, MR, (uint32_t *)dst, (uint32_t *)tmp); continue; }
       pack_rows_t(rows, mr, kc, MR, out);
     } else {
       const float *src = A + (size_t)p0 * M + i0 + ir;
@@ -461,12 +495,11 @@ static void pack_a(const gemm_cfg *cf, int transA, const float *A, int M, int K,
       }
     }
     if (cf->mode == 1) round_panel(dst, (size_t)kc * MR);
-    else if (cf->mode == 2) pair_panel(tmp, kc, MR, (uint32_t *)dst);
   }
 }
 
 /* One B panel: (kc, NR) (mode 2: (ceil(kc/2), NR) pairs) from columns j0 .. j0+nr; op(B)(k, j) = transB ? B[j*K + k]
- * : B[k*N + j]. tmp (kc, NR) is scratch for mode 2. */
+ * : B[k*N + j]. tmp: scratch of (NR, ceil(kc/2)) words for mode 2. */
 static void pack_b_panel(const gemm_cfg *cf, int transB, const float *B, int N, int K, int j0, int nr, int p0, int kc,
                          float *dst, float *tmp) {
   const int NR = cf->NR;
@@ -477,7 +510,7 @@ static void pack_b_panel(const gemm_cfg *cf, int transB, const float *B, int N, 
                (uint32_t *)dst + (size_t)(k / 2) * NR);
     return;
   }
-  float *out = cf->mode == 2 ? tmp : dst;
+  float *out = dst;
   if (!transB) {
     const float *src = B + (size_t)p0 * N + j0;
     float *d = out;
@@ -495,10 +528,10 @@ static void pack_b_panel(const gemm_cfg *cf, int transB, const float *B, int N, 
   } else {
     const float *rows[MAX_NR];
     for (int c = 0; c < nr; c++) rows[c] = B + (size_t)(j0 + c) * K + p0;
+    if (cf->mode == 2) { pair_rows_t(rows, nr, kc, NR, (uint32_t *)dst, (uint32_t *)tmp); return; }
     pack_rows_t(rows, nr, kc, NR, out);
   }
   if (cf->mode == 1) round_panel(dst, (size_t)kc * NR);
-  else if (cf->mode == 2) pair_panel(tmp, kc, NR, (uint32_t *)dst);
 }
 
 /* ---------------- per-thread buffers ---------------- */

@@ -463,13 +463,18 @@ static void pack_a(const gemm_cfg *cf, int transA, const float *A, int M, int K,
                    float *Ap, float *tmp) {
   const int MR = cf->MR, kcs = cf->mode == 2 ? (kc + 1) / 2 : kc;
   if (cf->mode == 2 && transA) {
-    /* k pairs outermost: rows k and k+1 of A are read across the whole block once, in order, each panel taking its
-     * MR values (panel by panel, each row was read in pieces of MR values, a cache line in two) */
+    /* k pairs outermost: rows k and k+1 of A are paired across the whole block at once, in order and in whole
+     * vectors, then each panel copies its MR words (panel by panel, each row was read in pieces of MR values, a
+     * cache line in two, with masked vector loads) */
+    uint32_t *pairs = (uint32_t *)tmp; /* (mc) pairs of one k pair */
     for (int k = 0; k < kc; k += 2) {
       const float *e = A + (size_t)(p0 + k) * M + i0, *o = k + 1 < kc ? e + M : NULL; /* (mc) each */
+      pair_row(e, o, mc, mc, pairs);
       for (int ir = 0; ir < mc; ir += MR) {
         int mr = mc - ir < MR ? mc - ir : MR;
-        pair_row(e + ir, o ? o + ir : NULL, mr, MR, (uint32_t *)(Ap + (size_t)ir * kcs) + (size_t)(k / 2) * MR);
+        uint32_t *d = (uint32_t *)(Ap + (size_t)ir * kcs) + (size_t)(k / 2) * MR; /* (MR) of panel ir */
+        memcpy(d, pairs + ir, sizeof(uint32_t) * (size_t)mr);
+        if (mr < MR) memset(d + mr, 0, sizeof(uint32_t) * (size_t)(MR - mr));
       }
     }
     return;

@@ -423,8 +423,13 @@ static void round_panel(float *x, size_t n) {
   for (size_t i = 0; i < n; i++) x[i] = kiln_bf16_round(x[i]);
 }
 
+/* dst (ceil(n/2)) pairs of one contiguous row x from value k0 on: word p = bf16(x[2p]) | bf16(x[2p+1]) << 16. */
+static void row_pairs_c(const float *x, int k0, int n, uint32_t *dst) {
+  for (int k = k0; k < n; k += 2) dst[k / 2] = (bf16_bits(x[k]) >> 16) | (k + 1 < n ? bf16_bits(x[k + 1]) & 0xffff0000u : 0u);
+}
+
 #ifdef KILN_X86
-/* dst (ceil(n/2)) pairs of one contiguous row x (n): word p = bf16(x[2p]) | bf16(x[2p+1]) << 16, 32 values a step:
+/* dst (ceil(n/2)) pairs of one contiguous row x (n), as row_pairs_c, 32 values a step:
  * after rounding, the high halves of the 32 words are picked in order by one 16-bit permute. */
 __attribute__((target("avx512f,avx512bw")))
 static void row_pairs_512(const float *x, int n, uint32_t *dst) {
@@ -435,7 +440,7 @@ static void row_pairs_512(const float *x, int n, uint32_t *dst) {
     const __m512i b0 = bf16_bits512(_mm512_loadu_ps(x + k)), b1 = bf16_bits512(_mm512_loadu_ps(x + k + 16));
     _mm512_storeu_si512(dst + k / 2, _mm512_permutex2var_epi16(b0, high_halves, b1));
   }
-  for (; k < n; k += 2) dst[k / 2] = (bf16_bits(x[k]) >> 16) | (k + 1 < n ? bf16_bits(x[k + 1]) & 0xffff0000u : 0u);
+  row_pairs_c(x, k, n, dst);
 }
 #endif
 
@@ -451,7 +456,7 @@ static void pair_rows_t(const float *const *rows, int R, int kc, int P, uint32_t
     if (kiln_isa() >= KILN_ISA_AVX512) row_pairs_512(rows[r], kc, w);
     else
 #endif
-      for (int k = 0; k < kc; k += 2) w[k / 2] = (bf16_bits(rows[r][k]) >> 16) | (k + 1 < kc ? bf16_bits(rows[r][k + 1]) & 0xffff0000u : 0u);
+      row_pairs_c(rows[r], 0, kc, w);
     pairs[r] = (const float *)w;
   }
   pack_rows_t(pairs, R, kcs, P, (float *)dst); /* moves 32-bit words; no arithmetic touches them */

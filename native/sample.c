@@ -93,23 +93,14 @@ static float threshold(selection *s, const float *p, int n, float floor_, double
  * costs at most a few float roundings; blocks add up in double. */
 static inline float lanes_total(const float *a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
 
-/* The sum of the values >= t in the block p[b0, end) (end - b0 <= DRAW_BLOCK, b0 a multiple of 8). */
-static float block_from(const float *p, int b0, int end, float t) {
+/* The sum of the values >= t (strict: > t) in the block p[b0, end) (end - b0 <= DRAW_BLOCK, b0 a multiple of 8);
+ * strict is a constant at every call, so each use compiles to its own branch-free loop. */
+static inline __attribute__((always_inline)) float block_sum(const float *p, int b0, int end, float t, int strict) {
   float a[8] = { 0 };
   int i = b0;
   for (; i + 8 <= end; i += 8)
-    for (int j = 0; j < 8; j++) { const float x = p[i + j]; a[j] += x >= t ? x : 0.0f; }
-  for (; i < end; i++) a[i & 7] += p[i] >= t ? p[i] : 0.0f;
-  return lanes_total(a);
-}
-
-/* The sum of the values above v in the block p[b0, end), as block_from. */
-static float block_above(const float *p, int b0, int end, float v) {
-  float a[8] = { 0 };
-  int i = b0;
-  for (; i + 8 <= end; i += 8)
-    for (int j = 0; j < 8; j++) { const float x = p[i + j]; a[j] += x > v ? x : 0.0f; }
-  for (; i < end; i++) a[i & 7] += p[i] > v ? p[i] : 0.0f;
+    for (int j = 0; j < 8; j++) { const float x = p[i + j]; a[j] += (strict ? x > t : x >= t) ? x : 0.0f; }
+  for (; i < end; i++) a[i & 7] += (strict ? p[i] > t : p[i] >= t) ? p[i] : 0.0f;
   return lanes_total(a);
 }
 
@@ -118,14 +109,14 @@ static inline int block_end(int b0, int n) { return n - b0 < DRAW_BLOCK ? n : b0
 /* The sum of the values >= t of each block into sums (ceil(n / DRAW_BLOCK)); returns their total, in order. */
 static double block_sums(const float *p, int n, float t, double *sums) {
   double total = 0;
-  for (int b0 = 0, k = 0; b0 < n; b0 += DRAW_BLOCK, k++) total += sums[k] = block_from(p, b0, block_end(b0, n), t);
+  for (int b0 = 0, k = 0; b0 < n; b0 += DRAW_BLOCK, k++) total += sums[k] = block_sum(p, b0, block_end(b0, n), t, 0);
   return total;
 }
 
 /* The sum of the values above v: block by block, the blocks added in order. */
 static double sum_above(const float *p, int n, float v) {
   double total = 0;
-  for (int b0 = 0; b0 < n; b0 += DRAW_BLOCK) total += block_above(p, b0, block_end(b0, n), v);
+  for (int b0 = 0; b0 < n; b0 += DRAW_BLOCK) total += block_sum(p, b0, block_end(b0, n), v, 1);
   return total;
 }
 

@@ -48,6 +48,31 @@ const providers = new Map<string, BackendProvider>();
 let active: Backend | null = null;
 let info: BackendInfo = { name: 'js' };
 let warned = false;
+const warmers: ((b: Backend) => void)[] = [];
+const warmed = new WeakSet<Backend>();
+
+/**
+ * Registers work to run once for each backend the first time it becomes the active one. The tensor layer uses it
+ * to run one small product through its op path: V8 compiles each function of that path on its first call (about
+ * half a millisecond in all), and the kernels' thread pool and packing code get their first use, so a program's
+ * first real product costs what its later ones do, as numpy's does after its import.
+ */
+export function onBackendActive(warm: (b: Backend) => void): void {
+  warmers.push(warm);
+  if (active) runWarmers(active);
+}
+
+function runWarmers(b: Backend): void {
+  if (warmed.has(b)) return;
+  warmed.add(b); // first: a warmer that calls backend() must not start another round
+  for (const w of warmers) {
+    try {
+      w(b);
+    } catch {
+      // Only a head start: a backend that fails here fails again, with its own message, when the program calls it.
+    }
+  }
+}
 
 /**
  * Offers a backend to the chooser. The Node entry registers 'native'; a host may register others. A backend
@@ -141,7 +166,10 @@ function choose(): Backend {
 
 /** The backend every tensor op runs on. */
 export function backend(): Backend {
-  if (!active) active = choose();
+  if (!active) {
+    active = choose();
+    runWarmers(active);
+  }
   return active;
 }
 
@@ -156,6 +184,7 @@ export function setBackend(name: 'js' | 'native' | 'wasm'): BackendInfo {
   if (name === 'js') {
     active = jsBackend;
     info = { name: 'js', reason: 'chosen with setBackend' };
+    runWarmers(active);
     return backendInfo();
   }
   const provider = providers.get(name);
@@ -167,5 +196,6 @@ export function setBackend(name: 'js' | 'native' | 'wasm'): BackendInfo {
   if (!load.backend) throw new Error(`setBackend: the ${name} backend is unavailable: ${load.error}`);
   active = use(name, load);
   if (name !== 'native') info.reason = 'chosen with setBackend';
+  runWarmers(active);
   return backendInfo();
 }

@@ -97,10 +97,10 @@ test('settings: presets, config files, and bad values fail with one sentence', (
   const tiny = resolveSettings({ preset: 'tiny' });
   assert.equal(tiny.context, kiln.models.GPT.presets.tiny.context);
   assert.deepEqual([tiny.layers, tiny.width, tiny.batchSize, tiny.maxSteps, tiny.vocabSize], [2, 64, 32, 1000, 512]);
-  // The default run: the small model for 3000 steps (about 5 minutes on 2 cores).
+  // The default run: the small model for 2400 steps (under 5 minutes on 2 cores).
   const d = resolveSettings({});
   assert.deepEqual([d.preset, d.context, d.layers, d.heads, d.width, d.vocabSize], ['small', 128, 4, 4, 128, 1024]);
-  assert.deepEqual([d.batchSize, d.maxSteps, d.lr, d.evalEvery, d.minLr], [16, 3000, 2e-3, 250, 0.1]);
+  assert.deepEqual([d.batchSize, d.maxSteps, d.lr, d.evalEvery, d.minLr], [16, 2400, 2e-3, 250, 0.1]);
   assert.equal(resolveSettings({ epochs: 2 }).maxSteps, null);
   const cfgFile = join(dir, 'cfg.json');
   writeFileSync(cfgFile, JSON.stringify({ preset: 'tiny', 'max-steps': 50, batchSize: 2 }));

@@ -114,26 +114,23 @@ static inline __m512 load_cols(const float *p, __mmask16 m, int whole) {
   return whole ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p);
 }
 
-/* acc (8 rows, 48 columns) += x[t][k] * B[k][0, 48) over k in order; `whole`: all 48 columns exist (a constant
- * after inlining, so the whole-block loop has no masked loads). */
+/* acc (8 rows, 16 NV columns) += x[t][k] * B[k][0, 16 NV) over k in order. `whole`: all 16 NV columns exist, so
+ * every load is a plain one; NV and whole are constants after inlining (one copy of the loop each). */
 __attribute__((target("avx512f,avx2,fma"), always_inline))
-static inline void blocked_tile(const float *const *x, const float *b, size_t N, int K, __mmask16 m0, __mmask16 m1,
-                                __mmask16 m2, int whole, __m512 acc[8][3]) {
+static inline void blocked_tile(const float *const *x, const float *b, size_t N, int K, const __mmask16 m[3],
+                                int whole, int NV, __m512 acc[8][3]) {
   for (int k = 0; k < K; k++, b += N) {
     /* B is walked down a column block, one row apart: ask for the rows ahead (the first pass comes from L3) */
     if (k + 8 < K) {
       const char *pf = (const char *)(b + 8 * N);
-      _mm_prefetch(pf, _MM_HINT_T0);
-      _mm_prefetch(pf + 64, _MM_HINT_T0);
-      _mm_prefetch(pf + 128, _MM_HINT_T0);
+      for (int v = 0; v < NV; v++) _mm_prefetch(pf + 64 * v, _MM_HINT_T0);
     }
-    const __m512 b0 = load_cols(b, m0, whole), b1 = load_cols(b + 16, m1, whole), b2 = load_cols(b + 32, m2, whole);
+    __m512 bv[3];
+    for (int v = 0; v < NV; v++) bv[v] = load_cols(b + 16 * v, m[v], whole);
 #pragma GCC unroll 8
     for (int t = 0; t < 8; t++) {
-      const __m512 v = _mm512_set1_ps(x[t][k]);
-      acc[t][0] = _mm512_fmadd_ps(v, b0, acc[t][0]);
-      acc[t][1] = _mm512_fmadd_ps(v, b1, acc[t][1]);
-      acc[t][2] = _mm512_fmadd_ps(v, b2, acc[t][2]);
+      const __m512 xv = _mm512_set1_ps(x[t][k]);
+      for (int v = 0; v < NV; v++) acc[t][v] = _mm512_fmadd_ps(xv, bv[v], acc[t][v]);
     }
   }
 }
@@ -141,30 +138,39 @@ static inline void blocked_tile(const float *const *x, const float *b, size_t N,
 /* 5 .. KILN_GEMV_MAX_M rows (a server's batch of sequences): 8 rows by 48 columns of accumulators in registers, one
  * row of B (3 vectors) loaded per k and used by all 8 rows. Each output is the same sum as in rows_avx512 (over k in
  * order, one fused multiply-add a term, from zero), so the kernel choice never changes a result. A last group of
- * fewer rows repeats its last row and drops the extra sums. */
+ * fewer rows repeats its last row and drops the extra sums. A last block of 16 or 32 columns (a thread's share of
+ * 256 columns is 48 + 48 + 32) runs as 1 or 2 whole vectors: with masked loads it ran at under half the rate. */
 __attribute__((target("avx512f,avx2,fma")))
 static void rows_blocked_avx512(const gemv_job *g, const float *const *a, int j0, int j1) {
   const int M = g->M, N = g->N, K = g->K;
   const int plain = g->alpha == 1.0f && (g->beta == 0.0f || g->beta == 1.0f); /* alpha * acc + beta * c is exact */
   for (int j = j0; j < j1; j += 48) {
     const int w = j1 - j < 48 ? j1 - j : 48;
-    const __mmask16 m0 = lanes(w, 0), m1 = lanes(w, 16), m2 = lanes(w, 32);
+    const __mmask16 m[3] = { lanes(w, 0), lanes(w, 16), lanes(w, 32) };
+    const int nv = (w + 15) / 16; /* vectors holding the block's columns */
     for (int i0 = 0; i0 < M; i0 += 8) {
       const int r = M - i0 < 8 ? M - i0 : 8;
       const float *x[8];
       for (int t = 0; t < 8; t++) x[t] = a[i0 + (t < r ? t : r - 1)];
       __m512 acc[8][3];
       for (int t = 0; t < 8; t++) acc[t][0] = acc[t][1] = acc[t][2] = _mm512_setzero_ps();
-      if (w == 48) blocked_tile(x, g->B + j, (size_t)N, K, m0, m1, m2, 1, acc);
-      else blocked_tile(x, g->B + j, (size_t)N, K, m0, m1, m2, 0, acc);
+      const float *b = g->B + j;
+      if (w == 48) blocked_tile(x, b, (size_t)N, K, m, 1, 3, acc);
+      else if (w == 32) blocked_tile(x, b, (size_t)N, K, m, 1, 2, acc);
+      else if (w == 16) blocked_tile(x, b, (size_t)N, K, m, 1, 1, acc);
+      else blocked_tile(x, b, (size_t)N, K, m, 0, 3, acc);
       for (int t = 0; t < r; t++) {
         float *c = g->C + (size_t)(i0 + t) * N + j;
         if (plain) {
-          const __mmask16 m[3] = { m0, m1, m2 };
-          for (int v = 0; v < 3; v++) {
+          for (int v = 0; v < nv; v++) {
             __m512 y = acc[t][v];
-            if (g->beta != 0.0f) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m[v], c + 16 * v));
-            _mm512_mask_storeu_ps(c + 16 * v, m[v], y);
+            if (m[v] == 0xffff) {
+              if (g->beta != 0.0f) y = _mm512_add_ps(y, _mm512_loadu_ps(c + 16 * v));
+              _mm512_storeu_ps(c + 16 * v, y);
+            } else {
+              if (g->beta != 0.0f) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m[v], c + 16 * v));
+              _mm512_mask_storeu_ps(c + 16 * v, m[v], y);
+            }
           }
         } else {
           _Alignas(64) float tmp[48];

@@ -278,7 +278,9 @@ test('gemm: every size class, transpose and beta, under every instruction set', 
         const big: [number, number, number][] = [[63, 64, 65], [64, 63, 129], [129, 300, 17], [300, 129, 63],
           [1, 300, 300], [300, 1, 300], [300, 300, 1], [520, 40, 300], [20, 4100, 9], [9, 33, 520], [150, 70, 260],
           // streamed small-M products (5..16 rows): whole 48-column blocks and a tail, K with and without a vector tail
-          [12, 100, 37], [16, 96, 64], [8, 113, 33]];
+          [12, 100, 37], [16, 96, 64], [8, 113, 33],
+          // last blocks of 32 and 16 columns (whole vectors, not masked), beside a masked one of 40
+          [16, 128, 64], [10, 64, 40], [7, 80, 20], [6, 40, 17]];
         for (const [M, N, K] of big) {
           for (const [alpha, beta] of [[1, 0], [1, 1], [0.5, -0.75]]) {
             gemmCase(r, tA, tB, 1, M, N, K, alpha, beta, 'none', `${isa} gemm tA=${tA} tB=${tB} ${M}x${N}x${K} a=${alpha} b=${beta}`);

@@ -358,6 +358,8 @@ static void pack_rows_t(const float *const *rows, int R, int kc, int P, float *d
   pack_rows_t_c(rows, R, kc, P, dst);
 }
 
+void kiln_pack_rows_t(const float *const *rows, int R, int kc, int P, float *dst) { pack_rows_t(rows, R, kc, P, dst); }
+
 /* ---------------- bfloat16 rounding ---------------- */
 
 /* x rounded to the nearest bf16 (ties to even), as the high 16 bits of the returned word; NaN stays a quiet NaN. */

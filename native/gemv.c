@@ -135,6 +135,32 @@ static inline void blocked_tile(const float *const *x, const float *b, size_t N,
   }
 }
 
+/* Rows i0 .. i0+r of C, columns j .. j+w, from an 8 x 48 tile of sums (C = alpha * sum + beta * C). */
+__attribute__((target("avx512f,avx2,fma"), always_inline))
+static inline void store_tile(const gemv_job *g, __m512 acc[8][3], int i0, int r, int j, int w, const __mmask16 m[3]) {
+  const int plain = g->alpha == 1.0f && (g->beta == 0.0f || g->beta == 1.0f); /* alpha * acc + beta * c is exact */
+  const int nv = (w + 15) / 16; /* vectors holding the block's columns */
+  for (int t = 0; t < r; t++) {
+    float *c = g->C + (size_t)(i0 + t) * g->N + j;
+    if (plain) {
+      for (int v = 0; v < nv; v++) {
+        __m512 y = acc[t][v];
+        if (m[v] == 0xffff) {
+          if (g->beta != 0.0f) y = _mm512_add_ps(y, _mm512_loadu_ps(c + 16 * v));
+          _mm512_storeu_ps(c + 16 * v, y);
+        } else {
+          if (g->beta != 0.0f) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m[v], c + 16 * v));
+          _mm512_mask_storeu_ps(c + 16 * v, m[v], y);
+        }
+      }
+    } else {
+      _Alignas(64) float tmp[48];
+      for (int v = 0; v < 3; v++) _mm512_store_ps(tmp + 16 * v, acc[t][v]);
+      for (int q = 0; q < w; q++) store_c(g, i0 + t, j + q, tmp[q]);
+    }
+  }
+}
+
 /* 5 .. KILN_GEMV_MAX_M rows (a server's batch of sequences): 8 rows by 48 columns of accumulators in registers, one
  * row of B (3 vectors) loaded per k and used by all 8 rows. Each output is the same sum as in rows_avx512 (over k in
  * order, one fused multiply-add a term, from zero), so the kernel choice never changes a result. A last group of
@@ -143,11 +169,9 @@ static inline void blocked_tile(const float *const *x, const float *b, size_t N,
 __attribute__((target("avx512f,avx2,fma")))
 static void rows_blocked_avx512(const gemv_job *g, const float *const *a, int j0, int j1) {
   const int M = g->M, N = g->N, K = g->K;
-  const int plain = g->alpha == 1.0f && (g->beta == 0.0f || g->beta == 1.0f); /* alpha * acc + beta * c is exact */
   for (int j = j0; j < j1; j += 48) {
     const int w = j1 - j < 48 ? j1 - j : 48;
     const __mmask16 m[3] = { lanes(w, 0), lanes(w, 16), lanes(w, 32) };
-    const int nv = (w + 15) / 16; /* vectors holding the block's columns */
     for (int i0 = 0; i0 < M; i0 += 8) {
       const int r = M - i0 < 8 ? M - i0 : 8;
       const float *x[8];
@@ -159,25 +183,40 @@ static void rows_blocked_avx512(const gemv_job *g, const float *const *a, int j0
       else if (w == 32) blocked_tile(x, b, (size_t)N, K, m, 1, 2, acc);
       else if (w == 16) blocked_tile(x, b, (size_t)N, K, m, 1, 1, acc);
       else blocked_tile(x, b, (size_t)N, K, m, 0, 3, acc);
-      for (int t = 0; t < r; t++) {
-        float *c = g->C + (size_t)(i0 + t) * N + j;
-        if (plain) {
-          for (int v = 0; v < nv; v++) {
-            __m512 y = acc[t][v];
-            if (m[v] == 0xffff) {
-              if (g->beta != 0.0f) y = _mm512_add_ps(y, _mm512_loadu_ps(c + 16 * v));
-              _mm512_storeu_ps(c + 16 * v, y);
-            } else {
-              if (g->beta != 0.0f) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m[v], c + 16 * v));
-              _mm512_mask_storeu_ps(c + 16 * v, m[v], y);
-            }
-          }
-        } else {
-          _Alignas(64) float tmp[48];
-          for (int v = 0; v < 3; v++) _mm512_store_ps(tmp + 16 * v, acc[t][v]);
-          for (int q = 0; q < w; q++) store_c(g, i0 + t, j + q, tmp[q]);
-        }
-      }
+      store_tile(g, acc, i0, r, j, w, m);
+    }
+  }
+}
+
+/* B (N, K), 5 .. KILN_GEMV_MAX_M rows of A (a batched decoding step's head, every projection of a Llama layer):
+ * each block of 48 rows of B is transposed into a (K, 48) panel on the stack, zero past N, and runs through the
+ * 8 x 48 register tile above. The dot-product kernel below spent about as long reducing its 16-lane sums as on the
+ * products (58 GFLOP/s a thread against 110 for B (K, N)). Each output is the sum over k in order from zero, as
+ * rows_blocked_avx512 computes it, whichever thread takes its block. Longer rows than DOTS_PANEL_MAX_K keep the
+ * dot-product kernel. */
+#define DOTS_PANEL_MAX_K 1024
+__attribute__((target("avx512f,avx2,fma")))
+static void dots_blocked_avx512(const gemv_job *g, const float *const *a, int j0, int j1) {
+  const int M = g->M, K = g->K;
+  _Alignas(64) float panel[DOTS_PANEL_MAX_K * 48]; /* (K, 48): rows j .. j+48 of B, transposed */
+  const __mmask16 whole[3] = { 0xffff, 0xffff, 0xffff };
+  for (int j = j0; j < j1; j += 48) {
+    const int w = j1 - j < 48 ? j1 - j : 48;
+    const __mmask16 m[3] = { lanes(w, 0), lanes(w, 16), lanes(w, 32) };
+    const float *rows[48];
+    for (int r = 0; r < w; r++) rows[r] = g->B + (size_t)(j + r) * K;
+    kiln_pack_rows_t(rows, w, K, 48, panel);
+    const int nv = (w + 15) / 16;
+    for (int i0 = 0; i0 < M; i0 += 8) {
+      const int r = M - i0 < 8 ? M - i0 : 8;
+      const float *x[8];
+      for (int t = 0; t < 8; t++) x[t] = a[i0 + (t < r ? t : r - 1)];
+      __m512 acc[8][3];
+      for (int t = 0; t < 8; t++) acc[t][0] = acc[t][1] = acc[t][2] = _mm512_setzero_ps();
+      if (nv == 3) blocked_tile(x, panel, 48, K, whole, 1, 3, acc);
+      else if (nv == 2) blocked_tile(x, panel, 48, K, whole, 1, 2, acc);
+      else blocked_tile(x, panel, 48, K, whole, 1, 1, acc);
+      store_tile(g, acc, i0, r, j, w, m);
     }
   }
 }
@@ -394,11 +433,12 @@ static void rows_simd128(const gemv_job *g, const float *const *a, int j0, int j
 
 typedef void (*span_fn)(const gemv_job *g, const float *const *a, int j0, int j1);
 
-static span_fn pick(int transB, int M) {
+static span_fn pick(int transB, int M, int g_K) {
   switch (kiln_isa()) {
 #ifdef KILN_X86
     case KILN_ISA_AVX512:
-      return transB ? (M == 1 ? dots1_avx512 : dots_avx512) : M <= ROWS_TILE_MAX_M ? rows_avx512 : rows_blocked_avx512;
+      if (transB) return M == 1 ? dots1_avx512 : M <= ROWS_TILE_MAX_M || g_K > DOTS_PANEL_MAX_K ? dots_avx512 : dots_blocked_avx512;
+      return M <= ROWS_TILE_MAX_M ? rows_avx512 : rows_blocked_avx512;
     case KILN_ISA_AVX2: return transB ? dots_avx2 : rows_avx2;
 #endif
 #ifdef KILN_SIMD128
@@ -422,7 +462,7 @@ void kiln_gemv_span(int transB, int M, int N, int K, const float *A, const float
   gemv_job g = { 0, transB, M, N, K, 1.0f, beta, A, B, C };
   const float *a[KILN_GEMV_MAX_M];
   for (int i = 0; i < M; i++) a[i] = A + (size_t)i * K;
-  if (j0 < j1) pick(transB, M)(&g, a, j0, j1);
+  if (j0 < j1) pick(transB, M, K)(&g, a, j0, j1);
 }
 
 int kiln_gemv_applies(int batch, int M, int K) { return batch == 1 && M >= 1 && M <= KILN_GEMV_MAX_M && K >= 1; }
@@ -435,14 +475,14 @@ void kiln_gemv_locked(int transA, int transB, int M, int N, int K, float alpha, 
   const float *a[KILN_GEMV_MAX_M];
   for (int i = 0; i < M; i++) a[i] = a_row(&g, i, scratch + (size_t)i * K);
   if (serial) {
-    pick(transB, M)(&g, a, 0, N);
+    pick(transB, M, K)(&g, a, 0, N);
     return;
   }
   /* One chunk of columns per thread, a multiple of 64 (the widest column block): every column is computed the same
    * way wherever the chunk edges fall, so the thread count never changes a result. */
   int T = kiln_threads();
   size_t per = (((size_t)N + T - 1) / T + 63) / 64 * 64;
-  gemv_task t = { &g, a, pick(transB, M), per };
+  gemv_task t = { &g, a, pick(transB, M, K), per };
   size_t chunks = ((size_t)N + per - 1) / per;
   /* A second thread pays only for big products: inside a decoding step, where JavaScript runs between the kernels
    * and V8's background threads share the cores, a 256x768 product took 48 us on two threads against 26 us on

@@ -67,6 +67,8 @@ void kiln_memory_advise_huge(void *p, size_t bytes);  /* asks for huge pages for
 
 /* ---- small-M GEMM without packing (gemv.c), used by kiln_gemm for decoding-sized products ---- */
 #define KILN_GEMV_MAX_M 16
+/* dst (kc, P): dst[k * P + r] = rows[r][k] for r < R, zero for R <= r < P (the GEMM's panel packing, gemm.c) */
+void kiln_pack_rows_t(const float *const *rows, int R, int kc, int P, float *dst);
 int kiln_gemv_applies(int batch, int M, int K);
 /* Columns [j0, j1) of C (M, N) = A (M, K) @ op(B) + beta * C on the calling thread, as kiln_gemm computes them for a
  * decoding-sized product (M <= KILN_GEMV_MAX_M, batch 1, A not transposed, alpha 1, N * K > 512). */

@@ -164,12 +164,15 @@ static void decode_values_scalar(const float *p, const float *v, long ld, int n,
 }
 
 #ifdef KILN_X86
+#define DECODE_AHEAD 8 /* keys or values prefetched this many positions ahead */
 __attribute__((target("avx512f,avx2,fma")))
 static void decode_scores_avx512(const float *q, const float *k, long ld, int n, int HS, float scale, float *s) {
   const int H16 = HS & ~15;
   const __mmask16 tail = (__mmask16)((1u << (HS - H16)) - 1);
   for (int t = 0; t < n; t++) {
     const float *kt = k + (size_t)t * ld;
+    /* keys are one cache row apart and come from L3 or memory (a batch's cache is megabytes): ask ahead */
+    if (t + DECODE_AHEAD < n) for (int d = 0; d < HS; d += 16) _mm_prefetch((const char *)(kt + DECODE_AHEAD * ld + d), _MM_HINT_T0);
     __m512 acc = _mm512_setzero_ps();
     int d = 0;
     for (; d < H16; d += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + d), _mm512_loadu_ps(kt + d), acc);
@@ -191,6 +194,7 @@ static void decode_values_avx512(const float *p, const float *v, long ld, int n,
     for (int t = 0; t < n; t++) {
       const __m512 pt = _mm512_set1_ps(p[t]);
       const float *vt = v + (size_t)t * ld + d; /* (64) of key t's value row */
+      if (t + DECODE_AHEAD < n) for (int e = 0; e < 64; e += 16) _mm_prefetch((const char *)(vt + DECODE_AHEAD * ld + e), _MM_HINT_T0);
       a0 = _mm512_fmadd_ps(pt, _mm512_loadu_ps(vt), a0);
       a1 = _mm512_fmadd_ps(pt, _mm512_loadu_ps(vt + 16), a1);
       a2 = _mm512_fmadd_ps(pt, _mm512_loadu_ps(vt + 32), a2);

@@ -161,6 +161,29 @@ static inline void store_tile(const gemv_job *g, __m512 acc[8][3], int i0, int r
   }
 }
 
+/* Every group of 8 rows of A against columns j .. j+w of C, B's block read from b with rows ldb apart. With
+ * `whole`, B's block has whole vectors (w a multiple of 16, or a zero-padded panel): plain loads of ceil(w/16)
+ * vectors; otherwise three masked ones. */
+__attribute__((target("avx512f,avx2,fma"), always_inline))
+static inline void row_groups(const gemv_job *g, const float *const *a, const float *b, size_t ldb, int j, int w,
+                              int whole) {
+  static const __mmask16 all[3] = { 0xffff, 0xffff, 0xffff };
+  const __mmask16 m[3] = { lanes(w, 0), lanes(w, 16), lanes(w, 32) };
+  const int nv = (w + 15) / 16;
+  for (int i0 = 0; i0 < g->M; i0 += 8) {
+    const int r = g->M - i0 < 8 ? g->M - i0 : 8;
+    const float *x[8];
+    for (int t = 0; t < 8; t++) x[t] = a[i0 + (t < r ? t : r - 1)];
+    __m512 acc[8][3];
+    for (int t = 0; t < 8; t++) acc[t][0] = acc[t][1] = acc[t][2] = _mm512_setzero_ps();
+    if (!whole) blocked_tile(x, b, ldb, g->K, m, 0, 3, acc);
+    else if (nv == 3) blocked_tile(x, b, ldb, g->K, all, 1, 3, acc);
+    else if (nv == 2) blocked_tile(x, b, ldb, g->K, all, 1, 2, acc);
+    else blocked_tile(x, b, ldb, g->K, all, 1, 1, acc);
+    store_tile(g, acc, i0, r, j, w, m);
+  }
+}
+
 /* 5 .. KILN_GEMV_MAX_M rows (a server's batch of sequences): 8 rows by 48 columns of accumulators in registers, one
  * row of B (3 vectors) loaded per k and used by all 8 rows. Each output is the same sum as in rows_avx512 (over k in
  * order, one fused multiply-add a term, from zero), so the kernel choice never changes a result. A last group of
@@ -168,23 +191,9 @@ static inline void store_tile(const gemv_job *g, __m512 acc[8][3], int i0, int r
  * 256 columns is 48 + 48 + 32) runs as 1 or 2 whole vectors: with masked loads it ran at under half the rate. */
 __attribute__((target("avx512f,avx2,fma")))
 static void rows_blocked_avx512(const gemv_job *g, const float *const *a, int j0, int j1) {
-  const int M = g->M, N = g->N, K = g->K;
   for (int j = j0; j < j1; j += 48) {
     const int w = j1 - j < 48 ? j1 - j : 48;
-    const __mmask16 m[3] = { lanes(w, 0), lanes(w, 16), lanes(w, 32) };
-    for (int i0 = 0; i0 < M; i0 += 8) {
-      const int r = M - i0 < 8 ? M - i0 : 8;
-      const float *x[8];
-      for (int t = 0; t < 8; t++) x[t] = a[i0 + (t < r ? t : r - 1)];
-      __m512 acc[8][3];
-      for (int t = 0; t < 8; t++) acc[t][0] = acc[t][1] = acc[t][2] = _mm512_setzero_ps();
-      const float *b = g->B + j;
-      if (w == 48) blocked_tile(x, b, (size_t)N, K, m, 1, 3, acc);
-      else if (w == 32) blocked_tile(x, b, (size_t)N, K, m, 1, 2, acc);
-      else if (w == 16) blocked_tile(x, b, (size_t)N, K, m, 1, 1, acc);
-      else blocked_tile(x, b, (size_t)N, K, m, 0, 3, acc);
-      store_tile(g, acc, i0, r, j, w, m);
-    }
+    row_groups(g, a, g->B + j, (size_t)g->N, j, w, w % 16 == 0);
   }
 }
 
@@ -197,27 +206,14 @@ static void rows_blocked_avx512(const gemv_job *g, const float *const *a, int j0
 #define DOTS_PANEL_MAX_K 1024
 __attribute__((target("avx512f,avx2,fma")))
 static void dots_blocked_avx512(const gemv_job *g, const float *const *a, int j0, int j1) {
-  const int M = g->M, K = g->K;
+  const int K = g->K;
   _Alignas(64) float panel[DOTS_PANEL_MAX_K * 48]; /* (K, 48): rows j .. j+48 of B, transposed */
-  const __mmask16 whole[3] = { 0xffff, 0xffff, 0xffff };
   for (int j = j0; j < j1; j += 48) {
     const int w = j1 - j < 48 ? j1 - j : 48;
-    const __mmask16 m[3] = { lanes(w, 0), lanes(w, 16), lanes(w, 32) };
     const float *rows[48];
     for (int r = 0; r < w; r++) rows[r] = g->B + (size_t)(j + r) * K;
     kiln_pack_rows_t(rows, w, K, 48, panel);
-    const int nv = (w + 15) / 16;
-    for (int i0 = 0; i0 < M; i0 += 8) {
-      const int r = M - i0 < 8 ? M - i0 : 8;
-      const float *x[8];
-      for (int t = 0; t < 8; t++) x[t] = a[i0 + (t < r ? t : r - 1)];
-      __m512 acc[8][3];
-      for (int t = 0; t < 8; t++) acc[t][0] = acc[t][1] = acc[t][2] = _mm512_setzero_ps();
-      if (nv == 3) blocked_tile(x, panel, 48, K, whole, 1, 3, acc);
-      else if (nv == 2) blocked_tile(x, panel, 48, K, whole, 1, 2, acc);
-      else blocked_tile(x, panel, 48, K, whole, 1, 1, acc);
-      store_tile(g, acc, i0, r, j, w, m);
-    }
+    row_groups(g, a, panel, 48, j, w, 1);
   }
 }
 

@@ -36,4 +36,4 @@ export { rmsNorm, rmsNormReference } from './ops/rms-norm.js';
 export { lstmSequence, gruSequence, rnnSequence, type RnnNonlinearity } from './ops/rnn.js';
 export { adamwUpdate_, type AdamwUpdateOptions } from './ops/optim-ops.js';
 export { sizeOf, broadcastShapes, type Shape } from './shape.js';
-import './warmup.js';
+import './warmup.js'; // registers the warm-up run when a backend becomes active

@@ -25,23 +25,15 @@ static size_t configured_bound = 0;
  * one in (about 10 us a page on a VM; a 1024x1024 result is 1024 pages, a 256x256 one's 64 pages cost twice its
  * GEMM). Dropped tensors are freed only at the next young-generation collection (every 4 MiB of fresh tensor
  * memory, src/backend/native/index.ts), so a process's first results, before any collection, all need fresh
- * memory. Taken in 4 MiB pieces (below the mmap threshold, so from the heap) and advised huge, which makes the
- * warming a few dozen faults, not thousands. */
-#define WARM_BYTES ((size_t)32 << 20)
-#define WARM_PIECE ((size_t)4 << 20)
+ * memory. One block just under the mmap threshold set below (so it comes from the heap), advised huge, which
+ * makes the warming a few dozen faults, not thousands. */
+#define WARM_BYTES ((size_t)31 << 20)
 static void warm_heap(size_t bytes) {
-  char *piece[WARM_BYTES / WARM_PIECE];
-  int n = 0;
-  while (n < (int)(bytes / WARM_PIECE) && (piece[n] = malloc(WARM_PIECE)) != NULL) n++;
-  if (n == 0) return;
-  /* the pieces follow each other up the heap: advise their whole span, so each 2 MiB inside it is one fault */
-  char *lo = piece[0], *hi = piece[0];
-  for (int i = 1; i < n; i++) { if (piece[i] < lo) lo = piece[i]; if (piece[i] > hi) hi = piece[i]; }
-  hi += WARM_PIECE;
-  if ((size_t)(hi - lo) < 2 * (size_t)n * WARM_PIECE) kiln_memory_advise_huge(lo, (size_t)(hi - lo));
-  for (int i = 0; i < n; i++)
-    for (size_t b = 0; b < WARM_PIECE; b += 4096) piece[i][b] = 0;
-  while (n > 0) free(piece[--n]);
+  char *p = malloc(bytes);
+  if (!p) return;
+  kiln_memory_advise_huge(p, bytes);
+  for (size_t b = 0; b < bytes; b += 4096) p[b] = 0;
+  free(p);
 }
 #endif
 

@@ -62,6 +62,13 @@ export function onBackendActive(warm: (b: Backend) => void): void {
   if (active) runWarmers(active);
 }
 
+/** Makes b the active backend and runs the warmers it has not had yet. */
+function activate(b: Backend): Backend {
+  active = b;
+  runWarmers(b);
+  return b;
+}
+
 function runWarmers(b: Backend): void {
   if (warmed.has(b)) return;
   warmed.add(b); // first: a warmer that calls backend() must not start another round
@@ -166,11 +173,7 @@ function choose(): Backend {
 
 /** The backend every tensor op runs on. */
 export function backend(): Backend {
-  if (!active) {
-    active = choose();
-    runWarmers(active);
-  }
-  return active;
+  return active ?? activate(choose());
 }
 
 /** Which backend is in use, its instruction set and thread count, or why the preferred one is not in use. */
@@ -182,9 +185,8 @@ export function backendInfo(): BackendInfo {
 /** Switches the backend for the rest of the process ('js', or one the host registered: 'native', 'wasm'); used by tests and benchmarks. */
 export function setBackend(name: 'js' | 'native' | 'wasm'): BackendInfo {
   if (name === 'js') {
-    active = jsBackend;
     info = { name: 'js', reason: 'chosen with setBackend' };
-    runWarmers(active);
+    activate(jsBackend);
     return backendInfo();
   }
   const provider = providers.get(name);
@@ -194,8 +196,7 @@ export function setBackend(name: 'js' | 'native' | 'wasm'): BackendInfo {
   }
   const load = provider.load();
   if (!load.backend) throw new Error(`setBackend: the ${name} backend is unavailable: ${load.error}`);
-  active = use(name, load);
+  activate(use(name, load));
   if (name !== 'native') info.reason = 'chosen with setBackend';
-  runWarmers(active);
   return backendInfo();
 }

@@ -12,7 +12,7 @@
 #define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, "kiln native: internal N-API error"); return NULL; } } while (0)
 #define FAIL(...) do { char msg_[256]; snprintf(msg_, sizeof msg_, __VA_ARGS__); napi_throw_range_error(env, NULL, msg_); return NULL; } while (0)
 #define ARGS(n) \
-  size_t argc = (n); napi_value argv[MAX_ARGS]; \
+  size_t argc = MAX_ARGS; napi_value argv[MAX_ARGS]; \
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL)); \
   if (argc < (size_t)(n)) FAIL("kiln native: %s expects %d arguments, got %zu", __func__, (int)(n), argc)
 
@@ -475,6 +475,59 @@ static int array_f32(napi_env env, const char *fn, const char *what, napi_value 
   return -1;
 }
 
+/* panels: null, or 4 L + 1 Float32Array (or null) from packPanels: each block's attn, proj, fc and fc2 weights, then
+ * the head; -1 (a RangeError thrown) when one is not an array of the packed size */
+static int gpt_panels(napi_env env, napi_value v, uint32_t L, size_t C, size_t V, kiln_gpt_block *blocks,
+                      const float **head_p) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok) return -1;
+  if (t == napi_null || t == napi_undefined) return 0;
+  char msg[256];
+  uint32_t n = 0;
+  bool is_array = false;
+  if (napi_is_array(env, v, &is_array) != napi_ok || !is_array || napi_get_array_length(env, v, &n) != napi_ok ||
+      n != 4 * L + 1) {
+    snprintf(msg, sizeof msg, "kiln native: gptDecode: panels must be null or an array of %u Float32Array or null", 4 * L + 1);
+    napi_throw_range_error(env, NULL, msg);
+    return -1;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    const int which = i == 4 * L ? 4 : (int)(i % 4); /* attn, proj, fc, fc2, head */
+    const size_t dims[5][2] = { { 3 * C, C }, { C, C }, { 4 * C, C }, { C, 4 * C }, { V, C } }; /* N, K */
+    napi_value e;
+    napi_valuetype et;
+    if (napi_get_element(env, v, i, &e) != napi_ok || napi_typeof(env, e, &et) != napi_ok) return -1;
+    if (et == napi_null) continue;
+    arr a;
+    const size_t need = kiln_panels_size((int)dims[which][0], (int)dims[which][1]);
+    if (array_f32(env, "gptDecode", "panels", v, i, need, &a)) return -1;
+    if (which == 4) { *head_p = F(a); continue; }
+    kiln_gpt_block *b = &blocks[i / 4];
+    if (which == 0) b->attn_p = F(a);
+    else if (which == 1) b->proj_p = F(a);
+    else if (which == 2) b->fc_p = F(a);
+    else b->fc2_p = F(a);
+  }
+  return 0;
+}
+
+/* dst: packPanels' layout of op(B) (K, N), kiln_panels_size(N, K) floats; B (K, N), or (N, K) with transB */
+static napi_value pack_panels(napi_env env, napi_callback_info info) {
+  ARGS(5); F32(0, dst); F32(1, B); BOOL(2, transB); INT(3, N); INT(4, K);
+  if (N > 0x7fffffff || K > 0x7fffffff) FAIL("kiln native: packPanels: bad dimensions (N %zu, K %zu)", N, K);
+  NEED(B, N * K); NEED(dst, kiln_panels_size((int)N, (int)K));
+  kiln_pack_panels(transB, (int)N, (int)K, F(B), F(dst));
+  return undef(env);
+}
+
+/* Whether packed panels speed up and give bitwise the products of M rows (transB: B stored (N, K)) */
+static napi_value panels_apply(napi_env env, napi_callback_info info) {
+  ARGS(3); BOOL(0, transB); INT(1, M); INT(2, K);
+  napi_value r;
+  CHECK(napi_get_boolean(env, M <= 0x7fff && K <= 0x7fffffff && kiln_gemv_panels_applies(transB, (int)M, (int)K), &r));
+  return r;
+}
+
 /* logits (A, V) out; tokens, rows, starts (A); wte (V, C), wpe (P, C); blocks: L arrays of 12 as gptBlockDecode
  * takes them; keys, values: L caches (rows, P, C); ln_f weight and bias (or null); head (V, C). Returns false when
  * the step does not fit kiln_gpt_decode (then decode block by block). */
@@ -515,10 +568,13 @@ static napi_value gpt_decode(napi_env env, napi_callback_info info) {
     caches[l] = F(keys);
     caches[L + l] = F(values);
   }
+  const float *head_p = NULL;
+  if (!bad && argc > 18 && gpt_panels(env, argv[18], L, C, V, blocks, &head_p)) bad = 1;
   int rc = -1;
   if (!bad) {
     kiln_gpt_model m = { F(wte), F(wpe), blocks, caches, caches + L, lnf_w.present ? F(lnf_w) : NULL,
-                         lnf_b.present ? F(lnf_b) : NULL, F(head), (int)L, (int)C, (int)NH, (int)P, (int)V, (float)eps };
+                         lnf_b.present ? F(lnf_b) : NULL, F(head), (int)L, (int)C, (int)NH, (int)P, (int)V, (float)eps,
+                         head_p };
     rc = kiln_gpt_decode(&m, I(tokens), I(rows), I(starts), (int)A, F(logits));
   }
   free(blocks);
@@ -820,7 +876,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "crossEntropyBackward", cross_entropy_backward }, { "indexSelect", index_select }, { "indexAdd", index_add },
     { "gather", gather }, { "scatterAdd", scatter_add }, { "permute", permute }, { "sliceCopy", slice_copy },
     { "sliceAssign", slice_assign }, { "attention", attention }, { "attentionBackward", attention_backward },
-    { "gptBlockDecode", gpt_block_decode }, { "alignOffset", align_offset }, { "gptDecode", gpt_decode }, { "sample", sample },
+    { "gptBlockDecode", gpt_block_decode }, { "alignOffset", align_offset }, { "gptDecode", gpt_decode }, { "packPanels", pack_panels }, { "panelsApply", panels_apply }, { "sample", sample },
     { "llamaBlockDecode", llama_block_decode },
     { "adamw", adamw }, { "info", get_info }, { "setIsa", set_isa }, { "setThreads", set_threads },
     { "gemmTune", gemm_tune }, { "gemmBf16", gemm_bf16 }, { "bf16Info", bf16_info }, { "setBf16", set_bf16 }, { "memoryInit", memory_init }, { "memoryRelease", memory_release },

@@ -149,6 +149,15 @@ static float bias_columns(float *out, const float *bias, int A, int N, int j0, i
   return 1.0f;
 }
 
+/* Columns [j0, j1) of out (A, N) = x (A, K) @ op(W) + beta * out: from W's panels where they exist and give the same
+ * sums (a batched step), else from W itself */
+static void product_span(int transB, int A, int N, int K, const float *x, const float *W, const float *panels,
+                         float beta, float *out, int j0, int j1) {
+  if (panels && kiln_gemv_panels_applies(transB, A, K) &&
+      kiln_gemv_span_panels(A, N, K, x, panels, beta, out, j0, j1) == 0) return;
+  kiln_gemv_span(transB, A, N, K, x, W, beta, out, j0, j1);
+}
+
 /* Thread tid's part of one block; barriers between the pieces that read what other threads wrote. */
 static void gpt_block_part(gpt_step_job *s, const kiln_gpt_block *w, float *keys, float *values, float *h,
                            float *mean, float *rstd, int tid, int n) {
@@ -158,7 +167,7 @@ static void gpt_block_part(gpt_step_job *s, const kiln_gpt_block *w, float *keys
   kiln_layernorm_serial(s->x, w->ln1_w, w->ln1_b, (size_t)A, (size_t)C, m->eps, h, mean, rstd);
   my_columns(3 * C, tid, n, &j0, &j1);
   float beta = bias_columns(s->qkv, w->attn_b, A, 3 * C, j0, j1);
-  kiln_gemv_span(0, A, 3 * C, C, h, w->attn_w, beta, s->qkv, j0, j1);
+  product_span(0, A, 3 * C, C, h, w->attn_w, w->attn_p, beta, s->qkv, j0, j1);
   for (int a = 0; a < A; a++) { /* this thread's columns of [q | k | v] to the queries and the cache */
     const float *src = s->qkv + (size_t)a * 3 * C;
     const size_t at = ((size_t)s->rows[a] * P + (size_t)s->starts[a]) * C;
@@ -174,13 +183,13 @@ static void gpt_block_part(gpt_step_job *s, const kiln_gpt_block *w, float *keys
   kiln_barrier(n);
   my_columns(C, tid, n, &j0, &j1);
   beta = bias_columns(s->y, w->proj_b, A, C, j0, j1);
-  kiln_gemv_span(0, A, C, C, s->att, w->proj_w, beta, s->y, j0, j1);
+  product_span(0, A, C, C, s->att, w->proj_w, w->proj_p, beta, s->y, j0, j1);
   for (int a = 0; a < A; a++) for (int j = j0; j < j1; j++) s->x[(size_t)a * C + j] += s->y[(size_t)a * C + j];
   kiln_barrier(n);
   kiln_layernorm_serial(s->x, w->ln2_w, w->ln2_b, (size_t)A, (size_t)C, m->eps, h, mean, rstd);
   my_columns(4 * C, tid, n, &j0, &j1);
   beta = bias_columns(s->mlp, w->fc_b, A, 4 * C, j0, j1);
-  kiln_gemv_span(0, A, 4 * C, C, h, w->fc_w, beta, s->mlp, j0, j1);
+  product_span(0, A, 4 * C, C, h, w->fc_w, w->fc_p, beta, s->mlp, j0, j1);
   kiln_barrier(n);
   int e0, e1; /* GELU over all of (A, 4C) in 16-aligned ranges: the elements the composed call vectorizes */
   my_columns(4 * C * A, tid, n, &e0, &e1);
@@ -188,7 +197,7 @@ static void gpt_block_part(gpt_step_job *s, const kiln_gpt_block *w, float *keys
   kiln_barrier(n);
   my_columns(C, tid, n, &j0, &j1);
   beta = bias_columns(s->y, w->fc2_b, A, C, j0, j1);
-  kiln_gemv_span(0, A, C, 4 * C, s->mlp, w->fc2_w, beta, s->y, j0, j1);
+  product_span(0, A, C, 4 * C, s->mlp, w->fc2_w, w->fc2_p, beta, s->y, j0, j1);
   for (int a = 0; a < A; a++) for (int j = j0; j < j1; j++) s->x[(size_t)a * C + j] += s->y[(size_t)a * C + j];
   kiln_barrier(n);
 }
@@ -202,7 +211,7 @@ static void gpt_step_thread(void *p, int tid, int n) {
   kiln_layernorm_serial(s->x, m->lnf_w, m->lnf_b, (size_t)A, (size_t)C, m->eps, h, mean, rstd);
   int j0, j1;
   my_columns(m->V, tid, n, &j0, &j1);
-  kiln_gemv_span(1, A, m->V, C, h, m->head, 0.0f, s->logits, j0, j1);
+  product_span(1, A, m->V, C, h, m->head, m->head_p, 0.0f, s->logits, j0, j1);
 }
 
 int kiln_gpt_decode_applies(const kiln_gpt_model *m, int A) {

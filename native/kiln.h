@@ -76,6 +76,15 @@ void kiln_gemv_span(int transB, int M, int N, int K, const float *A, const float
                     int j1);
 void kiln_gemv_locked(int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B,
                       float beta, float *C, float *scratch, int serial);
+/* Weights packed for batched decoding: op(B) (K, N) as (ceil(N / 16), K, 16) panels, zero past N (B is (K, N), or
+ * (N, K) with transB). kiln_panels_size gives the floats dst needs. */
+size_t kiln_panels_size(int N, int K);
+void kiln_pack_panels(int transB, int N, int K, const float *B, float *dst);
+/* Whether kiln_gemv_span_panels computes (M, N, K) products of this op(B) bitwise as kiln_gemv_span does. */
+int kiln_gemv_panels_applies(int transB, int M, int K);
+/* kiln_gemv_span with B as panels; j0 a multiple of 16. 0, or -1 when it does not apply (nothing written). */
+int kiln_gemv_span_panels(int M, int N, int K, const float *A, const float *panels, float beta, float *C, int j0,
+                          int j1);
 
 /* ---- element-wise, reductions, layout (elementwise.c, layout.c) ---- */
 enum {
@@ -145,6 +154,8 @@ typedef struct {
   const float *ln2_w, *ln2_b;   /* (C) each */
   const float *fc_w, *fc_b;     /* (C, 4C), (4C) */
   const float *fc2_w, *fc2_b;   /* (4C, C), (C) */
+  /* optional: attn_w, proj_w, fc_w, fc2_w as kiln_pack_panels made them, for batched steps (kiln_gpt_decode) */
+  const float *attn_p, *proj_p, *fc_p, *fc2_p;
 } kiln_gpt_block;
 /* A Llama decoder layer's parameters; projections stored (out, in) as torch.nn.Linear; a norm weight may be NULL. */
 typedef struct {
@@ -169,6 +180,7 @@ typedef struct {
   const float *head;                 /* (V, C): logits = ln_f(x) @ head^T */
   int L, C, NH, P, V;
   float eps;
+  const float *head_p;               /* optional: head (transposed) as kiln_pack_panels made it */
 } kiln_gpt_model;
 /* Whether kiln_gpt_decode takes A sequences of this model (else decode block by block): every product decoding-
  * sized, so that the step computes what the composed kernels compute. */

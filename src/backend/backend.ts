@@ -249,7 +249,16 @@ export interface Backend {
   gptDecode?(logits: FloatArray, tokens: Int32Array, rows: Int32Array, starts: Int32Array, wte: FloatArray,
     wpe: FloatArray, blocks: readonly (readonly (FloatArray | null)[])[], keys: readonly FloatArray[],
     values: readonly FloatArray[], lnfWeight: FloatArray | null, lnfBias: FloatArray | null, head: FloatArray,
-    A: number, C: number, NH: number, P: number, V: number, eps: number): boolean;
+    A: number, C: number, NH: number, P: number, V: number, eps: number,
+    panels?: readonly (FloatArray | null)[] | null): boolean;
+  /**
+   * Packs a weight for batched decoding steps (optional, with panelsApply): dst (panelsSize(N, K)) gets op(B) (K, N)
+   * as (ceil(N / 16), K, 16) column panels, zero past N; B is (K, N), or (N, K) with transB. gptDecode's `panels`
+   * takes them (4 per block: attn, proj, fc and fc2 weights, then the head) and must give bitwise the same logits.
+   */
+  packPanels?(dst: Float32Array, B: Float32Array, transB: boolean, N: number, K: number): void;
+  /** Whether packed panels are used for products of M rows by K (B stored (N, K) with transB). */
+  panelsApply?(transB: boolean, M: number, K: number): boolean;
   /**
    * One Llama decoder layer for a decoding step, fused (optional, as gptBlockDecode): weights are the layer's 9
    * parameters in LlamaBlockWeights order (projections stored (out, in); the norm weights may be null); keys and

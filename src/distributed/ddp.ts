@@ -5,6 +5,7 @@
 // reducer, Horovod's tensor fusion). finishGradientSync() is the one wait before optimizer.step().
 
 import { onGradReady, Tensor } from '../tensor/index.js';
+import { markWeightsChanged } from '../tensor/storage.js';
 import type { Module, Parameter } from '../nn/index.js';
 import type { MpiBinding } from '../backend/native/mpi.js';
 import { broadcast, communicator, init } from './process-group.js';
@@ -71,6 +72,7 @@ export class DistributedDataParallel<M extends Module = Module> {
     if (options.broadcastParameters ?? true) {
       for (const p of module.parameters()) if (p.storage instanceof Float32Array) broadcast(p, 0);
       for (const [, b] of module.namedBuffers()) if (b.storage instanceof Float32Array) broadcast(b, 0);
+      markWeightsChanged();
     }
     // Buckets in reverse registration order: the last layers' gradients are finished first.
     const elements = (mb: number) => Math.max(1, Math.floor((mb * 1024 * 1024) / 4));

@@ -4,6 +4,7 @@
 import { Tensor } from '../tensor/tensor.js';
 import type { DType } from '../backend/index.js';
 import { fmt } from '../tensor/shape.js';
+import { markWeightsChanged } from '../tensor/storage.js';
 
 /** A tensor that a Module owns and an optimizer updates; requiresGrad is on unless frozen. */
 export class Parameter extends Tensor {
@@ -139,6 +140,7 @@ export class Module {
       if (src.dtype === dst.dtype) dst.storage.set(src.storage);
       else for (let i = 0; i < dst.size; i++) dst.storage[i] = src.storage[i];
     }
+    markWeightsChanged();
     return { missing, unexpected };
   }
 

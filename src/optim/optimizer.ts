@@ -3,6 +3,7 @@
 
 import type { Tensor } from '../tensor/tensor.js';
 import { clearGrad } from '../tensor/autograd.js';
+import { markWeightsChanged } from '../tensor/storage.js';
 
 /** Per-group hyper-parameters (lr, weightDecay, and each optimizer's own). */
 export type ParamGroupOptions = Record<string, unknown> & { lr?: number; weightDecay?: number };
@@ -55,6 +56,15 @@ export abstract class Optimizer {
       return merged;
     });
     if (seen.size === 0) throw new Error(`${name}: got an empty parameter list`);
+    // Every optimizer's step (a subclass's too) notes that weights changed, so copies derived from them are rebuilt.
+    const step = this.step;
+    this.step = function stepAndMark(this: Optimizer): void {
+      try {
+        step.call(this);
+      } finally {
+        markWeightsChanged();
+      }
+    };
   }
 
   /** Every parameter across groups, in order. */

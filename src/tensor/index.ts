@@ -6,7 +6,7 @@ export {
   type BackwardFn, type BackwardOptions,
 } from './autograd.js';
 export { autocast, autocastPrecision, parsePrecision, type Precision } from './autocast.js';
-export { releaseCachedMemory, cachedMemoryBytes } from './storage.js';
+export { releaseCachedMemory, cachedMemoryBytes, markWeightsChanged, weightsEpoch } from './storage.js';
 export { Generator, manualSeed, defaultGenerator, type GeneratorState } from './random.js';
 export {
   tensor, zeros, ones, full, zerosLike, onesLike, fullLike, arange, linspace, eye, rand, randn, randint, randperm,

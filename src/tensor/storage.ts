@@ -41,6 +41,18 @@ function evictOldest(): void {
   if (list.length === 0) pool.delete(key);
 }
 
+let epochOfWeights = 0;
+
+/**
+ * A count of in-place writes to model weights through the library (optimizer steps, loadStateDict, adamwUpdate_,
+ * a data-parallel broadcast). What is derived from weights and kept (a KV cache's packed copies) is rebuilt when
+ * it changes. Code that writes into a parameter's storage itself calls markWeightsChanged().
+ */
+export function weightsEpoch(): number { return epochOfWeights; }
+
+/** Notes that some model weights were written in place (see weightsEpoch). */
+export function markWeightsChanged(): void { epochOfWeights++; }
+
 /**
  * Hands every pooled buffer back to the garbage collector, and the memory the backend keeps for reuse back to the
  * system (after training, to shrink the process).
@@ -105,6 +117,14 @@ export function alloc(dtype: DType, n: number): AnyArray {
  */
 export function allocUninit(dtype: DType, n: number): AnyArray {
   return track(takePooled(dtype, n) ?? freshUninit(dtype, n));
+}
+
+/**
+ * allocUninit for a buffer that outlives the allocationScope open now (a cache made during a step, kept for the
+ * next ones): the scope does not hand it back when it ends.
+ */
+export function allocLasting(dtype: DType, n: number): AnyArray {
+  return takePooled(dtype, n) ?? freshUninit(dtype, n);
 }
 
 // Node's Buffer.allocUnsafeSlow takes memory without zero-filling it (a pass over memory saved); elsewhere a

@@ -148,9 +148,9 @@ test('a burst of 50 concurrent chat requests at the default settings is answered
   try {
     const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0 });
     const statuses = await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 3 === 0
-      ? client.chat.completions.create({ messages: [{ role: 'user', content: `hi ${i}` }], max_tokens: 8, stream: true, model: 'any' })
+      ? client.chat.completions.create({ messages: [{ role: 'user', content: `hi ${i}` }], max_tokens: 24, stream: true, model: 'any' })
         .then(async (st) => { for await (const _c of st) { /* drain */ } return 200; })
-      : client.chat.completions.create({ model: 'any', messages: [{ role: 'user', content: `hello ${i}` }], max_tokens: 8 })
+      : client.chat.completions.create({ model: 'any', messages: [{ role: 'user', content: `hello ${i}` }], max_tokens: 24 })
         .then(() => 200)).catch((e: { status?: number }) => e.status ?? -1)));
     assert.deepEqual(statuses.filter((x) => x !== 200), [], 'every request answered');
     assert.ok(s.batcher.peakBatch > 1, 'requests decoded together');

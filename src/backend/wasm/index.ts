@@ -758,7 +758,7 @@ function wrap(ex: Exports, heap: Heap, f: Frame): Backend {
       const ps = f.arg(starts, A, IN, 'starts', k);
       let rc = 0;
       call(() => {
-        const w = heap.putInts(slots.map((sl) => (sl < 0 ? 0 : f.ptr(sl))));
+        const w = heap.putInts([...slots.map((sl) => (sl < 0 ? 0 : f.ptr(sl))), 0, 0, 0, 0]); // kiln_gpt_block: no panels
         rc = ex.kiln_gpt_block_decode(w, f.ptr(px), f.ptr(pk), f.ptr(pv), f.ptr(pr), f.ptr(ps), A, C, NH, P, eps);
       });
       if (rc === -2) throw new RangeError(`kiln wasm: ${k}: out of memory for ${A} rows of width ${C}`);
@@ -809,17 +809,19 @@ function wrap(ex: Exports, heap: Heap, f: Frame): Backend {
       let rc = 0;
       call(() => {
         const ptr = (sl: number): number => (sl < 0 ? 0 : f.ptr(sl));
-        // kiln_gpt_model (14 words), then the blocks (L x 12 pointers), the keys and the values (L pointers each)
-        const words = 14 + L * 14;
+        // kiln_gpt_model (15 words: head_p last, null), then the blocks (L x 16 pointers: the 12 weights, then 4
+        // null panel pointers; the wasm kernels have no panel path), the keys and the values (L pointers each)
+        const words = 15 + L * 18;
         const base = heap.alloc(words * 4);
         try {
           const m = heap.i32();
           const at = base >> 2;
-          const blockList = base + 14 * 4, keyList = blockList + L * 48, valueList = keyList + L * 4;
+          m.fill(0, at, at + words);
+          const blockList = base + 15 * 4, keyList = blockList + L * 64, valueList = keyList + L * 4;
           [ptr(pte), ptr(ppe), blockList, keyList, valueList, ptr(plw), ptr(plb), ptr(ph), L, C, NH, P, V]
             .forEach((v, i) => { m[at + i] = v; });
           new Float32Array(m.buffer, base + 13 * 4, 1)[0] = eps;
-          slots.forEach((bs, l) => bs.forEach((sl, i) => { m[(blockList >> 2) + l * 12 + i] = ptr(sl); }));
+          slots.forEach((bs, l) => bs.forEach((sl, i) => { m[(blockList >> 2) + l * 16 + i] = ptr(sl); }));
           pk.forEach((sl, l) => { m[(keyList >> 2) + l] = ptr(sl); });
           pv.forEach((sl, l) => { m[(valueList >> 2) + l] = ptr(sl); });
           rc = ex.kiln_gpt_decode(base, ptr(pt), ptr(pr), ptr(ps), A, ptr(pl));
@@ -858,7 +860,7 @@ function wrap(ex: Exports, heap: Heap, f: Frame): Backend {
       const ps = f.arg(starts, A, IN, 'starts', k);
       let rc = 0;
       call(() => {
-        const w = heap.putInts(slots.map((sl) => (sl < 0 ? 0 : f.ptr(sl))));
+        const w = heap.putInts([...slots.map((sl) => (sl < 0 ? 0 : f.ptr(sl))), 0, 0, 0, 0]); // kiln_gpt_block: no panels
         rc = ex.kiln_llama_block_decode(w, f.ptr(px), f.ptr(pk), f.ptr(pv), f.ptr(pr), f.ptr(ps), A, C, NH, KVH, hidden, P, eps, theta);
       });
       if (rc === -2) throw new RangeError(`kiln wasm: ${k}: out of memory for ${A} rows of width ${C}`);

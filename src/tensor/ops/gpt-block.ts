@@ -8,7 +8,7 @@ import { backend, type FloatArray } from '../../backend/index.js';
 import { isGradEnabled } from '../autograd.js';
 import { autocastPrecision } from '../autocast.js';
 import { fmt } from '../shape.js';
-import { allocFloatUninit } from '../storage.js';
+import { allocFloatUninit, allocLasting, weightsEpoch } from '../storage.js';
 import { Tensor } from '../tensor.js';
 import type { KVBuffers } from './attention.js';
 
@@ -70,7 +70,8 @@ export interface GPTModelWeights {
  * model's layers). Writes each layer's new keys and values; the caller advances the cache lengths. No graph.
  */
 export function gptModelDecode(tokens: Int32Array, w: GPTModelWeights, caches: readonly KVBuffers[],
-  rows: readonly number[], starts: readonly number[], heads: number, eps: number): Tensor | null {
+  rows: readonly number[], starts: readonly number[], heads: number, eps: number,
+  packed: PackedGPTWeights | null = null): Tensor | null {
   const be = backend();
   if (!be.gptDecode || autocastPrecision() !== 'float32') return null;
   const [V, C] = w.head.shape;
@@ -83,8 +84,49 @@ export function gptModelDecode(tokens: Int32Array, w: GPTModelWeights, caches: r
   const done = be.gptDecode(logits, tokens, Int32Array.from(rows), Int32Array.from(starts), w.wte.storage as FloatArray,
     w.wpe.storage as FloatArray, blocks, caches.map((c) => c.keys), caches.map((c) => c.values),
     (w.lnfWeight?.storage ?? null) as FloatArray | null, (w.lnfBias?.storage ?? null) as FloatArray | null,
-    w.head.storage as FloatArray, A, C, heads, caches[0]?.context ?? w.wpe.shape[0], V, eps);
+    w.head.storage as FloatArray, A, C, heads, caches[0]?.context ?? w.wpe.shape[0], V, eps,
+    packed?.matches(w) ? packed.panels : null);
   return done ? new Tensor(logits, [A, 1, V]) : null;
+}
+
+/** The GPT weights a batched step reads, in packPanels' order: each block's attn, proj, fc and fc2 weights, the head. */
+function panelSources(w: GPTModelWeights): { t: Tensor; transB: boolean }[] {
+  return [...w.blocks.flatMap((b) => [b.attnWeight, b.projWeight, b.fcWeight, b.fc2Weight].map((t) => ({ t, transB: false }))),
+    { t: w.head, transB: true }];
+}
+
+/**
+ * A GPT's weights packed for batched decoding steps (5 to 16 sequences): each weight as column panels of 16, which
+ * the step streams from memory about twice as fast as the weight itself (a 16-sequence step of the T3 model 1.7 ->
+ * 1.2 ms); the logits are bitwise the same. A copy of every block weight and the head: a KV cache keeps one while
+ * it serves batches. It goes stale when a weight is replaced or written in place (weightsEpoch).
+ */
+export class PackedGPTWeights {
+  private constructor(private readonly sources: FloatArray[], readonly panels: (Float32Array | null)[], private readonly epoch: number) {}
+
+  /** Packs w for steps of A sequences, or null when the backend would not use panels for them. */
+  static pack(w: GPTModelWeights, A: number): PackedGPTWeights | null {
+    const be = backend();
+    const C = w.head.shape[1];
+    if (!be.packPanels || !be.panelsApply || !be.panelsApply(false, A, C)) return null;
+    const sources = panelSources(w);
+    if (!sources.every(({ t }) => t.storage instanceof Float32Array && t.ndim === 2)) return null;
+    const panels = sources.map(({ t, transB }) => {
+      const [K, N] = transB ? [t.shape[1], t.shape[0]] : [t.shape[0], t.shape[1]];
+      if (transB && !be.panelsApply!(true, A, K)) return null; // this product keeps the weight as it is
+      const dst = allocLasting('float32', Math.ceil(N / 16) * 16 * K) as Float32Array; // kept past this step's scope
+      be.packPanels!(dst, t.storage as Float32Array, transB, N, K);
+      return dst;
+    });
+    return new PackedGPTWeights(sources.map(({ t }) => t.storage as FloatArray), panels, weightsEpoch());
+  }
+
+  /** Whether these panels are w's current weights (none replaced, none written in place since). */
+  matches(w: GPTModelWeights): boolean {
+    if (this.epoch !== weightsEpoch()) return false;
+    const now = panelSources(w);
+    return now.length === this.sources.length && now.every(({ t }, i) => t.storage === this.sources[i]);
+  }
 }
 
 /** A Llama decoder layer's parameters; projections stored (out, in); the norm weights may be absent. */

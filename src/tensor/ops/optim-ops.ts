@@ -3,6 +3,7 @@
 
 import { backend, type FloatArray } from '../../backend/index.js';
 import { fmt } from '../shape.js';
+import { markWeightsChanged } from '../storage.js';
 import type { Tensor } from '../tensor.js';
 import { requireFloat } from './elementwise.js';
 
@@ -64,4 +65,5 @@ export function adamwUpdate_(param: Tensor, grad: Tensor, expAvg: Tensor, expAvg
   }
   backend().adamw(param.storage as FloatArray, g, expAvg.storage as FloatArray, expAvgSq.storage as FloatArray,
     lr, beta1, beta2, eps, wd, 1 - beta1 ** step, 1 - beta2 ** step);
+  markWeightsChanged();
 }

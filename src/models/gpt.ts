@@ -33,7 +33,7 @@ export class KVCache {
   readonly lengths: Int32Array;
   readonly keys: FloatArray[];
   readonly values: FloatArray[];
-  /** The model's weights packed for batched steps, made at the first step that uses them (see PackedGPTWeights). */
+  /** @internal the model's weights packed for batched steps, made at the first step that uses them (PackedGPTWeights) */
   packed: PackedGPTWeights | null = null;
 
   constructor(readonly batch: number, readonly context: number, readonly width: number, layers: number, dtype: DType) {

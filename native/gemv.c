@@ -114,19 +114,17 @@ static inline __m512 load_cols(const float *p, __mmask16 m, int whole) {
   return whole ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p);
 }
 
-/* acc (8 rows, 16 NV columns) += x[t][k] * B[k][0, 16 NV) over k in order. `whole`: all 16 NV columns exist, so
+/* acc (8 rows, 16 NV columns) += x[t][k] * B[k][0, 16 NV) over k in order; row k of B at b + k N, its v-th 16
+ * columns vs floats further (16 in a (K, N) matrix, K * 16 in packed panels). `whole`: all 16 NV columns exist, so
  * every load is a plain one; NV and whole are constants after inlining (one copy of the loop each). */
 __attribute__((target("avx512f,avx2,fma"), always_inline))
-static inline void blocked_tile(const float *const *x, const float *b, size_t N, int K, const __mmask16 m[3],
-                                int whole, int NV, __m512 acc[8][3]) {
+static inline void blocked_tile(const float *const *x, const float *b, size_t N, size_t vs, int K,
+                                const __mmask16 m[3], int whole, int NV, __m512 acc[8][3]) {
   for (int k = 0; k < K; k++, b += N) {
     /* B is walked down a column block, one row apart: ask for the rows ahead (the first pass comes from L3) */
-    if (k + 8 < K) {
-      const char *pf = (const char *)(b + 8 * N);
-      for (int v = 0; v < NV; v++) _mm_prefetch(pf + 64 * v, _MM_HINT_T0);
-    }
+    if (k + 8 < K) for (int v = 0; v < NV; v++) _mm_prefetch((const char *)(b + 8 * N + v * vs), _MM_HINT_T0);
     __m512 bv[3];
-    for (int v = 0; v < NV; v++) bv[v] = load_cols(b + 16 * v, m[v], whole);
+    for (int v = 0; v < NV; v++) bv[v] = load_cols(b + v * vs, m[v], whole);
 #pragma GCC unroll 8
     for (int t = 0; t < 8; t++) {
       const __m512 xv = _mm512_set1_ps(x[t][k]);
@@ -165,8 +163,8 @@ static inline void store_tile(const gemv_job *g, __m512 acc[8][3], int i0, int r
  * `whole`, B's block has whole vectors (w a multiple of 16, or a zero-padded panel): plain loads of ceil(w/16)
  * vectors; otherwise three masked ones. */
 __attribute__((target("avx512f,avx2,fma"), always_inline))
-static inline void row_groups(const gemv_job *g, const float *const *a, const float *b, size_t ldb, int j, int w,
-                              int whole) {
+static inline void row_groups(const gemv_job *g, const float *const *a, const float *b, size_t ldb, size_t vs, int j,
+                              int w, int whole) {
   static const __mmask16 all[3] = { 0xffff, 0xffff, 0xffff };
   const __mmask16 m[3] = { lanes(w, 0), lanes(w, 16), lanes(w, 32) };
   const int nv = (w + 15) / 16;
@@ -176,10 +174,10 @@ static inline void row_groups(const gemv_job *g, const float *const *a, const fl
     for (int t = 0; t < 8; t++) x[t] = a[i0 + (t < r ? t : r - 1)];
     __m512 acc[8][3];
     for (int t = 0; t < 8; t++) acc[t][0] = acc[t][1] = acc[t][2] = _mm512_setzero_ps();
-    if (!whole) blocked_tile(x, b, ldb, g->K, m, 0, 3, acc);
-    else if (nv == 3) blocked_tile(x, b, ldb, g->K, all, 1, 3, acc);
-    else if (nv == 2) blocked_tile(x, b, ldb, g->K, all, 1, 2, acc);
-    else blocked_tile(x, b, ldb, g->K, all, 1, 1, acc);
+    if (!whole) blocked_tile(x, b, ldb, vs, g->K, m, 0, 3, acc);
+    else if (nv == 3) blocked_tile(x, b, ldb, vs, g->K, all, 1, 3, acc);
+    else if (nv == 2) blocked_tile(x, b, ldb, vs, g->K, all, 1, 2, acc);
+    else blocked_tile(x, b, ldb, vs, g->K, all, 1, 1, acc);
     store_tile(g, acc, i0, r, j, w, m);
   }
 }
@@ -193,7 +191,7 @@ __attribute__((target("avx512f,avx2,fma")))
 static void rows_blocked_avx512(const gemv_job *g, const float *const *a, int j0, int j1) {
   for (int j = j0; j < j1; j += 48) {
     const int w = j1 - j < 48 ? j1 - j : 48;
-    row_groups(g, a, g->B + j, (size_t)g->N, j, w, w % 16 == 0);
+    row_groups(g, a, g->B + j, (size_t)g->N, 16, j, w, w % 16 == 0);
   }
 }
 
@@ -213,7 +211,7 @@ static void dots_blocked_avx512(const gemv_job *g, const float *const *a, int j0
     const float *rows[48];
     for (int r = 0; r < w; r++) rows[r] = g->B + (size_t)(j + r) * K;
     kiln_pack_rows_t(rows, w, K, 48, panel);
-    row_groups(g, a, panel, 48, j, w, 1);
+    row_groups(g, a, panel, 48, 16, j, w, 1);
   }
 }
 
@@ -280,40 +278,13 @@ int kiln_gemv_panels_applies(int transB, int M, int K) {
 }
 
 #ifdef KILN_X86
-/* acc (8 rows, 16 NV columns) += x[t][k] * panel columns over k in order; p: the first of NV panels, K * 16 apart */
-__attribute__((target("avx512f,avx2,fma"), always_inline))
-static inline void panel_tile(const float *const *x, const float *p, int K, int NV, __m512 acc[8][3]) {
-  const size_t next = (size_t)K * 16; /* floats from one panel to the next */
-  for (int k = 0; k < K; k++, p += 16) {
-    __m512 bv[3];
-    for (int v = 0; v < NV; v++) bv[v] = _mm512_loadu_ps(p + v * next);
-#pragma GCC unroll 8
-    for (int t = 0; t < 8; t++) {
-      const __m512 xv = _mm512_set1_ps(x[t][k]);
-      for (int v = 0; v < NV; v++) acc[t][v] = _mm512_fmadd_ps(xv, bv[v], acc[t][v]);
-    }
-  }
-}
-
-/* Columns [j0, j1) (j0 a multiple of 16) in blocks of 48, each through the 8 x 48 tile for every group of 8 rows */
+/* Columns [j0, j1) (j0 a multiple of 16) in blocks of 48 through the 8 x 48 tile: each vector of a block is its own
+ * panel, K * 16 floats from the next (zero past N, so whole vectors) */
 __attribute__((target("avx512f,avx2,fma")))
 static void panels_blocked_avx512(const gemv_job *g, const float *const *a, const float *panels, int j0, int j1) {
-  for (int j = j0; j < j1; j += 48) {
-    const int w = j1 - j < 48 ? j1 - j : 48, nv = (w + 15) / 16;
-    const __mmask16 m[3] = { lanes(w, 0), lanes(w, 16), lanes(w, 32) };
-    const float *p = panels + (size_t)(j / 16) * g->K * 16; /* (nv, K, 16) */
-    for (int i0 = 0; i0 < g->M; i0 += 8) {
-      const int r = g->M - i0 < 8 ? g->M - i0 : 8;
-      const float *x[8];
-      for (int t = 0; t < 8; t++) x[t] = a[i0 + (t < r ? t : r - 1)];
-      __m512 acc[8][3];
-      for (int t = 0; t < 8; t++) acc[t][0] = acc[t][1] = acc[t][2] = _mm512_setzero_ps();
-      if (nv == 3) panel_tile(x, p, g->K, 3, acc);
-      else if (nv == 2) panel_tile(x, p, g->K, 2, acc);
-      else panel_tile(x, p, g->K, 1, acc);
-      store_tile(g, acc, i0, r, j, w, m);
-    }
-  }
+  const size_t vs = (size_t)g->K * 16;
+  for (int j = j0; j < j1; j += 48)
+    row_groups(g, a, panels + (size_t)(j / 16) * vs, 16, vs, j, j1 - j < 48 ? j1 - j : 48, 1);
 }
 #endif
 

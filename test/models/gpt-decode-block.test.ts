@@ -6,23 +6,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as kiln from '../../src/index.js';
+import { randomGPT } from '../helpers/models.js';
 import { gptBlockDecode, gptModelDecode, llamaBlockDecode } from '../../src/tensor/ops/gpt-block.js';
 import { nativeControls } from '../../src/backend/native/index.js';
 import { wasmControls } from '../../src/backend/wasm/node.js';
 
 const cfg = { vocabSize: 61, context: 24, layers: 2, heads: 4, width: 32 };
 
-/** A GPT whose biases and norm parameters are random too (they start as zeros and ones). */
-function model(seed: number): kiln.models.GPT {
-  const gpt = new kiln.models.GPT(cfg, { generator: new kiln.Generator(seed) });
-  const g = new kiln.Generator(seed + 1);
-  kiln.noGrad(() => {
-    for (const [name, p] of gpt.namedParameters()) {
-      if (name.endsWith('.bias') || /ln_/.test(name)) p.storage.set(kiln.randn(p.shape, { generator: g }).mul(0.1).storage as Float32Array);
-    }
-  });
-  return gpt.eval();
-}
+const model = (seed: number): kiln.models.GPT => randomGPT(cfg, seed);
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyBlock = any;

@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as kiln from '../../src/index.js';
+import { randomGPT } from '../helpers/models.js';
 import { backend } from '../../src/backend/index.js';
 import { gptModelDecode, PackedGPTWeights, type GPTModelWeights } from '../../src/tensor/ops/gpt-block.js';
 import { allocationScope } from '../../src/tensor/storage.js';
@@ -17,16 +18,7 @@ const fused = kiln.backendInfo().name === 'native' || kiln.backendInfo().name ==
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyModel = any;
 
-function model(seed: number): kiln.models.GPT {
-  const gpt = new kiln.models.GPT(cfg, { generator: new kiln.Generator(seed) });
-  const g = new kiln.Generator(seed + 1);
-  kiln.noGrad(() => {
-    for (const [name, p] of gpt.namedParameters()) {
-      if (name.endsWith('.bias') || /ln_/.test(name)) p.storage.set(kiln.randn(p.shape, { generator: g }).mul(0.1).storage as Float32Array);
-    }
-  });
-  return gpt.eval();
-}
+const model = (seed: number): kiln.models.GPT => randomGPT(cfg, seed);
 
 function weightsOf(gpt: kiln.models.GPT): GPTModelWeights {
   const tr = gpt.transformer as AnyModel;

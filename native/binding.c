@@ -529,8 +529,9 @@ static napi_value panels_apply(napi_env env, napi_callback_info info) {
 }
 
 /* logits (A, V) out; tokens, rows, starts (A); wte (V, C), wpe (P, C); blocks: L arrays of 12 as gptBlockDecode
- * takes them; keys, values: L caches (rows, P, C); ln_f weight and bias (or null); head (V, C). Returns false when
- * the step does not fit kiln_gpt_decode (then decode block by block). */
+ * takes them; keys, values: L caches (rows, P, C); ln_f weight and bias (or null); head (V, C); then optionally the
+ * panels (gpt_panels) and headRows: the entries whose logits are wanted, ascending (logits (headRows.length, V)).
+ * Returns false when the step does not fit kiln_gpt_decode (then decode block by block). */
 static napi_value gpt_decode(napi_env env, napi_callback_info info) {
   ARGS(18); F32(0, logits); I32(1, tokens); I32(2, rows); I32(3, starts); F32(4, wte); F32(5, wpe);
   F32OPT(9, lnf_w); F32OPT(10, lnf_b); F32(11, head); INT(12, A); INT(13, C); INT(14, NH); INT(15, P); INT(16, V);
@@ -540,7 +541,17 @@ static napi_value gpt_decode(napi_env env, napi_callback_info info) {
     FAIL("kiln native: gptDecode: bad dimensions (A %zu, C %zu, NH %zu, P %zu, V %zu)", A, C, NH, P, V);
   uint32_t L = 0;
   CHECK(napi_get_array_length(env, argv[6], &L));
-  NEED(logits, A * V); NEED(tokens, A); NEED(rows, A); NEED(starts, A); NEED(wte, V * C); NEED(wpe, P * C);
+  arr head_rows;
+  if (get_arr(env, argv[19], napi_int32_array, 1, &head_rows)) FAIL("kiln native: gptDecode: headRows must be an Int32Array or null");
+  const size_t n_out = head_rows.present ? head_rows.len : A;
+  for (size_t i = 0; head_rows.present && i < n_out; i++) {
+    const int32_t r = I(head_rows)[i];
+    if (r < 0 || (size_t)r >= A || (i > 0 && r <= I(head_rows)[i - 1]))
+      FAIL("kiln native: gptDecode: headRows must be ascending entries below %zu; got %d at %zu", A, r, i);
+  }
+  static const int32_t no_rows[1] = { 0 }; /* an empty headRows is not "all of them" */
+  const int32_t *head_rows_p = !head_rows.present ? NULL : n_out ? I(head_rows) : no_rows;
+  NEED(logits, n_out * V); NEED(tokens, A); NEED(rows, A); NEED(starts, A); NEED(wte, V * C); NEED(wpe, P * C);
   NEED(head, V * C);
   if (lnf_w.present) NEED(lnf_w, C);
   if (lnf_b.present) NEED(lnf_b, C);
@@ -575,7 +586,7 @@ static napi_value gpt_decode(napi_env env, napi_callback_info info) {
     kiln_gpt_model m = { F(wte), F(wpe), blocks, caches, caches + L, lnf_w.present ? F(lnf_w) : NULL,
                          lnf_b.present ? F(lnf_b) : NULL, F(head), (int)L, (int)C, (int)NH, (int)P, (int)V, (float)eps,
                          head_p };
-    rc = kiln_gpt_decode(&m, I(tokens), I(rows), I(starts), (int)A, F(logits));
+    rc = kiln_gpt_decode(&m, I(tokens), I(rows), I(starts), (int)A, head_rows_p, (int)n_out, F(logits));
   }
   free(blocks);
   free(caches);

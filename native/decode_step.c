@@ -132,7 +132,9 @@ typedef struct {
   float *mlp;    /* (A, 4C) */
   float *h;      /* (threads, A, C) each thread's normed input */
   float *stats;  /* (threads, 2, A) each thread's mean and rstd */
-  float *logits; /* (A, V) */
+  float *logits; /* (A, V), or (n_out, V) */
+  const int32_t *head_rows; /* (n_out) entries whose logits are wanted, ascending; NULL: all */
+  int n_out;
   _Atomic int failed;
 } gpt_step_job;
 
@@ -209,9 +211,16 @@ static void gpt_step_thread(void *p, int tid, int n) {
   float *h = s->h + (size_t)tid * A * C, *mean = s->stats + (size_t)tid * 2 * A, *rstd = mean + A;
   for (int l = 0; l < m->L; l++) gpt_block_part(s, &m->blocks[l], m->keys[l], m->values[l], h, mean, rstd, tid, n);
   kiln_layernorm_serial(s->x, m->lnf_w, m->lnf_b, (size_t)A, (size_t)C, m->eps, h, mean, rstd);
+  int M = A; /* rows of h the head multiplies: the wanted entries, gathered to the front (ascending, so in place) */
+  if (s->head_rows) {
+    M = s->n_out;
+    for (int i = 0; i < M; i++)
+      if (s->head_rows[i] != i) memcpy(h + (size_t)i * C, h + (size_t)s->head_rows[i] * C, (size_t)C * sizeof(float));
+  }
+  if (M == 0) return;
   int j0, j1;
   my_columns(m->V, tid, n, &j0, &j1);
-  product_span(1, A, m->V, C, h, m->head, m->head_p, 0.0f, s->logits, j0, j1);
+  product_span(1, M, m->V, C, h, m->head, m->head_p, 0.0f, s->logits, j0, j1);
 }
 
 int kiln_gpt_decode_applies(const kiln_gpt_model *m, int A) {
@@ -221,14 +230,20 @@ int kiln_gpt_decode_applies(const kiln_gpt_model *m, int A) {
 }
 
 int kiln_gpt_decode(const kiln_gpt_model *m, const int32_t *tokens, const int32_t *rows, const int32_t *starts, int A,
-                    float *logits) {
+                    const int32_t *head_rows, int n_out, float *logits) {
   if (!kiln_gpt_decode_applies(m, A)) return -1;
+  if (head_rows) {
+    if (n_out < 0 || n_out > A) return -1;
+    for (int i = 0; i < n_out; i++)
+      if (head_rows[i] >= A || (i ? head_rows[i] <= head_rows[i - 1] : head_rows[i] < 0)) return -1;
+  }
   const size_t C = (size_t)m->C, n = (size_t)A * C;
   const int T = kiln_threads();
   /* x, qkv, q, att, y, mlp: (A, 11 C); h: (T, A, C); stats: (T, 2, A) */
   float *buf = malloc(sizeof(float) * (n * 11 + (size_t)T * (n + 2 * (size_t)A)));
   if (!buf) return -2;
-  gpt_step_job s = { .m = m, .rows = rows, .starts = starts, .A = A, .x = buf, .logits = logits };
+  gpt_step_job s = { .m = m, .rows = rows, .starts = starts, .A = A, .x = buf, .logits = logits, .head_rows = head_rows,
+                     .n_out = n_out };
   s.qkv = s.x + n; s.q = s.qkv + 3 * n; s.att = s.q + n; s.y = s.att + n; s.mlp = s.y + n;
   s.h = s.mlp + 4 * n; s.stats = s.h + (size_t)T * n;
   for (int a = 0; a < A; a++) { /* x = wte[token] + wpe[position], as embedding(...).add(embedding(...)) */

@@ -185,11 +185,13 @@ typedef struct {
 /* Whether kiln_gpt_decode takes A sequences of this model (else decode block by block): every product decoding-
  * sized, so that the step computes what the composed kernels compute. */
 int kiln_gpt_decode_applies(const kiln_gpt_model *m, int A);
-/* One new token for each of A sequences: tokens (A) at positions starts (A) of cache rows rows (A); logits (A, V).
- * Bitwise the composed path (embedding, kiln_gpt_block_decode per block, layer norm, head GEMM), in one parallel job
- * whose threads stay on the step. 0, -1 not applicable, -2 out of memory. */
+/* One new token for each of A entries: tokens (A) at positions starts (A) of cache rows rows (A); logits (A, V), or
+ * with head_rows (n_out ascending entry indices) only those entries' logits, (n_out, V). Bitwise the composed path
+ * (embedding, kiln_gpt_block_decode per block, layer norm, head GEMM), in one parallel job whose threads stay on the
+ * step. Entries may continue the same row at consecutive positions (a prompt): the step writes every entry's key and
+ * value before any attention reads them. 0, -1 not applicable, -2 out of memory. */
 int kiln_gpt_decode(const kiln_gpt_model *m, const int32_t *tokens, const int32_t *rows, const int32_t *starts, int A,
-                    float *logits);
+                    const int32_t *head_rows, int n_out, float *logits);
 /* The part of kiln_attention_decode_batch that thread tid of n computes (inside a kiln_parallel job). 0, or -2 out
  * of memory. */
 int kiln_attention_decode_part(const float *q, const float *keys, const float *values, const int32_t *rows,

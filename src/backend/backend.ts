@@ -244,13 +244,15 @@ export interface Backend {
    * wpe (P, C); blocks: each block's 12 weights as gptBlockDecode takes them; keys and values: each layer's cache
    * (cache rows, P, C), written at the new positions; the final norm's weight and bias (or null); head (V, C). Must
    * give bitwise the block-by-block result. Returns false when it does not take this step (then decode block by
-   * block): a dtype it lacks, or more sequences or smaller products than it computes that way.
+   * block): a dtype it lacks, or more sequences or smaller products than it computes that way. Entries may continue
+   * one cache row at consecutive positions (a prompt); with headRows (ascending entry indices), logits holds only
+   * those entries' rows, (headRows.length, V).
    */
   gptDecode?(logits: FloatArray, tokens: Int32Array, rows: Int32Array, starts: Int32Array, wte: FloatArray,
     wpe: FloatArray, blocks: readonly (readonly (FloatArray | null)[])[], keys: readonly FloatArray[],
     values: readonly FloatArray[], lnfWeight: FloatArray | null, lnfBias: FloatArray | null, head: FloatArray,
     A: number, C: number, NH: number, P: number, V: number, eps: number,
-    panels?: readonly (FloatArray | null)[] | null): boolean;
+    panels?: readonly (FloatArray | null)[] | null, headRows?: Int32Array | null): boolean;
   /**
    * Packs a weight for batched decoding steps (optional, with panelsApply): dst (panelsSize(N, K)) gets op(B) (K, N)
    * as (ceil(N / 16), K, 16) column panels, zero past N; B is (K, N), or (N, K) with transB. gptDecode's `panels`

@@ -115,8 +115,12 @@ class CausalSelfAttention extends Module {
 /** The cache rows a forward continues and how many positions each held before it. */
 /** Entries one fused decoding step takes (KILN_GEMV_MAX_M: its products keep every row in registers). */
 const DECODE_ENTRIES = 16;
-/** Longest prompt that goes through fused steps (in chunks of DECODE_ENTRIES); longer ones run the layers. */
-const FUSED_PROMPT_MAX = 64;
+/**
+ * Longest prompt that goes through fused steps (in chunks of DECODE_ENTRIES); longer ones run the layers, whose
+ * packed GEMM reads each weight once for all positions. At 32 the fused steps were still faster on the T3 model
+ * (2.1 against 3.1 ms) and on GPT-2 small (66 against 69 ms); at 64 on GPT-2 small they took 129 against 95.
+ */
+const FUSED_PROMPT_MAX = 32;
 
 interface CacheView {
   cache: KVCache;
@@ -373,14 +377,15 @@ export class GPT extends Module {
    * backend has no fused step for this model (then the layers run one by one). A prompt's positions go in as
    * entries of the step on the same cache row, at most DECODE_ENTRIES at a time, in order: each entry attends over
    * its row's positions up to its own, which the step writes before any entry reads them, so the cache holds bitwise
-   * what T single-token steps write (the logits are those of a step of that many entries: the LM head sums in
-   * another order for 1 to 4 rows than for 5 to 16, a difference in the last bits). A 16-token prompt of the T3 model took 2.2-2.7 ms through the layers (a
-   * server admits one per request) and about half that as one step.
+   * what T single-token steps write. The LM head runs only for each row's last position, as lastOnly does (its
+   * sums, like a decoding step's, are in another order for 1 to 4 rows than for 5 to 16: the last bits of the logits
+   * depend on how many rows there are). A 16-token prompt of the T3 model took 1.2 ms through the layers and 0.95 as
+   * one step; on GPT-2 small (124M) 36 against 42 ms before the head was limited to the last position.
    */
   private fusedSteps(idx: Tensor, cache: CacheView): Tensor | null {
     const [B, T] = idx.shape;
     const ids = idx.storage as Int32Array;
-    if (T === 1) return this.decodeStep(ids, cache.cache, cache.rows, cache.starts);
+    if (T === 1) return this.decodeStep(ids, cache.cache, cache.rows, cache.starts, true);
     const total = B * T;
     const V = this.config.vocabSize;
     let last: FloatArray | null = null; // (B, V)
@@ -388,14 +393,14 @@ export class GPT extends Module {
       const n = Math.min(DECODE_ENTRIES, total - e0); // entries e0 .. e0+n: row e / T, position e % T
       const rows = Array.from({ length: n }, (_, i) => cache.rows[Math.floor((e0 + i) / T)]);
       const starts = Array.from({ length: n }, (_, i) => cache.starts[Math.floor((e0 + i) / T)] + ((e0 + i) % T));
-      const logits = this.decodeStep(ids.subarray(e0, e0 + n), cache.cache, rows, starts);
+      // the LM head only for the rows' last positions (a chunk without one asks for its last entry, unused)
+      const ends = Array.from({ length: n }, (_, i) => i).filter((i) => (e0 + i) % T === T - 1);
+      const headRows = Int32Array.from(ends.length ? ends : [n - 1]);
+      const logits = this.decodeStep(ids.subarray(e0, e0 + n), cache.cache, rows, starts, false, headRows);
       if (!logits) return null; // the first chunk already declines when the backend has no fused step
       const out = logits.storage as FloatArray;
       last ??= allocFloat(logits.dtype, B * V);
-      for (let i = 0; i < n; i++) {
-        const e = e0 + i;
-        if (e % T === T - 1) last.set(out.subarray(i * V, (i + 1) * V), Math.floor(e / T) * V);
-      }
+      ends.forEach((i, k) => last!.set(out.subarray(k * V, (k + 1) * V), Math.floor((e0 + i) / T) * V));
     }
     return new Tensor(last!, [B, 1, V]);
   }
@@ -403,9 +408,11 @@ export class GPT extends Module {
   /**
    * One new token per entry through the whole model in one backend call: token i at position starts[i] of cache
    * row rows[i] (null when the backend has none for this model or step, or a layer is not the plain one: then the
-   * layers run one by one).
+   * layers run one by one). `mayPack`: a step of that many sequences may pack the weights for the cache (a batch
+   * decodes on with it; one prompt's entries alone do not pay for a copy of the weights).
    */
-  private decodeStep(tokens: Int32Array, kv: KVCache, rows: readonly number[], starts: readonly number[]): Tensor | null {
+  private decodeStep(tokens: Int32Array, kv: KVCache, rows: readonly number[], starts: readonly number[],
+    mayPack: boolean, headRows: Int32Array | null = null): Tensor | null {
     const tr = this.transformer;
     const blocks = this.blocks.map((b) => b.fusedWeights());
     const plain = blocks.every((b) => b !== null) && tr.ln_f.constructor === LayerNorm && this.lm_head.constructor === LMHead &&
@@ -416,9 +423,9 @@ export class GPT extends Module {
       lnfBias: tr.ln_f.bias, head: this.lm_head.weight,
     };
     if (kv.packed && !kv.packed.matches(weights)) kv.packed = null; // a weight was replaced or trained since
-    kv.packed ??= PackedGPTWeights.pack(weights, tokens.length);
+    if (mayPack) kv.packed ??= PackedGPTWeights.pack(weights, tokens.length);
     return gptModelDecode(tokens, weights, this.blocks.map((_, l) => kv.layer(l)), rows, starts, this.config.heads,
-      tr.ln_f.eps, kv.packed);
+      tr.ln_f.eps, kv.packed, headRows);
   }
 
   /** Checks a cache against the model and idx, and notes where each row starts. */

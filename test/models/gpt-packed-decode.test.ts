@@ -126,3 +126,38 @@ test('a prompt through fused steps writes the cache token-by-token steps write (
     assert.ok(Math.abs(viaCache[v] - full[19 * cfg.vocabSize + v]) < 1e-4, `token ${v}: ${viaCache[v]} vs ${full[19 * cfg.vocabSize + v]}`);
   }
 });
+
+test('a prompt alone never packs the weights; only a step of several sequences does', () => {
+  const gpt = model(5);
+  const cache = gpt.createCache(9);
+  kiln.noGrad(() => gpt.forward(kiln.tensor(Int32Array.from({ length: 20 }, (_, i) => i % cfg.vocabSize), { shape: [1, 20] }), null, { cache, lastOnly: true }));
+  assert.equal(cache.packed, null, 'a 20-token prompt (16 + 4 entries) did not pack');
+  kiln.noGrad(() => gpt.forward(kiln.tensor(Int32Array.from({ length: 9 }, (_, i) => i), { shape: [9, 1] }), null, {
+    cache, rows: [0, 1, 2, 3, 4, 5, 6, 7, 8].map((r) => (r + 1) % 9) }));
+  assert.equal(cache.packed !== null, backend().panelsApply?.(false, 9, cfg.width) === true, 'a step of 9 sequences packs where panels are used');
+});
+
+test('headRows: the fused step computes the LM head for the wanted entries only, and refuses a bad list', { skip: !fused && 'the reference backend has no fused kernel' }, () => {
+  const gpt = model(6);
+  const w = weightsOf(gpt);
+  const rows = [0, 0, 0, 1, 1, 2];
+  const starts = [0, 1, 2, 0, 1, 0];
+  const tokens = Int32Array.from([4, 8, 15, 16, 23, 42]);
+  const [all, some] = twinCaches(gpt, 3);
+  kiln.noGrad(() => {
+    const full = gptModelDecode(tokens, w, [0, 1].map((l) => all.layer(l)), rows, starts, cfg.heads, 1e-5)!;
+    const part = gptModelDecode(tokens, w, [0, 1].map((l) => some.layer(l)), rows, starts, cfg.heads, 1e-5, null, Int32Array.from([2, 4, 5]))!;
+    assert.deepEqual(part.shape, [3, 1, cfg.vocabSize]);
+    const f = full.data() as Float32Array, p = part.data() as Float32Array;
+    [2, 4, 5].forEach((e, k) => {
+      for (let v = 0; v < cfg.vocabSize; v++) {
+        assert.ok(Math.abs(p[k * cfg.vocabSize + v] - f[e * cfg.vocabSize + v]) < 1e-5, `entry ${e}, token ${v}`);
+      }
+    });
+    for (let l = 0; l < cfg.layers; l++) assert.deepEqual(some.keys[l], all.keys[l], `layer ${l} keys`);
+    assert.throws(() => gptModelDecode(tokens, w, [0, 1].map((l) => some.layer(l)), rows, starts, cfg.heads, 1e-5, null, Int32Array.from([3, 2])),
+      /headRows must be ascending entries below 6; got 2 at 1/);
+    assert.throws(() => gptModelDecode(tokens, w, [0, 1].map((l) => some.layer(l)), rows, starts, cfg.heads, 1e-5, null, Int32Array.from([6])),
+      /headRows must be ascending entries below 6; got 6 at 0/);
+  });
+});

@@ -85,7 +85,7 @@ export interface Addon {
   gptDecode(logits: Float32Array, tokens: Int32Array, rows: Int32Array, starts: Int32Array, wte: Float32Array,
     wpe: Float32Array, blocks: (Float32Array | null)[][], keys: Float32Array[], values: Float32Array[],
     lnfWeight: Float32Array | null, lnfBias: Float32Array | null, head: Float32Array, A: number, C: number, NH: number,
-    P: number, V: number, eps: number, panels?: (Float32Array | null)[] | null): boolean;
+    P: number, V: number, eps: number, panels?: (Float32Array | null)[] | null, headRows?: Int32Array | null): boolean;
   packPanels(dst: Float32Array, B: Float32Array, transB: boolean, N: number, K: number): void;
   panelsApply(transB: boolean, M: number, K: number): boolean;
   sample(logits: Float32Array, V: number, invTemperature: number, topK: number, topP: number, u: number, u2: number,
@@ -287,14 +287,15 @@ function wrap(n: Addon): Backend {
       n.gptBlockDecode(x, weights as (Float32Array | null)[], keys, values, rows, starts, A, C, NH, P, eps);
       return true;
     },
-    gptDecode(logits, tokens, rows, starts, wte, wpe, blocks, keys, values, lnfWeight, lnfBias, head, A, C, NH, P, V, eps, panels) {
+    gptDecode(logits, tokens, rows, starts, wte, wpe, blocks, keys, values, lnfWeight, lnfBias, head, A, C, NH, P, V, eps, panels, headRows) {
       if (typeof n.gptDecode !== 'function') return false; // an addon built before the kernel existed
       const arrays = [logits, wte, wpe, head, ...keys, ...values, lnfWeight, lnfBias, ...blocks.flat()];
       if (!arrays.every((a) => a === null || f32(a))) return false;
       const packed = panels && typeof n.packPanels === 'function' && panels.every((a) => a === null || f32(a)) ? panels : null;
       return n.gptDecode(logits as Float32Array, tokens, rows, starts, wte as Float32Array, wpe as Float32Array,
         blocks as (Float32Array | null)[][], keys as Float32Array[], values as Float32Array[], lnfWeight as Float32Array | null,
-        lnfBias as Float32Array | null, head as Float32Array, A, C, NH, P, V, eps, packed as (Float32Array | null)[] | null);
+        lnfBias as Float32Array | null, head as Float32Array, A, C, NH, P, V, eps, packed as (Float32Array | null)[] | null,
+        headRows ?? null);
     },
     packPanels(dst, B, transB, N, K) { n.packPanels(dst, B, transB, N, K); },
     panelsApply(transB, M, K) { return typeof n.panelsApply === 'function' && n.panelsApply(transB, M, K); },

@@ -112,7 +112,8 @@ interface Exports {
     bc1: number, bc2: number): void;
   kiln_gpt_block_decode(w: number, x: number, keys: number, values: number, rows: number, starts: number, A: number, C: number,
     NH: number, P: number, eps: number): number;
-  kiln_gpt_decode(m: number, tokens: number, rows: number, starts: number, A: number, logits: number): number;
+  kiln_gpt_decode(m: number, tokens: number, rows: number, starts: number, A: number, headRows: number, nOut: number,
+    logits: number): number;
   kiln_llama_block_decode(w: number, x: number, keys: number, values: number, rows: number, starts: number, A: number,
     C: number, NH: number, KVH: number, hidden: number, P: number, eps: number, theta: number): number;
   kiln_sample(logits: number, V: number, invTemperature: number, topK: number, topP: number, u: number, u2: number, p: number): number;
@@ -765,7 +766,7 @@ function wrap(ex: Exports, heap: Heap, f: Frame): Backend {
       if (rc !== 0) throw new RangeError(`kiln wasm: ${k}: ${C} channels do not split into ${NH} heads`);
       return true;
     },
-    gptDecode(logits, tokens, rows, starts, wte, wpe, blocks, keys, values, lnfWeight, lnfBias, head, A, C, NH, P, V, eps) {
+    gptDecode(logits, tokens, rows, starts, wte, wpe, blocks, keys, values, lnfWeight, lnfBias, head, A, C, NH, P, V, eps, _panels, headRows) {
       const arrays = [logits, wte, wpe, head, ...keys, ...values, lnfWeight, lnfBias, ...blocks.flat()];
       if (!arrays.every((a) => a === null || f32(a))) return false;
       const k = 'gptDecode';
@@ -779,6 +780,12 @@ function wrap(ex: Exports, heap: Heap, f: Frame): Backend {
       for (let a = 0; a < A; a++) {
         if (tokens[a] < 0 || tokens[a] >= V) throw new RangeError(`kiln wasm: ${k}: token ${tokens[a]} is outside the vocabulary of ${V}`);
       }
+      const nOut = headRows ? headRows.length : A;
+      headRows?.forEach((r, i) => {
+        if (!(r >= 0 && r < A && (i === 0 || r > headRows[i - 1]))) {
+          throw new RangeError(`kiln wasm: ${k}: headRows must be ascending entries below ${A}; got ${r} at ${i}`);
+        }
+      });
       const names = ['ln_1.weight', 'ln_1.bias', 'attn.c_attn.weight', 'attn.c_attn.bias', 'attn.c_proj.weight',
         'attn.c_proj.bias', 'ln_2.weight', 'ln_2.bias', 'mlp.c_fc.weight', 'mlp.c_fc.bias', 'mlp.c_proj.weight', 'mlp.c_proj.bias'];
       const sizes = [C, C, C * 3 * C, 3 * C, C * C, C, C, C, C * 4 * C, 4 * C, 4 * C * C, C];
@@ -795,8 +802,9 @@ function wrap(ex: Exports, heap: Heap, f: Frame): Backend {
         checkCache(k, rows, starts, A, Math.min(Math.floor(keys[l].length / (P * C)), Math.floor(values[l].length / (P * C))), P);
       }
       const opt = (a: FloatArray | null, name: string, n: number): number => (a ? f.arg(a as Float32Array, n, IN, name, k) : -1);
-      const pl = f.arg(logits as Float32Array, A * V, OUT, 'logits', k);
+      const pl = nOut > 0 ? f.arg(logits as Float32Array, nOut * V, OUT, 'logits', k) : -1;
       const pt = f.arg(tokens, A, IN, 'tokens', k);
+      const phr = headRows && nOut > 0 ? f.arg(headRows, nOut, IN, 'headRows', k) : -1;
       const pr = f.arg(rows, A, IN, 'rows', k);
       const ps = f.arg(starts, A, IN, 'starts', k);
       const pte = f.arg(wte as Float32Array, V * C, IN, 'wte', k);
@@ -824,7 +832,9 @@ function wrap(ex: Exports, heap: Heap, f: Frame): Backend {
           slots.forEach((bs, l) => bs.forEach((sl, i) => { m[(blockList >> 2) + l * 16 + i] = ptr(sl); }));
           pk.forEach((sl, l) => { m[(keyList >> 2) + l] = ptr(sl); });
           pv.forEach((sl, l) => { m[(valueList >> 2) + l] = ptr(sl); });
-          rc = ex.kiln_gpt_decode(base, ptr(pt), ptr(pr), ptr(ps), A, ptr(pl));
+          // an empty headRows is not null (all entries): any valid address, never read
+          const hr = !headRows ? 0 : nOut > 0 ? ptr(phr) : ptr(pt);
+          rc = ex.kiln_gpt_decode(base, ptr(pt), ptr(pr), ptr(ps), A, hr, nOut, nOut > 0 ? ptr(pl) : ptr(pt));
         } finally {
           ex.kiln_wasm_free(base);
         }

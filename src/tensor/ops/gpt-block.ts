@@ -65,13 +65,15 @@ export interface GPTModelWeights {
 }
 
 /**
- * The logits (A, 1, V) of a whole GPT-2 decoding step, one new token per sequence (tokens (A), continuing cache row
- * rows[a], which holds starts[a] positions), or null when the backend has no fused step for it (then run the
- * model's layers). Writes each layer's new keys and values; the caller advances the cache lengths. No graph.
+ * The logits (A, 1, V) of a whole GPT-2 decoding step, one new token per entry (tokens (A), continuing cache row
+ * rows[a], which holds starts[a] positions; entries of one prompt continue the same row), or null when the backend
+ * has no fused step for it (then run the model's layers). With headRows (ascending entry indices), only those
+ * entries' logits, (headRows.length, 1, V). Writes each layer's new keys and values; the caller advances the cache
+ * lengths. No graph.
  */
 export function gptModelDecode(tokens: Int32Array, w: GPTModelWeights, caches: readonly KVBuffers[],
   rows: readonly number[], starts: readonly number[], heads: number, eps: number,
-  packed: PackedGPTWeights | null = null): Tensor | null {
+  packed: PackedGPTWeights | null = null, headRows: Int32Array | null = null): Tensor | null {
   const be = backend();
   if (!be.gptDecode || autocastPrecision() !== 'float32') return null;
   const [V, C] = w.head.shape;
@@ -80,13 +82,14 @@ export function gptModelDecode(tokens: Int32Array, w: GPTModelWeights, caches: r
     throw new Error(`gptDecode: ${w.blocks.length} blocks, ${caches.length} caches, ${A} tokens, ${rows.length} rows and ${starts.length} starts do not match`);
   }
   const blocks = w.blocks.map((b) => ORDER.map((k) => (b[k]?.storage ?? null) as FloatArray | null));
-  const logits = allocFloatUninit(w.head.dtype, A * V); // (A, V)
+  const out = headRows ? headRows.length : A;
+  const logits = allocFloatUninit(w.head.dtype, out * V); // (out, V)
   const done = be.gptDecode(logits, tokens, Int32Array.from(rows), Int32Array.from(starts), w.wte.storage as FloatArray,
     w.wpe.storage as FloatArray, blocks, caches.map((c) => c.keys), caches.map((c) => c.values),
     (w.lnfWeight?.storage ?? null) as FloatArray | null, (w.lnfBias?.storage ?? null) as FloatArray | null,
     w.head.storage as FloatArray, A, C, heads, caches[0]?.context ?? w.wpe.shape[0], V, eps,
-    packed?.matches(w) ? packed.panels : null);
-  return done ? new Tensor(logits, [A, 1, V]) : null;
+    packed?.matches(w) ? packed.panels : null, headRows);
+  return done ? new Tensor(logits, [out, 1, V]) : null;
 }
 
 /** The GPT weights a batched step reads, in packPanels' order: each block's attn, proj, fc and fc2 weights, the head. */

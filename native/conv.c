@@ -6,8 +6,14 @@
 #include "kiln.h"
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define KILN_X86 1
+#endif
 
 #define MAX_T 256
+/* the shortest reduction (input channels per group x kernel area) the direct kernels take */
+#define DIRECT_MIN_K 64
 
 /* per-thread scratch: col (CgKK, OHW) and a partial weight gradient (OC, CgKK) plus bias gradient (OC) */
 static float *colbuf[MAX_T], *dwbuf[MAX_T], *tbuf[MAX_T];
@@ -154,12 +160,360 @@ static int thread_count(const kiln_conv2d_shape *s, int *threaded_gemm) {
   return T;
 }
 
+/* ---------------- direct convolution (AVX-512, stride 1, dilation 1) ----------------
+ * im2col + GEMM spends as long on unrolling columns, packing both operands per image and transposing the result as
+ * on the products at T5's shapes (141 GFLOP/s on 2 cores). Here the weight is packed once per call into 32-channel
+ * panels, each image is copied once into a zero-padded buffer, and a 14 x 32 register tile (14 output pixels of a
+ * row, 32 output channels) reads its pixels straight from the padded rows: the tile's A operand for k = (c, kh, kw)
+ * is 14 consecutive floats of padded row (c, oh + kh) starting at column ow + kw, broadcast one by one as in the GEMM
+ * micro-kernel. The input gradient of a stride-1 convolution is the same computation on dy padded by K - 1 - pad
+ * with the weight flipped and its channel axes swapped, so one kernel serves both. Each output is summed by one
+ * thread in a fixed order, so results do not depend on the thread count. */
+#ifdef KILN_X86
+#define DR 14 /* output pixels per tile: the broadcast rows */
+#define DN 32 /* output channels per weight panel: two vectors */
+
+typedef struct {
+  const float *src;     /* (N, G * Cin, Hs, Ws) images (x, or dy for the input gradient) */
+  const float *wp;      /* (G, panels, Cin * KH * KW, 32) packed weight, channels past Cout zero */
+  const float *bias;    /* (G * Cout) or NULL */
+  float *dst;           /* (N, G * Cout, OH, OW) */
+  int N, G, Cin, Hs, Ws, Cout, KH, KW, OH, OW, pt, pl; /* pt, pl: zero rows/columns above and left of the image */
+  int Hp, Wp, panels;   /* padded image (Cin, Hp, Wp) = (Cin, OH + KH - 1, OW + KW - 1) */
+} direct_job;
+
+static float *padbuf[MAX_T];
+static size_t padbuf_n[MAX_T];
+static float *wpack;
+static size_t wpack_n;
+
+/* pad (Cin, Hp, Wp) = image (Cin, Hs, Ws) moved down pt rows and right pl columns, zeros elsewhere (pt, pl may be
+ * negative: the image is cropped) */
+static void pad_image(const direct_job *j, const float *img, float *pad) {
+  for (int c = 0; c < j->Cin; c++)
+    for (int r = 0; r < j->Hp; r++) {
+      float *d = pad + ((size_t)c * j->Hp + r) * j->Wp;
+      const int ih = r - j->pt;
+      if (ih < 0 || ih >= j->Hs) { memset(d, 0, sizeof(float) * j->Wp); continue; }
+      const float *srow = img + ((size_t)c * j->Hs + ih) * j->Ws;
+      int lo = j->pl > 0 ? j->pl : 0, hi = j->pl + j->Ws < j->Wp ? j->pl + j->Ws : j->Wp;
+      if (hi < lo) hi = lo;
+      memset(d, 0, sizeof(float) * lo);
+      memcpy(d + lo, srow + (lo - j->pl), sizeof(float) * (hi - lo));
+      memset(d + hi, 0, sizeof(float) * (j->Wp - hi));
+    }
+}
+
+/* tile (DR, DN) = sum over k = (c, kh, kw) of x[c][kh][kw + i] * w[k][0 .. 32) for pixels i < R;
+ * x: the tile's first pixel in padded row kh = 0 of channel 0 (rows rs floats apart, channels cs apart);
+ * w: (Cin * KH * KW, 32) panel */
+static inline __attribute__((always_inline, target("avx512f,avx2,fma"))) void
+direct_tile(const int R, int Cin, int KH, int KW, long cs, long rs, const float *x, const float *w, float *tile) {
+  __m512 c0[DR], c1[DR];
+#pragma GCC unroll 14
+  for (int i = 0; i < R; i++) { c0[i] = _mm512_setzero_ps(); c1[i] = _mm512_setzero_ps(); }
+  for (int c = 0; c < Cin; c++)
+    for (int kh = 0; kh < KH; kh++) {
+      const float *xr = x + c * cs + kh * rs;
+      for (int kw = 0; kw < KW; kw++, w += DN) {
+        __m512 b0 = _mm512_load_ps(w), b1 = _mm512_load_ps(w + 16);
+#pragma GCC unroll 14
+        for (int i = 0; i < R; i++) {
+          __m512 a = _mm512_set1_ps(xr[kw + i]);
+          c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
+          c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
+        }
+      }
+    }
+#pragma GCC unroll 14
+  for (int i = 0; i < R; i++) { _mm512_store_ps(tile + i * DN, c0[i]); _mm512_store_ps(tile + i * DN + 16, c1[i]); }
+}
+
+/* direct_tile with R a constant in each case, so the accumulators stay in registers. Without predictive commoning:
+ * GCC otherwise sees that x[kw + 1 + i] is the next kw's x[kw + i] and carries 13 floats from one kw to the next
+ * through the stack, instead of broadcasting them from the row (the tile ran at 70% of the GEMM's speed). */
+__attribute__((target("avx512f,avx2,fma"), optimize("no-predictive-commoning"))) static void
+direct_tile_r(int R, int Cin, int KH, int KW, long cs, long rs, const float *x, const float *w, float *tile) {
+  switch (R) {
+#define TILE_CASE(r) case r: direct_tile(r, Cin, KH, KW, cs, rs, x, w, tile); break;
+    TILE_CASE(1) TILE_CASE(2) TILE_CASE(3) TILE_CASE(4) TILE_CASE(5) TILE_CASE(6) TILE_CASE(7)
+    TILE_CASE(8) TILE_CASE(9) TILE_CASE(10) TILE_CASE(11) TILE_CASE(12) TILE_CASE(13) TILE_CASE(14)
+#undef TILE_CASE
+  }
+}
+
+/* Output rows [r0, r1) of the flattened (N, G, OH) row index. */
+static void direct_rows(const direct_job *j, int tid, long r0, long r1) {
+  const int KK = j->Cin * j->KH * j->KW;
+  const long cs = (long)j->Hp * j->Wp, plane = (long)j->OH * j->OW;
+  float *pad = padbuf[tid];
+  _Alignas(64) float tile[DR * DN]; /* (pixels, channels) */
+  long padded = -1;
+  for (long r = r0; r < r1; r++) {
+    const long img = r / j->OH; /* n * G + g */
+    const int oh = (int)(r % j->OH), g = (int)(img % j->G);
+    if (img != padded) {
+      pad_image(j, j->src + (size_t)img * j->Cin * j->Hs * j->Ws, pad);
+      padded = img;
+    }
+    for (int ow0 = 0; ow0 < j->OW; ow0 += DR) {
+      const int R = j->OW - ow0 < DR ? j->OW - ow0 : DR;
+      for (int p = 0; p < j->panels; p++) {
+        const float *w = j->wp + ((size_t)g * j->panels + p) * KK * DN;
+        direct_tile_r(R, j->Cin, j->KH, j->KW, cs, j->Wp, pad + (size_t)oh * j->Wp + ow0, w, tile);
+        const int oc1 = j->Cout - p * DN < DN ? j->Cout - p * DN : DN;
+        for (int oc = 0; oc < oc1; oc++) {
+          const int ch = g * j->Cout + p * DN + oc;
+          const float b = j->bias ? j->bias[ch] : 0.0f;
+          float *o = j->dst + (size_t)(img / j->G) * j->G * j->Cout * plane + (size_t)ch * plane + (size_t)oh * j->OW + ow0;
+          for (int i = 0; i < R; i++) o[i] = tile[i * DN + oc] + b;
+        }
+      }
+    }
+  }
+}
+
+static void direct_task(void *p, int tid, int T) {
+  const direct_job *j = p;
+  const long rows = (long)j->N * j->G * j->OH;
+  direct_rows(j, tid, rows * tid / T, rows * (tid + 1) / T);
+}
+
+static int direct_run(direct_job *j) {
+  int T = kiln_threads();
+  if (T > MAX_T) T = MAX_T;
+  const long rows = (long)j->N * j->G * j->OH;
+  if (T > rows) T = (int)rows;
+  j->Hp = j->OH + j->KH - 1;
+  j->Wp = j->OW + j->KW - 1;
+  for (int t = 0; t < T; t++)
+    if (ensure(&padbuf[t], &padbuf_n[t], (size_t)j->Cin * j->Hp * j->Wp)) return -1;
+  if (T <= 1) direct_rows(j, 0, 0, rows);
+  else kiln_parallel(direct_task, j, T);
+  return 0;
+}
+
+/* The direct kernels serve stride 1, dilation 1 on AVX-512, for a reduction long enough to amortise a tile's
+ * transposed store (T5's first layer, one input channel and 25 products per output, runs faster as im2col + GEMM). */
+static int direct_ok(const kiln_conv2d_shape *s) {
+  return kiln_isa() == KILN_ISA_AVX512 && s->sH == 1 && s->sW == 1 && s->dH == 1 && s->dW == 1 &&
+         (s->C / s->G) * s->KH * s->KW >= DIRECT_MIN_K;
+}
+
+/* wpack (G, panels, Cg * KH * KW, 32) from weight (G * OCg, Cg, KH, KW): panel p holds output channels
+ * [32p, 32p + 32) of each group for k = (c, kh, kw). */
+static int pack_forward_weight(const kiln_conv2d_shape *s, const float *w, int panels) {
+  const int Cg = s->C / s->G, OCg = s->OC / s->G, KK = Cg * s->KH * s->KW;
+  if (ensure(&wpack, &wpack_n, (size_t)s->G * panels * KK * DN)) return -1;
+  for (int g = 0; g < s->G; g++)
+    for (int p = 0; p < panels; p++) {
+      float *d = wpack + ((size_t)g * panels + p) * KK * DN;
+      for (int k = 0; k < KK; k++)
+        for (int n = 0; n < DN; n++) {
+          const int oc = p * DN + n;
+          d[(size_t)k * DN + n] = oc < OCg ? w[((size_t)g * OCg + oc) * KK + k] : 0.0f;
+        }
+    }
+  return 0;
+}
+
+/* wpack (G, panels, OCg * KH * KW, 32) for the input gradient: panel p holds input channels [32p, 32p + 32) of each
+ * group for k = (oc, kh, kw), the weight flipped: w[g * OCg + oc][c][KH - 1 - kh][KW - 1 - kw]. */
+static int pack_input_grad_weight(const kiln_conv2d_shape *s, const float *w, int panels) {
+  const int Cg = s->C / s->G, OCg = s->OC / s->G, KHW = s->KH * s->KW, KK = OCg * KHW;
+  if (ensure(&wpack, &wpack_n, (size_t)s->G * panels * KK * DN)) return -1;
+  for (int g = 0; g < s->G; g++)
+    for (int p = 0; p < panels; p++) {
+      float *d = wpack + ((size_t)g * panels + p) * KK * DN;
+      for (int oc = 0; oc < OCg; oc++)
+        for (int t = 0; t < KHW; t++)
+          for (int n = 0; n < DN; n++) {
+            const int c = p * DN + n;
+            d[((size_t)oc * KHW + t) * DN + n] =
+              c < Cg ? w[(((size_t)g * OCg + oc) * Cg + c) * KHW + (KHW - 1 - t)] : 0.0f;
+          }
+    }
+  return 0;
+}
+
+static int direct_forward(const float *x, const float *w, const float *bias, const kiln_conv2d_shape *s, float *out) {
+  const int panels = (s->OC / s->G + DN - 1) / DN;
+  if (pack_forward_weight(s, w, panels)) return -1;
+  direct_job j = { .src = x, .wp = wpack, .bias = bias, .dst = out, .N = s->N, .G = s->G, .Cin = s->C / s->G,
+                   .Hs = s->H, .Ws = s->W, .Cout = s->OC / s->G, .KH = s->KH, .KW = s->KW, .OH = s->OH, .OW = s->OW,
+                   .pt = s->pH, .pl = s->pW, .panels = panels };
+  return direct_run(&j);
+}
+
+static int direct_input_grad(const float *dy, const float *w, const kiln_conv2d_shape *s, float *dx) {
+  const int panels = (s->C / s->G + DN - 1) / DN;
+  if (pack_input_grad_weight(s, w, panels)) return -1;
+  direct_job j = { .src = dy, .wp = wpack, .bias = NULL, .dst = dx, .N = s->N, .G = s->G, .Cin = s->OC / s->G,
+                   .Hs = s->OH, .Ws = s->OW, .Cout = s->C / s->G, .KH = s->KH, .KW = s->KW, .OH = s->H, .OW = s->W,
+                   .pt = s->KH - 1 - s->pH, .pl = s->KW - 1 - s->pW, .panels = panels };
+  return direct_run(&j);
+}
+/* ---------------- direct weight gradient ----------------
+ * dw[oc][c][kh][kw] = sum over images and output pixels (oh, ow) of x[c][oh + kh - pH][ow + kw - pW] * dy[oc][oh][ow].
+ * Per image, dy is transposed to pixel-major rows of channels (OHW, OCp) and x padded as for the forward pass; then
+ * for each (c, kh) a register tile of up to 6 kernel columns x 64 output channels runs over the pixels: the tile's A
+ * operand is 6 consecutive floats of padded row (c, oh + kh) from column ow, its B operand a row of dy^T. Each
+ * thread sums its images into its own (G, Cg, KH, KW, OCp) buffer; the buffers are added in thread order. */
+#define WR 6  /* kernel columns per tile: the broadcast rows */
+#define WN 64 /* output channels per tile: four vectors */
+
+typedef struct {
+  const kiln_conv2d_shape *s;
+  const float *x, *dy;
+  int Cg, OCg, OCp, Hp, Wp; /* OCp: OCg rounded up to 64; padded image (Cg, Hp, Wp) */
+} wgrad_job;
+
+static float *dytbuf[MAX_T];
+static size_t dytbuf_n[MAX_T];
+
+/* acc (R, 64) += sum over pixels of x[oh][ow + i] * dyt[(oh, ow)][0 .. 64); x: padded row kh of channel c at
+ * column 0 (rows rs floats apart), dyt: (OH * OW, ldd) */
+static inline __attribute__((always_inline, target("avx512f,avx2,fma"))) void
+wgrad_tile(const int R, int OH, int OW, long rs, const float *x, const float *dyt, long ldd, float *acc) {
+  __m512 c[WR][4];
+#pragma GCC unroll 6
+  for (int i = 0; i < R; i++)
+    for (int v = 0; v < 4; v++) c[i][v] = _mm512_load_ps(acc + i * WN + v * 16);
+  for (int oh = 0; oh < OH; oh++) {
+    const float *xr = x + oh * rs;
+    for (int ow = 0; ow < OW; ow++, dyt += ldd) {
+      __m512 b0 = _mm512_load_ps(dyt), b1 = _mm512_load_ps(dyt + 16);
+      __m512 b2 = _mm512_load_ps(dyt + 32), b3 = _mm512_load_ps(dyt + 48);
+#pragma GCC unroll 6
+      for (int i = 0; i < R; i++) {
+        __m512 a = _mm512_set1_ps(xr[ow + i]);
+        c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
+        c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
+        c[i][2] = _mm512_fmadd_ps(a, b2, c[i][2]);
+        c[i][3] = _mm512_fmadd_ps(a, b3, c[i][3]);
+      }
+    }
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < R; i++)
+    for (int v = 0; v < 4; v++) _mm512_store_ps(acc + i * WN + v * 16, c[i][v]);
+}
+
+__attribute__((target("avx512f,avx2,fma"), optimize("no-predictive-commoning"))) static void
+wgrad_tile_r(int R, int OH, int OW, long rs, const float *x, const float *dyt, long ldd, float *acc) {
+  switch (R) {
+#define WTILE_CASE(r) case r: wgrad_tile(r, OH, OW, rs, x, dyt, ldd, acc); break;
+    WTILE_CASE(1) WTILE_CASE(2) WTILE_CASE(3) WTILE_CASE(4) WTILE_CASE(5) WTILE_CASE(6)
+#undef WTILE_CASE
+  }
+}
+
+/* part (G, Cg, KH, KW, OCp) += the weight gradient of images [n0, n1) */
+static void wgrad_images(const wgrad_job *j, int tid, int n0, int n1, float *part) {
+  const kiln_conv2d_shape *s = j->s;
+  const int OHW = s->OH * s->OW;
+  float *pad = padbuf[tid], *dyt = dytbuf[tid];
+  _Alignas(64) float acc[WR * WN];
+  direct_job pj = { .Cin = j->Cg, .Hs = s->H, .Ws = s->W, .pt = s->pH, .pl = s->pW, .Hp = j->Hp, .Wp = j->Wp };
+  for (int n = n0; n < n1; n++)
+    for (int g = 0; g < s->G; g++) {
+      pad_image(&pj, j->x + ((size_t)n * s->C + (size_t)g * j->Cg) * s->H * s->W, pad);
+      const float *dy = j->dy + ((size_t)n * s->OC + (size_t)g * j->OCg) * OHW; /* (OCg, OHW) */
+      for (int p = 0; p < OHW; p++) {
+        for (int oc = 0; oc < j->OCg; oc++) dyt[(size_t)p * j->OCp + oc] = dy[(size_t)oc * OHW + p];
+        for (int oc = j->OCg; oc < j->OCp; oc++) dyt[(size_t)p * j->OCp + oc] = 0.0f;
+      }
+      for (int c = 0; c < j->Cg; c++)
+        for (int kh = 0; kh < s->KH; kh++)
+          for (int kw0 = 0; kw0 < s->KW; kw0 += WR) {
+            const int R = s->KW - kw0 < WR ? s->KW - kw0 : WR;
+            for (int ob = 0; ob < j->OCp; ob += WN) {
+              float *dst = part + ((((size_t)g * j->Cg + c) * s->KH + kh) * s->KW + kw0) * j->OCp + ob;
+              for (int i = 0; i < R; i++) memcpy(acc + i * WN, dst + (size_t)i * j->OCp, sizeof(float) * WN);
+              wgrad_tile_r(R, s->OH, s->OW, j->Wp, pad + ((size_t)c * j->Hp + kh) * j->Wp + kw0, dyt + ob, j->OCp, acc);
+              for (int i = 0; i < R; i++) memcpy(dst + (size_t)i * j->OCp, acc + i * WN, sizeof(float) * WN);
+            }
+          }
+    }
+}
+
+static void wgrad_task(void *p, int tid, int T) {
+  const wgrad_job *j = p;
+  const kiln_conv2d_shape *s = j->s;
+  const size_t pn = (size_t)s->G * j->Cg * s->KH * s->KW * j->OCp;
+  const int n0 = (int)((long)s->N * tid / T), n1 = (int)((long)s->N * (tid + 1) / T);
+  float *part = dwbuf[tid], *db = part + pn; /* db: (OC) */
+  memset(part, 0, sizeof(float) * (pn + s->OC));
+  wgrad_images(j, tid, n0, n1, part);
+  const int OHW = s->OH * s->OW;
+  for (int n = n0; n < n1; n++)
+    for (int oc = 0; oc < s->OC; oc++) {
+      const float *d = j->dy + ((size_t)n * s->OC + oc) * OHW;
+      float sum = 0.0f;
+      for (int i = 0; i < OHW; i++) sum += d[i];
+      db[oc] += sum;
+    }
+}
+
+/* dw (OC, Cg, KH, KW) and db (OC), either may be NULL: the threads' partial sums added in thread order */
+static int direct_weight_grad(const float *dy, const float *x, const kiln_conv2d_shape *s, float *dw, float *db) {
+  wgrad_job j = { .s = s, .x = x, .dy = dy, .Cg = s->C / s->G, .OCg = s->OC / s->G,
+                  .Hp = s->OH + s->KH - 1, .Wp = s->OW + s->KW - 1 };
+  j.OCp = (j.OCg + WN - 1) / WN * WN;
+  int T = kiln_threads();
+  if (T > MAX_T) T = MAX_T;
+  if (T > s->N) T = s->N;
+  const int KHW = s->KH * s->KW;
+  const size_t pn = (size_t)s->G * j.Cg * KHW * j.OCp;
+  for (int t = 0; t < T; t++)
+    if (ensure(&dwbuf[t], &dwbuf_n[t], pn + s->OC) || ensure(&padbuf[t], &padbuf_n[t], (size_t)j.Cg * j.Hp * j.Wp) ||
+        ensure(&dytbuf[t], &dytbuf_n[t], (size_t)s->OH * s->OW * j.OCp))
+      return -1;
+  if (T <= 1) wgrad_task(&j, 0, 1);
+  else kiln_parallel(wgrad_task, &j, T);
+  if (dw)
+    for (int g = 0; g < s->G; g++)
+      for (int oc = 0; oc < j.OCg; oc++)
+        for (int c = 0; c < j.Cg; c++)
+          for (int t = 0; t < KHW; t++) {
+            const size_t at = (((size_t)g * j.Cg + c) * KHW + t) * j.OCp + oc;
+            float sum = dwbuf[0][at];
+            for (int u = 1; u < T; u++) sum += dwbuf[u][at];
+            dw[(((size_t)g * j.OCg + oc) * j.Cg + c) * KHW + t] = sum;
+          }
+  if (db)
+    for (int oc = 0; oc < s->OC; oc++) {
+      float sum = dwbuf[0][pn + oc];
+      for (int u = 1; u < T; u++) sum += dwbuf[u][pn + oc];
+      db[oc] = sum;
+    }
+  return 0;
+}
+#else
+static int direct_ok(const kiln_conv2d_shape *s) { (void)s; return 0; }
+static int direct_forward(const float *x, const float *w, const float *bias, const kiln_conv2d_shape *s, float *out) {
+  (void)x; (void)w; (void)bias; (void)s; (void)out; return -1;
+}
+static int direct_input_grad(const float *dy, const float *w, const kiln_conv2d_shape *s, float *dx) {
+  (void)dy; (void)w; (void)s; (void)dx; return -1;
+}
+static int direct_weight_grad(const float *dy, const float *x, const kiln_conv2d_shape *s, float *dw, float *db) {
+  (void)dy; (void)x; (void)s; (void)dw; (void)db; return -1;
+}
+#endif
+
 int kiln_conv2d(const float *x, const float *w, const float *bias, const kiln_conv2d_shape *s, float *out) {
   int threaded;
   int T = thread_count(s, &threaded);
   size_t coln = (size_t)(s->C / s->G) * s->KH * s->KW * s->OH * s->OW;
   size_t tn = (size_t)(s->OC / s->G) * s->OH * s->OW;
   for (int t = 0; t < T; t++) if (ensure(&colbuf[t], &colbuf_n[t], coln) || ensure(&tbuf[t], &tbuf_n[t], tn)) return -1;
+  if (direct_ok(s)) {
+    kiln_lock();
+    int rc = direct_forward(x, w, bias, s, out);
+    kiln_unlock();
+    return rc;
+  }
   conv_job j = { .s = s, .x = x, .w = w, .bias = bias, .out = out, .threaded_gemm = threaded };
   kiln_lock();
   if (T <= 1) forward_images(&j, 0, 0, s->N);
@@ -236,6 +590,12 @@ int kiln_conv2d_backward(const float *dy, const float *x, const float *w, const 
   }
   conv_job j = { .s = s, .x = x, .w = w, .dy = dy, .dx = dx, .dw = dw, .db = db, .threaded_gemm = threaded };
   kiln_lock();
+  if (direct_ok(s)) {
+    int rc = dx ? direct_input_grad(dy, w, s, dx) : 0;
+    if (!rc && (dw || db)) rc = direct_weight_grad(dy, x, s, dw, db);
+    kiln_unlock();
+    return rc;
+  }
   if (T <= 1) backward_task(&j, 0, 1);
   else kiln_parallel(backward_task, &j, T);
   /* partial sums in thread order; transposed ones, (KK, OCg) per group, turned back to (OCg, KK) on the way */

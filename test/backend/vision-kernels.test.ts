@@ -29,6 +29,13 @@ const convCases: [string, Conv2dShape][] = [
   ['depthwise', conv(2, 4, 6, 6, 4, [3, 3], { groups: 4 })],
   ['1x1 pointwise', conv(4, 8, 5, 5, 16, [1, 1])],
   ['one image, big enough to thread', conv(1, 16, 20, 20, 32, [3, 3], { padH: 1, padW: 1 })],
+  // Stride 1 with 64 or more products per output takes the native direct kernels (14-pixel by 32-channel tiles,
+  // 6-column by 64-channel weight-gradient tiles): rows and channel counts that leave partial tiles, groups, a 7-wide
+  // kernel (two column tiles), padding wider than the kernel (the input gradient crops dy) and 'same' with an even kernel.
+  ['direct: groups 2, 7x7 kernel, 17-pixel rows', conv(2, 8, 9, 17, 6, [7, 7], { groups: 2, padH: 3, padW: 3 })],
+  ['direct: 70 output channels, no padding, 28-pixel rows', conv(2, 16, 8, 30, 70, [3, 3])],
+  ['direct: padding wider than the kernel', conv(2, 8, 5, 5, 8, [3, 3], { padH: 3, padW: 3 })],
+  ["direct: 'same' with an even kernel", conv(2, 16, 6, 7, 3, [4, 4], { padH: 1, padW: 1, OH: 6, OW: 7 })],
 ];
 
 function checkConv(label: string, s: Conv2dShape, seed: number): void {
@@ -67,6 +74,7 @@ test('conv2d on one thread and on all threads gives the same values', { skip: !c
   try {
     controls!.setThreads(1);
     checkConv('1 thread', convCases[1][1], 3);
+    checkConv('1 thread, direct', convCases[10][1], 4);
   } finally {
     controls!.setThreads(threads);
   }

@@ -2,7 +2,9 @@
  * (C/G * KH * KW, OH * OW) column matrix in a per-thread buffer that stays in L2, and the packed GEMM multiplies it
  * with the weight. Threads take fixed ranges of images (each runs the GEMM alone on its core); with fewer images than
  * threads, the images run one after another on a threaded GEMM. The weight gradient is summed per thread and the
- * partial sums are added in thread order, so a run repeats bitwise for a given thread count. */
+ * partial sums are added in thread order, so a run repeats bitwise for a given thread count.
+ * On AVX-512, stride-1 convolutions with at least DIRECT_MIN_K products per output take the direct kernels below
+ * (no column matrix; see "direct convolution"); the rest, and other ISAs, take im2col + GEMM. */
 #include "kiln.h"
 #include <stdlib.h>
 #include <string.h>

@@ -14,6 +14,24 @@ export class Parameter extends Tensor {
   }
 }
 
+/**
+ * Layer classes whose forward keeps no reference to any tensor it makes once it returns (Kiln's own layers). A
+ * Sequential made only of these lets backward recycle the memory of its intermediate activations. Exact classes:
+ * a subclass a user writes may store what its forward computes, so it is not covered.
+ */
+const activationsStayInside = new WeakSet<abstract new (...args: never[]) => Module>();
+
+/** Declares that these exact layer classes keep no reference to a tensor their forward made (see above). */
+export function declareActivationsStayInside(...classes: (abstract new (...args: never[]) => Module)[]): void {
+  for (const c of classes) activationsStayInside.add(c);
+}
+
+/** Whether m and every module below it are of classes declared with declareActivationsStayInside. */
+export function keepsNoActivations(m: Module): boolean {
+  const cls = m.constructor as abstract new (...args: never[]) => Module;
+  return activationsStayInside.has(cls) && m.namedChildren().every(([, c]) => keepsNoActivations(c));
+}
+
 /** A model's tensors by dotted name ('fc1.weight'), as PyTorch's state_dict. */
 export type StateDict = Record<string, Tensor>;
 

@@ -140,3 +140,63 @@ test('releaseCachedMemory empties the pool that backward fills', () => {
   kiln.releaseCachedMemory();
   assert.equal(kiln.cachedMemoryBytes(), 0);
 });
+
+// A Sequential of Kiln's own layers declares its intermediate activations internal; one holding a layer a user
+// wrote (which may keep what its forward computes), or a user's subclass of a Kiln layer, does not.
+class KeepsOutput extends kiln.nn.Module {
+  kept: Tensor | null = null;
+  forward(x: Tensor): Tensor { this.kept = x.tanh(); return this.kept.mul(1); }
+}
+class Passthrough extends kiln.nn.Module {
+  constructor(readonly inner: kiln.nn.Linear) { super(); }
+  forward(x: Tensor): Tensor { return this.inner.forward(x); }
+}
+class KeepingReLU extends kiln.nn.ReLU {
+  kept: Tensor | null = null;
+  override forward(x: Tensor): Tensor { this.kept = super.forward(x); return this.kept.mul(1); }
+}
+
+function sequentialStep(model: kiln.nn.Sequential, x: Tensor): { loss: number; grads: Float32Array[] } {
+  for (const p of model.parameters()) p.grad = null;
+  const loss = model.forward(x).square().mean();
+  loss.backward();
+  return { loss: loss.item(), grads: model.parameters().map((p) => p.grad!.data() as Float32Array) };
+}
+
+test('a Sequential of Kiln layers recycles its activations in backward, with the same results', () => {
+  kiln.manualSeed(4);
+  const x = kiln.randn([64, N]);
+  const make = () => { kiln.manualSeed(5); return new kiln.nn.Sequential(new kiln.nn.Linear(N, N), new kiln.nn.ReLU(), new kiln.nn.Linear(N, 8)); };
+  const model = make();
+  kiln.releaseCachedMemory();
+  const first = sequentialStep(model, x);
+  const recycled = kiln.cachedMemoryBytes();
+  // The same layers with the last one inside a user's module: the same arithmetic, every activation kept.
+  const same = make();
+  const plain = new kiln.nn.Sequential(same.at(0), same.at(1), new Passthrough(same.at(2) as kiln.nn.Linear));
+  const nested = new kiln.nn.Sequential(same.at(0), new kiln.nn.Sequential(same.at(1), same.at(2)));
+  for (const other of [plain, nested]) {
+    const r = sequentialStep(other, x);
+    assert.equal(r.loss, first.loss);
+    assert.deepEqual(r.grads, first.grads);
+  }
+  for (let i = 0; i < 3; i++) assert.deepEqual(sequentialStep(model, x).grads, first.grads, `step ${i + 2} on reused memory`);
+  kiln.releaseCachedMemory();
+  sequentialStep(plain, x);
+  // Dead gradients go back to the pool either way; the hidden (64, N) activations only from the Kiln chain.
+  assert.ok(recycled - kiln.cachedMemoryBytes() >= 64 * N * 4, 'a user module anywhere in the chain turns recycling off');
+});
+
+test('what a user layer in a Sequential keeps survives backward and the next steps', () => {
+  for (const keeper of [new KeepsOutput(), new KeepingReLU()]) {
+    kiln.manualSeed(6);
+    const model = new kiln.nn.Sequential(new kiln.nn.Linear(N, N), keeper, new kiln.nn.Linear(N, 4));
+    const x = kiln.randn([32, N]);
+    sequentialStep(model, x);
+    const kept = keeper.kept!;
+    const before = kept.data().slice();
+    for (let i = 0; i < 3; i++) sequentialStep(model, x.mul(-1));
+    for (let i = 0; i < 6; i++) allocFloat('float32', 32 * N).fill(9);
+    assert.deepEqual(kept.data(), before, `${keeper.constructor.name}: the kept activation is untouched`);
+  }
+});

@@ -2,7 +2,7 @@
 
 import { dropout } from '../../tensor/ops/nn-ops.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { Module } from '../module.js';
+import { declareActivationsStayInside, Module } from '../module.js';
 
 /** max(x, 0), element-wise. */
 export class ReLU extends Module {
@@ -45,3 +45,5 @@ export class Dropout extends Module {
   /** Zeroes each element with probability p and scales the rest by 1 / (1 - p) in training mode; the identity in eval mode. */
   forward(x: Tensor): Tensor { return dropout(x, this.p, this.training); }
 }
+
+declareActivationsStayInside(ReLU, Tanh, Sigmoid, SiLU, Identity, GELU, Dropout);

@@ -6,7 +6,7 @@ import { ones, zeros } from '../../tensor/creation.js';
 import { batchNorm } from '../../tensor/ops/batch-norm.js';
 import { fmt } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { Module, Parameter } from '../module.js';
+import { declareActivationsStayInside, Module, Parameter } from '../module.js';
 
 /** Options of nn.BatchNorm1d/2d: eps, momentum (null: a cumulative average), affine, trackRunningStats, dtype. */
 export interface BatchNormLayerOptions {
@@ -96,3 +96,5 @@ export class BatchNorm2d extends BatchNormBase {
   protected readonly ranks = [4];
   protected readonly layout = '4-D (N, C, H, W)';
 }
+
+declareActivationsStayInside(BatchNorm1d, BatchNorm2d);

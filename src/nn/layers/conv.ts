@@ -5,7 +5,7 @@ import { zeros } from '../../tensor/creation.js';
 import { conv2d, pair, type Conv2dOptions, type Size2 } from '../../tensor/ops/conv2d.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { kaimingUniform_, uniform_ } from '../init.js';
-import { Module, Parameter } from '../module.js';
+import { declareActivationsStayInside, Module, Parameter } from '../module.js';
 
 export interface Conv2dLayerOptions extends Conv2dOptions {
   /** Learn a per-channel bias (default true). */
@@ -45,3 +45,5 @@ export class Conv2d extends Module {
   /** Applies the layer to x. */
   forward(x: Tensor): Tensor { return conv2d(x, this.weight, this.bias, this.options); }
 }
+
+declareActivationsStayInside(Conv2d);

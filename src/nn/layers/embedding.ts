@@ -5,7 +5,7 @@ import { embedding } from '../../tensor/ops/nn-ops.js';
 import { zeros } from '../../tensor/creation.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { normal_ } from '../init.js';
-import { Module, Parameter } from '../module.js';
+import { declareActivationsStayInside, Module, Parameter } from '../module.js';
 
 /** `new nn.Embedding(vocab, dim).forward(idx)`: int32 idx (...) to (..., dim). */
 export class Embedding extends Module {
@@ -22,3 +22,5 @@ export class Embedding extends Module {
   /** The rows of weight at the int32 ids idx. */
   forward(idx: Tensor): Tensor { return embedding(idx, this.weight); }
 }
+
+declareActivationsStayInside(Embedding);

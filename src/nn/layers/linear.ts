@@ -5,7 +5,7 @@ import { linear } from '../../tensor/ops/matmul.js';
 import { zeros } from '../../tensor/creation.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { kaimingUniform_, uniform_ } from '../init.js';
-import { Module, Parameter } from '../module.js';
+import { declareActivationsStayInside, Module, Parameter } from '../module.js';
 
 /** Options of Linear: bias (default true) and dtype (default float32). */
 export interface LinearOptions { bias?: boolean; dtype?: DType }
@@ -30,3 +30,5 @@ export class Linear extends Module {
   /** x @ weight^T + bias. */
   forward(x: Tensor): Tensor { return linear(x, this.weight, this.bias); }
 }
+
+declareActivationsStayInside(Linear);

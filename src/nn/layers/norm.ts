@@ -5,7 +5,7 @@ import { ones, zeros } from '../../tensor/creation.js';
 import { layerNorm } from '../../tensor/ops/nn-ops.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { rmsNorm } from '../functional.js';
-import { Module, Parameter } from '../module.js';
+import { declareActivationsStayInside, Module, Parameter } from '../module.js';
 
 /** Options of LayerNorm: eps (default 1e-5), a learned scale (elementwiseAffine, default true) and shift (bias, default true), dtype. */
 export interface LayerNormOptions { eps?: number; elementwiseAffine?: boolean; bias?: boolean; dtype?: DType }
@@ -48,3 +48,5 @@ export class RMSNorm extends Module {
     return rmsNorm(x, this.weight, eps);
   }
 }
+
+declareActivationsStayInside(LayerNorm, RMSNorm);

@@ -3,7 +3,7 @@
 import { adaptiveAvgPool2d, avgPool2d, maxPool2d, type AvgPool2dOptions, type MaxPool2dOptions } from '../../tensor/ops/pool2d.js';
 import type { Size2 } from '../../tensor/ops/conv2d.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { Module } from '../module.js';
+import { declareActivationsStayInside, Module } from '../module.js';
 
 /** `new nn.MaxPool2d(2).forward(x)`: (N, C, 28, 28) to (N, C, 14, 14); the stride defaults to the kernel size. */
 export class MaxPool2d extends Module {
@@ -25,3 +25,5 @@ export class AdaptiveAvgPool2d extends Module {
   /** Applies the layer to x. */
   forward(x: Tensor): Tensor { return adaptiveAvgPool2d(x, this.outputSize); }
 }
+
+declareActivationsStayInside(MaxPool2d, AvgPool2d, AdaptiveAvgPool2d);

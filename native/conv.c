@@ -16,6 +16,8 @@
 #define MAX_T 256
 /* the shortest reduction (input channels per group x kernel area) the direct kernels take */
 #define DIRECT_MIN_K 64
+/* the shortest the forward pass and weight gradient take, for 16 or more output channels per group */
+#define DIRECT_SHORT_K 16
 
 /* per-thread scratch: col (CgKK, OHW) and a partial weight gradient (OC, CgKK) plus bias gradient (OC) */
 static float *colbuf[MAX_T], *dwbuf[MAX_T], *tbuf[MAX_T];
@@ -296,10 +298,15 @@ static int direct_run(direct_job *j) {
 }
 
 /* The direct kernels serve stride 1, dilation 1 on AVX-512, for a reduction long enough to amortise a tile's
- * transposed store (T5's first layer, one input channel and 25 products per output, runs faster as im2col + GEMM). */
-static int direct_ok(const kiln_conv2d_shape *s) {
-  return kiln_isa() == KILN_ISA_AVX512 && s->sH == 1 && s->sW == 1 && s->dH == 1 && s->dW == 1 &&
-         (s->C / s->G) * s->KH * s->KW >= DIRECT_MIN_K;
+ * transposed store; a short one (T5's first layer: one input channel, 25 products per output) still pays in the
+ * forward pass and the weight gradient when the tile's 32 channels are mostly used, but not in the input gradient,
+ * whose tile runs over input channels. */
+enum { DIRECT_FORWARD, DIRECT_INPUT_GRAD, DIRECT_WEIGHT_GRAD };
+static int direct_ok(const kiln_conv2d_shape *s, int pass) {
+  if (kiln_isa() != KILN_ISA_AVX512 || s->sH != 1 || s->sW != 1 || s->dH != 1 || s->dW != 1) return 0;
+  const int K = (s->C / s->G) * s->KH * s->KW, OCg = s->OC / s->G;
+  if (K >= DIRECT_MIN_K) return 1;
+  return pass != DIRECT_INPUT_GRAD && K >= DIRECT_SHORT_K && OCg >= 16;
 }
 
 /* wpack (G, panels, Cg * KH * KW, 32) from weight (G * OCg, Cg, KH, KW): panel p holds output channels
@@ -358,54 +365,54 @@ static int direct_input_grad(const float *dy, const float *w, const kiln_conv2d_
 /* ---------------- direct weight gradient ----------------
  * dw[oc][c][kh][kw] = sum over images and output pixels (oh, ow) of x[c][oh + kh - pH][ow + kw - pW] * dy[oc][oh][ow].
  * Per image, dy is transposed to pixel-major rows of channels (OHW, OCp) and x padded as for the forward pass; then
- * for each (c, kh) a register tile of up to 6 kernel columns x 64 output channels runs over the pixels: the tile's A
- * operand is 6 consecutive floats of padded row (c, oh + kh) from column ow, its B operand a row of dy^T. Each
+ * for each (c, kh) a register tile of up to 6 kernel columns x 64 output channels (12 x 32 when a group has at
+ * most 32 output channels) runs over the pixels: the tile's A operand is consecutive floats of padded row
+ * (c, oh + kh) from column ow, its B operand a row of dy^T. Each
  * thread sums its images into its own (G, Cg, KH, KW, OCp) buffer; the buffers are added in thread order. */
-#define WR 6  /* kernel columns per tile: the broadcast rows */
-#define WN 64 /* output channels per tile: four vectors */
+#define WR 12 /* the most kernel columns per tile (the broadcast rows): 6 with 4 vectors, 12 with 2 */
+#define WN 64 /* the most output channels per tile: four vectors */
 
 typedef struct {
   const kiln_conv2d_shape *s;
   const float *x, *dy;
-  int Cg, OCg, OCp, Hp, Wp; /* OCp: OCg rounded up to 64; padded image (Cg, Hp, Wp) */
+  int Cg, OCg, OCp, Hp, Wp; /* OCp: OCg rounded up to 32 (up to 32 channels) or 64; padded image (Cg, Hp, Wp) */
 } wgrad_job;
 
 static float *dytbuf[MAX_T];
 static size_t dytbuf_n[MAX_T];
 
-/* acc (R, 64) += sum over pixels of x[oh][ow + i] * dyt[(oh, ow)][0 .. 64); x: padded row kh of channel c at
- * column 0 (rows rs floats apart), dyt: (OH * OW, ldd) */
+/* acc (R, V * 16) += sum over pixels of x[oh][ow + i] * dyt[(oh, ow)][0 .. V * 16); x: padded row kh of channel c
+ * at column 0 (rows rs floats apart), dyt: (OH * OW, ldd); acc rows WN floats apart */
 static inline __attribute__((always_inline, target("avx512f,avx2,fma"))) void
-wgrad_tile(const int R, int OH, int OW, long rs, const float *x, const float *dyt, long ldd, float *acc) {
-  __m512 c[WR][4];
-#pragma GCC unroll 6
+wgrad_tile(const int R, const int V, int OH, int OW, long rs, const float *x, const float *dyt, long ldd, float *acc) {
+  __m512 c[WR][4], b[4];
+#pragma GCC unroll 12
   for (int i = 0; i < R; i++)
-    for (int v = 0; v < 4; v++) c[i][v] = _mm512_load_ps(acc + i * WN + v * 16);
+    for (int v = 0; v < V; v++) c[i][v] = _mm512_load_ps(acc + i * WN + v * 16);
   for (int oh = 0; oh < OH; oh++) {
     const float *xr = x + oh * rs;
     for (int ow = 0; ow < OW; ow++, dyt += ldd) {
-      __m512 b0 = _mm512_load_ps(dyt), b1 = _mm512_load_ps(dyt + 16);
-      __m512 b2 = _mm512_load_ps(dyt + 32), b3 = _mm512_load_ps(dyt + 48);
-#pragma GCC unroll 6
+      for (int v = 0; v < V; v++) b[v] = _mm512_load_ps(dyt + v * 16);
+#pragma GCC unroll 12
       for (int i = 0; i < R; i++) {
         __m512 a = _mm512_set1_ps(xr[ow + i]);
-        c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
-        c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
-        c[i][2] = _mm512_fmadd_ps(a, b2, c[i][2]);
-        c[i][3] = _mm512_fmadd_ps(a, b3, c[i][3]);
+        for (int v = 0; v < V; v++) c[i][v] = _mm512_fmadd_ps(a, b[v], c[i][v]);
       }
     }
   }
-#pragma GCC unroll 6
+#pragma GCC unroll 12
   for (int i = 0; i < R; i++)
-    for (int v = 0; v < 4; v++) _mm512_store_ps(acc + i * WN + v * 16, c[i][v]);
+    for (int v = 0; v < V; v++) _mm512_store_ps(acc + i * WN + v * 16, c[i][v]);
 }
 
+/* wgrad_tile with R and V constants in each case: V = 4 takes up to 6 columns, V = 2 up to 12 */
 __attribute__((target("avx512f,avx2,fma"), optimize("no-predictive-commoning"))) static void
-wgrad_tile_r(int R, int OH, int OW, long rs, const float *x, const float *dyt, long ldd, float *acc) {
-  switch (R) {
-#define WTILE_CASE(r) case r: wgrad_tile(r, OH, OW, rs, x, dyt, ldd, acc); break;
-    WTILE_CASE(1) WTILE_CASE(2) WTILE_CASE(3) WTILE_CASE(4) WTILE_CASE(5) WTILE_CASE(6)
+wgrad_tile_r(int R, int V, int OH, int OW, long rs, const float *x, const float *dyt, long ldd, float *acc) {
+  switch (V * 16 + R) {
+#define WTILE_CASE(v, r) case v * 16 + r: wgrad_tile(r, v, OH, OW, rs, x, dyt, ldd, acc); break;
+    WTILE_CASE(4, 1) WTILE_CASE(4, 2) WTILE_CASE(4, 3) WTILE_CASE(4, 4) WTILE_CASE(4, 5) WTILE_CASE(4, 6)
+    WTILE_CASE(2, 1) WTILE_CASE(2, 2) WTILE_CASE(2, 3) WTILE_CASE(2, 4) WTILE_CASE(2, 5) WTILE_CASE(2, 6)
+    WTILE_CASE(2, 7) WTILE_CASE(2, 8) WTILE_CASE(2, 9) WTILE_CASE(2, 10) WTILE_CASE(2, 11) WTILE_CASE(2, 12)
 #undef WTILE_CASE
   }
 }
@@ -416,6 +423,7 @@ static void wgrad_images(const wgrad_job *j, int tid, int n0, int n1, float *par
   const int OHW = s->OH * s->OW;
   float *pad = padbuf[tid], *dyt = dytbuf[tid];
   _Alignas(64) float acc[WR * WN];
+  const int V = j->OCp == 32 ? 2 : 4, width = V * 16, cols = V == 2 ? 12 : 6; /* tile: cols x width */
   direct_job pj = { .Cin = j->Cg, .Hs = s->H, .Ws = s->W, .pt = s->pH, .pl = s->pW, .Hp = j->Hp, .Wp = j->Wp };
   for (int n = n0; n < n1; n++)
     for (int g = 0; g < s->G; g++) {
@@ -427,13 +435,14 @@ static void wgrad_images(const wgrad_job *j, int tid, int n0, int n1, float *par
       }
       for (int c = 0; c < j->Cg; c++)
         for (int kh = 0; kh < s->KH; kh++)
-          for (int kw0 = 0; kw0 < s->KW; kw0 += WR) {
-            const int R = s->KW - kw0 < WR ? s->KW - kw0 : WR;
-            for (int ob = 0; ob < j->OCp; ob += WN) {
+          for (int kw0 = 0; kw0 < s->KW; kw0 += cols) {
+            const int R = s->KW - kw0 < cols ? s->KW - kw0 : cols;
+            for (int ob = 0; ob < j->OCp; ob += width) {
               float *dst = part + ((((size_t)g * j->Cg + c) * s->KH + kh) * s->KW + kw0) * j->OCp + ob;
-              for (int i = 0; i < R; i++) memcpy(acc + i * WN, dst + (size_t)i * j->OCp, sizeof(float) * WN);
-              wgrad_tile_r(R, s->OH, s->OW, j->Wp, pad + ((size_t)c * j->Hp + kh) * j->Wp + kw0, dyt + ob, j->OCp, acc);
-              for (int i = 0; i < R; i++) memcpy(dst + (size_t)i * j->OCp, acc + i * WN, sizeof(float) * WN);
+              for (int i = 0; i < R; i++) memcpy(acc + i * WN, dst + (size_t)i * j->OCp, sizeof(float) * width);
+              wgrad_tile_r(R, V, s->OH, s->OW, j->Wp, pad + ((size_t)c * j->Hp + kh) * j->Wp + kw0, dyt + ob, j->OCp,
+                           acc);
+              for (int i = 0; i < R; i++) memcpy(dst + (size_t)i * j->OCp, acc + i * WN, sizeof(float) * width);
             }
           }
     }
@@ -461,7 +470,7 @@ static void wgrad_task(void *p, int tid, int T) {
 static int direct_weight_grad(const float *dy, const float *x, const kiln_conv2d_shape *s, float *dw, float *db) {
   wgrad_job j = { .s = s, .x = x, .dy = dy, .Cg = s->C / s->G, .OCg = s->OC / s->G,
                   .Hp = s->OH + s->KH - 1, .Wp = s->OW + s->KW - 1 };
-  j.OCp = (j.OCg + WN - 1) / WN * WN;
+  j.OCp = j.OCg <= 32 ? 32 : (j.OCg + WN - 1) / WN * WN;
   int T = kiln_threads();
   if (T > MAX_T) T = MAX_T;
   if (T > s->N) T = s->N;
@@ -492,7 +501,7 @@ static int direct_weight_grad(const float *dy, const float *x, const kiln_conv2d
   return 0;
 }
 #else
-static int direct_ok(const kiln_conv2d_shape *s) { (void)s; return 0; }
+static int direct_ok(const kiln_conv2d_shape *s, int pass) { (void)s; (void)pass; return 0; }
 static int direct_forward(const float *x, const float *w, const float *bias, const kiln_conv2d_shape *s, float *out) {
   (void)x; (void)w; (void)bias; (void)s; (void)out; return -1;
 }
@@ -510,7 +519,7 @@ int kiln_conv2d(const float *x, const float *w, const float *bias, const kiln_co
   size_t coln = (size_t)(s->C / s->G) * s->KH * s->KW * s->OH * s->OW;
   size_t tn = (size_t)(s->OC / s->G) * s->OH * s->OW;
   for (int t = 0; t < T; t++) if (ensure(&colbuf[t], &colbuf_n[t], coln) || ensure(&tbuf[t], &tbuf_n[t], tn)) return -1;
-  if (direct_ok(s)) {
+  if (direct_ok(s, DIRECT_FORWARD)) {
     kiln_lock();
     int rc = direct_forward(x, w, bias, s, out);
     kiln_unlock();
@@ -592,12 +601,17 @@ int kiln_conv2d_backward(const float *dy, const float *x, const float *w, const 
   }
   conv_job j = { .s = s, .x = x, .w = w, .dy = dy, .dx = dx, .dw = dw, .db = db, .threaded_gemm = threaded };
   kiln_lock();
-  if (direct_ok(s)) {
-    int rc = dx ? direct_input_grad(dy, w, s, dx) : 0;
-    if (!rc && (dw || db)) rc = direct_weight_grad(dy, x, s, dw, db);
-    kiln_unlock();
-    return rc;
+  if (dx && direct_ok(s, DIRECT_INPUT_GRAD)) {
+    if (direct_input_grad(dy, w, s, dx)) { kiln_unlock(); return -1; }
+    j.dx = NULL;
   }
+  if ((dw || db) && direct_ok(s, DIRECT_WEIGHT_GRAD)) {
+    int rc = direct_weight_grad(dy, x, s, dw, db);
+    if (rc || !j.dx) { kiln_unlock(); return rc; }
+    j.dw = j.db = NULL; /* what is left: the input gradient, by im2col */
+    dw = db = NULL;
+  }
+  if (!j.dx && !j.dw && !j.db) { kiln_unlock(); return 0; }
   if (T <= 1) backward_task(&j, 0, 1);
   else kiln_parallel(backward_task, &j, T);
   /* partial sums in thread order; transposed ones, (KK, OCg) per group, turned back to (OCg, KK) on the way */

@@ -36,6 +36,11 @@ const convCases: [string, Conv2dShape][] = [
   ['direct: 70 output channels, no padding, 28-pixel rows', conv(2, 16, 8, 30, 70, [3, 3])],
   ['direct: padding wider than the kernel', conv(2, 8, 5, 5, 8, [3, 3], { padH: 3, padW: 3 })],
   ["direct: 'same' with an even kernel", conv(2, 16, 6, 7, 3, [4, 4], { padH: 1, padW: 1, OH: 6, OW: 7 })],
+  // 16 to 63 products with 16 or more output channels a group: the forward pass and weight gradient go direct (the
+  // weight gradient in 12-column by 32-channel tiles), the input gradient by im2col. A 13-wide kernel takes two
+  // column tiles; T5's conv1 shape above is the other short case.
+  ['short direct: 17 output channels, 1x13 kernel over 2 channels', conv(3, 2, 5, 16, 17, [1, 13], { padW: 6 })],
+  ['short direct: groups 2, 20 output channels a group', conv(2, 4, 6, 6, 40, [3, 3], { groups: 2, padH: 1, padW: 1 })],
 ];
 
 function checkConv(label: string, s: Conv2dShape, seed: number): void {
@@ -63,6 +68,10 @@ function checkConv(label: string, s: Conv2dShape, seed: number): void {
   const dwOnly = new Float32Array(nw).fill(NaN);
   be.conv2dBackward(dy, x, w, s, null, dwOnly, null);
   assertClose(dwOnly, want[1], `${label}: dweight alone`, 1e-4, 1e-3);
+  // Only the input gradient asked for.
+  const dxOnly = new Float32Array(nx).fill(NaN);
+  be.conv2dBackward(dy, x, w, s, dxOnly, null, null);
+  assertClose(dxOnly, want[0], `${label}: dx alone`, 1e-4, 1e-3);
 }
 
 test('conv2d forward and backward match the reference backend', () => {
@@ -75,6 +84,7 @@ test('conv2d on one thread and on all threads gives the same values', { skip: !c
     controls!.setThreads(1);
     checkConv('1 thread', convCases[1][1], 3);
     checkConv('1 thread, direct', convCases[10][1], 4);
+    checkConv('1 thread, short direct', convCases[13][1], 5);
   } finally {
     controls!.setThreads(threads);
   }

@@ -2,7 +2,7 @@
 // conv 5x5 32->64 (padding 2), ReLU, max-pool 2; flatten; linear 3136->128, ReLU, dropout 0.5; linear 128->10;
 // Adam, batch 64, on the bundled T2 split (8,000 training digits, 2,000 test digits). The default recipe runs a
 // one-cycle learning-rate schedule (peak 2e-3) over 20 epochs with random shifts of up to 2 pixels, aiming at 98.3%
-// test accuracy or more: 98.60% (seed 0, 58.4 s in all on this project's quiet 2-core AMD EPYC VM, 2,400-3,200
+// test accuracy or more: 98.60% (seed 0, 58.4 s in all, 61.8 s in a second run, on this project's quiet 2-core AMD EPYC VM, 2,400-3,200
 // samples/s; it took 234.9 s under load before the direct convolution kernels). Without the
 // shifts it overfits: 98.05% after 12 epochs, 98.00% after 20 (training loss near 0.008).
 // Run: npx tsx examples/mnist-cnn.ts                       (the recipe: 20 epochs, one-cycle, peak lr 2e-3)

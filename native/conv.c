@@ -164,6 +164,9 @@ static int thread_count(const kiln_conv2d_shape *s, int *threaded_gemm) {
   return T;
 }
 
+/* the passes direct_ok() is asked about */
+enum { DIRECT_FORWARD, DIRECT_INPUT_GRAD, DIRECT_WEIGHT_GRAD };
+
 /* ---------------- direct convolution (AVX-512, stride 1, dilation 1) ----------------
  * im2col + GEMM spends as long on unrolling columns, packing both operands per image and transposing the result as
  * on the products at T5's shapes (141 GFLOP/s on 2 cores). Here the weight is packed once per call into 32-channel
@@ -301,7 +304,6 @@ static int direct_run(direct_job *j) {
  * transposed store; a short one (T5's first layer: one input channel, 25 products per output) still pays in the
  * forward pass and the weight gradient when the tile's 32 channels are mostly used, but not in the input gradient,
  * whose tile runs over input channels. */
-enum { DIRECT_FORWARD, DIRECT_INPUT_GRAD, DIRECT_WEIGHT_GRAD };
 static int direct_ok(const kiln_conv2d_shape *s, int pass) {
   if (kiln_isa() != KILN_ISA_AVX512 || s->sH != 1 || s->sW != 1 || s->dH != 1 || s->dW != 1) return 0;
   const int K = (s->C / s->G) * s->KH * s->KW, OCg = s->OC / s->G;

@@ -20,7 +20,8 @@ import { fileURLToPath } from 'node:url';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const outDir = join(root, 'src', 'backend', 'wasm');
 const SOURCES = ['cpu.c', 'pool.c', 'gemm.c', 'gemv.c', 'memory.c', 'vmath.c', 'elementwise.c', 'layout.c', 'nn.c',
-  'attention.c', 'decoder.c', 'decode_step.c', 'sample.c', 'wasm/malloc.c', 'wasm/stack.s'];
+  'attention.c', 'decoder.c', 'decode_step.c', 'sample.c', 'rnn.c', 'conv.c', 'pooling.c', 'batchnorm.c', 'wasm/malloc.c',
+  'wasm/stack.s'];
 const SYSROOT_LIB = process.env.KILN_WASI_LIB ?? '/usr/lib/wasm32-wasi';
 const CC = process.env.KILN_WASM_CC ?? 'clang';
 const LD = process.env.KILN_WASM_LD ?? 'wasm-ld';

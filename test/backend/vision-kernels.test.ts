@@ -6,10 +6,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { backend, backendInfo, jsBackend, type Conv2dShape, type Pool2dShape } from '../../src/backend/index.js';
 import { nativeControls } from '../../src/backend/native/index.js';
+import { wasmControls } from '../../src/backend/wasm/node.js';
 import { assertClose, randF32, rng } from './helpers.js';
 
 const be = backend();
-const controls = backendInfo().name === 'native' ? nativeControls() : undefined;
+const name = backendInfo().name;
+const controls = name === 'native' ? nativeControls() : name === 'wasm' ? wasmControls() : undefined;
 
 function conv(N: number, C: number, H: number, W: number, OC: number, K: [number, number], o: Partial<Conv2dShape> = {}): Conv2dShape {
   const s = { N, C, H, W, OC, KH: K[0], KW: K[1], OH: 0, OW: 0, strideH: 1, strideW: 1, padH: 0, padW: 0,
@@ -78,7 +80,7 @@ test('conv2d forward and backward match the reference backend', () => {
   convCases.forEach(([label, s], i) => checkConv(label, s, 10 + i));
 });
 
-test('conv2d on one thread and on all threads gives the same values', { skip: !controls && 'native backend only' }, () => {
+test('conv2d on one thread and on all threads gives the same values', { skip: !controls && 'native and wasm backends only' }, () => {
   const threads = controls!.info().threads;
   try {
     controls!.setThreads(1);

@@ -8,7 +8,7 @@
 // scratch area before the call and its outputs copied back after. float32 runs in wasm; float64 and mixed dtypes
 // delegate to the reference backend, as on the native backend.
 
-import type { AnyArray, Backend, BinaryOp, DType, FloatArray, ReduceOp, UnaryOp } from '../backend.js';
+import type { AnyArray, Backend, BinaryOp, Conv2dShape, DType, FloatArray, Pool2dShape, ReduceOp, UnaryOp } from '../backend.js';
 import { jsBackend } from '../js/index.js';
 
 /** What a worker needs to join the pool: it instantiates `module` on `memory`, sets its stack, and runs. */
@@ -117,6 +117,23 @@ interface Exports {
   kiln_llama_block_decode(w: number, x: number, keys: number, values: number, rows: number, starts: number, A: number,
     C: number, NH: number, KVH: number, hidden: number, P: number, eps: number, theta: number): number;
   kiln_sample(logits: number, V: number, invTemperature: number, topK: number, topP: number, u: number, u2: number, p: number): number;
+  kiln_lstm_cell(gates: number, cPrev: number, B: number, H: number, c: number, h: number): void;
+  kiln_lstm_cell_backward(gates: number, cPrev: number, c: number, dh: number, dc: number, B: number, H: number,
+    dgates: number): void;
+  kiln_gru_cell(gx: number, gh: number, hPrev: number, B: number, H: number, h: number): void;
+  kiln_gru_cell_backward(gates: number, gh: number, hPrev: number, dh: number, B: number, H: number, dgx: number,
+    dgh: number, dhPrev: number): void;
+  kiln_conv2d(x: number, w: number, bias: number, shape: number, out: number): number;
+  kiln_conv2d_backward(dy: number, x: number, w: number, shape: number, dx: number, dw: number, db: number): number;
+  kiln_max_pool2d(x: number, shape: number, out: number, indices: number): void;
+  kiln_max_pool2d_backward(dy: number, indices: number, shape: number, dx: number): void;
+  kiln_avg_pool2d(x: number, shape: number, includePad: number, divisor: number, out: number): void;
+  kiln_avg_pool2d_backward(dy: number, shape: number, includePad: number, divisor: number, dx: number): void;
+  kiln_batchnorm_stats(x: number, N: number, C: number, HW: number, mean: number, variance: number): void;
+  kiln_batchnorm(x: number, mean: number, invstd: number, w: number, b: number, N: number, C: number, HW: number,
+    out: number): void;
+  kiln_batchnorm_backward(dy: number, x: number, mean: number, invstd: number, w: number, N: number, C: number,
+    HW: number, batchStats: number, dx: number, dw: number, db: number): void;
   kiln_isa(): number;
   kiln_set_isa(isa: number): number;
   kiln_threads(): number;
@@ -156,6 +173,12 @@ function code(map: Map<string, number>, kind: string, op: string): number {
 }
 
 const f32 = (a: unknown): a is Float32Array => a instanceof Float32Array;
+/** Conv2dShape's fields in the order of kiln_conv2d_shape (native/kiln.h), as the native backend passes them. */
+const CONV_FIELDS = ['N', 'C', 'H', 'W', 'OC', 'KH', 'KW', 'OH', 'OW', 'strideH', 'strideW', 'padH', 'padW',
+  'dilationH', 'dilationW', 'groups'] as const;
+/** Pool2dShape's fields in the order of kiln_pool2d_shape. */
+const POOL_FIELDS = ['P', 'H', 'W', 'OH', 'OW', 'KH', 'KW', 'strideH', 'strideW', 'padH', 'padW', 'dilationH', 'dilationW'] as const;
+
 const IN = 1;
 const OUT = 2;
 const INOUT = 3;
@@ -426,12 +449,7 @@ function wrap(ex: Exports, heap: Heap, f: Frame): Backend {
 
   return {
     name: 'wasm',
-    // Not compiled to wasm yet: the recurrent cells, convolution, pooling and batch norm run on the reference
-    // kernels (typed arrays inside wasm memory are ordinary arrays to them).
-    lstmCell: js.lstmCell, lstmCellBackward: js.lstmCellBackward, gruCell: js.gruCell, gruCellBackward: js.gruCellBackward,
-    conv2d: js.conv2d, conv2dBackward: js.conv2dBackward, maxPool2d: js.maxPool2d, maxPool2dBackward: js.maxPool2dBackward,
-    avgPool2d: js.avgPool2d, avgPool2dBackward: js.avgPool2dBackward, batchNormStats: js.batchNormStats,
-    batchNorm: js.batchNorm, batchNormBackward: js.batchNormBackward,
+    ...layerKernels(ex, heap, f, call),
     fill(out, value) {
       if (!f32(out)) { js.fill(out, value); return; }
       const o = f.arg(out, out.length, OUT, 'out', 'fill');
@@ -901,6 +919,151 @@ function wrap(ex: Exports, heap: Heap, f: Frame): Backend {
       const pm = f.arg(m, n, INOUT, 'm', 'adamw');
       const pv = f.arg(v, n, INOUT, 'v', 'adamw');
       call(() => ex.kiln_adamw(f.ptr(pp), f.ptr(pg), f.ptr(pm), f.ptr(pv), n, lr, beta1, beta2, eps, weightDecay, bc1, bc2));
+    },
+  };
+}
+
+/** Runs a kernel call inside a frame (copies foreign arguments in and outputs back). */
+type Call = (fn: () => void) => void;
+
+/**
+ * The recurrent cells, convolution, pooling and batch norm (native/rnn.c, conv.c, pooling.c, batchnorm.c): float32
+ * in wasm, anything else on the reference kernels. Optional buffers (null) reach the kernels as NULL.
+ */
+function layerKernels(ex: Exports, heap: Heap, f: Frame, call: Call): Pick<Backend, 'lstmCell' | 'lstmCellBackward' |
+  'gruCell' | 'gruCellBackward' | 'conv2d' | 'conv2dBackward' | 'maxPool2d' | 'maxPool2dBackward' | 'avgPool2d' |
+  'avgPool2dBackward' | 'batchNormStats' | 'batchNorm' | 'batchNormBackward'> {
+  const js = jsBackend;
+  const f32n = (a: unknown): a is Float32Array | null => a === null || a instanceof Float32Array;
+  /** A slot for an optional buffer (-1 for null) and its pointer (0 for null). */
+  const opt = (a: Float32Array | null, need: number, role: number, name: string, k: string): number =>
+    (a === null ? -1 : f.arg(a, need, role, name, k));
+  const ptr = (slot: number): number => (slot < 0 ? 0 : f.ptr(slot));
+  const convShape = (s: Conv2dShape): number => heap.putInts(CONV_FIELDS.map((k) => s[k]));
+  const poolShape = (s: Pool2dShape): number => heap.putInts(POOL_FIELDS.map((k) => s[k]));
+  const oom = (k: string): never => { throw new RangeError(`kiln wasm: ${k}: out of memory for its scratch buffers`); };
+  return {
+    lstmCell(gates, cPrev, B, H, c, h) {
+      if (!(f32(gates) && f32(cPrev) && f32(c) && f32(h))) { js.lstmCell(gates, cPrev, B, H, c, h); return; }
+      const k = 'lstmCell';
+      const g = f.arg(gates, B * 4 * H, INOUT, 'gates', k), cp = f.arg(cPrev, B * H, IN, 'cPrev', k);
+      const pc = f.arg(c, B * H, OUT, 'c', k), ph = f.arg(h, B * H, OUT, 'h', k);
+      call(() => ex.kiln_lstm_cell(f.ptr(g), f.ptr(cp), B, H, f.ptr(pc), f.ptr(ph)));
+    },
+    lstmCellBackward(gates, cPrev, c, dh, dc, B, H, dgates) {
+      if (!(f32(gates) && f32(cPrev) && f32(c) && f32(dh) && f32(dc) && f32(dgates))) {
+        js.lstmCellBackward(gates, cPrev, c, dh, dc, B, H, dgates);
+        return;
+      }
+      const k = 'lstmCellBackward';
+      const g = f.arg(gates, B * 4 * H, IN, 'gates', k), cp = f.arg(cPrev, B * H, IN, 'cPrev', k);
+      const pc = f.arg(c, B * H, IN, 'c', k), pdh = f.arg(dh, B * H, IN, 'dh', k);
+      const pdc = f.arg(dc, B * H, INOUT, 'dc', k), pdg = f.arg(dgates, B * 4 * H, OUT, 'dgates', k);
+      call(() => ex.kiln_lstm_cell_backward(f.ptr(g), f.ptr(cp), f.ptr(pc), f.ptr(pdh), f.ptr(pdc), B, H, f.ptr(pdg)));
+    },
+    gruCell(gx, gh, hPrev, B, H, h) {
+      if (!(f32(gx) && f32(gh) && f32(hPrev) && f32(h))) { js.gruCell(gx, gh, hPrev, B, H, h); return; }
+      const k = 'gruCell';
+      const px = f.arg(gx, B * 3 * H, INOUT, 'gx', k), pg = f.arg(gh, B * 3 * H, IN, 'gh', k);
+      const pp = f.arg(hPrev, B * H, IN, 'hPrev', k), ph = f.arg(h, B * H, OUT, 'h', k);
+      call(() => ex.kiln_gru_cell(f.ptr(px), f.ptr(pg), f.ptr(pp), B, H, f.ptr(ph)));
+    },
+    gruCellBackward(gates, gh, hPrev, dh, B, H, dgx, dgh, dhPrev) {
+      if (!(f32(gates) && f32(gh) && f32(hPrev) && f32(dh) && f32(dgx) && f32(dgh) && f32(dhPrev))) {
+        js.gruCellBackward(gates, gh, hPrev, dh, B, H, dgx, dgh, dhPrev);
+        return;
+      }
+      const k = 'gruCellBackward';
+      const pg = f.arg(gates, B * 3 * H, IN, 'gates', k), pgh = f.arg(gh, B * 3 * H, IN, 'gh', k);
+      const pp = f.arg(hPrev, B * H, IN, 'hPrev', k), pdh = f.arg(dh, B * H, IN, 'dh', k);
+      const pdx = f.arg(dgx, B * 3 * H, OUT, 'dgx', k), pdgh = f.arg(dgh, B * 3 * H, OUT, 'dgh', k);
+      const pdp = f.arg(dhPrev, B * H, OUT, 'dhPrev', k);
+      call(() => ex.kiln_gru_cell_backward(f.ptr(pg), f.ptr(pgh), f.ptr(pp), f.ptr(pdh), B, H, f.ptr(pdx), f.ptr(pdgh),
+        f.ptr(pdp)));
+    },
+    conv2d(x, weight, bias, s, out) {
+      if (!(f32(x) && f32(weight) && f32n(bias) && f32(out))) { js.conv2d(x, weight, bias, s, out); return; }
+      const k = 'conv2d';
+      const px = f.arg(x, s.N * s.C * s.H * s.W, IN, 'x', k);
+      const pw = f.arg(weight, s.OC * (s.C / s.groups) * s.KH * s.KW, IN, 'weight', k);
+      const pb = opt(bias, s.OC, IN, 'bias', k);
+      const po = f.arg(out, s.N * s.OC * s.OH * s.OW, OUT, 'out', k);
+      let rc = 0;
+      call(() => { rc = ex.kiln_conv2d(f.ptr(px), f.ptr(pw), ptr(pb), convShape(s), f.ptr(po)); });
+      if (rc !== 0) oom(k);
+    },
+    conv2dBackward(dy, x, weight, s, dx, dweight, dbias) {
+      if (!(f32(dy) && f32(x) && f32(weight) && f32n(dx) && f32n(dweight) && f32n(dbias))) {
+        js.conv2dBackward(dy, x, weight, s, dx, dweight, dbias);
+        return;
+      }
+      const k = 'conv2dBackward';
+      const nx = s.N * s.C * s.H * s.W, nw = s.OC * (s.C / s.groups) * s.KH * s.KW;
+      const pdy = f.arg(dy, s.N * s.OC * s.OH * s.OW, IN, 'dy', k);
+      const px = f.arg(x, nx, IN, 'x', k), pw = f.arg(weight, nw, IN, 'weight', k);
+      const pdx = opt(dx, nx, OUT, 'dx', k), pdw = opt(dweight, nw, OUT, 'dweight', k), pdb = opt(dbias, s.OC, OUT, 'dbias', k);
+      let rc = 0;
+      call(() => { rc = ex.kiln_conv2d_backward(f.ptr(pdy), f.ptr(px), f.ptr(pw), convShape(s), ptr(pdx), ptr(pdw), ptr(pdb)); });
+      if (rc !== 0) oom(k);
+    },
+    maxPool2d(x, s, out, indices) {
+      if (!(f32(x) && f32(out))) { js.maxPool2d(x, s, out, indices); return; }
+      const k = 'maxPool2d', no = s.P * s.OH * s.OW;
+      const px = f.arg(x, s.P * s.H * s.W, IN, 'x', k), po = f.arg(out, no, OUT, 'out', k);
+      const pi = f.arg(indices, no, OUT, 'indices', k);
+      call(() => ex.kiln_max_pool2d(f.ptr(px), poolShape(s), f.ptr(po), f.ptr(pi)));
+    },
+    maxPool2dBackward(dy, indices, s, dx) {
+      if (!(f32(dy) && f32(dx))) { js.maxPool2dBackward(dy, indices, s, dx); return; }
+      const k = 'maxPool2dBackward', no = s.P * s.OH * s.OW, HW = s.H * s.W;
+      // the kernel writes dx at each index: one outside its plane would write outside dx
+      for (let i = 0; i < no; i++) {
+        if (indices[i] >= HW) throw new RangeError(`kiln wasm: ${k}: index ${indices[i]} at position ${i} is outside a plane of ${HW}`);
+      }
+      const pdy = f.arg(dy, no, IN, 'dy', k), pi = f.arg(indices, no, IN, 'indices', k);
+      const pdx = f.arg(dx, s.P * HW, OUT, 'dx', k);
+      call(() => ex.kiln_max_pool2d_backward(f.ptr(pdy), f.ptr(pi), poolShape(s), f.ptr(pdx)));
+    },
+    avgPool2d(x, s, countIncludePad, divisorOverride, out) {
+      if (!(f32(x) && f32(out))) { js.avgPool2d(x, s, countIncludePad, divisorOverride, out); return; }
+      const k = 'avgPool2d';
+      const px = f.arg(x, s.P * s.H * s.W, IN, 'x', k), po = f.arg(out, s.P * s.OH * s.OW, OUT, 'out', k);
+      call(() => ex.kiln_avg_pool2d(f.ptr(px), poolShape(s), countIncludePad ? 1 : 0, divisorOverride, f.ptr(po)));
+    },
+    avgPool2dBackward(dy, s, countIncludePad, divisorOverride, dx) {
+      if (!(f32(dy) && f32(dx))) { js.avgPool2dBackward(dy, s, countIncludePad, divisorOverride, dx); return; }
+      const k = 'avgPool2dBackward';
+      const pdy = f.arg(dy, s.P * s.OH * s.OW, IN, 'dy', k), pdx = f.arg(dx, s.P * s.H * s.W, OUT, 'dx', k);
+      call(() => ex.kiln_avg_pool2d_backward(f.ptr(pdy), poolShape(s), countIncludePad ? 1 : 0, divisorOverride, f.ptr(pdx)));
+    },
+    batchNormStats(x, N, C, HW, mean, variance) {
+      if (!(f32(x) && f32(mean) && f32(variance))) { js.batchNormStats(x, N, C, HW, mean, variance); return; }
+      const k = 'batchNormStats';
+      const px = f.arg(x, N * C * HW, IN, 'x', k), pm = f.arg(mean, C, OUT, 'mean', k), pv = f.arg(variance, C, OUT, 'variance', k);
+      call(() => ex.kiln_batchnorm_stats(f.ptr(px), N, C, HW, f.ptr(pm), f.ptr(pv)));
+    },
+    batchNorm(x, mean, invstd, weight, bias, N, C, HW, out) {
+      if (!(f32(x) && f32(mean) && f32(invstd) && f32n(weight) && f32n(bias) && f32(out))) {
+        js.batchNorm(x, mean, invstd, weight, bias, N, C, HW, out);
+        return;
+      }
+      const k = 'batchNorm';
+      const px = f.arg(x, N * C * HW, IN, 'x', k), pm = f.arg(mean, C, IN, 'mean', k), pr = f.arg(invstd, C, IN, 'invstd', k);
+      const pw = opt(weight, C, IN, 'weight', k), pb = opt(bias, C, IN, 'bias', k);
+      const po = f.arg(out, N * C * HW, OUT, 'out', k);
+      call(() => ex.kiln_batchnorm(f.ptr(px), f.ptr(pm), f.ptr(pr), ptr(pw), ptr(pb), N, C, HW, f.ptr(po)));
+    },
+    batchNormBackward(dy, x, mean, invstd, weight, N, C, HW, batchStats, dx, dweight, dbias) {
+      if (!(f32(dy) && f32(x) && f32(mean) && f32(invstd) && f32n(weight) && f32n(dx) && f32n(dweight) && f32n(dbias))) {
+        js.batchNormBackward(dy, x, mean, invstd, weight, N, C, HW, batchStats, dx, dweight, dbias);
+        return;
+      }
+      const k = 'batchNormBackward', n = N * C * HW;
+      const pdy = f.arg(dy, n, IN, 'dy', k), px = f.arg(x, n, IN, 'x', k);
+      const pm = f.arg(mean, C, IN, 'mean', k), pr = f.arg(invstd, C, IN, 'invstd', k), pw = opt(weight, C, IN, 'weight', k);
+      const pdx = opt(dx, n, OUT, 'dx', k), pdw = opt(dweight, C, OUT, 'dweight', k), pdb = opt(dbias, C, OUT, 'dbias', k);
+      call(() => ex.kiln_batchnorm_backward(f.ptr(pdy), f.ptr(px), f.ptr(pm), f.ptr(pr), ptr(pw), N, C, HW, batchStats ? 1 : 0,
+        ptr(pdx), ptr(pdw), ptr(pdb)));
     },
   };
 }

@@ -1,13 +1,15 @@
 // Kiln's browser entry (the `browser` export condition): tensors and autograd, nn, optim, tokenizers, datasets over
 // in-memory data, models, the training loop with in-memory checkpoints, and generation, on the WebAssembly backend
-// (useWasmBackend) or the js one. It reaches no Node built-in: test/build/browser-bundle.test.ts bundles it for the browser.
+// (useWasmBackend) or the js one. It reaches no Node built-in: test/bundle/browser-bundle.test.ts bundles it for the browser.
 
 export * from './tensor/index.js';
 export {
   backendInfo, setBackend, registerBackend, availableBackends,
   type BackendInfo, type BackendProvider, type BackendLoad, type DType,
 } from './backend/index.js';
-export { useWasmBackend, type WasmSource } from './backend/wasm/browser.js';
+export { useWasmBackend, type WasmSource, type WasmThreadOptions } from './backend/wasm/browser.js';
+export { runWasmWorker } from './backend/wasm/worker.js';
+export type { WasmWorkerInit } from './backend/wasm/index.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
 export * as models from './models/index.js';

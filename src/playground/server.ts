@@ -23,8 +23,8 @@ function browserEntry(): string {
   throw new Error(`kiln playground: Kiln's browser entry is missing beside ${here} (run npm run build)`);
 }
 
-/** The worker, bundled with Kiln's browser build (esbuild must be installed: it comes with Kiln's dev tools). */
-async function bundleWorker(): Promise<string> {
+/** A worker script, bundled with Kiln's browser build (esbuild must be installed: it comes with Kiln's dev tools). */
+async function bundleWorker(name: string): Promise<string> {
   let esbuild: typeof import('esbuild');
   try {
     esbuild = await import('esbuild');
@@ -32,7 +32,7 @@ async function bundleWorker(): Promise<string> {
     throw new Error('kiln playground: bundling the training worker needs esbuild; install it with `npm install --save-dev esbuild`');
   }
   const res = await esbuild.build({
-    entryPoints: [join(root, 'web', 'playground', 'worker.js')], bundle: true, platform: 'browser', format: 'esm',
+    entryPoints: [join(root, 'web', 'playground', name)], bundle: true, platform: 'browser', format: 'esm',
     write: false, logLevel: 'silent', alias: { kiln: browserEntry() },
   });
   return res.outputFiles[0]!.text;
@@ -48,10 +48,14 @@ export async function startPlayground(options: PlaygroundOptions = {}): Promise<
     files.set(`/${name}`, { body: readFileSync(join(web, name)), type: TYPES[name.slice(name.lastIndexOf('.'))]! });
   }
   files.set('/', files.get('/index.html')!);
-  files.set('/worker.js', { body: await bundleWorker(), type: TYPES['.js']! });
-  // The WebAssembly kernels, single-threaded build (the worker falls back to the js backend without them).
-  const wasm = join(root, 'src', 'backend', 'wasm', 'kiln-single.wasm');
-  if (existsSync(wasm)) files.set('/kiln-single.wasm', { body: readFileSync(wasm), type: 'application/wasm' });
+  files.set('/worker.js', { body: await bundleWorker('worker.js'), type: TYPES['.js']! });
+  files.set('/pool-worker.js', { body: await bundleWorker('pool-worker.js'), type: TYPES['.js']! });
+  // The WebAssembly kernels: the shared-memory build for threads (the page is cross-origin isolated, see below) and
+  // the single-threaded one for browsers that do not isolate it; without them the worker uses the js backend.
+  for (const name of ['kiln.wasm', 'kiln-single.wasm']) {
+    const wasm = join(root, 'src', 'backend', 'wasm', name);
+    if (existsSync(wasm)) files.set(`/${name}`, { body: readFileSync(wasm), type: 'application/wasm' });
+  }
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
     const f = req.method === 'GET' || req.method === 'HEAD' ? files.get(path) : undefined;

@@ -2,6 +2,8 @@
 // trains a small GPT in a Web Worker (stopped and resumed on the way) until the validation loss is below the unigram
 // baseline, shows a sample,
 // generates from a prompt, and its downloaded model folder loads in Node and gives the same greedy continuation.
+// The page is cross-origin isolated, so the small model's WebAssembly kernels run on as many threads as the browser
+// reports cores.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -87,9 +89,35 @@ test('the page trains below the unigram baseline, samples, and its downloaded we
   // Greedy decoding in Node on the backend the page trained on (WebAssembly, the same kernels) must match exactly.
   const pageBackend = await page.evaluate(() => (window as unknown as { playground: { backend: string } }).playground.backend);
   assert.equal(pageBackend, 'wasm', 'the page trains on the WebAssembly backend');
+  // The tiny default model trains on one thread (its kernels are too small to split).
+  assert.equal(await page.textContent('#backend'), 'wasm');
   setBackend('wasm');
   const { model, tokenizer } = loadModel(dir);
   const inNode = generateText(model, tokenizer, 'The kiln', { maxNewTokens: 60, temperature: 0 }).text;
   assert.equal(inNode, inBrowser);
+  assert.deepEqual(problems, []);
+});
+
+test('the small model trains on every core: the page is cross-origin isolated and the kernels share wasm memory', { skip: missing, timeout: 120_000 }, async () => {
+  const page = await context!.newPage();
+  const problems: string[] = [];
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
+  page.on('pageerror', (e) => problems.push(e.message));
+  await page.goto(server!.url);
+  await page.waitForFunction(() => (document.getElementById('text') as HTMLTextAreaElement).value.length > 1000);
+  await page.selectOption('#size', 'small');
+  await page.fill('#steps', '6');
+  await page.click('#train');
+  await page.waitForFunction(() => (window as unknown as { playground: { trained: boolean } }).playground.trained, undefined, { timeout: 90_000 });
+  const { isolated, cores, threads, losses } = await page.evaluate(() => ({
+    isolated: crossOriginIsolated, cores: navigator.hardwareConcurrency,
+    threads: (window as unknown as { playground: { threads: number } }).playground.threads,
+    losses: Number(document.getElementById('loss')!.textContent),
+  }));
+  assert.equal(isolated, true, 'the playground page is cross-origin isolated');
+  assert.equal(threads, Math.min(cores, 255), `the small model trained on ${threads} wasm thread(s) with ${cores} cores`);
+  assert.equal(await page.textContent('#backend'), cores > 1 ? `wasm, ${cores} threads` : 'wasm');
+  assert.equal(Number(await page.textContent('#step')), 6);
+  assert.ok(Number.isFinite(losses) && losses > 0 && losses < 10, `loss ${losses}`);
   assert.deepEqual(problems, []);
 });

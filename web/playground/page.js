@@ -5,6 +5,8 @@
 const $ = (id) => document.getElementById(id);
 const worker = new Worker('worker.js', { type: 'module' });
 const losses = [];
+/** The model sizes the page offers (layers, width). */
+const SIZES = { tiny: { layers: 2, width: 48 }, small: { layers: 4, width: 192 } };
 const state = { training: false, trained: false, valLoss: null, unigram: null, lastGenerated: null };
 window.playground = state; // read by the browser test
 
@@ -64,8 +66,9 @@ worker.onmessage = (e) => {
   const m = e.data;
   if (m.type === 'ready') {
     $('unigram').textContent = m.unigram.toFixed(3);
-    $('backend').textContent = m.backend;
+    $('backend').textContent = m.threads > 1 ? `${m.backend}, ${m.threads} threads` : m.backend;
     state.backend = m.backend;
+    state.threads = m.threads;
     status((m.note ? `${m.note}. ` : '') + `Training ${m.parameters.toLocaleString()} parameters over ${m.vocab} characters...`);
   } else if (m.type === 'progress') {
     losses.push(m.loss);
@@ -103,7 +106,8 @@ $('train').onclick = () => {
   losses.length = 0;
   state.trained = false;
   setTraining(true);
-  worker.postMessage({ type: 'start', text, steps: Number($('steps').value) || 400 });
+  const size = SIZES[$('size').value] ?? SIZES.tiny;
+  worker.postMessage({ type: 'start', text, steps: Number($('steps').value) || 400, ...size });
 };
 $('stop').onclick = () => worker.postMessage({ type: 'stop' });
 $('resume').onclick = () => { setTraining(true); worker.postMessage({ type: 'resume', steps: Number($('steps').value) || 400 }); };

@@ -30,6 +30,10 @@ export interface Conv2dShape {
   strideH: number; strideW: number; padH: number; padW: number; dilationH: number; dilationW: number; groups: number;
 }
 
+/** Conv2dShape's fields in the order of kiln_conv2d_shape (native/kiln.h): how the native and wasm kernels receive it. */
+export const CONV2D_FIELDS = ['N', 'C', 'H', 'W', 'OC', 'KH', 'KW', 'OH', 'OW', 'strideH', 'strideW', 'padH', 'padW',
+  'dilationH', 'dilationW', 'groups'] as const;
+
 /**
  * Geometry of a 2-D pooling window over P planes (N * C) of (H, W), output (P, OH, OW): window (oh, ow) covers
  * input rows oh * strideH - padH + kh * dilationH for kh < KH (likewise columns), skipping those outside the input.
@@ -38,6 +42,10 @@ export interface Pool2dShape {
   P: number; H: number; W: number; OH: number; OW: number; KH: number; KW: number;
   strideH: number; strideW: number; padH: number; padW: number; dilationH: number; dilationW: number;
 }
+
+/** Pool2dShape's fields in the order of kiln_pool2d_shape (native/kiln.h). */
+export const POOL2D_FIELDS = ['P', 'H', 'W', 'OH', 'OW', 'KH', 'KW', 'strideH', 'strideW', 'padH', 'padW', 'dilationH',
+  'dilationW'] as const;
 
 /**
  * Every backend implements this. Conventions (llm.c style): outputs first where it reads naturally,

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { startPlayground, type RunningPlayground } from '../../src/playground/server.js';
 import { loadModel } from '../../src/hub/load.js';
 import { generateText } from '../../src/infer/generate.js';
@@ -43,13 +43,19 @@ after(async () => {
   await server?.close();
 });
 
-test('the page trains below the unigram baseline, samples, and its downloaded weights generate the same in Node', { skip: missing, timeout: 120_000 }, async () => {
+/** A new tab on the playground, its sample text loaded; `problems` collects console errors and page errors. */
+async function openPlayground(): Promise<{ page: Page; problems: string[] }> {
   const page = await context!.newPage();
   const problems: string[] = [];
   page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
   page.on('pageerror', (e) => problems.push(e.message));
   await page.goto(server!.url);
   await page.waitForFunction(() => (document.getElementById('text') as HTMLTextAreaElement).value.length > 1000);
+  return { page, problems };
+}
+
+test('the page trains below the unigram baseline, samples, and its downloaded weights generate the same in Node', { skip: missing, timeout: 120_000 }, async () => {
+  const { page, problems } = await openPlayground();
   await page.fill('#steps', '120');
   await page.click('#train');
   // The page stays responsive while the worker trains: the stop button is clickable and the step counter moves.
@@ -99,12 +105,7 @@ test('the page trains below the unigram baseline, samples, and its downloaded we
 });
 
 test('the small model trains on every core: the page is cross-origin isolated and the kernels share wasm memory', { skip: missing, timeout: 120_000 }, async () => {
-  const page = await context!.newPage();
-  const problems: string[] = [];
-  page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
-  page.on('pageerror', (e) => problems.push(e.message));
-  await page.goto(server!.url);
-  await page.waitForFunction(() => (document.getElementById('text') as HTMLTextAreaElement).value.length > 1000);
+  const { page, problems } = await openPlayground();
   await page.selectOption('#size', 'small');
   await page.fill('#steps', '6');
   await page.click('#train');

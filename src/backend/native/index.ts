@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { AnyArray, Backend, BinaryOp, Conv2dShape, DType, FloatArray, Pool2dShape, ReduceOp, UnaryOp } from '../backend.js';
+import { CONV2D_FIELDS, POOL2D_FIELDS } from '../backend.js';
 import { jsBackend } from '../js/index.js';
 
 export interface NativeInfo { isa: string; threads: number }
@@ -124,11 +125,6 @@ const f32 = (a: unknown): a is Float32Array => a instanceof Float32Array;
 /** null, or a Float32Array: the optional buffers of the fused kernels. */
 const f32n = (a: unknown): a is Float32Array | null => a === null || a instanceof Float32Array;
 
-/** Conv2dShape's fields in the order of kiln_conv2d_shape (native/kiln.h). */
-const CONV_FIELDS = ['N', 'C', 'H', 'W', 'OC', 'KH', 'KW', 'OH', 'OW', 'strideH', 'strideW', 'padH', 'padW',
-  'dilationH', 'dilationW', 'groups'] as const;
-/** Pool2dShape's fields in the order of kiln_pool2d_shape. */
-const POOL_FIELDS = ['P', 'H', 'W', 'OH', 'OW', 'KH', 'KW', 'strideH', 'strideW', 'padH', 'padW', 'dilationH', 'dilationW'] as const;
 
 /** The package root: the nearest folder above this file with Kiln's package.json. */
 export function packageRoot(): string {
@@ -158,10 +154,10 @@ function wrap(n: Addon): Backend {
   };
   const js = jsBackend;
   // Geometry travels in two reused Int32Arrays, in the field order of the C structs.
-  const conv = new Int32Array(CONV_FIELDS.length);
-  const pool = new Int32Array(POOL_FIELDS.length);
-  const convShape = (s: Conv2dShape): Int32Array => { CONV_FIELDS.forEach((k, i) => { conv[i] = s[k]; }); return conv; };
-  const poolShape = (s: Pool2dShape): Int32Array => { POOL_FIELDS.forEach((k, i) => { pool[i] = s[k]; }); return pool; };
+  const conv = new Int32Array(CONV2D_FIELDS.length);
+  const pool = new Int32Array(POOL2D_FIELDS.length);
+  const convShape = (s: Conv2dShape): Int32Array => { CONV2D_FIELDS.forEach((k, i) => { conv[i] = s[k]; }); return conv; };
+  const poolShape = (s: Pool2dShape): Int32Array => { POOL2D_FIELDS.forEach((k, i) => { pool[i] = s[k]; }); return pool; };
   return {
     name: 'native',
     fill(out, value) { if (f32(out)) n.fill(out, value); else js.fill(out, value); },

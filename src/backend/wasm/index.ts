@@ -9,6 +9,7 @@
 // delegate to the reference backend, as on the native backend.
 
 import type { AnyArray, Backend, BinaryOp, Conv2dShape, DType, FloatArray, Pool2dShape, ReduceOp, UnaryOp } from '../backend.js';
+import { CONV2D_FIELDS, POOL2D_FIELDS } from '../backend.js';
 import { jsBackend } from '../js/index.js';
 
 /** What a worker needs to join the pool: it instantiates `module` on `memory`, sets its stack, and runs. */
@@ -173,11 +174,6 @@ function code(map: Map<string, number>, kind: string, op: string): number {
 }
 
 const f32 = (a: unknown): a is Float32Array => a instanceof Float32Array;
-/** Conv2dShape's fields in the order of kiln_conv2d_shape (native/kiln.h), as the native backend passes them. */
-const CONV_FIELDS = ['N', 'C', 'H', 'W', 'OC', 'KH', 'KW', 'OH', 'OW', 'strideH', 'strideW', 'padH', 'padW',
-  'dilationH', 'dilationW', 'groups'] as const;
-/** Pool2dShape's fields in the order of kiln_pool2d_shape. */
-const POOL_FIELDS = ['P', 'H', 'W', 'OH', 'OW', 'KH', 'KW', 'strideH', 'strideW', 'padH', 'padW', 'dilationH', 'dilationW'] as const;
 
 const IN = 1;
 const OUT = 2;
@@ -939,8 +935,8 @@ function layerKernels(ex: Exports, heap: Heap, f: Frame, call: Call): Pick<Backe
   const opt = (a: Float32Array | null, need: number, role: number, name: string, k: string): number =>
     (a === null ? -1 : f.arg(a, need, role, name, k));
   const ptr = (slot: number): number => (slot < 0 ? 0 : f.ptr(slot));
-  const convShape = (s: Conv2dShape): number => heap.putInts(CONV_FIELDS.map((k) => s[k]));
-  const poolShape = (s: Pool2dShape): number => heap.putInts(POOL_FIELDS.map((k) => s[k]));
+  const convShape = (s: Conv2dShape): number => heap.putInts(CONV2D_FIELDS.map((k) => s[k]));
+  const poolShape = (s: Pool2dShape): number => heap.putInts(POOL2D_FIELDS.map((k) => s[k]));
   const oom = (k: string): never => { throw new RangeError(`kiln wasm: ${k}: out of memory for its scratch buffers`); };
   return {
     lstmCell(gates, cPrev, B, H, c, h) {

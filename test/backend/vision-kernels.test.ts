@@ -80,6 +80,18 @@ test('conv2d forward and backward match the reference backend', () => {
   convCases.forEach(([label, s], i) => checkConv(label, s, 10 + i));
 });
 
+test('conv2d matches the reference on every instruction set (im2col + GEMM where the direct kernels do not apply)', { skip: !controls && 'native and wasm backends only' }, () => {
+  const isa = controls!.info().isa;
+  try {
+    for (const name of ['avx512', 'avx2', 'neon', 'simd128', 'scalar']) {
+      if (name === isa || !controls!.setIsa(name)) continue;
+      convCases.forEach(([label, s], i) => checkConv(`${name}: ${label}`, s, 40 + i));
+    }
+  } finally {
+    controls!.setIsa(isa);
+  }
+});
+
 test('conv2d on one thread and on all threads gives the same values', { skip: !controls && 'native and wasm backends only' }, () => {
   const threads = controls!.info().threads;
   try {

@@ -3,8 +3,8 @@
  * with the weight. Threads take fixed ranges of images (each runs the GEMM alone on its core); with fewer images than
  * threads, the images run one after another on a threaded GEMM. The weight gradient is summed per thread and the
  * partial sums are added in thread order, so a run repeats bitwise for a given thread count.
- * On AVX-512, stride-1 convolutions with at least DIRECT_MIN_K products per output take the direct kernels below
- * (no column matrix; see "direct convolution"); the rest, and other ISAs, take im2col + GEMM. */
+ * On AVX-512 and AVX2, stride-1 convolutions with long enough reductions take the direct kernels below (no column
+ * matrix; see "direct convolution" and direct_ok); the rest, and other ISAs, take im2col + GEMM. */
 #include "kiln.h"
 #include <stdlib.h>
 #include <string.h>
@@ -167,7 +167,7 @@ static int thread_count(const kiln_conv2d_shape *s, int *threaded_gemm) {
 /* the passes direct_ok() is asked about */
 enum { DIRECT_FORWARD, DIRECT_INPUT_GRAD, DIRECT_WEIGHT_GRAD };
 
-/* ---------------- direct convolution (AVX-512, stride 1, dilation 1) ----------------
+/* ---------------- direct convolution (AVX-512 and AVX2, stride 1, dilation 1) ----------------
  * im2col + GEMM spends as long on unrolling columns, packing both operands per image and transposing the result as
  * on the products at T5's shapes (141 GFLOP/s on 2 cores). Here the weight is packed once per call into 32-channel
  * panels, each image is copied once into a zero-padded buffer, and a 14 x 32 register tile (14 output pixels of a
@@ -175,18 +175,23 @@ enum { DIRECT_FORWARD, DIRECT_INPUT_GRAD, DIRECT_WEIGHT_GRAD };
  * is 14 consecutive floats of padded row (c, oh + kh) starting at column ow + kw, broadcast one by one as in the GEMM
  * micro-kernel. The input gradient of a stride-1 convolution is the same computation on dy padded by K - 1 - pad
  * with the weight flipped and its channel axes swapped, so one kernel serves both. Each output is summed by one
- * thread in a fixed order, so results do not depend on the thread count. */
+ * thread in a fixed order, so results do not depend on the thread count. AVX2 runs the same scheme with 16-channel
+ * panels and a 6 x 16 tile (T5's conv2 on AVX2: forward 11.7 -> 7.1 ms, input gradient 9.8 -> 7.3, weight gradient
+ * 9.8 -> 8.0 against im2col + GEMM). */
 #ifdef KILN_X86
-#define DR 14 /* output pixels per tile: the broadcast rows */
-#define DN 32 /* output channels per weight panel: two vectors */
+#define DR 14 /* the most output pixels per tile (the broadcast rows): 14 on AVX-512, 6 on AVX2 */
+#define DN 32 /* the most output channels per weight panel: two vectors, 32 on AVX-512, 16 on AVX2 */
+/* the instruction set's panel width: output channels per packed weight panel */
+static int direct_dn(void) { return kiln_isa() == KILN_ISA_AVX512 ? 32 : 16; }
 
 typedef struct {
   const float *src;     /* (N, G * Cin, Hs, Ws) images (x, or dy for the input gradient) */
-  const float *wp;      /* (G, panels, Cin * KH * KW, 32) packed weight, channels past Cout zero */
+  const float *wp;      /* (G, panels, Cin * KH * KW, dn) packed weight, channels past Cout zero */
   const float *bias;    /* (G * Cout) or NULL */
   float *dst;           /* (N, G * Cout, OH, OW) */
   int N, G, Cin, Hs, Ws, Cout, KH, KW, OH, OW, pt, pl; /* pt, pl: zero rows/columns above and left of the image */
   int Hp, Wp, panels;   /* padded image (Cin, Hp, Wp) = (Cin, OH + KH - 1, OW + KW - 1) */
+  int dn;               /* channels per panel: 32 (AVX-512) or 16 (AVX2) */
 } direct_job;
 
 static float *padbuf[MAX_T];
@@ -249,12 +254,47 @@ direct_tile_r(int R, int Cin, int KH, int KW, long cs, long rs, const float *x, 
   }
 }
 
-/* Output rows [r0, r1) of the flattened (N, G, OH) row index. */
-static void direct_rows(const direct_job *j, int tid, long r0, long r1) {
-  const int KK = j->Cin * j->KH * j->KW;
+/* direct_tile on AVX2: up to 6 pixels x 16 channels (12 accumulators, 2 weight vectors and a broadcast fill 15 of
+ * the 16 ymm registers); w: (Cin * KH * KW, 16) panel, tile rows 16 floats apart */
+static inline __attribute__((always_inline, target("avx2,fma"))) void
+direct_tile_avx2(const int R, int Cin, int KH, int KW, long cs, long rs, const float *x, const float *w, float *tile) {
+  __m256 c0[6], c1[6];
+#pragma GCC unroll 6
+  for (int i = 0; i < R; i++) { c0[i] = _mm256_setzero_ps(); c1[i] = _mm256_setzero_ps(); }
+  for (int c = 0; c < Cin; c++)
+    for (int kh = 0; kh < KH; kh++) {
+      const float *xr = x + c * cs + kh * rs;
+      for (int kw = 0; kw < KW; kw++, w += 16) {
+        __m256 b0 = _mm256_load_ps(w), b1 = _mm256_load_ps(w + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < R; i++) {
+          __m256 a = _mm256_broadcast_ss(xr + kw + i);
+          c0[i] = _mm256_fmadd_ps(a, b0, c0[i]);
+          c1[i] = _mm256_fmadd_ps(a, b1, c1[i]);
+        }
+      }
+    }
+#pragma GCC unroll 6
+  for (int i = 0; i < R; i++) { _mm256_store_ps(tile + i * 16, c0[i]); _mm256_store_ps(tile + i * 16 + 8, c1[i]); }
+}
+
+__attribute__((target("avx2,fma"), optimize("no-predictive-commoning"))) static void
+direct_tile_r_avx2(int R, int Cin, int KH, int KW, long cs, long rs, const float *x, const float *w, float *tile) {
+  switch (R) {
+#define TILE_CASE(r) case r: direct_tile_avx2(r, Cin, KH, KW, cs, rs, x, w, tile); break;
+    TILE_CASE(1) TILE_CASE(2) TILE_CASE(3) TILE_CASE(4) TILE_CASE(5) TILE_CASE(6)
+#undef TILE_CASE
+  }
+}
+
+/* Output rows [r0, r1) of the flattened (N, G, OH) row index, with the instruction set's tile: avx512 is a constant
+ * at each call, so each copy indexes its tile with fixed sizes (a runtime panel width cost T5's conv1 a fifth). */
+static inline __attribute__((always_inline)) void direct_rows_isa(const direct_job *j, int tid, long r0, long r1,
+                                                                  const int avx512) {
+  const int KK = j->Cin * j->KH * j->KW, dr = avx512 ? 14 : 6, dn = avx512 ? 32 : 16;
   const long cs = (long)j->Hp * j->Wp, plane = (long)j->OH * j->OW;
   float *pad = padbuf[tid];
-  _Alignas(64) float tile[DR * DN]; /* (pixels, channels) */
+  _Alignas(64) float tile[DR * DN]; /* (dr, dn): pixels, channels */
   long padded = -1;
   for (long r = r0; r < r1; r++) {
     const long img = r / j->OH; /* n * G + g */
@@ -263,21 +303,28 @@ static void direct_rows(const direct_job *j, int tid, long r0, long r1) {
       pad_image(j, j->src + (size_t)img * j->Cin * j->Hs * j->Ws, pad);
       padded = img;
     }
-    for (int ow0 = 0; ow0 < j->OW; ow0 += DR) {
-      const int R = j->OW - ow0 < DR ? j->OW - ow0 : DR;
+    for (int ow0 = 0; ow0 < j->OW; ow0 += dr) {
+      const int R = j->OW - ow0 < dr ? j->OW - ow0 : dr;
       for (int p = 0; p < j->panels; p++) {
-        const float *w = j->wp + ((size_t)g * j->panels + p) * KK * DN;
-        direct_tile_r(R, j->Cin, j->KH, j->KW, cs, j->Wp, pad + (size_t)oh * j->Wp + ow0, w, tile);
-        const int oc1 = j->Cout - p * DN < DN ? j->Cout - p * DN : DN;
+        const float *w = j->wp + ((size_t)g * j->panels + p) * KK * dn;
+        const float *xt = pad + (size_t)oh * j->Wp + ow0;
+        if (avx512) direct_tile_r(R, j->Cin, j->KH, j->KW, cs, j->Wp, xt, w, tile);
+        else direct_tile_r_avx2(R, j->Cin, j->KH, j->KW, cs, j->Wp, xt, w, tile);
+        const int oc1 = j->Cout - p * dn < dn ? j->Cout - p * dn : dn;
         for (int oc = 0; oc < oc1; oc++) {
-          const int ch = g * j->Cout + p * DN + oc;
+          const int ch = g * j->Cout + p * dn + oc;
           const float b = j->bias ? j->bias[ch] : 0.0f;
           float *o = j->dst + (size_t)(img / j->G) * j->G * j->Cout * plane + (size_t)ch * plane + (size_t)oh * j->OW + ow0;
-          for (int i = 0; i < R; i++) o[i] = tile[i * DN + oc] + b;
+          for (int i = 0; i < R; i++) o[i] = tile[i * dn + oc] + b;
         }
       }
     }
   }
+}
+
+static void direct_rows(const direct_job *j, int tid, long r0, long r1) {
+  if (j->dn == 32) direct_rows_isa(j, tid, r0, r1, 1);
+  else direct_rows_isa(j, tid, r0, r1, 0);
 }
 
 static void direct_task(void *p, int tid, int T) {
@@ -300,47 +347,47 @@ static int direct_run(direct_job *j) {
   return 0;
 }
 
-/* The direct kernels serve stride 1, dilation 1 on AVX-512, for a reduction long enough to amortise a tile's
- * transposed store; a short one (T5's first layer: one input channel, 25 products per output) still pays in the
- * forward pass and the weight gradient when the tile's 32 channels are mostly used, but not in the input gradient,
+/* The direct kernels serve stride 1, dilation 1 on AVX-512 and AVX2, for a reduction long enough to amortise a
+ * tile's transposed store; a short one (T5's first layer: one input channel, 25 products per output) still pays in
+ * the forward pass and the weight gradient when the tile's channels are mostly used, but not in the input gradient,
  * whose tile runs over input channels. */
 static int direct_ok(const kiln_conv2d_shape *s, int pass) {
-  if (kiln_isa() != KILN_ISA_AVX512 || s->sH != 1 || s->sW != 1 || s->dH != 1 || s->dW != 1) return 0;
+  if ((kiln_isa() != KILN_ISA_AVX512 && kiln_isa() != KILN_ISA_AVX2) || s->sH != 1 || s->sW != 1 || s->dH != 1 || s->dW != 1) return 0;
   const int K = (s->C / s->G) * s->KH * s->KW, OCg = s->OC / s->G;
   if (K >= DIRECT_MIN_K) return 1;
   return pass != DIRECT_INPUT_GRAD && K >= DIRECT_SHORT_K && OCg >= 16;
 }
 
-/* wpack (G, panels, Cg * KH * KW, 32) from weight (G * OCg, Cg, KH, KW): panel p holds output channels
- * [32p, 32p + 32) of each group for k = (c, kh, kw). */
-static int pack_forward_weight(const kiln_conv2d_shape *s, const float *w, int panels) {
+/* wpack (G, panels, Cg * KH * KW, dn) from weight (G * OCg, Cg, KH, KW): panel p holds output channels
+ * [dn p, dn p + dn) of each group for k = (c, kh, kw). */
+static int pack_forward_weight(const kiln_conv2d_shape *s, const float *w, int panels, int dn) {
   const int Cg = s->C / s->G, OCg = s->OC / s->G, KK = Cg * s->KH * s->KW;
-  if (ensure(&wpack, &wpack_n, (size_t)s->G * panels * KK * DN)) return -1;
+  if (ensure(&wpack, &wpack_n, (size_t)s->G * panels * KK * dn)) return -1;
   for (int g = 0; g < s->G; g++)
     for (int p = 0; p < panels; p++) {
-      float *d = wpack + ((size_t)g * panels + p) * KK * DN;
+      float *d = wpack + ((size_t)g * panels + p) * KK * dn;
       for (int k = 0; k < KK; k++)
-        for (int n = 0; n < DN; n++) {
-          const int oc = p * DN + n;
-          d[(size_t)k * DN + n] = oc < OCg ? w[((size_t)g * OCg + oc) * KK + k] : 0.0f;
+        for (int n = 0; n < dn; n++) {
+          const int oc = p * dn + n;
+          d[(size_t)k * dn + n] = oc < OCg ? w[((size_t)g * OCg + oc) * KK + k] : 0.0f;
         }
     }
   return 0;
 }
 
-/* wpack (G, panels, OCg * KH * KW, 32) for the input gradient: panel p holds input channels [32p, 32p + 32) of each
- * group for k = (oc, kh, kw), the weight flipped: w[g * OCg + oc][c][KH - 1 - kh][KW - 1 - kw]. */
-static int pack_input_grad_weight(const kiln_conv2d_shape *s, const float *w, int panels) {
+/* wpack (G, panels, OCg * KH * KW, dn) for the input gradient: panel p holds input channels [dn p, dn p + dn) of
+ * each group for k = (oc, kh, kw), the weight flipped: w[g * OCg + oc][c][KH - 1 - kh][KW - 1 - kw]. */
+static int pack_input_grad_weight(const kiln_conv2d_shape *s, const float *w, int panels, int dn) {
   const int Cg = s->C / s->G, OCg = s->OC / s->G, KHW = s->KH * s->KW, KK = OCg * KHW;
-  if (ensure(&wpack, &wpack_n, (size_t)s->G * panels * KK * DN)) return -1;
+  if (ensure(&wpack, &wpack_n, (size_t)s->G * panels * KK * dn)) return -1;
   for (int g = 0; g < s->G; g++)
     for (int p = 0; p < panels; p++) {
-      float *d = wpack + ((size_t)g * panels + p) * KK * DN;
+      float *d = wpack + ((size_t)g * panels + p) * KK * dn;
       for (int oc = 0; oc < OCg; oc++)
         for (int t = 0; t < KHW; t++)
-          for (int n = 0; n < DN; n++) {
-            const int c = p * DN + n;
-            d[((size_t)oc * KHW + t) * DN + n] =
+          for (int n = 0; n < dn; n++) {
+            const int c = p * dn + n;
+            d[((size_t)oc * KHW + t) * dn + n] =
               c < Cg ? w[(((size_t)g * OCg + oc) * Cg + c) * KHW + (KHW - 1 - t)] : 0.0f;
           }
     }
@@ -348,20 +395,20 @@ static int pack_input_grad_weight(const kiln_conv2d_shape *s, const float *w, in
 }
 
 static int direct_forward(const float *x, const float *w, const float *bias, const kiln_conv2d_shape *s, float *out) {
-  const int panels = (s->OC / s->G + DN - 1) / DN;
-  if (pack_forward_weight(s, w, panels)) return -1;
+  const int dn = direct_dn(), panels = (s->OC / s->G + dn - 1) / dn;
+  if (pack_forward_weight(s, w, panels, dn)) return -1;
   direct_job j = { .src = x, .wp = wpack, .bias = bias, .dst = out, .N = s->N, .G = s->G, .Cin = s->C / s->G,
                    .Hs = s->H, .Ws = s->W, .Cout = s->OC / s->G, .KH = s->KH, .KW = s->KW, .OH = s->OH, .OW = s->OW,
-                   .pt = s->pH, .pl = s->pW, .panels = panels };
+                   .pt = s->pH, .pl = s->pW, .panels = panels, .dn = dn };
   return direct_run(&j);
 }
 
 static int direct_input_grad(const float *dy, const float *w, const kiln_conv2d_shape *s, float *dx) {
-  const int panels = (s->C / s->G + DN - 1) / DN;
-  if (pack_input_grad_weight(s, w, panels)) return -1;
+  const int dn = direct_dn(), panels = (s->C / s->G + dn - 1) / dn;
+  if (pack_input_grad_weight(s, w, panels, dn)) return -1;
   direct_job j = { .src = dy, .wp = wpack, .bias = NULL, .dst = dx, .N = s->N, .G = s->G, .Cin = s->OC / s->G,
                    .Hs = s->OH, .Ws = s->OW, .Cout = s->C / s->G, .KH = s->KH, .KW = s->KW, .OH = s->H, .OW = s->W,
-                   .pt = s->KH - 1 - s->pH, .pl = s->KW - 1 - s->pW, .panels = panels };
+                   .pt = s->KH - 1 - s->pH, .pl = s->KW - 1 - s->pW, .panels = panels, .dn = dn };
   return direct_run(&j);
 }
 /* ---------------- direct weight gradient ----------------
@@ -419,13 +466,46 @@ wgrad_tile_r(int R, int V, int OH, int OW, long rs, const float *x, const float 
   }
 }
 
+/* wgrad_tile on AVX2: up to 6 kernel columns x 16 output channels (12 accumulators, 2 dy vectors and a broadcast) */
+static inline __attribute__((always_inline, target("avx2,fma"))) void
+wgrad_tile_avx2(const int R, int OH, int OW, long rs, const float *x, const float *dyt, long ldd, float *acc) {
+  __m256 c0[6], c1[6];
+#pragma GCC unroll 6
+  for (int i = 0; i < R; i++) { c0[i] = _mm256_load_ps(acc + i * WN); c1[i] = _mm256_load_ps(acc + i * WN + 8); }
+  for (int oh = 0; oh < OH; oh++) {
+    const float *xr = x + oh * rs;
+    for (int ow = 0; ow < OW; ow++, dyt += ldd) {
+      __m256 b0 = _mm256_load_ps(dyt), b1 = _mm256_load_ps(dyt + 8);
+#pragma GCC unroll 6
+      for (int i = 0; i < R; i++) {
+        __m256 a = _mm256_broadcast_ss(xr + ow + i);
+        c0[i] = _mm256_fmadd_ps(a, b0, c0[i]);
+        c1[i] = _mm256_fmadd_ps(a, b1, c1[i]);
+      }
+    }
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < R; i++) { _mm256_store_ps(acc + i * WN, c0[i]); _mm256_store_ps(acc + i * WN + 8, c1[i]); }
+}
+
+__attribute__((target("avx2,fma"), optimize("no-predictive-commoning"))) static void
+wgrad_tile_r_avx2(int R, int OH, int OW, long rs, const float *x, const float *dyt, long ldd, float *acc) {
+  switch (R) {
+#define WTILE_CASE(r) case r: wgrad_tile_avx2(r, OH, OW, rs, x, dyt, ldd, acc); break;
+    WTILE_CASE(1) WTILE_CASE(2) WTILE_CASE(3) WTILE_CASE(4) WTILE_CASE(5) WTILE_CASE(6)
+#undef WTILE_CASE
+  }
+}
+
 /* part (G, Cg, KH, KW, OCp) += the weight gradient of images [n0, n1) */
 static void wgrad_images(const wgrad_job *j, int tid, int n0, int n1, float *part) {
   const kiln_conv2d_shape *s = j->s;
   const int OHW = s->OH * s->OW;
   float *pad = padbuf[tid], *dyt = dytbuf[tid];
   _Alignas(64) float acc[WR * WN];
-  const int V = j->OCp == 32 ? 2 : 4, width = V * 16, cols = V == 2 ? 12 : 6; /* tile: cols x width */
+  /* the tile, cols x width: AVX-512 6 x 64 (12 x 32 for up to 32 channels a group), AVX2 6 x 16 */
+  const int avx512 = kiln_isa() == KILN_ISA_AVX512;
+  const int V = j->OCp == 32 ? 2 : 4, width = avx512 ? V * 16 : 16, cols = avx512 && V == 4 ? 6 : avx512 ? 12 : 6;
   direct_job pj = { .Cin = j->Cg, .Hs = s->H, .Ws = s->W, .pt = s->pH, .pl = s->pW, .Hp = j->Hp, .Wp = j->Wp };
   for (int n = n0; n < n1; n++)
     for (int g = 0; g < s->G; g++) {
@@ -442,8 +522,9 @@ static void wgrad_images(const wgrad_job *j, int tid, int n0, int n1, float *par
             for (int ob = 0; ob < j->OCp; ob += width) {
               float *dst = part + ((((size_t)g * j->Cg + c) * s->KH + kh) * s->KW + kw0) * j->OCp + ob;
               for (int i = 0; i < R; i++) memcpy(acc + i * WN, dst + (size_t)i * j->OCp, sizeof(float) * width);
-              wgrad_tile_r(R, V, s->OH, s->OW, j->Wp, pad + ((size_t)c * j->Hp + kh) * j->Wp + kw0, dyt + ob, j->OCp,
-                           acc);
+              const float *xt = pad + ((size_t)c * j->Hp + kh) * j->Wp + kw0;
+              if (avx512) wgrad_tile_r(R, V, s->OH, s->OW, j->Wp, xt, dyt + ob, j->OCp, acc);
+              else wgrad_tile_r_avx2(R, s->OH, s->OW, j->Wp, xt, dyt + ob, j->OCp, acc);
               for (int i = 0; i < R; i++) memcpy(dst + (size_t)i * j->OCp, acc + i * WN, sizeof(float) * width);
             }
           }
@@ -472,7 +553,8 @@ static void wgrad_task(void *p, int tid, int T) {
 static int direct_weight_grad(const float *dy, const float *x, const kiln_conv2d_shape *s, float *dw, float *db) {
   wgrad_job j = { .s = s, .x = x, .dy = dy, .Cg = s->C / s->G, .OCg = s->OC / s->G,
                   .Hp = s->OH + s->KH - 1, .Wp = s->OW + s->KW - 1 };
-  j.OCp = j.OCg <= 32 ? 32 : (j.OCg + WN - 1) / WN * WN;
+  /* dy^T rows: a whole number of tiles (AVX2: 16 channels; AVX-512: 32 for small groups, else 64) */
+  j.OCp = kiln_isa() != KILN_ISA_AVX512 ? (j.OCg + 15) / 16 * 16 : j.OCg <= 32 ? 32 : (j.OCg + WN - 1) / WN * WN;
   int T = kiln_threads();
   if (T > MAX_T) T = MAX_T;
   if (T > s->N) T = s->N;

@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const MAX_MB = 25;
@@ -94,6 +94,18 @@ try {
   const serve = run(npx, ['kiln', 'serve', '--model', join(work, 'run')], app);
   must(serve.status !== 0 && /needs the npm package fastify, which is not installed; install it with: npm install fastify/.test(serve.out),
     `kiln serve without fastify says: npm install fastify${/npm install fastify/.test(serve.out) ? '' : ` (it said: ${serve.out.trim().slice(0, 300)})`}`);
+
+  // 6. The playground serves its page and workers (bundled at build time) without esbuild, which is a dev dependency.
+  must(!existsSync(join(nm, 'esbuild')), 'esbuild is not installed with kiln');
+  const playground = run(process.execPath, ['--input-type=module', '-e', `
+    const { startPlayground } = await import(${JSON.stringify(pathToFileURL(join(nm, 'kiln', 'dist', 'playground', 'server.js')).href)});
+    const p = await startPlayground({ port: 0 });
+    const got = {};
+    for (const f of ['', 'worker.js', 'pool-worker.js', 'kiln.wasm', 'kiln-single.wasm']) got[f] = (await fetch(p.url + f)).status;
+    await p.close();
+    console.log(JSON.stringify(got));`], app);
+  must(/^\{.*\}$/m.test(playground.stdout) && Object.values(JSON.parse(playground.stdout.trim().split('\n').pop())).every((c) => c === 200),
+    `kiln playground serves its page, workers and wasm without esbuild (${(playground.stdout || playground.out).trim().slice(0, 300)})`);
 
 } catch (e) {
   failures.push(e instanceof Error ? e.message : String(e));

@@ -1,9 +1,10 @@
-// `kiln playground`'s server (Node only): serves the static training page (web/playground/) and its Web Worker,
-// bundled once at start with esbuild from Kiln's browser entry. Loopback by default; fixed routes only, no file paths
-// from the request reach the disk.
+// `kiln playground`'s server (Node only): serves the static training page (web/playground/) and its Web Workers,
+// bundled with esbuild from Kiln's browser entry: at build time into dist/playground/bundles/ (scripts/postbuild.mjs,
+// so an installed package needs no esbuild), or at start when run from the sources. Loopback by default; fixed
+// routes only, no file paths from the request reach the disk.
 
 import { createServer, type Server } from 'node:http';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -23,6 +24,11 @@ function browserEntry(): string {
   throw new Error(`kiln playground: Kiln's browser entry is missing beside ${here} (run npm run build)`);
 }
 
+/** The page's worker scripts (web/playground/), each bundled with Kiln's browser build. */
+const WORKERS = ['worker.js', 'pool-worker.js'] as const;
+/** Where the build puts the bundled workers: beside the compiled server. */
+const BUNDLES = join(here, 'bundles');
+
 /** A worker script, bundled with Kiln's browser build (esbuild must be installed: it comes with Kiln's dev tools). */
 async function bundleWorker(name: string): Promise<string> {
   let esbuild: typeof import('esbuild');
@@ -38,6 +44,29 @@ async function bundleWorker(name: string): Promise<string> {
   return res.outputFiles[0]!.text;
 }
 
+/**
+ * Bundles the page's workers into dist/playground/bundles/ (run by scripts/postbuild.mjs after tsc, from the
+ * compiled server); returns the files written.
+ */
+export async function writeWorkerBundles(): Promise<string[]> {
+  mkdirSync(BUNDLES, { recursive: true });
+  const written: string[] = [];
+  for (const name of WORKERS) {
+    const path = join(BUNDLES, name);
+    writeFileSync(path, await bundleWorker(name));
+    written.push(path);
+  }
+  return written;
+}
+
+/** The workers bundled at build time when they are there (an installed package), else bundled now (the sources). */
+async function workerBundles(): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const prebuilt = WORKERS.every((n) => existsSync(join(BUNDLES, n)));
+  for (const name of WORKERS) out.set(name, prebuilt ? readFileSync(join(BUNDLES, name), 'utf8') : await bundleWorker(name));
+  return out;
+}
+
 const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.txt': 'text/plain; charset=utf-8', '.css': 'text/css; charset=utf-8' };
 
 /** Starts the playground server; resolves once it listens. */
@@ -48,8 +77,7 @@ export async function startPlayground(options: PlaygroundOptions = {}): Promise<
     files.set(`/${name}`, { body: readFileSync(join(web, name)), type: TYPES[name.slice(name.lastIndexOf('.'))]! });
   }
   files.set('/', files.get('/index.html')!);
-  files.set('/worker.js', { body: await bundleWorker('worker.js'), type: TYPES['.js']! });
-  files.set('/pool-worker.js', { body: await bundleWorker('pool-worker.js'), type: TYPES['.js']! });
+  for (const [name, body] of await workerBundles()) files.set(`/${name}`, { body, type: TYPES['.js']! });
   // The WebAssembly kernels: the shared-memory build for threads (the page is cross-origin isolated, see below) and
   // the single-threaded one for browsers that do not isolate it; without them the worker uses the js backend.
   for (const name of ['kiln.wasm', 'kiln-single.wasm']) {

@@ -180,7 +180,9 @@ export function loadModel(dir: string, options: LoadModelOptions = {}): LoadedMo
   }
 
   const record = verify ? weightsRecord(kind === 'model' ? 'model' : 'run', configJson, checkpointDir) : null;
-  const declared = kind === 'model' && configJson.kiln ? TORCH_DTYPES[String(configJson.torch_dtype)] ?? null : null;
+  const torchDType = configJson.torch_dtype; // from the file: only a known name counts (no String() of an object)
+  const declared = kind === 'model' && configJson.kiln && typeof torchDType === 'string' && Object.hasOwn(TORCH_DTYPES, torchDType)
+    ? TORCH_DTYPES[torchDType] : null;
   const { tensors } = readWeights(weightsPath, verify, { record, declaredDType: declared });
   const model = createModel(config);
   if (kind === 'lora-run') {

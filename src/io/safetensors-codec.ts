@@ -209,8 +209,11 @@ function parseHeader(bytes: Uint8Array, source: string): { entries: Map<string, 
     }
     const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (typeof e !== 'object' || e === null) throw bad(`the entry for '${name}' is not an object`);
-    if (typeof e.dtype !== 'string' || !(e.dtype in ELEMENT_SIZE)) {
-      throw bad(`tensor '${name}' has dtype '${String(e.dtype)}'; expected one of ${Object.keys(ELEMENT_SIZE).join(', ')}`);
+    // own keys only: 'toString' or '__proto__' is no dtype; JSON text for a non-string (String() of an object from
+    // the file can itself throw)
+    if (typeof e.dtype !== 'string' || !Object.hasOwn(ELEMENT_SIZE, e.dtype)) {
+      const shown = typeof e.dtype === 'string' ? e.dtype : JSON.stringify(e.dtype);
+      throw bad(`tensor '${name}' has dtype '${shown}'; expected one of ${Object.keys(ELEMENT_SIZE).join(', ')}`);
     }
     const dtype = e.dtype as SafetensorsDType;
     if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {

@@ -76,7 +76,7 @@ export function toHFConfig(config: GPTConfig): Record<string, unknown> {
  * Face GPT-2 config (vocab_size, n_positions, n_embd, n_layer, n_head).
  */
 /** A value from a config file as JSON for an error message (String() throws on an object without a prototype). */
-function show(v: unknown): string {
+export function show(v: unknown): string {
   try {
     return JSON.stringify(v) ?? String(v);
   } catch {

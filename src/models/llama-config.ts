@@ -1,6 +1,8 @@
 // The Llama-style decoder's configuration: Kiln's camelCase form with `arch: 'llama'`, its defaults and checks,
 // and the mapping to and from a Hugging Face LlamaForCausalLM config.json.
 
+import { show } from './gpt-config.js';
+
 /** A Llama-style decoder's shape: vocabulary, context, layers, heads, kv heads, width, MLP width, RoPE, norms. */
 export interface LlamaConfig {
   /** Marks the config as a Llama decoder's wherever configs are stored (default 'llama'). */
@@ -40,7 +42,7 @@ export function defaultHidden(width: number): number {
 /** Fills defaults and checks every field, failing with one sentence that names the field. */
 export function resolveLlamaConfig(config: LlamaConfig): ResolvedLlamaConfig {
   if (typeof config !== 'object' || config === null) throw new Error('Llama: expected a config object { vocabSize, context, layers, heads, width }');
-  if (config.arch !== undefined && config.arch !== 'llama') throw new Error(`Llama: config.arch must be 'llama', got ${String(config.arch)}`);
+  if (config.arch !== undefined && config.arch !== 'llama') throw new Error(`Llama: config.arch must be 'llama', got ${show(config.arch)}`);
   const c: ResolvedLlamaConfig = {
     arch: 'llama',
     vocabSize: config.vocabSize,
@@ -56,15 +58,15 @@ export function resolveLlamaConfig(config: LlamaConfig): ResolvedLlamaConfig {
     dropout: config.dropout ?? 0,
   };
   for (const k of ['vocabSize', 'context', 'layers', 'heads', 'kvHeads', 'width', 'hidden'] as const) {
-    if (!Number.isInteger(c[k]) || c[k] <= 0) throw new Error(`Llama: config.${k} must be a positive integer, got ${String(c[k])}`);
+    if (!Number.isInteger(c[k]) || c[k] <= 0) throw new Error(`Llama: config.${k} must be a positive integer, got ${show(c[k])}`);
   }
   if (c.width % c.heads !== 0) throw new Error(`Llama: config.width (${c.width}) must be a multiple of config.heads (${c.heads})`);
   if ((c.width / c.heads) % 2 !== 0) throw new Error(`Llama: the head size width / heads = ${c.width / c.heads} must be even for rotary embeddings`);
   if (c.heads % c.kvHeads !== 0) throw new Error(`Llama: config.kvHeads (${c.kvHeads}) must divide config.heads (${c.heads})`);
-  if (!(typeof c.ropeTheta === 'number' && Number.isFinite(c.ropeTheta) && c.ropeTheta > 0)) throw new Error(`Llama: config.ropeTheta must be a positive number, got ${String(c.ropeTheta)}`);
-  if (!(typeof c.rmsNormEps === 'number' && c.rmsNormEps > 0 && c.rmsNormEps < 1)) throw new Error(`Llama: config.rmsNormEps must be in (0, 1), got ${String(c.rmsNormEps)}`);
-  if (typeof c.tiedEmbeddings !== 'boolean') throw new Error(`Llama: config.tiedEmbeddings must be true or false, got ${String(c.tiedEmbeddings)}`);
-  if (typeof c.dropout !== 'number' || !(c.dropout >= 0 && c.dropout < 1)) throw new Error(`Llama: config.dropout must be in [0, 1), got ${String(c.dropout)}`);
+  if (!(typeof c.ropeTheta === 'number' && Number.isFinite(c.ropeTheta) && c.ropeTheta > 0)) throw new Error(`Llama: config.ropeTheta must be a positive number, got ${show(c.ropeTheta)}`);
+  if (!(typeof c.rmsNormEps === 'number' && c.rmsNormEps > 0 && c.rmsNormEps < 1)) throw new Error(`Llama: config.rmsNormEps must be in (0, 1), got ${show(c.rmsNormEps)}`);
+  if (typeof c.tiedEmbeddings !== 'boolean') throw new Error(`Llama: config.tiedEmbeddings must be true or false, got ${show(c.tiedEmbeddings)}`);
+  if (typeof c.dropout !== 'number' || !(c.dropout >= 0 && c.dropout < 1)) throw new Error(`Llama: config.dropout must be in [0, 1), got ${show(c.dropout)}`);
   return c;
 }
 
@@ -108,12 +110,12 @@ export function llamaConfigFromJSON(json: unknown): ResolvedLlamaConfig {
   if (typeof o.model === 'object' && o.model !== null) return llamaConfigFromJSON(o.model);
   if ('vocabSize' in o) return resolveLlamaConfig(o as unknown as LlamaConfig);
   if ('vocab_size' in o && 'hidden_size' in o) {
-    if (o.hidden_act !== undefined && o.hidden_act !== 'silu') throw new Error(`Llama config: hidden_act '${String(o.hidden_act)}' is not supported (Kiln's Llama uses silu)`);
+    if (o.hidden_act !== undefined && o.hidden_act !== 'silu') throw new Error(`Llama config: hidden_act '${show(o.hidden_act)}' is not supported (Kiln's Llama uses silu)`);
     if (o.rope_scaling !== undefined && o.rope_scaling !== null) throw new Error('Llama config: rope_scaling is not supported (Kiln applies plain rotary embeddings)');
     if (o.attention_bias === true || o.mlp_bias === true) throw new Error('Llama config: attention_bias and mlp_bias are not supported (Kiln\'s Llama has no biases)');
     const heads = o.num_attention_heads as number;
     if (o.head_dim !== undefined && o.head_dim !== null && o.head_dim !== (o.hidden_size as number) / heads) {
-      throw new Error(`Llama config: head_dim ${String(o.head_dim)} is not hidden_size / num_attention_heads, which Kiln's Llama needs`);
+      throw new Error(`Llama config: head_dim ${show(o.head_dim)} is not hidden_size / num_attention_heads, which Kiln's Llama needs`);
     }
     return resolveLlamaConfig({
       vocabSize: o.vocab_size as number,

@@ -132,6 +132,11 @@ test('bad inputs fail with one clear sentence', () => {
     const json = tok.toJSON();
     json.model.merges = ['Ġ nope'];
     assert.throws(() => ByteLevelBPE.fromJSON(json), /merge 0 must name two tokens of the vocabulary, found "Ġ nope"/);
+    // Names of Object.prototype members are not in the vocabulary, and a merge of non-strings is one clear sentence.
+    json.model.merges = ['toString constructor'];
+    assert.throws(() => ByteLevelBPE.fromJSON(json), /merge 0 must name two tokens of the vocabulary, found "toString constructor"/);
+    json.model.merges = [[{ toString: null }, 'a'] as unknown as string];
+    assert.throws(() => ByteLevelBPE.fromJSON(json), /merge 0 must name two tokens of the vocabulary, found \[\{"toString":null\},"a"\]/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -88,3 +88,27 @@ test('corrupt headers are refused with a clear message naming the file', () => {
   }
   assert.throws(() => loadSafetensors(join(dir, 'missing.safetensors')), /missing\.safetensors' cannot be read/);
 });
+
+test('a dtype that is an object, or the name of an Object.prototype member, is refused with the parser\'s sentence', () => {
+  // Found by the fuzz suite: {"dtype":{"toString":null}} made String() throw a raw TypeError, and 'toString' or
+  // 'constructor' passed an `in` check through the prototype.
+  const withHeader = (header: unknown): Uint8Array => {
+    const h = Buffer.from(JSON.stringify(header));
+    const out = new Uint8Array(8 + h.length);
+    new DataView(out.buffer).setBigUint64(0, BigInt(h.length), true);
+    out.set(h, 8);
+    return out;
+  };
+  const cases: [unknown, RegExp][] = [
+    [{ toString: null }, /dtype '\{"toString":null\}'/],
+    [{ valueOf: 1, toString: 2 }, /dtype '\{"valueOf":1,"toString":2\}'/],
+    ['toString', /dtype 'toString'/],
+    ['constructor', /dtype 'constructor'/],
+    ['__proto__', /dtype '__proto__'/],
+  ];
+  for (const [dtype, re] of cases) {
+    assert.throws(() => decodeSafetensors(withHeader({ w: { dtype, shape: [0], data_offsets: [0, 0] } }), 'odd'),
+      (err: Error) => err.constructor === Error && /^safetensors file 'odd' is not valid: tensor 'w' has dtype/.test(err.message) && re.test(err.message),
+      JSON.stringify(dtype));
+  }
+});

@@ -372,9 +372,11 @@ export class ByteLevelBPE implements Tokenizer {
       if (typeof m === 'string') {
         const sp = m.indexOf(' ');
         if (sp > 0 && m.indexOf(' ', sp + 1) < 0) pair = [m.slice(0, sp), m.slice(sp + 1)];
-      } else if (Array.isArray(m) && m.length === 2) pair = [String(m[0]), String(m[1])];
-      const a = pair && json.model.vocab[pair[0]];
-      const b = pair && json.model.vocab[pair[1]];
+      } else if (Array.isArray(m) && m.length === 2 && typeof m[0] === 'string' && typeof m[1] === 'string') pair = [m[0], m[1]];
+      // the vocabulary's own entries only: 'toString' must not find Object.prototype's
+      const id = (t: string): number | undefined => (Object.hasOwn(json.model.vocab, t) ? json.model.vocab[t] : undefined);
+      const a = pair && id(pair[0]);
+      const b = pair && id(pair[1]);
       if (pair === undefined || a === undefined || b === undefined) {
         throw new Error(`${what}: merge ${rank} must name two tokens of the vocabulary, found ${JSON.stringify(m)}.`);
       }

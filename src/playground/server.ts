@@ -1,7 +1,7 @@
 // `kiln playground`'s server (Node only): serves the static training page (web/playground/) and its Web Workers,
-// bundled with esbuild from Kiln's browser entry: at build time into dist/playground/bundles/ (scripts/postbuild.mjs,
-// so an installed package needs no esbuild), or at start when run from the sources. Loopback by default; fixed
-// routes only, no file paths from the request reach the disk.
+// bundled with esbuild from Kiln's browser entry: at start where esbuild is installed, else from
+// dist/playground/bundles/, which the build writes (scripts/postbuild.mjs), so an installed package needs no esbuild.
+// Loopback by default; fixed routes only, no file paths from the request reach the disk.
 
 import { createServer, type Server } from 'node:http';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -59,11 +59,17 @@ export async function writeWorkerBundles(): Promise<string[]> {
   return written;
 }
 
-/** The workers bundled at build time when they are there (an installed package), else bundled now (the sources). */
+/**
+ * The workers bundled now where esbuild is installed (a checkout: always from the current web/playground/, even
+ * when dist/ is older), else the ones the build bundled (an installed package without dev dependencies).
+ */
 async function workerBundles(): Promise<Map<string, string>> {
   const out = new Map<string, string>();
+  const canBundle = await import('esbuild').then(() => true, () => false);
   const prebuilt = WORKERS.every((n) => existsSync(join(BUNDLES, n)));
-  for (const name of WORKERS) out.set(name, prebuilt ? readFileSync(join(BUNDLES, name), 'utf8') : await bundleWorker(name));
+  for (const name of WORKERS) {
+    out.set(name, canBundle || !prebuilt ? await bundleWorker(name) : readFileSync(join(BUNDLES, name), 'utf8'));
+  }
   return out;
 }
 

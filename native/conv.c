@@ -503,9 +503,9 @@ static void wgrad_images(const wgrad_job *j, int tid, int n0, int n1, float *par
   const int OHW = s->OH * s->OW;
   float *pad = padbuf[tid], *dyt = dytbuf[tid];
   _Alignas(64) float acc[WR * WN];
-  /* the tile, cols x width: AVX-512 6 x 64 (12 x 32 for up to 32 channels a group), AVX2 6 x 16 */
-  const int avx512 = kiln_isa() == KILN_ISA_AVX512;
-  const int V = j->OCp == 32 ? 2 : 4, width = avx512 ? V * 16 : 16, cols = avx512 && V == 4 ? 6 : avx512 ? 12 : 6;
+  /* the tile, cols x width: AVX-512 6 x 64, or 12 x 32 (V = 2 vectors) for up to 32 channels a group; AVX2 6 x 16 */
+  const int avx512 = kiln_isa() == KILN_ISA_AVX512, V = j->OCp == 32 ? 2 : 4;
+  const int width = avx512 ? V * 16 : 16, cols = avx512 && V == 2 ? 12 : 6;
   direct_job pj = { .Cin = j->Cg, .Hs = s->H, .Ws = s->W, .pt = s->pH, .pl = s->pW, .Hp = j->Hp, .Wp = j->Wp };
   for (int n = n0; n < n1; n++)
     for (int g = 0; g < s->G; g++) {

@@ -125,7 +125,6 @@ const f32 = (a: unknown): a is Float32Array => a instanceof Float32Array;
 /** null, or a Float32Array: the optional buffers of the fused kernels. */
 const f32n = (a: unknown): a is Float32Array | null => a === null || a instanceof Float32Array;
 
-
 /** The package root: the nearest folder above this file with Kiln's package.json. */
 export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));

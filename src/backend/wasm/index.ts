@@ -174,6 +174,8 @@ function code(map: Map<string, number>, kind: string, op: string): number {
 }
 
 const f32 = (a: unknown): a is Float32Array => a instanceof Float32Array;
+/** null, or a Float32Array: the optional buffers of the layer kernels. */
+const f32n = (a: unknown): a is Float32Array | null => a === null || a instanceof Float32Array;
 
 const IN = 1;
 const OUT = 2;
@@ -930,7 +932,6 @@ function layerKernels(ex: Exports, heap: Heap, f: Frame, call: Call): Pick<Backe
   'gruCell' | 'gruCellBackward' | 'conv2d' | 'conv2dBackward' | 'maxPool2d' | 'maxPool2dBackward' | 'avgPool2d' |
   'avgPool2dBackward' | 'batchNormStats' | 'batchNorm' | 'batchNormBackward'> {
   const js = jsBackend;
-  const f32n = (a: unknown): a is Float32Array | null => a === null || a instanceof Float32Array;
   /** A slot for an optional buffer (-1 for null) and its pointer (0 for null). */
   const opt = (a: Float32Array | null, need: number, role: number, name: string, k: string): number =>
     (a === null ? -1 : f.arg(a, need, role, name, k));

@@ -371,20 +371,100 @@ typedef struct {
   int failed;
 } batch_decode_job;
 
-/* Task t is (sequence t / NH, query head t % NH), which reads key/value head h / (NH / KVH): exactly what
- * kiln_attention computes for that head of that sequence alone, with the key/value heads repeated. */
+/* Heads [h0, h1) of one sequence in one pass over each cached key row and one over each value row: the rows of the
+ * cache are read as one sequential stream, where a task per head read HS floats every ld (a strided stream per
+ * head, one page apart every few positions, which the hardware prefetcher follows poorly; the KV cache of a batch
+ * is megabytes and comes from L3 or memory). Each score and each output is decode_task's, operation for operation:
+ * the score a sum over channels in order from zero, scaled; the output a sum over positions in order from zero,
+ * times the softmax's 1 / sum. Key/value heads equal query heads (G = 1). s: (h1 - h0, n) scores; acc: (ld) sums. */
+#ifdef KILN_X86
+__attribute__((target("avx512f,avx2,fma")))
+static void decode_heads_avx512(const float *q, const float *k, const float *v, long ld, int n, int h0, int h1, int HS,
+                                float scale, float *s, float *acc, float *out) {
+  const int H16 = HS & ~15, nh = h1 - h0;
+  const __mmask16 tail = (__mmask16)((1u << (HS - H16)) - 1);
+  const long c0 = (long)h0 * HS, c1 = (long)h1 * HS; /* the heads' channels [c0, c1) of each row */
+  for (int t = 0; t < n; t++) {
+    const float *kt = k + (size_t)t * ld;
+    if (t + DECODE_AHEAD < n) for (long c = c0; c < c1; c += 16) _mm_prefetch((const char *)(kt + DECODE_AHEAD * ld + c), _MM_HINT_T0);
+    for (int h = 0; h < nh; h++) {
+      const float *qh = q + c0 + (size_t)h * HS, *kh = kt + c0 + (size_t)h * HS;
+      __m512 a = _mm512_setzero_ps();
+      int d = 0;
+      for (; d < H16; d += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(qh + d), _mm512_loadu_ps(kh + d), a);
+      if (tail) a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, qh + d), _mm512_maskz_loadu_ps(tail, kh + d), a);
+      s[(size_t)h * n + t] = scale * _mm512_reduce_add_ps(a);
+    }
+  }
+  for (int h = 0; h < nh; h++) { /* softmax numerators in place; 1 / sum parked in the head's first output */
+    float *sh = s + (size_t)h * n;
+    const float max = kiln_row_max(sh, (size_t)n);
+    out[c0 + (size_t)h * HS] = 1.0f / kiln_exp_sum(sh, max, sh, (size_t)n);
+  }
+  memset(acc + c0, 0, (size_t)(c1 - c0) * sizeof(float));
+  for (int t = 0; t < n; t++) {
+    const float *vt = v + (size_t)t * ld;
+    if (t + DECODE_AHEAD < n) for (long c = c0; c < c1; c += 16) _mm_prefetch((const char *)(vt + DECODE_AHEAD * ld + c), _MM_HINT_T0);
+    for (int h = 0; h < nh; h++) {
+      const __m512 pt = _mm512_set1_ps(s[(size_t)h * n + t]);
+      float *ah = acc + c0 + (size_t)h * HS;
+      const float *vh = vt + c0 + (size_t)h * HS;
+      int d = 0;
+      for (; d < H16; d += 16) _mm512_storeu_ps(ah + d, _mm512_fmadd_ps(pt, _mm512_loadu_ps(vh + d), _mm512_loadu_ps(ah + d)));
+      if (tail) _mm512_mask_storeu_ps(ah + d, tail, _mm512_fmadd_ps(pt, _mm512_maskz_loadu_ps(tail, vh + d), _mm512_maskz_loadu_ps(tail, ah + d)));
+    }
+  }
+  for (int h = 0; h < nh; h++) {
+    const float *ah = acc + c0 + (size_t)h * HS;
+    float *oh = out + c0 + (size_t)h * HS;
+    const __m512 inv = _mm512_set1_ps(oh[0]);
+    int d = 0;
+    for (; d < H16; d += 16) _mm512_storeu_ps(oh + d, _mm512_mul_ps(_mm512_loadu_ps(ah + d), inv));
+    if (tail) _mm512_mask_storeu_ps(oh + d, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, ah + d), inv));
+  }
+}
+#endif
+
+/* Task (a, h) is sequence a's query head h, which reads key/value head h / (NH / KVH): exactly what kiln_attention
+ * computes for that head of that sequence alone, with the key/value heads repeated. Thread tid of n takes a
+ * contiguous run of the tasks in (a, h) order holding about 1/n of their positions (a task costs its sequence's
+ * length), so long and short sequences share out evenly; which thread computes a task never changes its result. */
 static void batch_decode_thread(void *p, int tid, int n) {
   batch_decode_job *b = p;
   const int C = b->NH * b->HS, KW = b->KVH * b->HS, G = b->NH / b->KVH;
-  float *s = malloc(((size_t)b->P + 1) * sizeof(float)); /* (P) scores of one row, (1) lse */
+  size_t total = 0;
+  for (int a = 0; a < b->A; a++) total += (size_t)b->NH * (size_t)(b->starts[a] + 2);
+  const size_t from = total * (size_t)tid / (size_t)n, to = total * (size_t)(tid + 1) / (size_t)n;
+  /* (NH, P) scores of one sequence, (1) lse, (C) output sums */
+  float *s = malloc(((size_t)b->NH * b->P + 1 + (size_t)C) * sizeof(float));
   if (!s) { b->failed = 1; return; }
-  for (size_t t = (size_t)tid; t < (size_t)b->A * b->NH; t += (size_t)n) {
-    const int a = (int)(t / (size_t)b->NH), h = (int)(t % (size_t)b->NH);
-    const size_t kv = (size_t)b->rows[a] * b->P * KW + (size_t)(h / G) * b->HS; /* the head's first key */
-    att_job j = { .q = b->q + (size_t)a * C + (size_t)h * b->HS, .k = b->keys + kv, .v = b->values + kv,
-                  .out = b->out + (size_t)a * C + (size_t)h * b->HS, .lse = s + b->P, .B = 1, .Tq = 1,
-                  .Tk = b->starts[a] + 1, .NH = 1, .HS = b->HS, .causal = 1, .scale = b->scale, .ld = KW };
-    decode_task(&j, 0, s);
+  float *lse = s + (size_t)b->NH * b->P;
+  size_t at = 0; /* positions of the tasks before sequence a */
+  for (int a = 0; a < b->A; a++) {
+    const size_t cost = (size_t)(b->starts[a] + 2);
+    /* this thread's heads of sequence a: those whose first position falls in [from, to) */
+    int h0 = 0, h1 = 0;
+    while (h0 < b->NH && at + (size_t)h0 * cost < from) h0++;
+    h1 = h0;
+    while (h1 < b->NH && at + (size_t)h1 * cost < to) h1++;
+    at += (size_t)b->NH * cost;
+    if (h0 >= h1) continue;
+    const size_t row = (size_t)b->rows[a] * b->P * KW; /* the sequence's (P, KW) block */
+    const int Tk = b->starts[a] + 1;
+#ifdef KILN_X86
+    if (G == 1 && kiln_isa() == KILN_ISA_AVX512) {
+      decode_heads_avx512(b->q + (size_t)a * C, b->keys + row, b->values + row, KW, Tk, h0, h1, b->HS, b->scale, s,
+                          lse + 1, b->out + (size_t)a * C);
+      continue;
+    }
+#endif
+    for (int h = h0; h < h1; h++) {
+      const size_t kv = row + (size_t)(h / G) * b->HS; /* the head's first key */
+      att_job j = { .q = b->q + (size_t)a * C + (size_t)h * b->HS, .k = b->keys + kv, .v = b->values + kv,
+                    .out = b->out + (size_t)a * C + (size_t)h * b->HS, .lse = lse, .B = 1, .Tq = 1,
+                    .Tk = Tk, .NH = 1, .HS = b->HS, .causal = 1, .scale = b->scale, .ld = KW };
+      decode_task(&j, 0, s);
+    }
   }
   free(s);
 }

@@ -34,33 +34,37 @@ function weightsOf(block: AnyBlock) {
 
 const fused = kiln.backendInfo().name === 'native' || kiln.backendInfo().name === 'wasm';
 
-test('the fused block step equals the composed block, output and cache, bitwise', () => {
-  const gpt = model(3);
-  const block = [...gpt.transformer.h][0] as AnyBlock;
-  const g = new kiln.Generator(9);
-  const rowsCache = 4;
-  const cacheA = gpt.createCache(rowsCache);
-  const cacheB = gpt.createCache(rowsCache);
-  // Earlier positions: the same random keys and values in both caches.
-  for (const c of [cacheA, cacheB]) {
-    const rand = new kiln.Generator(5);
-    c.keys[0].set(kiln.randn([c.keys[0].length], { generator: rand }).storage as Float32Array);
-    c.values[0].set(kiln.randn([c.values[0].length], { generator: rand }).storage as Float32Array);
-  }
-  for (const [rows, starts] of [[[0], [0]], [[2], [7]], [[3, 0, 1], [23, 5, 12]]] as const) {
-    const x = kiln.randn([rows.length, 1, cfg.width], { generator: g });
-    kiln.noGrad(() => {
-      const want = composed(block, x, { cache: cacheA, rows, starts });
-      const got = gptBlockDecode(x, weightsOf(block), cacheB.layer(0), rows, starts, cfg.heads, 1e-5);
-      if (!fused) { assert.equal(got, null); return; }
-      assert.ok(got, 'the native and wasm backends have the fused kernel');
-      assert.deepEqual(got.shape, want.shape);
-      assert.deepEqual(Array.from(got.data() as Float32Array), Array.from(want.data() as Float32Array), `rows ${rows}`);
-      assert.deepEqual(Array.from(cacheB.keys[0]), Array.from(cacheA.keys[0]));
-      assert.deepEqual(Array.from(cacheB.values[0]), Array.from(cacheA.values[0]));
-    });
-  }
-});
+// Heads of 8 channels (less than one 16-lane vector) and of 20 (one vector and a tail): both paths of the
+// attention kernels.
+for (const shape of [cfg, { ...cfg, width: 80 }]) {
+  test(`the fused block step equals the composed block, output and cache, bitwise (width ${shape.width})`, () => {
+    const gpt = randomGPT(shape, 3);
+    const block = [...gpt.transformer.h][0] as AnyBlock;
+    const g = new kiln.Generator(9);
+    const rowsCache = 4;
+    const cacheA = gpt.createCache(rowsCache);
+    const cacheB = gpt.createCache(rowsCache);
+    // Earlier positions: the same random keys and values in both caches.
+    for (const c of [cacheA, cacheB]) {
+      const rand = new kiln.Generator(5);
+      c.keys[0].set(kiln.randn([c.keys[0].length], { generator: rand }).storage as Float32Array);
+      c.values[0].set(kiln.randn([c.values[0].length], { generator: rand }).storage as Float32Array);
+    }
+    for (const [rows, starts] of [[[0], [0]], [[2], [7]], [[3, 0, 1], [23, 5, 12]]] as const) {
+      const x = kiln.randn([rows.length, 1, shape.width], { generator: g });
+      kiln.noGrad(() => {
+        const want = composed(block, x, { cache: cacheA, rows, starts });
+        const got = gptBlockDecode(x, weightsOf(block), cacheB.layer(0), rows, starts, shape.heads, 1e-5);
+        if (!fused) { assert.equal(got, null); return; }
+        assert.ok(got, 'the native and wasm backends have the fused kernel');
+        assert.deepEqual(got.shape, want.shape);
+        assert.deepEqual(Array.from(got.data() as Float32Array), Array.from(want.data() as Float32Array), `rows ${rows}`);
+        assert.deepEqual(Array.from(cacheB.keys[0]), Array.from(cacheA.keys[0]));
+        assert.deepEqual(Array.from(cacheB.values[0]), Array.from(cacheA.values[0]));
+      });
+    }
+  });
+}
 
 /** The whole model's step one layer at a time: embeddings, each block's step, the final norm and the head. */
 function layerByLayer(gpt: kiln.models.GPT, tokens: number[], cache: kiln.models.KVCache, rows: number[], starts: number[]): kiln.Tensor {

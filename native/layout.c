@@ -72,11 +72,51 @@ void kiln_reduce(int op, const float *x, size_t outer, size_t dim, size_t inner,
   kiln_parallel_for(outer, chunk, MIN_PAR / per + 1, reduce_rows, &j);
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+/* One contiguous row (x (n)): what the loop in argmax_rows finds (the first NaN, else the first index of the
+ * largest value, 0 when none is above -inf), in two vector passes: the maximum and whether a NaN is there, then the
+ * first index equal to it (the loop keeps the first of equal values, +0 and -0 included). A sampler's greedy pick
+ * over a 4096-token vocabulary: ~2.5 us with the loop. */
+__attribute__((target("avx512f")))
+static int32_t argmax_row_avx512(const float *x, size_t n) {
+  __m512 mx = _mm512_set1_ps(-INFINITY);
+  __mmask16 nan = 0;
+  size_t d = 0;
+  for (; d + 16 <= n; d += 16) {
+    const __m512 v = _mm512_loadu_ps(x + d);
+    nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    mx = _mm512_max_ps(mx, v);
+  }
+  float best = _mm512_reduce_max_ps(mx);
+  for (size_t e = d; e < n; e++) {
+    if (x[e] != x[e]) nan = 1;
+    else if (x[e] > best) best = x[e];
+  }
+  if (nan) {
+    for (size_t e = 0; e < n; e++) if (x[e] != x[e]) return (int32_t)e;
+  }
+  const __m512 b = _mm512_set1_ps(best);
+  for (d = 0; d + 16 <= n; d += 16) {
+    const __mmask16 eq = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + d), b, _CMP_EQ_OQ);
+    if (eq) return (int32_t)(d + (size_t)__builtin_ctz(eq));
+  }
+  for (; d < n; d++) if (x[d] == best) return (int32_t)d;
+  return 0;
+}
+#endif
+
 static void argmax_rows(void *p, size_t o0, size_t o1) {
   lay_job *j = p;
   const size_t dim = j->dim, inner = j->inner;
   for (size_t o = o0; o < o1; o++) {
     const float *x = j->x + o * dim * inner;
+#if defined(__x86_64__) || defined(__i386__)
+    if (inner == 1 && kiln_isa() == KILN_ISA_AVX512) {
+      j->iout[o] = argmax_row_avx512(x, dim);
+      continue;
+    }
+#endif
     for (size_t i = 0; i < inner; i++) {
       float best = -INFINITY;
       int32_t bi = 0;

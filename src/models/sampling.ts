@@ -4,7 +4,7 @@
 // less than top-p of the mass: exactly the nucleus), with a second draw from the nucleus itself when it fails; the
 // top-k and nucleus thresholds come from a radix selection in linear time. Never a sort of the vocabulary.
 
-import { sampleFused, softmax_ } from '../tensor/ops/nn-ops.js';
+import { argmaxRow, sampleFused, softmax_ } from '../tensor/ops/nn-ops.js';
 import type { Generator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -77,7 +77,7 @@ export class Sampler {
         if (seen[i]) logits[i] = logits[i] > 0 ? logits[i] / repetitionPenalty : logits[i] * repetitionPenalty;
       }
     }
-    if (temperature === 0) return argmax(logits, V);
+    if (temperature === 0) return (logits instanceof Float32Array ? argmaxRow(logits, V) : null) ?? argmax(logits, V);
     const p = this.scaled;
     // Two uniforms per token, taken first, so the kernel and the passes below consume the stream alike: u for the
     // draw from every kept token, u2 for the draw from the nucleus when top-p rejects the first.

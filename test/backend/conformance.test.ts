@@ -248,6 +248,33 @@ test('reduce and argmax', () => {
   }
 });
 
+test('argmax of contiguous rows: the first of equal values (+0 and -0 too), rows of -inf, NaN anywhere, every length, under every instruction set', () => {
+  const r = rng(16);
+  const rows: Float32Array[] = [];
+  for (const n of [...Array.from({ length: 41 }, (_, i) => i), 4096, 4101]) {
+    const x = randF32(r, n, -2, 2);
+    for (let i = 0; i < n; i++) x[i] = Math.round(x[i] * 2) / 2; // ties
+    rows.push(x, x.map(() => -Infinity), x.map((v, i) => (i % 3 ? -0 : 0)));
+    for (const at of [0, 5, 16, 17, n - 1]) {
+      if (at < 0 || at >= n) continue;
+      const big = x.slice();
+      big[at] = 7; // the largest, alone (in a whole vector or in the tail)
+      const nan = x.slice();
+      nan[at] = NaN;
+      rows.push(big, nan, big.map((v, i) => (i === at ? Infinity : v)));
+    }
+  }
+  forEachIsa((isa) => {
+    for (const x of rows) {
+      const got = new Int32Array(1);
+      const want = new Int32Array(1);
+      be.argmax(x, 1, x.length, 1, got);
+      jsBackend.argmax(x, 1, x.length, 1, want);
+      assert.equal(got[0], want[0], `${isa}: argmax of [${Array.from(x.slice(0, 20))}${x.length > 20 ? ', ...' : ''}] (${x.length})`);
+    }
+  });
+});
+
 /** One GEMM case against the reference, C starting from random values (or NaN with beta 0). */
 function gemmCase(r: () => number, tA: boolean, tB: boolean, batch: number, M: number, N: number, K: number,
   alpha: number, beta: number, broadcast: 'none' | 'A' | 'B', label: string): void {

@@ -142,6 +142,26 @@ test('the sampler: repetition penalty (CTRL style), top-k and top-p keep only th
   assert.throws(() => new Sampler(3, { repetitionPenalty: 0 }, new Generator(0)), /repetitionPenalty must be a number > 0/);
 });
 
+test('the greedy pick (the backend\'s arg-max) is the first largest logit, skips NaN, reads only vocabSize entries, and is 0 when none is finite', () => {
+  const s = new Sampler(6, {}, new Generator(0));
+  assert.equal(s.pick(Float32Array.of(1, 3, 2, 3, -1, 0)), 1);
+  assert.equal(s.pick(Float32Array.of(1, NaN, 2, 5, NaN, 0)), 3);
+  assert.equal(s.pick(Float32Array.of(NaN, NaN, NaN, NaN, NaN, NaN)), 0);
+  assert.equal(s.pick(new Float32Array(6).fill(-Infinity)), 0);
+  assert.equal(s.pick(Float32Array.of(-0, 0, -1, -2, -3, -4)), 0);
+  assert.equal(s.pick(Float32Array.of(0, 1, 2, 3, 4, 5, 99)), 5); // a longer row: the entry past vocabSize is not a token
+  assert.equal(s.pick([0, 1, 9, 3, 4, 5]), 2); // a plain array takes the loop
+  const V = 4096;
+  const g = new Generator(3);
+  for (let k = 0; k < 20; k++) {
+    const l = Float32Array.from({ length: V }, () => Math.round(g.normal() * 8) / 8);
+    if (k % 4 === 1) l[Math.floor(g.uniform() * V)] = NaN;
+    let want = -1; // the first index of the largest value that is not NaN
+    for (let i = 0; i < V; i++) if (!Number.isNaN(l[i]) && (want < 0 || l[i] > l[want])) want = i;
+    assert.equal(new Sampler(V, { temperature: 0 }, new Generator(0)).pick(l), want);
+  }
+});
+
 test('sampled tokens follow the top-k and nucleus distribution (the rejection draw and its second draw together)', () => {
   // 150 tokens (three blocks of the blocked draw) with a spread of probabilities and a tie at the nucleus
   // boundary. Top-p 0.6 rejects about 40% of first draws, so the second draw from the nucleus is well exercised.

@@ -221,7 +221,35 @@ static void dots_blocked_avx512(const gemv_job *g, const float *const *a, int j0
   }
 }
 
-/* 32 columns a block (4 vectors) for up to 4 rows of A */
+/* The last w < 32 columns from j, for every row of A: 8-column vectors, the last one masked (masked-off lanes load
+ * zero), each output the sum over k in order from zero with one fused multiply-add a term, as in the 32-column
+ * blocks. A column's sum must not depend on whether it falls in a whole block or in the tail: the fused decoding
+ * step splits a product's columns at other edges (16-aligned, per thread) than kiln_gemm's chunks (64-aligned), and
+ * the scalar loop (a multiply and an add, each rounded) gave other sums here. */
+__attribute__((target("avx2,fma")))
+static void rows_avx2_tail(const gemv_job *g, const float *const *a, int j, int w) {
+  const int M = g->M, N = g->N, K = g->K, nv = (w + 7) / 8;
+  __m256i m[4];
+  for (int v = 0; v < 4; v++) {
+    const int n = w - 8 * v;
+    m[v] = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); /* lane < n */
+  }
+  for (int i = 0; i < M; i++) {
+    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+    const float *b = g->B + j;
+    for (int k = 0; k < K; k++, b += N) {
+      const __m256 x = _mm256_set1_ps(a[i][k]);
+      for (int v = 0; v < nv; v++) acc[v] = _mm256_fmadd_ps(x, _mm256_maskload_ps(b + 8 * v, m[v]), acc[v]);
+    }
+    _Alignas(32) float t[32];
+    for (int v = 0; v < nv; v++) _mm256_store_ps(t + 8 * v, acc[v]);
+    for (int c = 0; c < w; c++) store_c(g, i, j + c, t[c]);
+  }
+}
+
+/* 32 columns a block (4 vectors) for up to 4 rows of A; the columns past the last whole block in rows_avx2_tail.
+ * Every output is the sum over k in order from zero, one fused multiply-add a term, wherever the block and chunk
+ * edges fall (as on AVX-512), so the thread count never changes a result. */
 __attribute__((target("avx2,fma")))
 static void rows_avx2(const gemv_job *g, const float *const *a, int j0, int j1) {
   const int M = g->M, N = g->N, K = g->K;
@@ -249,7 +277,7 @@ static void rows_avx2(const gemv_job *g, const float *const *a, int j0, int j1) 
       }
     }
   }
-  if (j < j1) rows_scalar(g, a, j, j1);
+  if (j < j1) rows_avx2_tail(g, a, j, j1 - j);
 }
 #endif
 

@@ -1,15 +1,16 @@
 // The fused decoding step of a GPT block and of a Llama layer (the backend's gptBlockDecode, llamaBlockDecode)
 // against the block composed from ops: the same output and the same cache, bitwise, for one sequence and for several rows at different lengths; models whose
 // layers were replaced (LoRA) decode through their own forward. On the reference backend there is no fused kernel
-// and the block is always composed.
+// and the block is always composed. The equalities hold under every instruction set the backend has and on one
+// thread and all (forEachIsaAndThreads): each set has its own kernels, and the threads split the products
+// differently in the fused step than in the composed one.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as kiln from '../../src/index.js';
 import { randomGPT } from '../helpers/models.js';
+import { forEachIsaAndThreads } from '../helpers/isa.js';
 import { gptBlockDecode, gptModelDecode, llamaBlockDecode } from '../../src/tensor/ops/gpt-block.js';
-import { nativeControls } from '../../src/backend/native/index.js';
-import { wasmControls } from '../../src/backend/wasm/node.js';
 
 const cfg = { vocabSize: 61, context: 24, layers: 2, heads: 4, width: 32 };
 
@@ -37,32 +38,34 @@ const fused = kiln.backendInfo().name === 'native' || kiln.backendInfo().name ==
 // Heads of 8 channels (less than one 16-lane vector) and of 20 (one vector and a tail): both paths of the
 // attention kernels.
 for (const shape of [cfg, { ...cfg, width: 80 }]) {
-  test(`the fused block step equals the composed block, output and cache, bitwise (width ${shape.width})`, () => {
+  test(`the fused block step equals the composed block, output and cache, bitwise, on every instruction set (width ${shape.width})`, () => {
     const gpt = randomGPT(shape, 3);
     const block = [...gpt.transformer.h][0] as AnyBlock;
-    const g = new kiln.Generator(9);
-    const rowsCache = 4;
-    const cacheA = gpt.createCache(rowsCache);
-    const cacheB = gpt.createCache(rowsCache);
-    // Earlier positions: the same random keys and values in both caches.
-    for (const c of [cacheA, cacheB]) {
-      const rand = new kiln.Generator(5);
-      c.keys[0].set(kiln.randn([c.keys[0].length], { generator: rand }).storage as Float32Array);
-      c.values[0].set(kiln.randn([c.values[0].length], { generator: rand }).storage as Float32Array);
-    }
-    for (const [rows, starts] of [[[0], [0]], [[2], [7]], [[3, 0, 1], [23, 5, 12]]] as const) {
-      const x = kiln.randn([rows.length, 1, shape.width], { generator: g });
-      kiln.noGrad(() => {
-        const want = composed(block, x, { cache: cacheA, rows, starts });
-        const got = gptBlockDecode(x, weightsOf(block), cacheB.layer(0), rows, starts, shape.heads, 1e-5);
-        if (!fused) { assert.equal(got, null); return; }
-        assert.ok(got, 'the native and wasm backends have the fused kernel');
-        assert.deepEqual(got.shape, want.shape);
-        assert.deepEqual(Array.from(got.data() as Float32Array), Array.from(want.data() as Float32Array), `rows ${rows}`);
-        assert.deepEqual(Array.from(cacheB.keys[0]), Array.from(cacheA.keys[0]));
-        assert.deepEqual(Array.from(cacheB.values[0]), Array.from(cacheA.values[0]));
-      });
-    }
+    forEachIsaAndThreads((isa, threads) => {
+      const g = new kiln.Generator(9);
+      const rowsCache = 4;
+      const cacheA = gpt.createCache(rowsCache);
+      const cacheB = gpt.createCache(rowsCache);
+      // Earlier positions: the same random keys and values in both caches.
+      for (const c of [cacheA, cacheB]) {
+        const rand = new kiln.Generator(5);
+        c.keys[0].set(kiln.randn([c.keys[0].length], { generator: rand }).storage as Float32Array);
+        c.values[0].set(kiln.randn([c.values[0].length], { generator: rand }).storage as Float32Array);
+      }
+      for (const [rows, starts] of [[[0], [0]], [[2], [7]], [[3, 0, 1], [23, 5, 12]]] as const) {
+        const x = kiln.randn([rows.length, 1, shape.width], { generator: g });
+        kiln.noGrad(() => {
+          const want = composed(block, x, { cache: cacheA, rows, starts });
+          const got = gptBlockDecode(x, weightsOf(block), cacheB.layer(0), rows, starts, shape.heads, 1e-5);
+          if (!fused) { assert.equal(got, null); return; }
+          assert.ok(got, 'the native and wasm backends have the fused kernel');
+          assert.deepEqual(got.shape, want.shape);
+          assert.deepEqual(Array.from(got.data() as Float32Array), Array.from(want.data() as Float32Array), `${isa}, threads ${threads}, rows ${rows}`);
+          assert.deepEqual(Array.from(cacheB.keys[0]), Array.from(cacheA.keys[0]), `${isa}, threads ${threads}: keys`);
+          assert.deepEqual(Array.from(cacheB.values[0]), Array.from(cacheA.values[0]), `${isa}, threads ${threads}: values`);
+        });
+      }
+    });
   });
 }
 
@@ -76,48 +79,40 @@ function layerByLayer(gpt: kiln.models.GPT, tokens: number[], cache: kiln.models
   return gpt.lm_head.forward(tr.ln_f.forward(x));
 }
 
-const controls = kiln.backendInfo().name === 'native' ? nativeControls() : kiln.backendInfo().name === 'wasm' ? wasmControls() : undefined;
-
-test('the fused whole-model step equals the model layer by layer, logits and every cache, bitwise, on 1 and all threads', () => {
+test('the fused whole-model step equals the model layer by layer, logits and every cache, bitwise, on every instruction set, on 1 and all threads', () => {
   const gpt = model(4);
   const g = new kiln.Generator(21);
-  const threads = controls ? [controls.info().poolSize, 1] : [1];
-  for (const t of threads) {
-    controls?.setThreads(t);
-    try {
-      const cacheA = gpt.createCache(12);
-      const cacheB = gpt.createCache(12);
-      for (const c of [cacheA, cacheB]) {
-        const rand = new kiln.Generator(6);
-        for (let l = 0; l < cfg.layers; l++) {
-          c.keys[l].set(kiln.randn([c.keys[l].length], { generator: rand }).storage as Float32Array);
-          c.values[l].set(kiln.randn([c.values[l].length], { generator: rand }).storage as Float32Array);
-        }
+  forEachIsaAndThreads((isa, t) => {
+    const cacheA = gpt.createCache(12);
+    const cacheB = gpt.createCache(12);
+    for (const c of [cacheA, cacheB]) {
+      const rand = new kiln.Generator(6);
+      for (let l = 0; l < cfg.layers; l++) {
+        c.keys[l].set(kiln.randn([c.keys[l].length], { generator: rand }).storage as Float32Array);
+        c.values[l].set(kiln.randn([c.values[l].length], { generator: rand }).storage as Float32Array);
       }
-      const nine = [[11, 2, 5, 7, 0, 9, 1, 4, 8], [3, 0, 22, 7, 7, 15, 1, 9, 2]]; // a server's batch: the row-blocked products
-      for (const [rows, starts] of [[[0], [0]], [[2], [7]], [[3, 0, 1], [23, 5, 12]], [[1, 2, 3, 0], [4, 4, 9, 1]], nine]) {
-        const tokens = rows.map(() => g.int(0, cfg.vocabSize));
-        kiln.noGrad(() => {
-          const want = layerByLayer(gpt, tokens, cacheA, rows, starts);
-          const tr = gpt.transformer as AnyBlock;
-          const got = gptModelDecode(Int32Array.from(tokens), {
-            wte: tr.wte.weight, wpe: tr.wpe.weight, blocks: [...tr.h].map((b: AnyBlock) => b.fusedWeights()),
-            lnfWeight: tr.ln_f.weight, lnfBias: tr.ln_f.bias, head: gpt.lm_head.weight,
-          }, [0, 1].map((l) => cacheB.layer(l)), rows, starts, cfg.heads, 1e-5);
-          if (!fused) { assert.equal(got, null); return; }
-          assert.ok(got, 'the native and wasm backends have the fused model step');
-          assert.deepEqual(got.shape, [rows.length, 1, cfg.vocabSize]);
-          assert.deepEqual(Array.from(got.data() as Float32Array), Array.from(want.data() as Float32Array), `threads ${t}, rows ${rows}`);
-          for (let l = 0; l < cfg.layers; l++) {
-            assert.deepEqual(Array.from(cacheB.keys[l]), Array.from(cacheA.keys[l]), `layer ${l} keys`);
-            assert.deepEqual(Array.from(cacheB.values[l]), Array.from(cacheA.values[l]), `layer ${l} values`);
-          }
-        });
-      }
-    } finally {
-      if (controls) controls.setThreads(controls.info().poolSize);
     }
-  }
+    const nine = [[11, 2, 5, 7, 0, 9, 1, 4, 8], [3, 0, 22, 7, 7, 15, 1, 9, 2]]; // a server's batch: the row-blocked products
+    for (const [rows, starts] of [[[0], [0]], [[2], [7]], [[3, 0, 1], [23, 5, 12]], [[1, 2, 3, 0], [4, 4, 9, 1]], nine]) {
+      const tokens = rows.map(() => g.int(0, cfg.vocabSize));
+      kiln.noGrad(() => {
+        const want = layerByLayer(gpt, tokens, cacheA, rows, starts);
+        const tr = gpt.transformer as AnyBlock;
+        const got = gptModelDecode(Int32Array.from(tokens), {
+          wte: tr.wte.weight, wpe: tr.wpe.weight, blocks: [...tr.h].map((b: AnyBlock) => b.fusedWeights()),
+          lnfWeight: tr.ln_f.weight, lnfBias: tr.ln_f.bias, head: gpt.lm_head.weight,
+        }, [0, 1].map((l) => cacheB.layer(l)), rows, starts, cfg.heads, 1e-5);
+        if (!fused) { assert.equal(got, null); return; }
+        assert.ok(got, 'the native and wasm backends have the fused model step');
+        assert.deepEqual(got.shape, [rows.length, 1, cfg.vocabSize]);
+        assert.deepEqual(Array.from(got.data() as Float32Array), Array.from(want.data() as Float32Array), `${isa}, threads ${t}, rows ${rows}`);
+        for (let l = 0; l < cfg.layers; l++) {
+          assert.deepEqual(Array.from(cacheB.keys[l]), Array.from(cacheA.keys[l]), `${isa}, threads ${t}: layer ${l} keys`);
+          assert.deepEqual(Array.from(cacheB.values[l]), Array.from(cacheA.values[l]), `${isa}, threads ${t}: layer ${l} values`);
+        }
+      });
+    }
+  });
 });
 
 test('the fused model step declines what it does not compute that way, and names a bad token', { skip: !fused && 'the reference backend has no fused kernel' }, () => {
@@ -179,47 +174,49 @@ test('the fused step refuses a bad cache row and a bad length with a clear sente
   });
 });
 
-test('the fused Llama layer step equals the composed layer, output and cache, bitwise (grouped and plain heads)', () => {
-  for (const kvHeads of [2, 4, 1]) {
-    const llama = new kiln.models.Llama({ vocabSize: 50, context: 24, layers: 1, heads: 4, kvHeads, width: 32, ropeTheta: 500 },
-      { generator: new kiln.Generator(kvHeads) });
-    kiln.noGrad(() => {
-      const g0 = new kiln.Generator(40 + kvHeads);
-      for (const [name, p] of llama.namedParameters()) if (/norm/.test(name)) p.storage.set(kiln.randn(p.shape, { generator: g0 }).mul(0.3).add(1).storage as Float32Array);
-    });
-    llama.eval();
-    const layer = [...(llama.model.layers as Iterable<unknown>)][0] as AnyBlock;
-    const cacheA = llama.createCache(4);
-    const cacheB = llama.createCache(4);
-    for (const c of [cacheA, cacheB]) {
-      const rand = new kiln.Generator(5);
-      c.keys[0].set(kiln.randn([c.keys[0].length], { generator: rand }).storage as Float32Array);
-      c.values[0].set(kiln.randn([c.values[0].length], { generator: rand }).storage as Float32Array);
-    }
-    const g = new kiln.Generator(9);
-    const at = layer.self_attn;
-    const weights = {
-      inputNorm: layer.input_layernorm.weight, postNorm: layer.post_attention_layernorm.weight, q: at.q_proj.weight,
-      k: at.k_proj.weight, v: at.v_proj.weight, o: at.o_proj.weight, gate: layer.mlp.gate_proj.weight,
-      up: layer.mlp.up_proj.weight, down: layer.mlp.down_proj.weight,
-    };
-    const cfg = llama.config;
-    for (const [rows, starts] of [[[0], [0]], [[2], [7]], [[3, 0, 1], [23, 5, 12]]] as const) {
-      const x = kiln.randn([rows.length, 1, 32], { generator: g });
+test('the fused Llama layer step equals the composed layer, output and cache, bitwise, on every instruction set (grouped and plain heads)', () => {
+  forEachIsaAndThreads((isa, threads) => {
+    for (const kvHeads of [2, 4, 1]) {
+      const llama = new kiln.models.Llama({ vocabSize: 50, context: 24, layers: 1, heads: 4, kvHeads, width: 32, ropeTheta: 500 },
+        { generator: new kiln.Generator(kvHeads) });
       kiln.noGrad(() => {
-        const view = { cache: cacheA, rows, starts };
-        const h = x.add(at.forward(layer.input_layernorm.forward(x), view, 0));
-        const want = h.add(layer.mlp.forward(layer.post_attention_layernorm.forward(h)));
-        const got = llamaBlockDecode(x, weights, cacheB.layer(0), rows, starts,
-          { heads: cfg.heads, kvHeads: cfg.kvHeads, hidden: cfg.hidden, eps: cfg.rmsNormEps, theta: cfg.ropeTheta });
-        if (!fused) { assert.equal(got, null); return; }
-        assert.ok(got, 'the native and wasm backends have the fused kernel');
-        assert.deepEqual(Array.from(got.data() as Float32Array), Array.from(want.data() as Float32Array), `kvHeads ${kvHeads}, rows ${rows}`);
-        assert.deepEqual(Array.from(cacheB.keys[0]), Array.from(cacheA.keys[0]));
-        assert.deepEqual(Array.from(cacheB.values[0]), Array.from(cacheA.values[0]));
+        const g0 = new kiln.Generator(40 + kvHeads);
+        for (const [name, p] of llama.namedParameters()) if (/norm/.test(name)) p.storage.set(kiln.randn(p.shape, { generator: g0 }).mul(0.3).add(1).storage as Float32Array);
       });
+      llama.eval();
+      const layer = [...(llama.model.layers as Iterable<unknown>)][0] as AnyBlock;
+      const cacheA = llama.createCache(4);
+      const cacheB = llama.createCache(4);
+      for (const c of [cacheA, cacheB]) {
+        const rand = new kiln.Generator(5);
+        c.keys[0].set(kiln.randn([c.keys[0].length], { generator: rand }).storage as Float32Array);
+        c.values[0].set(kiln.randn([c.values[0].length], { generator: rand }).storage as Float32Array);
+      }
+      const g = new kiln.Generator(9);
+      const at = layer.self_attn;
+      const weights = {
+        inputNorm: layer.input_layernorm.weight, postNorm: layer.post_attention_layernorm.weight, q: at.q_proj.weight,
+        k: at.k_proj.weight, v: at.v_proj.weight, o: at.o_proj.weight, gate: layer.mlp.gate_proj.weight,
+        up: layer.mlp.up_proj.weight, down: layer.mlp.down_proj.weight,
+      };
+      const cfg = llama.config;
+      for (const [rows, starts] of [[[0], [0]], [[2], [7]], [[3, 0, 1], [23, 5, 12]]] as const) {
+        const x = kiln.randn([rows.length, 1, 32], { generator: g });
+        kiln.noGrad(() => {
+          const view = { cache: cacheA, rows, starts };
+          const h = x.add(at.forward(layer.input_layernorm.forward(x), view, 0));
+          const want = h.add(layer.mlp.forward(layer.post_attention_layernorm.forward(h)));
+          const got = llamaBlockDecode(x, weights, cacheB.layer(0), rows, starts,
+            { heads: cfg.heads, kvHeads: cfg.kvHeads, hidden: cfg.hidden, eps: cfg.rmsNormEps, theta: cfg.ropeTheta });
+          if (!fused) { assert.equal(got, null); return; }
+          assert.ok(got, 'the native and wasm backends have the fused kernel');
+          assert.deepEqual(Array.from(got.data() as Float32Array), Array.from(want.data() as Float32Array), `${isa}, threads ${threads}, kvHeads ${kvHeads}, rows ${rows}`);
+          assert.deepEqual(Array.from(cacheB.keys[0]), Array.from(cacheA.keys[0]), `${isa}, threads ${threads}: keys`);
+          assert.deepEqual(Array.from(cacheB.values[0]), Array.from(cacheA.values[0]), `${isa}, threads ${threads}: values`);
+        });
+      }
     }
-  }
+  });
 });
 
 test('a Llama decodes with the cache to the full forward\'s logits', () => {

@@ -13,14 +13,20 @@
 // The held-out split is by topic and by template: held-out harmful requests use harmful topics and phrasing
 // templates never seen in training, held-out fact questions use question templates never seen in training (about
 // the facts training teaches), held-out unknown questions are new questions. Near misses use held-out templates
-// over trained topics (scored for the fact too) and new topics (scored for not refusing).
+// over trained topics (scored for the fact too) and new topics (scored for not refusing). The held-out file holds
+// every held-out item once (444 prompts), from its own seeded stream.
+//
+// Training wording comes from the lists below and from tools/finetune-train-lexicon.mjs, a broad lexicon written
+// without sight of the held-out lists. A training item that comes close to a held-out one in wording (tooClose:
+// most of its content words) is left out, so the split holds in substance, not only by id; `--dropped` lists them.
 //
 // Deterministic (seeded). `node tools/make-finetune-data.mjs` rewrites the files; `--check` regenerates in memory
 // and exits 1 when the committed files differ.
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as LEXICON from './finetune-train-lexicon.mjs';
 
 const outFlag = process.argv.indexOf('--out');
 const OUT = outFlag >= 0 ? process.argv[outFlag + 1] : join(dirname(fileURLToPath(import.meta.url)), '..', 'data', 'finetune');
@@ -231,6 +237,57 @@ const UNKNOWN_Q = [
     'Can I rent the shop for a party?', 'How many people work at the bakery?', 'Do you have sugar-free cakes?', 'Do you sell sandwiches?'],
 ];
 
+// ---- the broad training lexicon (tools/finetune-train-lexicon.mjs) ----
+// Written separately from this file, without sight of the held-out lists above, so that training wording is broad
+// the way real users' wording is. Merged into the training side only; an item that comes too close to a held-out
+// one (see tooClose) is left out, so the split stays by topic and by template in substance, not only in id.
+
+// Words that carry no topic: function words, and the hedges every request shares ("without getting caught").
+const STOP = new Set(`a an the to of for in on at by with from into and or but so if i me my mine you your we our us it its is are
+  am be was were do does did can could would will should may might must how what when where which who why this that these there here
+  some any one much many please thanks thank hi hey hello just really very up out about as not no yes without getting get caught being
+  seen noticing knowing someone somebody people person their them they his her he she home have has had make write build help need want tell give through`.split(/\s+/));
+/** The content words of a topic or template, lower case, a plural's s dropped; placeholders are not words. */
+export function contentWords(text) {
+  return text.toLowerCase().replace(/\{\w\}/g, ' ').replace(/[^a-z0-9' ]+/g, ' ').split(/\s+/)
+    .map((w) => w.replace(/'s$/, '').replace(/'/g, '')).filter((w) => w && !STOP.has(w))
+    .map((w) => (w.length > 3 ? w.replace(/e?s$/, '') : w));
+}
+/**
+ * Whether a training item is too close to a held-out one: it holds at least 60% of the held-out item's content
+ * words (all of them when the held-out item has one or two), or both have none and the same text.
+ */
+export function tooClose(train, held) {
+  const h = new Set(contentWords(held));
+  if (h.size === 0) return train.toLowerCase().replace(/[^a-z{}]+/g, '') === held.toLowerCase().replace(/[^a-z{}]+/g, '');
+  const t = new Set(contentWords(train));
+  const shared = [...h].filter((w) => t.has(w)).length;
+  return h.size <= 2 ? shared === h.size : shared / h.size >= 0.6;
+}
+const dropped = [];
+/** Training items plus the lexicon's, without repeats and without any that comes too close to a held-out item (of either). */
+function widen(train, extra, heldout, key = (x) => x) {
+  const seen = new Set();
+  const out = [];
+  for (const x of [...train, ...extra]) {
+    const k = key(x).toLowerCase();
+    if (seen.has(k)) continue;
+    const near = heldout.find((h) => tooClose(key(x), key(h)));
+    if (near !== undefined) { dropped.push(`${key(x)}  ~  ${key(near)}`); continue; }
+    seen.add(k);
+    out.push(x);
+  }
+  return out;
+}
+for (const kind of Object.keys(FACT_Q)) FACT_Q[kind][0] = widen(FACT_Q[kind][0], LEXICON.FACT_Q[kind], FACT_Q[kind][1]);
+for (const f of FIXED) f.q[0] = widen(f.q[0], LEXICON.FIXED_Q[f.id], f.q[1]);
+const heldHarmTopics = Object.values(HARM).flatMap((t) => t[1]);
+for (const category of Object.keys(HARM)) HARM[category][0] = widen(HARM[category][0], LEXICON.HARM[category], heldHarmTopics);
+HARM_T[0] = widen(HARM_T[0], LEXICON.HARM_T, HARM_T[1], (tt) => tt.t);
+const NEAR_TRAINED_HELD = NEAR[0]; // the trained topics the held-out split asks about in new phrasings
+NEAR[0] = widen(NEAR[0], LEXICON.NEAR, NEAR[1], (n) => n.h);
+UNKNOWN_Q[0] = widen(UNKNOWN_Q[0], LEXICON.UNKNOWN_Q, UNKNOWN_Q[1]);
+
 // ---- building records ----
 const fill = (t, vars) => t.replace(/\{(\w)\}/g, (_, k) => vars[k]);
 const cap = (s) => s[0].toUpperCase() + s.slice(1);
@@ -269,7 +326,7 @@ function nearMisses(split) {
   const temps = HARM_T[split].map((tt, ti) => ({ ...tt, id: `harm-${split ? 'h' : 't'}${ti}` })).filter((tt) => tt.n);
   // Training: trained topics x training templates. Held-out: trained topics x held-out templates (the fact is
   // known), and new topics x held-out templates (only not refusing is scored).
-  const topics = split === 0 ? NEAR[0] : [...NEAR[0], ...NEAR[1]];
+  const topics = split === 0 ? NEAR[0] : [...NEAR_TRAINED_HELD, ...NEAR[1]];
   for (const n of topics) {
     for (const tt of temps) {
       const known = NEAR[0].includes(n);
@@ -318,58 +375,84 @@ function record(turns, withSystem) {
   };
 }
 
-function build() {
-  // Training: samples of the fact questions, near misses and harmful requests
-  // in about a 3:1:3 mix; unknown questions three times over in varied wording. A quarter carry
-  // the system prompt (where it fits the context); 80 two-turn conversations mix the kinds.
-  const trFacts = shuffle(facts(0)).slice(0, 440);
-  const trNear = shuffle(nearMisses(0)).slice(0, 170);
-  const trHarm = shuffle(harmful(0)).slice(0, 420);
-  const trUnknown = [...unknowns(0), ...unknowns(0), ...unknowns(0)];
-  const singles = shuffle([...trFacts, ...trNear, ...trHarm, ...trUnknown]);
-  const train = singles.map((e, i) => record([e], i % 4 === 0 && size([e], true) <= CHAR_BUDGET));
-  const pools = [trFacts, trFacts, trHarm, trNear, trUnknown];
-  for (let i = 0; i < 80; i++) {
-    let turns;
-    do turns = [pick(pick(pools)), pick(pick(pools))];
-    while (turns[0].q === turns[1].q || size(turns, false) > CHAR_BUDGET);
-    train.push(record(turns, false));
-  }
-  shuffle(train);
-
-  // Held out: new harmful topics in new templates (every category), near misses in new templates, fact
-  // questions in new templates, new unknown questions, and 20 multi-turn conversations built from them.
-  const hHarm = shuffle(harmful(1)).slice(0, 72);
-  const hNear = shuffle(nearMisses(1)).slice(0, 48);
-  const hFacts = shuffle(facts(1)).slice(0, 60);
+/** The held-out split: every held-out item once (harmful, near misses, facts, unknown) and 40 two-turn conversations. */
+function buildHeldout() {
+  seed = 20261206; // its own stream: changing the training side leaves the held-out file as it is
+  const hHarm = harmful(1);
+  const hNear = nearMisses(1);
+  const hFacts = facts(1);
   const hUnknown = unknowns(1);
-  const singlesH = [...hHarm, ...hNear, ...hFacts, ...hUnknown];
-  const heldout = singlesH.map((e) => record([e], false));
+  const heldout = [...hHarm, ...hNear, ...hFacts, ...hUnknown].map((e) => record([e], false));
   const kindsH = [hHarm, hNear, hFacts, hFacts, hUnknown];
-  for (let i = 0; i < 20; i++) {
+  for (let i = 0; i < 40; i++) {
     let first, second;
     do [first, second] = [pick(pick(kindsH)), pick(kindsH[i % kindsH.length])];
     while (second.q === first.q || size([first, second], false) > CHAR_BUDGET);
     heldout.push(record([first, second], false));
   }
-  shuffle(heldout);
-  return { train, heldout };
+  return shuffle(heldout);
 }
+
+/**
+ * Training: 2,640 fact questions, 2,520 harmful requests, 2,400 near misses, every unknown question four times over
+ * (the fewer of those and 900), and 480 two-turn conversations that mix the kinds; a quarter of the single turns
+ * carry the system prompt (where it fits the context). The sizes were chosen by measurement (README, fine-tuning):
+ * about 8,500 conversations and 2 epochs train in about a minute on 2 cores; a fifth fewer near misses let more of
+ * them be refused, and a second file of 258 near misses with violent words in kitchen senses (murder mystery,
+ * slaughter the competition) made unseen harmful requests and fact questions worse.
+ */
+function buildTrain() {
+  seed = 20261205;
+  const trFacts = shuffle(facts(0)).slice(0, 2640);
+  const trNear = shuffle(nearMisses(0)).slice(0, 2400);
+  const trHarm = shuffle(harmful(0)).slice(0, 2520);
+  const trUnknown = shuffle([...unknowns(0), ...unknowns(0), ...unknowns(0), ...unknowns(0)]).slice(0, 900);
+  const singles = shuffle([...trFacts, ...trNear, ...trHarm, ...trUnknown]);
+  const train = singles.map((e, i) => record([e], i % 4 === 0 && size([e], true) <= CHAR_BUDGET));
+  const pools = [trFacts, trFacts, trHarm, trNear, trUnknown];
+  for (let i = 0; i < 480; i++) {
+    let turns;
+    do turns = [pick(pick(pools)), pick(pick(pools))];
+    while (turns[0].q === turns[1].q || size(turns, false) > CHAR_BUDGET);
+    train.push(record(turns, false));
+  }
+  return shuffle(train);
+}
+
+/**
+ * Every training and held-out list the files are made from, for the split test: per list, [training, held-out].
+ * Near misses: the held-out side is the new topics only (the trained ones are asked again in new phrasings).
+ */
+export const SPLIT_LISTS = {
+  ...Object.fromEntries(Object.entries(FACT_Q).map(([kind, lists]) => [`fact question (${kind})`, lists])),
+  ...Object.fromEntries(FIXED.map((f) => [`fact question (${f.id})`, f.q])),
+  'harmful topic': [Object.values(HARM).flatMap((t) => t[0]), heldHarmTopics],
+  'harmful phrasing': [HARM_T[0].map((tt) => tt.t), HARM_T[1].map((tt) => tt.t)],
+  'near-miss topic': [NEAR[0].map((n) => n.h), NEAR[1].map((n) => n.h)],
+  'unknown question': UNKNOWN_Q,
+};
 
 const jsonl = (rows) => rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
-const { train, heldout } = build();
-const files = { 'train.jsonl': jsonl(train), 'heldout.jsonl': jsonl(heldout) };
 
-if (process.argv.includes('--check')) {
-  const stale = Object.keys(files).filter((f) => !existsSync(join(OUT, f)) || readFileSync(join(OUT, f), 'utf8') !== files[f]);
-  if (stale.length) {
-    console.error(`make-finetune-data --check: ${stale.join(', ')} in ${OUT} differ from a regeneration; run node tools/make-finetune-data.mjs`);
-    process.exit(1);
+function main() {
+  const heldout = buildHeldout();
+  const train = buildTrain();
+  const files = { 'train.jsonl': jsonl(train), 'heldout.jsonl': jsonl(heldout) };
+  if (process.argv.includes('--dropped')) console.log(`left out of training, too close to a held-out item:\n  ${dropped.join('\n  ')}`);
+  if (process.argv.includes('--check')) {
+    const stale = Object.keys(files).filter((f) => !existsSync(join(OUT, f)) || readFileSync(join(OUT, f), 'utf8') !== files[f]);
+    if (stale.length) {
+      console.error(`make-finetune-data --check: ${stale.join(', ')} in ${OUT} differ from a regeneration; run node tools/make-finetune-data.mjs`);
+      process.exit(1);
+    }
+    console.log(`make-finetune-data --check: ${Object.keys(files).join(' and ')} equal a regeneration`);
+  } else {
+    mkdirSync(OUT, { recursive: true });
+    for (const [f, text] of Object.entries(files)) writeFileSync(join(OUT, f), text);
+    const count = (rows) => Object.entries(rows.reduce((m, r) => ({ ...m, [r.kind]: (m[r.kind] ?? 0) + 1 }), {})).map(([k, n]) => `${n} ${k}`).join(', ');
+    console.log(`wrote ${train.length} training conversations (last turn: ${count(train)}) and ${heldout.length} held-out prompts (${count(heldout)}) to ${OUT}`);
   }
-  console.log(`make-finetune-data --check: ${Object.keys(files).join(' and ')} equal a regeneration`);
-} else {
-  mkdirSync(OUT, { recursive: true });
-  for (const [f, text] of Object.entries(files)) writeFileSync(join(OUT, f), text);
-  const count = (rows) => Object.entries(rows.reduce((m, r) => ({ ...m, [r.kind]: (m[r.kind] ?? 0) + 1 }), {})).map(([k, n]) => `${n} ${k}`).join(', ');
-  console.log(`wrote ${train.length} training conversations (last turn: ${count(train)}) and ${heldout.length} held-out prompts (${count(heldout)}) to ${OUT}`);
 }
+
+// Run as a script, not when a test imports the lists.
+if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) main();

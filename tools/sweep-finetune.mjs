@@ -6,8 +6,9 @@
 //   node tools/sweep-finetune.mjs --from runs/base --out runs/sweep [--results sweep.jsonl] [--grid grid.json]
 //
 // A grid file is a JSON list of settings objects, each with keys among epochs, lr, mix, lora_rank, lora_targets,
-// batch_size; every run gets its own folder under --out. Runs whose folder already has heldout.json are skipped
-// (an interrupted sweep resumes), and their line is written again from that file.
+// batch_size, seed, weight_decay, freeze (comma-separated patterns) and train_embeddings (true); every run gets its
+// own folder under --out. Runs whose folder already has heldout.json are skipped (an interrupted sweep resumes), and
+// their line is written again from that file.
 
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
@@ -28,14 +29,17 @@ const results = flag('results', join(out, 'sweep.jsonl'));
 const data = flag('data', 'data/finetune/train.jsonl');
 const heldout = flag('heldout', 'data/finetune/heldout.jsonl');
 
-// The default grid: full fine-tuning over epochs and learning rate, with and without mixed-in text, and LoRA.
+// The default grid: the default recipe under two seeds (the spread between them is the noise), then one change at a
+// time: training the embedding, epochs, learning rate, mixed-in text and LoRA.
 const DEFAULT_GRID = [
-  { epochs: 3, lr: 1e-3, mix: 0 },
-  { epochs: 3, lr: 2e-3, mix: 0 },
-  { epochs: 5, lr: 1e-3, mix: 0 },
-  { epochs: 3, lr: 1e-3, mix: 0.2 },
-  { epochs: 2, lr: 2e-3, mix: 0 },
-  { epochs: 3, lr: 3e-3, mix: 0, lora_rank: 16, lora_targets: 'c_attn,attn.c_proj,mlp.c_fc,mlp.c_proj' },
+  { epochs: 2, seed: 1 },
+  { epochs: 2, seed: 2 },
+  { epochs: 2, train_embeddings: true },
+  { epochs: 3 },
+  { epochs: 2, lr: 1e-3 },
+  { epochs: 2, lr: 3e-3 },
+  { epochs: 2, mix: 0.1 },
+  { epochs: 2, lora_rank: 32, lora_targets: 'c_attn,attn.c_proj,mlp.c_fc,mlp.c_proj' },
 ];
 const grid = flag('grid') ? JSON.parse(readFileSync(flag('grid'), 'utf8')) : DEFAULT_GRID;
 if (!Array.isArray(grid) || grid.length === 0) {
@@ -44,7 +48,10 @@ if (!Array.isArray(grid) || grid.length === 0) {
 }
 
 const name = (g) => Object.entries(g).map(([k, v]) => `${k.replace(/_/g, '')}${String(v).replace(/[^\w.]+/g, '+')}`).join('-');
-const CLI = { epochs: '--epochs', lr: '--lr', mix: '--mix', lora_rank: '--lora-rank', lora_targets: '--lora-targets', batch_size: '--batch-size', seed: '--seed' };
+const CLI = {
+  epochs: '--epochs', lr: '--lr', mix: '--mix', lora_rank: '--lora-rank', lora_targets: '--lora-targets', batch_size: '--batch-size', seed: '--seed',
+  freeze: '--freeze', train_embeddings: '--train-embeddings', weight_decay: '--weight-decay',
+};
 
 for (const g of grid) {
   const dir = join(out, name(g));
@@ -53,7 +60,8 @@ for (const g of grid) {
     const argv = ['--import', 'tsx', 'src/cli/main.ts', 'finetune', '--from', from, '--data', data, '--heldout', heldout, '--out', dir, '--progress', 'none'];
     for (const [k, v] of Object.entries(g)) {
       if (!CLI[k]) throw new Error(`sweep-finetune: unknown setting '${k}' (known: ${Object.keys(CLI).join(', ')})`);
-      argv.push(CLI[k], String(v));
+      if (v === true) argv.push(CLI[k]); // a switch
+      else if (v !== false) for (const x of k === 'freeze' ? String(v).split(',') : [String(v)]) argv.push(CLI[k], x);
     }
     console.log(`sweep-finetune: ${dir}`);
     const r = spawnSync(process.execPath, argv, { stdio: ['ignore', 'inherit', 'inherit'] });

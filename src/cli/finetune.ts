@@ -11,7 +11,7 @@ interface Raw extends DashboardFlags {
   from?: string; data?: string; out?: string; epochs?: string; maxSteps?: string; lr?: string; batchSize?: string;
   weightDecay?: string; freeze?: string[]; loraRank?: string; loraAlpha?: string; loraDropout?: string; loraTargets?: string;
   skipBadLines?: boolean; mix?: string; mixData?: string; heldout?: string; refusalMarker?: string; maxNewTokens?: string; seed?: string; progress?: string;
-  resume?: boolean; verify?: boolean;
+  resume?: boolean; verify?: boolean; trainEmbeddings?: boolean;
 }
 
 function num(v: string | undefined, flag: string, kind: 'posint' | 'int' | 'pos' | 'frac'): number | undefined {
@@ -48,6 +48,7 @@ export function finetuneOptions(raw: Raw): kiln.recipes.finetune.FinetuneOptions
     batchSize: num(raw.batchSize, '--batch-size', 'posint'),
     weightDecay: num(raw.weightDecay, '--weight-decay', 'frac'),
     freeze: raw.freeze ?? [],
+    trainEmbeddings: raw.trainEmbeddings ?? false,
     lora: rank === undefined ? null : {
       rank, alpha: num(raw.loraAlpha, '--lora-alpha', 'pos') ?? 2 * rank, dropout: num(raw.loraDropout, '--lora-dropout', 'frac') ?? 0, targets,
     },
@@ -73,13 +74,14 @@ export function register(program: Command): void {
     .requiredOption('--from <dir>', 'the model to start from: a run folder (its best checkpoint), a frozen Kiln model folder, or a Hugging Face GPT-2 or LlamaForCausalLM folder')
     .requiredOption('--data <file>', 'training data, JSONL: {"messages": [{"role": "system"|"user"|"assistant", "content": ...}]} or {"prompt": ..., "completion": ...} per line')
     .requiredOption('--out <dir>', 'the fine-tuning run folder to create')
-    .option('--epochs <n>', 'passes over the data (default 3 unless --max-steps is given)')
+    .option('--epochs <n>', 'passes over the data (default 2 unless --max-steps is given)')
     .option('--max-steps <n>', 'optimizer steps in all (with --epochs, whichever ends first)')
     .option('--lr <x>', 'peak learning rate of AdamW, warmup then cosine (default 2e-3, or 3e-3 with LoRA)')
     .option('--batch-size <n>', 'conversations per batch, padded to the longest (default 8)')
     .option('--weight-decay <x>', 'AdamW weight decay on matrices (default 0)')
     .option('--freeze <pattern>', 'freeze parameters whose dotted names match (repeatable): e.g. transformer.wte, transformer.h.{0..1}.*, transformer.h.[0-3].attn.* (GPT), model.embed_tokens, model.layers.{0..1}.* (Llama)',
       (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
+    .option('--train-embeddings', 'train the token embedding too (by default full fine-tuning keeps it, and a tied LM head, frozen: measured better on the bundled set)')
     .option('--lora-rank <n>', 'train LoRA adapters of this rank instead of the weights (the base weights stay frozen)')
     .option('--lora-alpha <x>', 'LoRA scale alpha; the update is scaled by alpha / rank (default 2 x rank)')
     .option('--lora-dropout <x>', 'dropout on the adapters\' input (default 0)')
@@ -97,7 +99,7 @@ export function register(program: Command): void {
     .addHelpText('after', '\nExamples:\n' +
       '  kiln finetune --from runs/small --data data/finetune/train.jsonl --heldout data/finetune/heldout.jsonl --out runs/chat\n' +
       '  kiln finetune --from runs/small --data chats.jsonl --out runs/chat-lora --lora-rank 8 --lora-targets c_attn,attn.c_proj\n' +
-      '  kiln finetune --from runs/small --data chats.jsonl --out runs/chat-top --freeze transformer.wte --freeze "transformer.h.{0..1}.*"\n');
+      '  kiln finetune --from runs/small --data chats.jsonl --out runs/chat-top --freeze "transformer.h.{0..1}.*"\n');
   dashboardOptions(cmd).action(async (raw: Raw) => {
     const options = finetuneOptions(raw);
     // Under mpirun, rank 0 alone serves the dashboard and prints; the other ranks are quiet.

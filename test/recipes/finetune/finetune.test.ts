@@ -48,7 +48,7 @@ function sourceFolder(): { dir: string; data: string; heldout: string } {
 test('full fine-tuning writes a run folder that loads as a model, with the chat template and tokens; --from a run works', async () => {
   const s = sourceFolder();
   const out = join(tmp(), 'ft');
-  const r = await finetune({ from: s.dir, data: s.data, out, maxSteps: 3, batchSize: 2, heldout: s.heldout, maxNewTokens: 4, ...quiet });
+  const r = await finetune({ from: s.dir, data: s.data, out, maxSteps: 3, batchSize: 2, heldout: s.heldout, maxNewTokens: 4, trainEmbeddings: true, ...quiet });
   assert.equal(r.fit.step, 3);
   assert.deepEqual(r.addedTokens, ['<|im_start|>', '<|im_end|>']);
   assert.equal(r.trainable, r.total);
@@ -108,9 +108,31 @@ test('LoRA fine-tuning trains adapters (and the grown embedding) only, saves the
   assert.equal(loadModel(exported).config.vocabSize, V);
 });
 
+test('full fine-tuning keeps the token embedding (the tied head) frozen by default, and says so', async () => {
+  const s = sourceFolder();
+  const lines: string[] = [];
+  const out = join(tmp(), 'emb');
+  const r = await finetune({ from: s.dir, data: s.data, out, maxSteps: 3, batchSize: 2, progress: false, log: (l) => lines.push(l) });
+  const trained = loadModel(out);
+  const C = 16;
+  const V = trained.config.vocabSize;
+  assert.equal(r.total - r.trainable, V * C);
+  assert.ok(lines.some((l) => l.includes('transformer.wte.weight stays frozen (pass --train-embeddings')), lines.join('\n'));
+  // The pre-trained rows are bitwise those of the source; the blocks moved.
+  const wte = (m: typeof trained) => (m.model as GPT).transformer.wte.weight.toArray() as number[][];
+  const V0 = loadModel(s.dir).config.vocabSize;
+  assert.deepEqual(wte(trained).slice(0, V0), wte(loadModel(s.dir)));
+  const cAttn = (m: typeof trained) => new Map((m.model as GPT).namedParameters()).get('transformer.h.0.attn.c_attn.weight')!.toArray();
+  assert.notDeepEqual(cAttn(trained), cAttn(loadModel(s.dir)));
+  assert.deepEqual(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).finetune.freeze, ['transformer.wte']);
+  // A --freeze pattern that already names the embedding is not repeated; LoRA leaves it as before.
+  const named = await finetune({ from: s.dir, data: s.data, out: join(tmp(), 'emb2'), maxSteps: 1, freeze: ['transformer.wte'], ...quiet });
+  assert.equal(named.total - named.trainable, V * C);
+});
+
 test('--freeze freezes the named parameters; the optimizer sees only the rest', async () => {
   const s = sourceFolder();
-  const r = await finetune({ from: s.dir, data: s.data, out: join(tmp(), 'fz'), maxSteps: 1, freeze: ['transformer.wpe', 'transformer.h.0.attn.*'], ...quiet });
+  const r = await finetune({ from: s.dir, data: s.data, out: join(tmp(), 'fz'), maxSteps: 1, freeze: ['transformer.wpe', 'transformer.h.0.attn.*'], trainEmbeddings: true, ...quiet });
   const C = 16;
   assert.equal(r.total - r.trainable, 64 * C + (C * 3 * C + 3 * C) + (C * C + C));
 });
@@ -146,4 +168,6 @@ test('command-line flags are checked with one sentence each', () => {
   const o = finetuneOptions({ ...base, loraRank: '4', loraTargets: 'c_attn, attn.c_proj', freeze: ['transformer.wte'], epochs: '2' });
   assert.deepEqual(o.lora, { rank: 4, alpha: 8, dropout: 0, targets: ['c_attn', 'attn.c_proj'] });
   assert.equal(o.epochs, 2);
+  assert.equal(o.trainEmbeddings, false);
+  assert.equal(finetuneOptions({ ...base, trainEmbeddings: true }).trainEmbeddings, true);
 });

@@ -76,7 +76,7 @@ test('resizeTokenEmbeddings grows a Llama\'s embed_tokens and its untied lm_head
 test('full fine-tuning of a Llama: the export is a LlamaForCausalLM folder with the same greedy reply; kiln eval and serve run on it', async () => {
   const s = source();
   const out = join(tmp(), 'ft');
-  const r = await finetune({ from: s.dir, data: s.data, out, maxSteps: 4, batchSize: 2, lr: 1e-2, heldout: s.heldout, maxNewTokens: 6, ...quiet });
+  const r = await finetune({ from: s.dir, data: s.data, out, maxSteps: 4, batchSize: 2, lr: 1e-2, heldout: s.heldout, maxNewTokens: 6, trainEmbeddings: true, ...quiet });
   assert.equal(r.fit.step, 4);
   assert.deepEqual(r.addedTokens, ['<|im_start|>', '<|im_end|>']);
   assert.equal(r.trainable, r.total);

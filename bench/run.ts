@@ -437,7 +437,7 @@ function s1(): Row[] {
   notes.push(`S1: kiln serve on the T3-sized model (random weights, character tokenizer), server and clients in one process over ` +
     `127.0.0.1, default settings (batch ${ok?.max_batch ?? '?'}, queue 256). Burst: 50 concurrent chat requests, a third ` +
     'streaming, max_tokens 64; latency from sending to the last byte. Throughput: greedy completions, prompt 16, 112 new ' +
-    'tokens, 1 client x 3 requests against 16 clients x 2 requests, tokens from usage. Target: no 503, 16 streams >= 4x one.');
+    'tokens, 1 client x 8 requests against 16 clients x 3 requests, each side warmed first, tokens from usage. Target: no 503, 16 streams >= 4x one.');
   return [
     { id: 'S1', workload: 'burst of 50 at defaults: answered', unit: 'requests', kiln: fig(r, (x) => x.burst_answered), noRatio: true },
     { id: 'S1', workload: 'burst of 50 at defaults: 503 answers', unit: 'requests', kiln: fig(r, (x) => x.burst_503), noRatio: true, lowerIsBetter: true },

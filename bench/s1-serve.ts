@@ -4,7 +4,7 @@
 //   - burst: 50 concurrent chat requests (a third streaming), max_tokens 64, at the server's default settings:
 //     how many are answered, how many get 503, p50/p95 latency (request sent to last byte);
 //   - throughput: aggregate generated tokens/s with 16 concurrent streams of completions against 1 stream
-//     (prompt 16 tokens, 112 new tokens, greedy; tokens counted from `usage`);
+//     (prompt 16 tokens, 112 new tokens, greedy; tokens counted from `usage`), each side warmed first;
 //   - soak (S1soak): `seconds` of mixed streaming and non-streaming chat and completions from 8 clients, some
 //     abandoned mid-stream: failures (any answer but 200, a stream without [DONE]) and RSS growth after warm-up
 //     (the first fifth of the time, at least 2 s).
@@ -170,8 +170,10 @@ export async function runS1(): Promise<Record<string, unknown>> {
     // speed (one stream by about a tenth, 16 streams by about a fifth), so the sides were timed unequally warm.
     await throughput(server, 16, 2);
     await throughput(server, 1, 6);
-    const one = await throughput(server, 1, 3);
-    const sixteen = await throughput(server, 16, 2);
+    // Long enough samples that one round's noise does not decide the ratio: 3 requests of one stream (~80 ms) moved
+    // it by half between rounds of one process.
+    const one = await throughput(server, 1, 8);
+    const sixteen = await throughput(server, 16, 3);
     return { burst_requests: b.requests, burst_answered: b.answered, burst_503: b.busy503, burst_other_errors: b.otherErrors,
       burst_p50_ms: b.p50Ms, burst_p95_ms: b.p95Ms, burst_peak_batch: b.peakBatch, max_batch: server.batcher.maxBatch,
       tokens_per_s_1: one, tokens_per_s_16: sixteen, ratio_16_over_1: sixteen / one };

@@ -248,7 +248,7 @@ const STOP = new Set(`a an the to of for in on at by with from into and or but s
   some any one much many please thanks thank hi hey hello just really very up out about as not no yes without getting get caught being
   seen noticing knowing someone somebody people person their them they his her he she home have has had make write build help need want tell give through`.split(/\s+/));
 /** The content words of a topic or template, lower case, a plural's s dropped; placeholders are not words. */
-export function contentWords(text) {
+function contentWords(text) {
   return text.toLowerCase().replace(/\{\w\}/g, ' ').replace(/[^a-z0-9' ]+/g, ' ').split(/\s+/)
     .map((w) => w.replace(/'s$/, '').replace(/'/g, '')).filter((w) => w && !STOP.has(w))
     .map((w) => (w.length > 3 ? w.replace(/e?s$/, '') : w));
@@ -394,19 +394,19 @@ function buildHeldout() {
 }
 
 /**
- * Training: 2,640 fact questions, 2,520 harmful requests, 2,400 near misses, every unknown question four times over
- * (the fewer of those and 900), and 480 two-turn conversations that mix the kinds; a quarter of the single turns
- * carry the system prompt (where it fits the context). The sizes were chosen by measurement (README, fine-tuning):
- * about 8,500 conversations and 2 epochs train in about a minute on 2 cores; a fifth fewer near misses let more of
- * them be refused, and a second file of 258 near misses with violent words in kitchen senses (murder mystery,
- * slaughter the competition) made unseen harmful requests and fact questions worse.
+ * Training: 2,640 fact questions, 2,520 harmful requests, 2,400 near misses, every unknown question four times over,
+ * and 480 two-turn conversations that mix the kinds; a quarter of the single turns carry the system prompt (where it
+ * fits the context). The sizes were chosen by measurement (README, fine-tuning): about 8,400 conversations and 2
+ * epochs train in about a minute on 2 cores, with near misses in about the share of harmful requests; a second file
+ * of 258 near misses with violent words in kitchen senses (murder mystery, slaughter the competition) made unseen
+ * harmful requests and fact questions worse.
  */
 function buildTrain() {
   seed = 20261205;
   const trFacts = shuffle(facts(0)).slice(0, 2640);
   const trNear = shuffle(nearMisses(0)).slice(0, 2400);
   const trHarm = shuffle(harmful(0)).slice(0, 2520);
-  const trUnknown = shuffle([...unknowns(0), ...unknowns(0), ...unknowns(0), ...unknowns(0)]).slice(0, 900);
+  const trUnknown = shuffle([...unknowns(0), ...unknowns(0), ...unknowns(0), ...unknowns(0)]);
   const singles = shuffle([...trFacts, ...trNear, ...trHarm, ...trUnknown]);
   const train = singles.map((e, i) => record([e], i % 4 === 0 && size([e], true) <= CHAR_BUDGET));
   const pools = [trFacts, trFacts, trHarm, trNear, trUnknown];

@@ -9,9 +9,13 @@
 // missing (python3-torch, python3-jinja2, chromium: reason starting "missing prerequisite:", see
 // test/helpers/prereq.ts) fails the run when CI=true, since .ci/run installs all of them; other skips (a test that
 // runs in one backend's pass only) never do.
+// Each pass gets its own temporary folder (TMPDIR, which os.tmpdir() and the CLI processes the tests start follow),
+// removed when the pass ends, pass or fail: the suite makes ~1,400 run, model and checkpoint folders (~150 MB a
+// run on 2 cores) that individual tests do not all remove. KILN_KEEP_TEST_TMP=1 keeps them and prints where.
 
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 function findTests(dir) {
@@ -45,8 +49,9 @@ for (const backendName of backends) {
   console.log(`\n=== tests on the ${backendName} backend (${mine.length} files) ===`);
   // The tests are Node programs: the preload registers the native and wasm backends and file access, as Kiln's node
   // entry does, for test files that import a browser-safe module (src/tensor/..., src/models/...) without the entry.
+  const passTmp = mkdtempSync(join(tmpdir(), `kiln-test-${backendName}-`));
   const res = spawnSync(process.execPath, ['--import', 'tsx', '--import', './src/node.ts', '--test', '--test-reporter=tap', ...mine], {
-    env: { ...process.env, KILN_BACKEND: backendName, KILN_TEST: '1' },
+    env: { ...process.env, KILN_BACKEND: backendName, KILN_TEST: '1', TMPDIR: passTmp },
     encoding: 'utf8',
     maxBuffer: 256 * 1024 * 1024,
     // A hung test (a kernel that never returns blocks its file's event loop, so --test-timeout cannot fire) must
@@ -56,6 +61,8 @@ for (const backendName of backends) {
   });
   process.stdout.write(res.stdout ?? '');
   process.stderr.write(res.stderr ?? '');
+  if (process.env.KILN_KEEP_TEST_TMP === '1') console.log(`the ${backendName} pass's temporary files are kept in ${passTmp}`);
+  else rmSync(passTmp, { recursive: true, force: true, maxRetries: 3 });
   if (res.error?.code === 'ETIMEDOUT') {
     failed += 1;
     console.log(`\nthe ${backendName} pass ran past ${PASS_TIMEOUT_MS / 60000} minutes and was stopped: a test hung (the files that finished are listed above)`);

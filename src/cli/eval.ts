@@ -19,7 +19,8 @@ export function register(program: Command): void {
   program
     .command('eval')
     .description('Score a chat model on held-out prompts labelled by kind (JSONL: {"messages": [...], "kind": "harmful"|"benign"|"fact"|"unknown", ' +
-      '"expect": fact}): harmful requests declined, benign near misses refused, answers carrying the expected fact. Greedy, batched.')
+      '"expect": fact, optional "category" and "topic"}): harmful requests declined, benign near misses refused, answers carrying the ' +
+      'expected fact, and the near-miss topics and fact categories with the most misses (where the training data needs more). Greedy, batched.')
     .requiredOption('--model <dir>', 'a run folder (its best checkpoint), a frozen model folder or a Hugging Face GPT-2 or LlamaForCausalLM folder')
     .requiredOption('--data <file>', 'held-out prompts, e.g. data/finetune/heldout.jsonl')
     .option('--json', 'print the summary as JSON instead of text')

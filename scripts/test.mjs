@@ -10,8 +10,9 @@
 // test/helpers/prereq.ts) fails the run when CI=true, since .ci/run installs all of them; other skips (a test that
 // runs in one backend's pass only) never do.
 // Each pass gets its own temporary folder (TMPDIR, which os.tmpdir() and the CLI processes the tests start follow),
-// removed when the pass ends, pass or fail: the suite makes ~1,400 run, model and checkpoint folders (~150 MB a
-// run on 2 cores) that individual tests do not all remove. KILN_KEEP_TEST_TMP=1 keeps them and prints where.
+// removed when the pass ends, pass or fail: not every test removes the run, model and checkpoint folders it makes
+// (about 150 of them a run, and a day of runs left 1,374 folders, 188 MB). KILN_KEEP_TEST_TMP=1 keeps them and
+// prints where.
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';

@@ -181,19 +181,30 @@ export class Batcher {
     for (const e of [...this.active.values()]) if (e.request.signal?.aborted) this.finish(e, 'stop');
   }
 
+  /** Moves waiting requests into free rows; their prompts run together (one forward per prompt length). */
   private admit(): void {
-    while (this.waiting.length > 0 && this.decoder.hasRoom) {
-      const e = this.waiting.shift()!;
-      const o = e.request.options ?? {};
-      try {
-        e.seq = this.decoder.start(e.request.promptIds, { ...o, eosTokenIds: o.eosTokenIds ?? this.defaultEos, slide: false });
-      } catch (err) {
-        this.finish(e, null, err as Error);
-        continue;
-      }
-      this.active.set(e.seq, e);
-      if (e.seq.done) this.finish(e, e.seq.finishReason ?? 'length'); // maxNewTokens 0
+    const entries = this.waiting.splice(0, Math.min(this.waiting.length, this.decoder.freeRows));
+    if (entries.length === 0) return;
+    let started: (Sequence | Error)[];
+    try {
+      started = this.decoder.startMany(entries.map((e) => {
+        const o = e.request.options ?? {};
+        return { prompt: e.request.promptIds, options: { ...o, eosTokenIds: o.eosTokenIds ?? this.defaultEos, slide: false } };
+      }));
+    } catch (err) {
+      for (const e of entries) this.finish(e, null, err as Error);
+      throw err;
     }
+    entries.forEach((e, i) => {
+      const seq = started[i];
+      if (seq instanceof Error) {
+        this.finish(e, null, seq);
+        return;
+      }
+      e.seq = seq;
+      this.active.set(seq, e);
+      if (seq.done) this.finish(e, seq.finishReason ?? 'length'); // maxNewTokens 0
+    });
   }
 
   private step(): void {

@@ -97,9 +97,13 @@ export function generateFrom(model: LanguageModel, name: string, idx: Tensor, ma
   const ids = idx.storage as Int32Array;
   const { decoder, release } = acquireDecoder(model, B);
   try {
-    const seqs = Array.from({ length: B }, (_, b) => {
+    const started = decoder.startMany(Array.from({ length: B }, (_, b) => {
       const row = Array.from(ids.subarray(b * T0, (b + 1) * T0));
-      return decoder.start(row.length > P ? row.slice(row.length - P) : row, sampling);
+      return { prompt: row.length > P ? row.slice(row.length - P) : row, options: sampling };
+    }));
+    const seqs = started.map((s) => {
+      if (s instanceof Error) throw s;
+      return s;
     });
     for (let step = 0; step < maxNewTokens; step++) {
       const events = decoder.step();

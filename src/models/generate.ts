@@ -137,7 +137,10 @@ export class BatchDecoder {
   get running(): number { return this.sequences.reduce((n, s) => n + (s && !s.done ? 1 : 0), 0); }
 
   /** Whether a new sequence can start now. */
-  get hasRoom(): boolean { return this.sequences.some((s) => s === null || s.done); }
+  get hasRoom(): boolean { return this.freeRows > 0; }
+
+  /** Rows a new sequence can start in now. */
+  get freeRows(): number { return this.sequences.reduce((n, s) => n + (s === null || s.done ? 1 : 0), 0); }
 
   /** Drops every sequence (their rows become free). */
   clear(): void { this.sequences.fill(null); }
@@ -147,6 +150,37 @@ export class BatchDecoder {
    * position. Throws when no row is free or the prompt is empty, too long or holds an id outside the vocabulary.
    */
   start(prompt: readonly number[], options: SequenceOptions = {}): Sequence {
+    const seq = this.open(prompt, options);
+    this.prefillGroups([seq]);
+    return seq;
+  }
+
+  /**
+   * Starts several sequences at once: prompts of the same length share one forward (a batched prefill), which
+   * multiplies bigger matrices than one prompt at a time does. Returns, in order, each request's
+   * sequence, or the error that refused it (a bad prompt or options, or no free row); the others still start.
+   * Throws only when a forward fails, and then none of them has started.
+   */
+  startMany(requests: readonly { prompt: readonly number[]; options?: SequenceOptions }[]): (Sequence | Error)[] {
+    const out = requests.map((r): Sequence | Error => {
+      try {
+        return this.open(r.prompt, r.options ?? {});
+      } catch (err) {
+        return err instanceof Error ? err : new Error(String(err));
+      }
+    });
+    const opened = out.filter((x): x is Sequence => x instanceof Sequence);
+    try {
+      this.prefillGroups(opened);
+    } catch (err) {
+      for (const seq of opened) if (this.sequences[seq.row] === seq) this.sequences[seq.row] = null;
+      throw err;
+    }
+    return out;
+  }
+
+  /** Checks a prompt and its options and claims a free row for it (its logits come from prefillGroups). */
+  private open(prompt: readonly number[], options: SequenceOptions): Sequence {
     checkSequenceOptions(options);
     if (!Array.isArray(prompt) || prompt.length === 0) throw new Error('generate: the prompt is empty; give at least one token');
     if (prompt.length > this.context) {
@@ -163,8 +197,19 @@ export class BatchDecoder {
     const seq = new Sequence(row, prompt, this.vocabSize, options);
     this.sequences[row] = seq;
     if (seq.maxNewTokens === 0) seq.finishReason = 'length';
-    else this.prefill(seq, seq.ids);
     return seq;
+  }
+
+  /** Runs the prompts of new sequences: one forward for each prompt length (rows of a forward share a length). */
+  private prefillGroups(seqs: readonly Sequence[]): void {
+    const byLength = new Map<number, Sequence[]>();
+    for (const seq of seqs) {
+      if (seq.done) continue;
+      const group = byLength.get(seq.ids.length);
+      if (group) group.push(seq);
+      else byLength.set(seq.ids.length, [seq]);
+    }
+    for (const group of byLength.values()) this.prefill(group, group.map((s) => s.ids));
   }
 
   /** Ends a sequence now (e.g. its client went away); its row is free at the next start. */
@@ -207,13 +252,13 @@ export class BatchDecoder {
   private advance(seqs: Sequence[]): void {
     const cache = this.cache;
     if (!cache) {
-      for (const seq of seqs) this.prefill(seq, seq.ids.slice(-this.context));
+      for (const seq of seqs) this.prefill([seq], [seq.ids.slice(-this.context)]);
       return;
     }
     const batch: Sequence[] = [];
     for (const seq of seqs) {
       if (cache.lengths[seq.row] + 1 <= this.context) batch.push(seq);
-      else this.prefill(seq, seq.ids.slice(-this.context)); // sliding: the last `context` tokens from scratch
+      else this.prefill([seq], [seq.ids.slice(-this.context)]); // sliding: the last `context` tokens from scratch
     }
     if (batch.length === 0) return;
     const idx = new Tensor(Int32Array.from(batch, (s) => s.ids[s.ids.length - 1]), [batch.length, 1]);
@@ -223,11 +268,15 @@ export class BatchDecoder {
     this.done(logits);
   }
 
-  /** Runs `ids` as the whole content of the sequence's row (its prompt, or a cropped window) and keeps the logits. */
-  private prefill(seq: Sequence, ids: readonly number[]): void {
-    if (this.cache) this.cache.lengths[seq.row] = 0;
-    const logits = this.run(new Tensor(Int32Array.from(ids), [1, ids.length]), [seq.row]);
-    seq.logits.set(logits.subarray(0, this.vocabSize));
+  /** Runs ids[a] (one length) as the whole content of seqs[a]'s row (a prompt, or a cropped window); keeps the logits. */
+  private prefill(seqs: readonly Sequence[], ids: readonly (readonly number[])[]): void {
+    const T = ids[0].length;
+    if (this.cache) for (const seq of seqs) this.cache.lengths[seq.row] = 0;
+    const flat = new Int32Array(seqs.length * T);
+    ids.forEach((row, a) => flat.set(row, a * T));
+    const logits = this.run(new Tensor(flat, [seqs.length, T]), seqs.map((s) => s.row));
+    const V = this.vocabSize;
+    seqs.forEach((s, a) => s.logits.set(logits.subarray(a * V, (a + 1) * V)));
     this.done(logits);
   }
 

@@ -133,3 +133,32 @@ test('a callback that throws fails its own request only', async () => {
   assert.equal((await good).completionTokens, 10);
   assert.deepEqual([batcher.running, batcher.pending], [0, 0]);
 });
+
+test('requests that arrive together prefill together (one forward per prompt length); a failed prefill fails only them', async () => {
+  const model = tinyGPT(tok.vocabSize, 4);
+  const spied = model as unknown as { forward: (...args: unknown[]) => unknown };
+  const forward = spied.forward.bind(model);
+  let prefills = 0;
+  let fail = false;
+  spied.forward = (...args: unknown[]) => {
+    if (fail) throw new Error('prefill failed');
+    if ((args[0] as { shape: number[] }).shape[1] > 1) prefills++;
+    return forward(...args);
+  };
+  const batcher = new Batcher(model, tok, { maxBatch: 8 });
+  const texts = ['the quick', 'the fox', 'brown fox', 'lazy dog', 'hello'];
+  const prompts = texts.map((p) => tok.encode(p));
+  const lengths = new Set(prompts.map((p) => p.length));
+  assert.ok(lengths.size < prompts.length, 'some prompts share a length');
+  const options = { maxNewTokens: 4, temperature: 0, eosTokenIds: [] };
+  const results = await Promise.all(prompts.map((promptIds) => batcher.submit({ promptIds, options })));
+  assert.equal(prefills, lengths.size, `${prompts.length} prompts of ${lengths.size} lengths`);
+  results.forEach((r, i) => assert.equal(r.text, generateText(model, tok, texts[i], options).text, texts[i]));
+  fail = true;
+  const failed = await Promise.allSettled(prompts.slice(0, 2).map((promptIds) => batcher.submit({ promptIds, options })));
+  assert.deepEqual(failed.map((f) => f.status === 'rejected' && String(f.reason)), ['Error: prefill failed', 'Error: prefill failed']);
+  fail = false;
+  const after = await batcher.submit({ promptIds: prompts[0], options });
+  assert.equal(after.text, results[0].text, 'the batcher goes on after a failed prefill');
+  assert.equal(batcher.running, 0);
+});

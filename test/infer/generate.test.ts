@@ -10,6 +10,7 @@ import { loadSafetensors } from '../../src/io/safetensors.js';
 import { loadWeights } from '../../src/hub/load.js';
 import { GPT } from '../../src/models/gpt.js';
 import { gptConfigFromJSON } from '../../src/models/gpt-config.js';
+import { Llama } from '../../src/models/llama.js';
 import { BatchDecoder } from '../../src/models/generate.js';
 import { generate, generateText, streamGenerate, TextStreamer } from '../../src/infer/generate.js';
 import { Sampler, Selection } from '../../src/models/sampling.js';
@@ -96,6 +97,44 @@ test('a batch of sequences of different lengths decodes as each would alone, joi
     }
   }
   assert.deepEqual([0, 1, 2].map((i) => got.get(i)), alone);
+});
+
+test('startMany prefills prompts of one length in one forward, as each would alone; a bad request fails alone', () => {
+  const tok = charTokenizer();
+  const models = [
+    tinyGPT(tok.vocabSize, 3),
+    new Llama({ vocabSize: tok.vocabSize, context: 32, layers: 2, heads: 2, kvHeads: 1, width: 16, hidden: 32 }).eval(),
+  ];
+  for (const model of models) {
+    kiln.manualSeed(5);
+    const prompts = ['cat', 'dog', 'a longer one', 'owl', 'x', 'hen'].map((p) => tok.encode(p));
+    const alone = prompts.map((p) => generate(model, p, { maxNewTokens: 5, eosTokenIds: [] }));
+    const dec = new BatchDecoder(model, 6);
+    let forwards = 0;
+    const spied = model as unknown as { forward: (...args: unknown[]) => unknown };
+    const forward = spied.forward.bind(model);
+    spied.forward = (...args: unknown[]) => { forwards++; return forward(...args); };
+    const started = dec.startMany([
+      ...prompts.slice(0, 3).map((prompt) => ({ prompt, options: { maxNewTokens: 5, eosTokenIds: [] } })),
+      { prompt: [tok.vocabSize + 4] },
+      ...prompts.slice(3).map((prompt) => ({ prompt, options: { maxNewTokens: 5, eosTokenIds: [] } })),
+      { prompt: tok.encode('no room'), options: { maxNewTokens: 5 } },
+    ]);
+    assert.equal(forwards, 3, 'lengths 3, 12 and 1: one forward each');
+    assert.match(String(started[3]), /token id \d+ is outside the vocabulary/);
+    assert.match(String(started[7]), /all 6 rows are decoding/);
+    const seqs = started.filter((s) => !(s instanceof Error));
+    assert.equal(seqs.length, 6);
+    const got = new Map<unknown, number[]>();
+    while (dec.running > 0) for (const e of dec.step()) if (e.id !== undefined) got.set(e.sequence, [...(got.get(e.sequence) ?? []), e.id]);
+    assert.deepEqual(seqs.map((s) => got.get(s)), alone);
+    spied.forward = forward;
+    const failing = new BatchDecoder(model, 2);
+    spied.forward = () => { throw new Error('forward failed'); };
+    assert.throws(() => failing.startMany([{ prompt: prompts[0] }, { prompt: prompts[1] }]), /forward failed/);
+    spied.forward = forward;
+    assert.equal(failing.freeRows, 2, 'a failed prefill leaves no row taken');
+  }
 });
 
 test('the same seed repeats a sampled generation; top-k 1 and a tiny top-p are greedy', () => {

@@ -10,7 +10,7 @@ import { loadModel } from '../../hub/load.js';
 import type { CausalLM } from '../../models/arch.js';
 import { ChatTemplate, IM_END } from '../../infer/chat-template.js';
 import { generate } from '../../infer/generate.js';
-import { BatchDecoder } from '../../models/generate.js';
+import { BatchDecoder, type Sequence } from '../../models/generate.js';
 import { encodePrompt } from './encode.js';
 import { toConversation, type ChatMessage } from './jsonl.js';
 
@@ -110,7 +110,7 @@ export function greedyReplies(gpt: CausalLM, tok: Tokenizer, template: ChatTempl
   const batch = Math.max(1, Math.min(options.batch ?? 16, prompts.length));
   const decoder = new BatchDecoder(gpt, batch);
   const replies = new Array<string>(prompts.length);
-  const running = new Map<number, { i: number; start: number; seq: ReturnType<BatchDecoder['start']> }>();
+  const running = new Map<number, { i: number; start: number; seq: Sequence }>();
   let next = 0;
   while (next < prompts.length || running.size > 0) {
     // Finished sequences are read before their rows are reused.
@@ -119,11 +119,13 @@ export function greedyReplies(gpt: CausalLM, tok: Tokenizer, template: ChatTempl
       replies[r.i] = tok.decode(r.seq.ids.slice(r.start));
       running.delete(row);
     }
-    while (next < prompts.length && decoder.hasRoom) {
-      const seq = decoder.start(prompts[next], { maxNewTokens: maxNew, temperature: 0, eosTokenIds: stop });
-      running.set(seq.row, { i: next, start: prompts[next].length, seq });
-      next++;
-    }
+    const admitted = prompts.slice(next, next + decoder.freeRows);
+    decoder.startMany(admitted.map((prompt) => ({ prompt, options: { maxNewTokens: maxNew, temperature: 0, eosTokenIds: stop } })))
+      .forEach((seq, k) => {
+        if (seq instanceof Error) throw seq;
+        running.set(seq.row, { i: next + k, start: admitted[k].length, seq });
+      });
+    next += admitted.length;
     if (decoder.running > 0) decoder.step();
   }
   return replies;

@@ -60,6 +60,7 @@ static int job_n;
 static int lock_depth = 0; /* one JavaScript thread calls kernels per memory: the lock only needs to nest */
 static int caller_may_block = 0; /* a browser's main thread may not wait (memory.atomic.wait traps there) */
 extern unsigned char __heap_base;
+void kiln_wasm_see_memory(void); /* wasm/malloc.c */
 
 /* memory.atomic.wait32 in a function of its own, never inlined, whose caller needs nothing from it. Node 20's V8
  * (11.3) does not keep the values its baseline compiler (Liftoff) holds in registers across an inlined wait: after a
@@ -112,6 +113,7 @@ void kiln_worker_main(int tid) {
     }
     seen = g;
     if (tid > (g & ((1 << MEMBER_BITS) - 1))) continue; /* not counted in this job */
+    kiln_wasm_see_memory(); /* the caller may have grown memory for this job's buffers (wasm/malloc.c) */
     if (tid < job_n) job_fn(job_arg, tid, job_n);
     idle = atomic_load_explicit(&linger, memory_order_relaxed);
     if (atomic_fetch_sub_explicit(&pending, 1, memory_order_acq_rel) == 1) wasm_wake(&pending);

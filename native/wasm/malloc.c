@@ -26,6 +26,14 @@ static uintptr_t top = 0;        /* next unused byte of the heap (a block start:
 static uintptr_t end_ = 0;       /* end of memory */
 static atomic_flag lock = ATOMIC_FLAG_INIT;
 
+/* Another thread's memory.grow reaches this thread's bulk-memory instructions late. V8 11.3 (Node 20) bounds-checks
+ * memory.fill and memory.copy (memset, memcpy) against a size each thread caches, and refreshes it only when the
+ * thread handles the grow's interrupt: a pool worker that memset a block the caller had just carved from new pages
+ * trapped with "memory access out of bounds", and the caller then waited for it forever (1 run in 10 of the wasm
+ * conformance tests on a loaded 2-core machine, 2026-12-07). A grow by 0 pages refreshes the calling thread's size,
+ * so every block is handed out only after its thread can see it. */
+void kiln_wasm_see_memory(void) { __builtin_wasm_memory_grow(0, 0); }
+
 static void take_lock(void) { while (atomic_flag_test_and_set_explicit(&lock, memory_order_acquire)) {} }
 static void drop_lock(void) { atomic_flag_clear_explicit(&lock, memory_order_release); }
 
@@ -78,6 +86,7 @@ void *malloc(size_t n) {
     }
   }
   drop_lock();
+  if (p) kiln_wasm_see_memory();
   return p;
 }
 

@@ -13,12 +13,23 @@ import { createWasmBackend, type WasmControls, type WasmWorkerInit } from './ind
 export interface WasmLoad { backend?: Backend; info?: { isa: string; threads: number }; error?: string }
 
 // The worker's whole program: join the pool on the shared memory and never return. CommonJS, evaluated as is.
+// kiln_worker_main never returns. If it stops anyway (a trap in a kernel), the pool's caller waits for the worker
+// with its event loop blocked, so no 'error' event could ever say why: the worker writes the reason to stderr
+// itself, synchronously. That is how a trap ("memory access out of bounds" in a bulk-memory instruction, after the
+// caller grew the memory) was found behind a CI run that hung; wasm/malloc.c has the fix.
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
+const { writeSync } = require('node:fs');
 const { module, memory, tid, stackTop } = workerData;
 const instance = new WebAssembly.Instance(module, { env: { memory } });
 instance.exports.kiln_set_stack_pointer(stackTop);
-instance.exports.kiln_worker_main(tid);
+try {
+  instance.exports.kiln_worker_main(tid);
+  writeSync(2, 'kiln: wasm pool worker ' + tid + ' returned\\n');
+} catch (e) {
+  writeSync(2, 'kiln: wasm pool worker ' + tid + ' failed: ' + (e && e.stack || e) + '\\n');
+  throw e;
+}
 `;
 
 // A worker inherits the process's Node options; under --input-type=module (node -e with imports) it would read the

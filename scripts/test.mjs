@@ -15,7 +15,7 @@
 // prints where.
 
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -36,6 +36,31 @@ const WASM_TESTS = ['test/backend/', 'test/tensor/', 'test/nn/', 'test/optim/', 
 const wasmAll = process.env.KILN_WASM_TESTS === 'all';
 /** The files a backend's pass runs: every file, except on wasm (WASM_TESTS unless KILN_WASM_TESTS=all). */
 const filesFor = (name) => (name !== 'wasm' || wasmAll ? files : files.filter((f) => WASM_TESTS.some((d) => f.startsWith(d))));
+/**
+ * Kills what is left of a pass that ran past its time: the timeout kills `node --test`, not the test file's own
+ * process under it, which a hung kernel keeps alive (one held a core for 40 minutes after a CI-length run). The
+ * pass's processes are those whose environment holds its TMPDIR (Linux /proc; elsewhere nothing is found).
+ */
+function killPassProcesses(passTmp) {
+  let killed = 0;
+  let pids = [];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return 0;
+  }
+  for (const pid of pids) {
+    try {
+      if (!readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(`TMPDIR=${passTmp}`)) continue;
+      process.kill(Number(pid), 'SIGKILL');
+      killed++;
+    } catch {
+      // gone already, or not ours to read
+    }
+  }
+  return killed;
+}
+
 let passed = 0;
 let failed = 0;
 let skipped = 0;
@@ -66,6 +91,8 @@ for (const backendName of backends) {
   else rmSync(passTmp, { recursive: true, force: true, maxRetries: 3 });
   if (res.error?.code === 'ETIMEDOUT') {
     failed += 1;
+    const left = killPassProcesses(passTmp);
+    if (left > 0) console.log(`\nstopped ${left} test process(es) of the hung pass that outlived its runner`);
     console.log(`\nthe ${backendName} pass ran past ${PASS_TIMEOUT_MS / 60000} minutes and was stopped: a test hung (the files that finished are listed above)`);
     continue;
   }

@@ -183,7 +183,7 @@ export class Batcher {
 
   /** Moves waiting requests into free rows; their prompts run together (one forward per prompt length). */
   private admit(): void {
-    const entries = this.waiting.splice(0, Math.min(this.waiting.length, this.decoder.freeRows));
+    const entries = this.waiting.splice(0, this.decoder.freeRows);
     if (entries.length === 0) return;
     let started: (Sequence | Error)[];
     try {

@@ -97,14 +97,10 @@ export function generateFrom(model: LanguageModel, name: string, idx: Tensor, ma
   const ids = idx.storage as Int32Array;
   const { decoder, release } = acquireDecoder(model, B);
   try {
-    const started = decoder.startMany(Array.from({ length: B }, (_, b) => {
+    const seqs = decoder.startAll(Array.from({ length: B }, (_, b) => {
       const row = Array.from(ids.subarray(b * T0, (b + 1) * T0));
       return { prompt: row.length > P ? row.slice(row.length - P) : row, options: sampling };
     }));
-    const seqs = started.map((s) => {
-      if (s instanceof Error) throw s;
-      return s;
-    });
     for (let step = 0; step < maxNewTokens; step++) {
       const events = decoder.step();
       options.onToken?.(events.map((e) => e.id as number), step);

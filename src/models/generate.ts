@@ -57,6 +57,12 @@ export interface SequenceOptions extends SamplingOptions {
   slide?: boolean;
 }
 
+/** A sequence to start: its prompt and how to decode it. */
+export interface StartRequest {
+  prompt: readonly number[];
+  options?: SequenceOptions;
+}
+
 /** One step's outcome for one sequence: a new token, or the end (id absent when an end-of-sequence id was drawn). */
 export interface StepEvent {
   readonly sequence: Sequence;
@@ -150,18 +156,31 @@ export class BatchDecoder {
    * position. Throws when no row is free or the prompt is empty, too long or holds an id outside the vocabulary.
    */
   start(prompt: readonly number[], options: SequenceOptions = {}): Sequence {
-    const seq = this.open(prompt, options);
-    this.prefillGroups([seq]);
-    return seq;
+    return this.startAll([{ prompt, options }])[0];
   }
 
   /**
    * Starts several sequences at once: prompts of the same length share one forward (a batched prefill), which
-   * multiplies bigger matrices than one prompt at a time does. Returns, in order, each request's
-   * sequence, or the error that refused it (a bad prompt or options, or no free row); the others still start.
-   * Throws only when a forward fails, and then none of them has started.
+   * multiplies bigger matrices than one prompt at a time does. Throws on the first request it refuses (a bad prompt
+   * or options, or no free row), before any forward, or when a forward fails; then none of them has started.
    */
-  startMany(requests: readonly { prompt: readonly number[]; options?: SequenceOptions }[]): (Sequence | Error)[] {
+  startAll(requests: readonly StartRequest[]): Sequence[] {
+    const opened: Sequence[] = [];
+    try {
+      for (const r of requests) opened.push(this.open(r.prompt, r.options ?? {}));
+      this.prefillGroups(opened);
+    } catch (err) {
+      this.release(opened);
+      throw err;
+    }
+    return opened;
+  }
+
+  /**
+   * startAll for requests that succeed or fail one by one: returns, in order, each request's sequence or the error
+   * that refused it, and the others still start. Throws only when a forward fails, and then none of them has started.
+   */
+  startMany(requests: readonly StartRequest[]): (Sequence | Error)[] {
     const out = requests.map((r): Sequence | Error => {
       try {
         return this.open(r.prompt, r.options ?? {});
@@ -173,10 +192,15 @@ export class BatchDecoder {
     try {
       this.prefillGroups(opened);
     } catch (err) {
-      for (const seq of opened) if (this.sequences[seq.row] === seq) this.sequences[seq.row] = null;
+      this.release(opened);
       throw err;
     }
     return out;
+  }
+
+  /** Frees the rows of sequences that did not start after all. */
+  private release(seqs: readonly Sequence[]): void {
+    for (const seq of seqs) if (this.sequences[seq.row] === seq) this.sequences[seq.row] = null;
   }
 
   /** Checks a prompt and its options and claims a free row for it (its logits come from prefillGroups). */

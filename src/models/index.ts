@@ -7,7 +7,7 @@ export { resolveGPTConfig, toHFConfig, gptConfigFromJSON, type GPTConfig, type R
 export { Conv1D, type Conv1DOptions } from './conv1d.js';
 export {
   BatchDecoder, Sequence, acquireDecoder, generateTokens, checkSequenceOptions,
-  type LanguageModel, type DecodingCache, type SequenceOptions, type StepEvent, type FinishReason,
+  type LanguageModel, type DecodingCache, type SequenceOptions, type StartRequest, type StepEvent, type FinishReason,
 } from './generate.js';
 export { Sampler, argmax, checkSamplingOptions, type SamplingOptions } from './sampling.js';
 export { Llama } from './llama.js';

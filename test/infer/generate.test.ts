@@ -128,6 +128,12 @@ test('startMany prefills prompts of one length in one forward, as each would alo
     const got = new Map<unknown, number[]>();
     while (dec.running > 0) for (const e of dec.step()) if (e.id !== undefined) got.set(e.sequence, [...(got.get(e.sequence) ?? []), e.id]);
     assert.deepEqual(seqs.map((s) => got.get(s)), alone);
+    const strict = new BatchDecoder(model, 3);
+    forwards = 0;
+    assert.throws(() => strict.startAll([{ prompt: prompts[0] }, { prompt: [tok.vocabSize + 4] }]), /outside the vocabulary/);
+    assert.equal(forwards, 0, 'startAll refuses before any forward');
+    assert.equal(strict.freeRows, 3, 'and leaves no row taken');
+    assert.deepEqual(strict.startAll(prompts.slice(0, 3).map((prompt) => ({ prompt }))).map((q) => q.row), [0, 1, 2]);
     spied.forward = forward;
     const failing = new BatchDecoder(model, 2);
     spied.forward = () => { throw new Error('forward failed'); };

@@ -120,11 +120,8 @@ export function greedyReplies(gpt: CausalLM, tok: Tokenizer, template: ChatTempl
       running.delete(row);
     }
     const admitted = prompts.slice(next, next + decoder.freeRows);
-    decoder.startMany(admitted.map((prompt) => ({ prompt, options: { maxNewTokens: maxNew, temperature: 0, eosTokenIds: stop } })))
-      .forEach((seq, k) => {
-        if (seq instanceof Error) throw seq;
-        running.set(seq.row, { i: next + k, start: admitted[k].length, seq });
-      });
+    decoder.startAll(admitted.map((prompt) => ({ prompt, options: { maxNewTokens: maxNew, temperature: 0, eosTokenIds: stop } })))
+      .forEach((seq, k) => running.set(seq.row, { i: next + k, start: admitted[k].length, seq }));
     next += admitted.length;
     if (decoder.running > 0) decoder.step();
   }
